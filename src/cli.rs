@@ -1,0 +1,312 @@
+//! The headless command line: arguments -> one validated config -> a run, with a progress bar.
+
+use crate::config::{BackendKind, DonutConfig, EncoderKind};
+use crate::data::{self, Part, Prepared, RawSeries};
+use crate::run::{RunReport, run, write_detections};
+use crate::train::{Flow, TrainEvent, TrainHooks};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+/// Train, watch, tune and understand DONUT. With no subcommand, opens the desktop app.
+#[derive(Parser, Debug)]
+#[command(name = "donut-explorer", version, about)]
+pub struct Cli {
+    /// What to do; none opens the app.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// App only: open this CSV instead of the bundled sample.
+    #[arg(long, value_name = "CSV")]
+    pub open: Option<PathBuf>,
+    /// App only: start training as soon as the data is loaded.
+    #[arg(long)]
+    pub autostart: bool,
+    /// App only: close the window after this many seconds (smoke tests, measurements).
+    #[arg(long, value_name = "SECS")]
+    pub quit_after: Option<f64>,
+    /// App only: on exit, write frame-time statistics (JSON) to this file.
+    #[arg(long, value_name = "JSON")]
+    pub frame_report: Option<PathBuf>,
+}
+
+impl Cli {
+    /// The app's launch options.
+    pub fn app_options(&self) -> crate::ui::AppOptions {
+        crate::ui::AppOptions {
+            data: self.open.clone(),
+            autostart: self.autostart,
+            quit_after_secs: self.quit_after,
+            frame_report: self.frame_report.clone(),
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train DONUT on a CSV, score its test part and report best F1.
+    Train(TrainArgs),
+    /// Write the bundled sample series (seeded) to a CSV file.
+    GenerateSample {
+        /// Where to write it.
+        #[arg(long, default_value = "sample_data/sample.csv")]
+        out: PathBuf,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 2018)]
+        seed: u64,
+    },
+}
+
+/// Settings shared by every command that runs DONUT.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The series: a CSV with a header (`timestamp,value[,label]`). Defaults to the bundled sample.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// A config file (TOML, or JSON) with any settings; the flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Random seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Training epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Latent dimension K.
+    #[arg(long)]
+    pub latent: Option<usize>,
+    /// Encoder architecture.
+    #[arg(long, value_enum)]
+    pub encoder: Option<EncoderKind>,
+    /// burn backend.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// Any setting, as key=value (repeatable); see the settings table in README.md.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// `train`'s arguments.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Data and settings.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Write every point with its score and flag to this CSV.
+    #[arg(long)]
+    pub detections: Option<PathBuf>,
+    /// Print one JSON object (the report) as the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RunArgs {
+    /// Builds the validated config: defaults, then `--config`, then the flags, then `--set`.
+    pub fn config(&self) -> Result<DonutConfig> {
+        let mut config = match &self.config {
+            Some(path) => DonutConfig::from_file(path)?,
+            None => DonutConfig::default(),
+        };
+        if let Some(v) = self.seed {
+            config.seed = v;
+        }
+        if let Some(v) = self.epochs {
+            config.epochs = v;
+        }
+        if let Some(v) = self.latent {
+            config.latent_dim = v;
+        }
+        if let Some(v) = self.encoder {
+            config.encoder = v;
+        }
+        if let Some(v) = self.backend {
+            config.backend = v;
+        }
+        for assignment in &self.set {
+            config.set(assignment)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads the data named by `--data`, or the bundled sample.
+    pub fn load(&self) -> Result<RawSeries> {
+        Ok(match &self.data {
+            Some(path) => data::load_csv(path)?,
+            None => data::load_sample()?,
+        })
+    }
+}
+
+/// Progress on stderr: a bar over the planned steps, its message the latest loss terms.
+pub struct ProgressHooks {
+    bar: ProgressBar,
+    label: String,
+}
+
+impl ProgressHooks {
+    /// A hidden bar until training starts; `label` prefixes the bar (e.g. a sweep's variant).
+    pub fn new(label: impl Into<String>) -> Self {
+        Self { bar: ProgressBar::hidden(), label: label.into() }
+    }
+}
+
+fn bar_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+impl TrainHooks for ProgressHooks {
+    fn event(&mut self, event: TrainEvent) {
+        match event {
+            TrainEvent::Started { total_steps, .. } => {
+                self.bar = ProgressBar::new(total_steps as u64);
+                self.bar.set_style(bar_style("{prefix} train [{elapsed_precise}] {wide_bar} {pos}/{len} steps {msg}"));
+                self.bar.set_prefix(self.label.clone());
+            }
+            TrainEvent::Step(s) => {
+                self.bar.set_position(s.step as u64);
+                if s.step % 25 == 0 {
+                    self.bar.set_message(format!(
+                        "epoch {} loss {:.2} (recon {:.2}, prior {:.2}, entropy {:.2}) {:.0} win/s",
+                        s.epoch + 1,
+                        s.terms.total,
+                        s.terms.recon,
+                        s.terms.prior,
+                        s.terms.entropy,
+                        s.windows_per_sec
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn poll(&mut self, _live: &mut crate::config::LiveSettings) -> Flow {
+        Flow::Continue
+    }
+}
+
+impl Drop for ProgressHooks {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// A scoring progress bar; returns the callback for [`run`].
+pub fn score_bar(label: &str) -> impl FnMut(usize, usize) -> bool + use<> {
+    let bar = ProgressBar::hidden();
+    let label = label.to_string();
+    let mut started = false;
+    move |done, total| {
+        if !started {
+            started = true;
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.set_length(total as u64);
+            bar.set_style(bar_style("{prefix} score [{elapsed_precise}] {wide_bar} {pos}/{len} windows"));
+            bar.set_prefix(label.clone());
+        }
+        bar.set_position(done as u64);
+        if done >= total {
+            bar.finish_and_clear();
+        }
+        true
+    }
+}
+
+/// The report as the JSON object `train --json` prints.
+pub fn report_json(report: &RunReport) -> serde_json::Value {
+    let mut value = serde_json::to_value(report).unwrap_or_default();
+    if let Some(map) = value.as_object_mut()
+        && let Some(delay) = map.remove("best_f1_delay")
+    {
+        map.insert(format!("best_f1_delay{}", report.config.eval_delay), delay);
+    }
+    value
+}
+
+fn train_command(args: &TrainArgs) -> Result<()> {
+    let config = args.run.config()?;
+    let raw = args.run.load()?;
+    let prep = Prepared::new(&raw, &config)?;
+    let summary = crate::run::DataSummary::of(&prep);
+    eprintln!(
+        "{}: {} points every {} s, {} missing, {} anomalous ({:.2} %), roughness {:.3}; split {} / {} / {}",
+        summary.source,
+        summary.points,
+        summary.interval_secs,
+        summary.missing,
+        summary.anomalies,
+        summary.anomaly_ratio * 100.0,
+        summary.roughness,
+        summary.split[0],
+        summary.split[1],
+        summary.split[2]
+    );
+    let parts: &[Part] = if args.detections.is_some() { &Part::ALL } else { &[Part::Test] };
+    let mut hooks = ProgressHooks::new("");
+    let finished = run(&prep, &config, parts, &mut hooks, &mut score_bar(""))?;
+    drop(hooks);
+    let r = &finished.report;
+    if let Some(path) = &args.detections {
+        write_detections_file(path, &prep, &finished.scores, r.best_f1.threshold)?;
+        eprintln!("detections written to {}", path.display());
+    }
+    println!(
+        "best F1 {:.3} (P {:.3}, R {:.3}, threshold {:.3}) | delay {}: {:.3} | point-wise: {:.3}",
+        r.best_f1.f1,
+        r.best_f1.precision,
+        r.best_f1.recall,
+        r.best_f1.threshold,
+        r.config.eval_delay,
+        r.best_f1_delay.f1,
+        r.best_f1_pointwise.f1
+    );
+    println!(
+        "trained {} epochs ({} steps) in {:.1} s at {:.0} windows/s; scored {} windows in {:.1} s (n_z {}, MCMC {})",
+        r.epochs, r.steps, r.train_secs, r.train_windows_per_sec, r.scored_windows, r.score_secs, r.config.n_z, r.config.mcmc_iterations
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&report_json(r))?);
+    }
+    Ok(())
+}
+
+/// Writes a file atomically: a temporary file beside it, then a rename.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile_in(dir, path)?;
+    {
+        let mut writer = std::io::BufWriter::new(&mut tmp.1);
+        write(&mut writer).with_context(|| format!("writing {}", path.display()))?;
+        std::io::Write::flush(&mut writer)?;
+    }
+    tmp.1.sync_all().ok();
+    std::fs::rename(&tmp.0, path).with_context(|| format!("renaming {} to {}", tmp.0.display(), path.display()))?;
+    Ok(())
+}
+
+fn tempfile_in(dir: &Path, target: &Path) -> Result<(PathBuf, std::fs::File)> {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    Ok((tmp, file))
+}
+
+fn write_detections_file(path: &Path, prep: &Prepared, scores: &[Option<f64>], threshold: f64) -> Result<()> {
+    write_atomically(path, |w| write_detections(w, prep, scores, threshold))
+}
+
+/// Runs a parsed command line (not the GUI).
+pub fn run_command(command: &Command) -> Result<()> {
+    match command {
+        Command::Train(args) => train_command(args),
+        Command::GenerateSample { out, seed } => {
+            let spec = data::sample::SampleSpec { seed: *seed, ..Default::default() };
+            let text = data::sample::to_csv(&data::sample::generate(&spec));
+            write_atomically(out, |w| w.write_all(text.as_bytes()))?;
+            eprintln!("wrote {} ({} bytes)", out.display(), text.len());
+            Ok(())
+        }
+    }
+}

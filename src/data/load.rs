@@ -1,0 +1,431 @@
+//! Reading a KPI series from CSV.
+//!
+//! Accepted: a header row naming the columns (`timestamp`, `value`, optional `label`; extra columns
+//! are ignored), in any order; `,` `;` or tab as delimiter (detected from the header); an optional
+//! UTF-8 byte-order mark; CRLF line ends; quoted fields. Timestamps are unix seconds (integers, or
+//! milliseconds when >= 1e11), or dates (`2016-07-24T16:00:00Z`, `2016-07-24 16:00:00`, ...), read as
+//! UTC when no offset is given. Without a timestamp column the row index is the time. An empty
+//! value cell is a missing point. Everything else that is off is a [`DataError`] naming the file,
+//! the line and the problem.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use std::io::Read;
+use std::path::Path;
+
+/// A series as read from a file: sorted, unique, on a regular grid (gaps allowed), not yet completed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawSeries {
+    /// Where it came from (a path, or a name for built-in data).
+    pub source: String,
+    /// Unix seconds (or the row index when the file has no timestamp column), strictly increasing.
+    pub timestamps: Vec<i64>,
+    /// Values; NaN marks a cell that was empty in the file (a missing point).
+    pub values: Vec<f64>,
+    /// 1 = anomaly. All 0 when the file has no label column.
+    pub labels: Vec<u8>,
+    /// The grid step: the smallest gap between timestamps (seconds, or 1 for an index).
+    pub interval: i64,
+    /// Whether the file had a timestamp column.
+    pub has_timestamps: bool,
+    /// Whether the file had a label column.
+    pub has_labels: bool,
+}
+
+/// What is wrong with an input file.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Problem {
+    /// The file could not be opened or read.
+    #[error("cannot read the file: {0}")]
+    Io(String),
+    /// Nothing in the file.
+    #[error("the file is empty")]
+    Empty,
+    /// The first row holds data, not column names.
+    #[error("no header row: the first line must name the columns (e.g. `timestamp,value,label`), found {0:?}")]
+    NoHeader(String),
+    /// No column called `value`.
+    #[error("no `value` column in the header (found columns: {0})")]
+    NoValueColumn(String),
+    /// A header but no data rows.
+    #[error("the file has a header but no data rows")]
+    NoRows,
+    /// Bytes that are not UTF-8.
+    #[error("invalid UTF-8 text")]
+    InvalidUtf8,
+    /// The CSV structure itself is broken (unterminated quote, ...).
+    #[error("malformed CSV: {0}")]
+    Malformed(String),
+    /// A row with fewer cells than the header needs.
+    #[error("the row has {found} fields but the `{column}` column is field {needed}")]
+    MissingField {
+        /// Cells in the row.
+        found: usize,
+        /// 1-based position of the column.
+        needed: usize,
+        /// The column's name.
+        column: String,
+    },
+    /// A number cell that is not a number.
+    #[error("column `{column}`: {text:?} is not a number")]
+    NotANumber {
+        /// The column's name.
+        column: String,
+        /// The cell (shortened).
+        text: String,
+    },
+    /// NaN or infinity in the value column.
+    #[error("column `value`: {0} is not a finite number")]
+    NotFinite(String),
+    /// A timestamp that is not a known format.
+    #[error("column `timestamp`: {0:?} is not a unix time or a date (e.g. 2016-07-24 16:00:00)")]
+    BadTimestamp(String),
+    /// A timestamp that is negative or beyond year 9999.
+    #[error("column `timestamp`: {0} is out of range (before 1970 or after 9999)")]
+    TimestampOutOfRange(String),
+    /// Milliseconds that are not whole seconds.
+    #[error("column `timestamp`: {0} ms is not a whole second; sub-second sampling is not supported")]
+    SubSecond(i64),
+    /// A label other than 0/1.
+    #[error("column `label`: {0:?} is not 0 or 1")]
+    BadLabel(String),
+    /// The same timestamp twice.
+    #[error("duplicate timestamp {ts} (also on line {first_line})")]
+    Duplicate {
+        /// The timestamp.
+        ts: i64,
+        /// Where it was seen first.
+        first_line: u64,
+    },
+    /// A timestamp earlier than the one before it.
+    #[error("timestamp {ts} is earlier than {previous} on the line before; rows must be in time order")]
+    Unsorted {
+        /// This row's timestamp.
+        ts: i64,
+        /// The previous row's timestamp.
+        previous: i64,
+    },
+    /// A gap that is not a multiple of the smallest gap.
+    #[error("irregular sampling: gap of {gap} s from the previous row is not a multiple of the interval {interval} s")]
+    OffGrid {
+        /// The gap.
+        gap: i64,
+        /// The smallest gap in the file.
+        interval: i64,
+    },
+    /// A part of the split holds fewer points than one window.
+    #[error("the series has {points} points; its {part} part holds {part_points}, fewer than the window of {window} (lower `window` or use a longer series)")]
+    TooShort {
+        /// Points in the completed series.
+        points: usize,
+        /// Which part is too short.
+        part: &'static str,
+        /// Points in that part.
+        part_points: usize,
+        /// The window length.
+        window: usize,
+    },
+    /// No point to compute mean and standard deviation from.
+    #[error("no point of the train and validation parts is both normal and present: cannot standardise (are all points labelled anomalous?)")]
+    NoNormalPoints,
+    /// Values so large that their standard deviation overflows.
+    #[error("the values are too large to standardise (their standard deviation overflows)")]
+    Unstandardisable,
+    /// Too many points once the gaps are filled.
+    #[error("filling the gaps would create {0} points (more than 50,000,000): check the timestamps")]
+    TooLong(u64),
+}
+
+/// A bad input: which file, which line (1-based, the header is line 1), and what is wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}{}: {problem}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+pub struct DataError {
+    /// The file (or source name).
+    pub file: String,
+    /// The line, when one is to blame.
+    pub line: Option<u64>,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+/// Largest number of points a completed series may have.
+pub const MAX_POINTS: u64 = 50_000_000;
+
+/// Loads a CSV file. See the module docs for what is accepted.
+pub fn load_csv(path: &Path) -> Result<RawSeries, DataError> {
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path)
+        .map_err(|e| DataError { file: name.clone(), line: None, problem: Problem::Io(e.to_string()) })?;
+    parse_csv(std::io::BufReader::new(file), &name)
+}
+
+fn shorten(text: &str) -> String {
+    const MAX: usize = 40;
+    if text.chars().count() <= MAX {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(MAX).collect();
+        format!("{head}... ({} bytes)", text.len())
+    }
+}
+
+/// Guesses the delimiter from the header line: whichever of `,` `;` tab occurs most (`,` on a tie).
+fn sniff_delimiter(head: &[u8]) -> u8 {
+    let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    let line = &head[..line_end];
+    let count = |d: u8| line.iter().filter(|&&b| b == d).count();
+    let mut best = (b',', count(b','));
+    for d in [b';', b'\t'] {
+        let n = count(d);
+        if n > best.1 {
+            best = (d, n);
+        }
+    }
+    best.0
+}
+
+const TIMESTAMP_NAMES: &[&str] = &["timestamp", "time", "ts", "date", "datetime"];
+const VALUE_NAMES: &[&str] = &["value", "kpi", "y"];
+const LABEL_NAMES: &[&str] = &["label", "labels", "is_anomaly", "anomaly"];
+
+fn find_column(header: &[String], names: &[&str]) -> Option<usize> {
+    header.iter().position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
+}
+
+/// Parses a timestamp cell into unix seconds.
+fn parse_timestamp(text: &str) -> Result<i64, Problem> {
+    const MAX_SECS: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let integral = text.parse::<i64>().ok().or_else(|| {
+        text.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15)
+            .map(|f| f as i64)
+    });
+    if let Some(n) = integral {
+        if n < 0 {
+            return Err(Problem::TimestampOutOfRange(text.to_string()));
+        }
+        // Unix seconds reach 1e11 only in the year 5138: larger numbers are milliseconds.
+        let secs = if n >= 100_000_000_000 {
+            if n % 1000 != 0 {
+                return Err(Problem::SubSecond(n));
+            }
+            n / 1000
+        } else {
+            n
+        };
+        if secs > MAX_SECS {
+            return Err(Problem::TimestampOutOfRange(text.to_string()));
+        }
+        return Ok(secs);
+    }
+    if text.parse::<f64>().is_ok() {
+        return Err(Problem::BadTimestamp(shorten(text)));
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
+        return Ok(dt.timestamp());
+    }
+    const FORMATS: &[&str] = &[
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+        "%Y/%m/%d %H:%M:%S%.f",
+        "%Y/%m/%d %H:%M",
+    ];
+    for format in FORMATS {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(dt.and_utc().timestamp());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(dt) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(dt.and_utc().timestamp());
+    }
+    Err(Problem::BadTimestamp(shorten(text)))
+}
+
+fn parse_label(text: &str) -> Result<u8, Problem> {
+    match text {
+        "0" | "0.0" | "false" | "False" | "FALSE" => Ok(0),
+        "1" | "1.0" | "true" | "True" | "TRUE" => Ok(1),
+        other => Err(Problem::BadLabel(shorten(other))),
+    }
+}
+
+/// Parses CSV from any reader; `name` is the file name used in errors.
+pub fn parse_csv(mut reader: impl Read, name: &str) -> Result<RawSeries, DataError> {
+    let err = |line: Option<u64>, problem: Problem| DataError { file: name.to_string(), line, problem };
+
+    // Read the first block to sniff the delimiter and skip a byte-order mark.
+    let mut head = Vec::with_capacity(8192);
+    (&mut reader)
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(|e| err(None, Problem::Io(e.to_string())))?;
+    let bom = head.starts_with(&[0xEF, 0xBB, 0xBF]);
+    let head_body = if bom { &head[3..] } else { &head[..] };
+    if head_body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(err(None, Problem::Empty));
+    }
+    let delimiter = sniff_delimiter(head_body);
+    let body = std::io::Cursor::new(head_body.to_vec()).chain(reader);
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(body);
+
+    let mut record = csv::ByteRecord::new();
+    let line_of = |r: &csv::ByteRecord| r.position().map(|p| p.line()).unwrap_or(0);
+    let csv_error = |e: csv::Error| {
+        let line = e.position().map(|p| p.line());
+        match e.kind() {
+            csv::ErrorKind::Io(io) => err(line, Problem::Io(io.to_string())),
+            _ => err(line, Problem::Malformed(e.to_string())),
+        }
+    };
+
+    // Header: skip blank lines (the csv crate already does), then read the names.
+    if !csv.read_byte_record(&mut record).map_err(csv_error)? {
+        return Err(err(None, Problem::Empty));
+    }
+    let header_line = line_of(&record);
+    let header: Vec<String> = record
+        .iter()
+        .map(|f| std::str::from_utf8(f).map(|s| s.trim().to_string()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| err(Some(header_line), Problem::InvalidUtf8))?;
+    let value_col = find_column(&header, VALUE_NAMES);
+    let Some(value_col) = value_col else {
+        let looks_numeric = header.iter().any(|h| h.parse::<f64>().is_ok());
+        let problem = if looks_numeric {
+            Problem::NoHeader(shorten(&header.join(",")))
+        } else {
+            Problem::NoValueColumn(shorten(&header.join(", ")))
+        };
+        return Err(err(Some(header_line), problem));
+    };
+    let ts_col = find_column(&header, TIMESTAMP_NAMES);
+    let label_col = find_column(&header, LABEL_NAMES);
+
+    let mut timestamps = Vec::new();
+    let mut values = Vec::new();
+    let mut labels = Vec::new();
+    let mut lines: Vec<u64> = Vec::new();
+    while csv.read_byte_record(&mut record).map_err(csv_error)? {
+        let line = line_of(&record);
+        if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
+            continue; // a line holding only whitespace
+        }
+        let field = |col: usize| -> Result<&str, DataError> {
+            let bytes = record.get(col).ok_or_else(|| {
+                err(
+                    Some(line),
+                    Problem::MissingField { found: record.len(), needed: col + 1, column: header[col].clone() },
+                )
+            })?;
+            std::str::from_utf8(bytes).map_err(|_| err(Some(line), Problem::InvalidUtf8))
+        };
+        let value_text = field(value_col)?;
+        let value = if value_text.is_empty() {
+            f64::NAN
+        } else {
+            let v = value_text.parse::<f64>().map_err(|_| {
+                err(Some(line), Problem::NotANumber { column: header[value_col].clone(), text: shorten(value_text) })
+            })?;
+            if !v.is_finite() {
+                return Err(err(Some(line), Problem::NotFinite(shorten(value_text))));
+            }
+            v
+        };
+        let ts = match ts_col {
+            Some(c) => parse_timestamp(field(c)?).map_err(|p| err(Some(line), p))?,
+            None => timestamps.len() as i64,
+        };
+        let label = match label_col {
+            Some(c) => parse_label(field(c)?).map_err(|p| err(Some(line), p))?,
+            None => 0,
+        };
+        timestamps.push(ts);
+        values.push(value);
+        labels.push(label);
+        lines.push(line);
+    }
+    if timestamps.is_empty() {
+        return Err(err(Some(header_line), Problem::NoRows));
+    }
+
+    // Order: strictly increasing.
+    for i in 1..timestamps.len() {
+        let (prev, ts) = (timestamps[i - 1], timestamps[i]);
+        if ts == prev {
+            return Err(err(Some(lines[i]), Problem::Duplicate { ts, first_line: lines[i - 1] }));
+        }
+        if ts < prev {
+            // A duplicate further back is reported as a duplicate, not as disorder.
+            if let Some(j) = timestamps[..i].iter().position(|&t| t == ts) {
+                return Err(err(Some(lines[i]), Problem::Duplicate { ts, first_line: lines[j] }));
+            }
+            return Err(err(Some(lines[i]), Problem::Unsorted { ts, previous: prev }));
+        }
+    }
+    // Grid: every gap a multiple of the smallest.
+    let interval = timestamps.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(1).max(1);
+    for i in 1..timestamps.len() {
+        let gap = timestamps[i] - timestamps[i - 1];
+        if gap % interval != 0 {
+            return Err(err(Some(lines[i]), Problem::OffGrid { gap, interval }));
+        }
+    }
+    let span_points = ((timestamps[timestamps.len() - 1] - timestamps[0]) / interval) as u64 + 1;
+    if span_points > MAX_POINTS {
+        return Err(err(None, Problem::TooLong(span_points)));
+    }
+
+    Ok(RawSeries {
+        source: name.to_string(),
+        timestamps,
+        values,
+        labels,
+        interval,
+        has_timestamps: ts_col.is_some(),
+        has_labels: label_col.is_some(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_in_every_accepted_form() {
+        assert_eq!(parse_timestamp("1469376000"), Ok(1_469_376_000));
+        assert_eq!(parse_timestamp("1469376000000"), Ok(1_469_376_000));
+        assert_eq!(parse_timestamp("1469376000.0"), Ok(1_469_376_000));
+        assert_eq!(parse_timestamp("2016-07-24 16:00:00"), Ok(1_469_376_000));
+        assert_eq!(parse_timestamp("2016-07-24T16:00:00Z"), Ok(1_469_376_000));
+        assert_eq!(parse_timestamp("2016-07-24T18:00:00+02:00"), Ok(1_469_376_000));
+        assert_eq!(parse_timestamp("2016-07-24 16:00"), Ok(1_469_376_000));
+        assert!(matches!(parse_timestamp("-5"), Err(Problem::TimestampOutOfRange(_))));
+        assert!(matches!(parse_timestamp("1469376000123"), Err(Problem::SubSecond(_))));
+        assert!(matches!(parse_timestamp("99999999999999999"), Err(Problem::TimestampOutOfRange(_))));
+        assert!(matches!(parse_timestamp("yesterday"), Err(Problem::BadTimestamp(_))));
+        assert!(matches!(parse_timestamp("12.5"), Err(Problem::BadTimestamp(_))));
+    }
+
+    #[test]
+    fn delimiter_is_sniffed_from_the_header() {
+        assert_eq!(sniff_delimiter(b"timestamp,value\n1,2"), b',');
+        assert_eq!(sniff_delimiter(b"timestamp;value;label\n1;2,5;0"), b';');
+        assert_eq!(sniff_delimiter(b"timestamp\tvalue\n"), b'\t');
+    }
+
+    #[test]
+    fn long_cells_are_shortened_in_messages() {
+        let long = "x".repeat(1000);
+        let s = shorten(&long);
+        assert!(s.len() < 80 && s.contains("1000 bytes"), "{s}");
+    }
+}

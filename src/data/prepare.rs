@@ -1,0 +1,213 @@
+//! From a loaded series to what the model reads: a complete time grid, the train / validation /
+//! test split, standardised values, the missing and label masks, and windows named by their end.
+
+use super::load::{DataError, Problem, RawSeries};
+use crate::config::DonutConfig;
+use std::ops::Range;
+
+/// One of the three consecutive parts of a series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// The first part: the model learns from it.
+    Train,
+    /// The middle part: picks the best parameters.
+    Valid,
+    /// The last part: scored and evaluated.
+    Test,
+}
+
+impl Part {
+    /// All three, in time order.
+    pub const ALL: [Part; 3] = [Part::Train, Part::Valid, Part::Test];
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Train => "train",
+            Part::Valid => "validation",
+            Part::Test => "test",
+        }
+    }
+}
+
+/// A series ready for the model.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// Where the data came from.
+    pub source: String,
+    /// Complete, regular grid of times (unix seconds, or row index).
+    pub timestamps: Vec<i64>,
+    /// Grid step in seconds (or 1 for an index).
+    pub interval: i64,
+    /// Values as in the file; 0 where missing (DONUT's fill).
+    pub raw_values: Vec<f64>,
+    /// Standardised values (missing points keep their filled 0, i.e. -mean/std).
+    pub values: Vec<f32>,
+    /// 1 = labelled anomaly (0 for filled points).
+    pub labels: Vec<u8>,
+    /// True where the point was absent from the file or had an empty value.
+    pub missing: Vec<bool>,
+    /// Mean used to standardise.
+    pub mean: f64,
+    /// Standard deviation used to standardise (1 for a constant series).
+    pub std: f64,
+    /// Point ranges of the train, validation and test parts.
+    pub parts: [Range<usize>; 3],
+    /// Window length W.
+    pub window: usize,
+    /// Whether the file had a timestamp column.
+    pub has_timestamps: bool,
+    /// Whether the file had a label column.
+    pub has_labels: bool,
+}
+
+impl Prepared {
+    /// Completes, splits, standardises a raw series for windows of `config.window`.
+    pub fn new(raw: &RawSeries, config: &DonutConfig) -> Result<Self, DataError> {
+        let err = |problem| DataError { file: raw.source.clone(), line: None, problem };
+        let window = config.window;
+        let (timestamps, raw_values, labels, missing) = complete(raw);
+        let n = timestamps.len();
+
+        let n_test = (n as f64 * config.test_fraction) as usize;
+        let n_rest = n - n_test;
+        let n_valid = (n_rest as f64 * config.valid_fraction) as usize;
+        let n_train = n_rest - n_valid;
+        let parts = [0..n_train, n_train..n_rest, n_rest..n];
+        for (part, range) in Part::ALL.iter().zip(&parts) {
+            let short = range.len() < window && !(*part == Part::Valid && range.is_empty());
+            if short {
+                return Err(err(Problem::TooShort { points: n, part: part.name(), part_points: range.len(), window }));
+            }
+        }
+
+        // Mean and population std over normal, present train + validation points.
+        let fit: Vec<f64> = (0..n_rest).filter(|&i| labels[i] == 0 && !missing[i]).map(|i| raw_values[i]).collect();
+        if fit.is_empty() {
+            return Err(err(Problem::NoNormalPoints));
+        }
+        let mean = fit.iter().sum::<f64>() / fit.len() as f64;
+        let var = fit.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / fit.len() as f64;
+        let mut std = var.sqrt();
+        if !mean.is_finite() || !std.is_finite() {
+            return Err(err(Problem::Unstandardisable));
+        }
+        if std <= f64::EPSILON * mean.abs().max(1.0) {
+            std = 1.0; // a constant series: only centre it
+        }
+        let values: Vec<f32> = raw_values.iter().map(|v| ((v - mean) / std) as f32).collect();
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(err(Problem::Unstandardisable));
+        }
+
+        Ok(Self {
+            source: raw.source.clone(),
+            timestamps,
+            interval: raw.interval,
+            raw_values,
+            values,
+            labels,
+            missing,
+            mean,
+            std,
+            parts,
+            window,
+            has_timestamps: raw.has_timestamps,
+            has_labels: raw.has_labels,
+        })
+    }
+
+    /// Number of points on the complete grid.
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// True when there are no points (never, for a successfully prepared series).
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
+    }
+
+    /// The point range of a part.
+    pub fn part(&self, part: Part) -> Range<usize> {
+        self.parts[part as usize].clone()
+    }
+
+    /// The part that holds point `index`.
+    pub fn part_of(&self, index: usize) -> Part {
+        if index < self.parts[1].start {
+            Part::Train
+        } else if index < self.parts[2].start {
+            Part::Valid
+        } else {
+            Part::Test
+        }
+    }
+
+    /// Indices of the last points of every window inside `part` (empty when the part is shorter
+    /// than a window). The first W-1 points of a part end no window.
+    pub fn window_ends(&self, part: Part) -> Range<usize> {
+        let r = self.part(part);
+        if r.len() < self.window { r.start..r.start } else { r.start + self.window - 1..r.end }
+    }
+
+    /// The standardised values of the window ending at `end`.
+    pub fn window_values(&self, end: usize) -> &[f32] {
+        &self.values[end + 1 - self.window..=end]
+    }
+
+    /// Number of points missing from the file.
+    pub fn missing_count(&self) -> usize {
+        self.missing.iter().filter(|&&m| m).count()
+    }
+
+    /// Number of labelled anomalous points.
+    pub fn anomaly_count(&self) -> usize {
+        self.labels.iter().filter(|&&l| l == 1).count()
+    }
+
+    /// Roughness of the standardised series (see [`roughness`]).
+    pub fn roughness(&self) -> f64 {
+        roughness(&self.values, &self.missing)
+    }
+}
+
+/// Completes the grid: every step from the first to the last timestamp, with filled points
+/// (value 0, label 0, missing). Empty values in the file are missing too.
+fn complete(raw: &RawSeries) -> (Vec<i64>, Vec<f64>, Vec<u8>, Vec<bool>) {
+    let first = raw.timestamps[0];
+    let last = raw.timestamps[raw.timestamps.len() - 1];
+    let n = ((last - first) / raw.interval) as usize + 1;
+    let timestamps: Vec<i64> = (0..n as i64).map(|i| first + i * raw.interval).collect();
+    let mut values = vec![0.0; n];
+    let mut labels = vec![0u8; n];
+    let mut missing = vec![true; n];
+    for ((&ts, &v), &l) in raw.timestamps.iter().zip(&raw.values).zip(&raw.labels) {
+        let i = ((ts - first) / raw.interval) as usize;
+        labels[i] = l;
+        if v.is_nan() {
+            values[i] = 0.0;
+        } else {
+            values[i] = v;
+            missing[i] = false;
+        }
+    }
+    (timestamps, values, labels, missing)
+}
+
+/// Roughness: the mean of squared second differences `(x[t+1] - 2 x[t] + x[t-1])^2` over triples
+/// with no missing point, a finite-difference estimate of the integral of the squared second
+/// derivative (DONUT.md section 7). 0 for a series with fewer than three points.
+pub fn roughness(values: &[f32], missing: &[bool]) -> f64 {
+    let mut sum = 0.0;
+    let mut count = 0usize;
+    for t in 1..values.len().saturating_sub(1) {
+        if missing[t - 1] || missing[t] || missing[t + 1] {
+            continue;
+        }
+        let d = values[t + 1] as f64 - 2.0 * values[t] as f64 + values[t - 1] as f64;
+        sum += d * d;
+        count += 1;
+    }
+    if count == 0 { 0.0 } else { sum / count as f64 }
+}

@@ -1,0 +1,108 @@
+//! Scoring: the reconstruction probability of each window's last point.
+//!
+//! For each window (named by its last point): MCMC imputation of the points known to be missing
+//! (`mcmc_iterations` rounds of z ~ q(z|x_r), x' ~ p(x|z), x_r = where(missing, x', x_r)), then
+//! the mean over `n_z` samples z ~ q(z|x_r) of log N(x_last; mu_x(z), sigma_x(z)), on the original
+//! x. The encoder runs once per window for all its samples, and the decoder heads are evaluated
+//! for the last column only. Higher is more normal; the anomaly score is its negation.
+
+use crate::config::DonutConfig;
+use crate::data::{Part, Prepared};
+use crate::model::DonutModel;
+use crate::model::latent::gaussian_log_density;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand_distr::{Distribution, StandardNormal};
+
+/// Rows (window x sample) fed to the decoder at once.
+const ROWS_PER_CHUNK: usize = 16_384;
+
+/// Scoring was stopped on request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("scoring was stopped")]
+pub struct Stopped;
+
+/// Reconstruction log-probabilities (higher = more normal) of the windows ending at `ends`.
+/// `keep_going` is asked between chunks; returning false stops with [`Stopped`].
+pub fn score_windows(
+    model: &DonutModel,
+    prep: &Prepared,
+    ends: &[usize],
+    config: &DonutConfig,
+    device: &Device,
+    keep_going: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<f32>, Stopped> {
+    let w = prep.window;
+    let k = model.latent_dim();
+    let n_z = config.n_z.max(1);
+    let latent = model.latent();
+    // Separate streams, so that imputation never shifts the samples of the score itself.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0x5C0_9E);
+    let mut mcmc_rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0x3C3C_0001);
+    let windows_per_chunk = (ROWS_PER_CHUNK / n_z).clamp(1, 1024);
+    let mut out = Vec::with_capacity(ends.len());
+
+    for chunk in ends.chunks(windows_per_chunk) {
+        if !keep_going(out.len()) {
+            return Err(Stopped);
+        }
+        let n = chunk.len();
+        let x_host: Vec<f32> = chunk.iter().flat_map(|&e| prep.window_values(e).iter().copied()).collect();
+        let last_host: Vec<f32> = chunk.iter().map(|&e| prep.values[e]).collect();
+        let missing_host: Vec<f32> =
+            chunk.iter().flat_map(|&e| prep.missing[e + 1 - w..=e].iter().map(|&m| m as u8 as f32)).collect();
+        let any_missing = missing_host.iter().any(|&m| m > 0.0);
+        let mut x = Tensor::<2>::from_data(TensorData::new(x_host, [n, w]), device);
+
+        if any_missing && config.mcmc_iterations > 0 {
+            let missing = Tensor::<2>::from_data(TensorData::new(missing_host, [n, w]), device);
+            let present = missing.clone().neg().add_scalar(1.0);
+            for _ in 0..config.mcmc_iterations {
+                let q = model.encode(x.clone());
+                let eps = Tensor::<2>::from_data(TensorData::new(latent.sample_noise(&mut mcmc_rng, n * k), [n, k]), device);
+                let z = q.mean + q.std * eps; // [n, K]
+                let p = model.decode(z); // [n, W]
+                let noise: Vec<f32> = (0..n * w).map(|_| StandardNormal.sample(&mut mcmc_rng)).collect();
+                let noise = Tensor::<2>::from_data(TensorData::new(noise, [n, w]), device);
+                let sample = p.mean + p.std * noise; // x' ~ p(x|z)
+                x = x * present.clone() + sample * missing.clone();
+            }
+        }
+
+        let q = model.encode(x); // [n, K]
+        // Each window's posterior repeated for its n_z samples: [n * n_z, K].
+        let mean = q.mean.unsqueeze_dim::<3>(1).repeat_dim(1, n_z).reshape([n * n_z, k]);
+        let std = q.std.unsqueeze_dim::<3>(1).repeat_dim(1, n_z).reshape([n * n_z, k]);
+        let eps = Tensor::<2>::from_data(TensorData::new(latent.sample_noise(&mut rng, n * n_z * k), [n * n_z, k]), device);
+        let p = model.decode_last(mean + std * eps); // [n * n_z, 1]
+        let last = Tensor::<2>::from_data(TensorData::new(last_host, [n, 1]), device)
+            .unsqueeze_dim::<3>(1)
+            .repeat_dim(1, n_z)
+            .reshape([n * n_z, 1]);
+        let log_p = gaussian_log_density(last, p.mean, p.std).reshape([n, n_z]).mean_dim(1); // [n, 1]
+        out.extend(log_p.into_data().try_to_vec::<f32>().unwrap_or_else(|_| vec![f32::NAN; n]));
+    }
+    Ok(out)
+}
+
+/// Anomaly scores (negated log-probabilities) for every point of `part`: `None` for the first
+/// W-1 points of the part, which end no window.
+pub fn score_part(
+    model: &DonutModel,
+    prep: &Prepared,
+    part: Part,
+    config: &DonutConfig,
+    device: &Device,
+    keep_going: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<Option<f64>>, Stopped> {
+    let range = prep.part(part);
+    let ends: Vec<usize> = prep.window_ends(part).collect();
+    let log_p = score_windows(model, prep, &ends, config, device, keep_going)?;
+    let mut scores = vec![None; range.len()];
+    for (&end, lp) in ends.iter().zip(log_p) {
+        scores[end - range.start] = Some(-(lp as f64));
+    }
+    Ok(scores)
+}

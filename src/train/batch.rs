@@ -1,0 +1,69 @@
+//! Building batches on the CPU: window values, alpha masks, beta and lambda per window.
+
+use crate::config::{BetaMode, EntropyMode, LiveSettings};
+use crate::data::Prepared;
+use crate::model::loss::Batch;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+/// The CPU-side contents of a batch before upload.
+pub struct HostBatch {
+    /// Windows `[n * W]`, row-major.
+    pub x: Vec<f32>,
+    /// Alpha `[n * W]`.
+    pub alpha: Vec<f32>,
+    /// Beta `[n]`.
+    pub beta: Vec<f32>,
+    /// Lambda `[n]`.
+    pub lambda: Vec<f32>,
+    /// Windows in the batch.
+    pub n: usize,
+}
+
+/// Copies the windows ending at `ends`. `injected` (same length as the series, or empty) marks
+/// points treated as missing for this epoch: their value is set to 0 and alpha to 0.
+pub fn host_batch(prep: &Prepared, ends: &[usize], injected: &[bool], live: &LiveSettings) -> HostBatch {
+    let w = prep.window;
+    let n = ends.len();
+    let mut x = Vec::with_capacity(n * w);
+    let mut alpha = Vec::with_capacity(n * w);
+    let mut beta = Vec::with_capacity(n);
+    let mut lambda = Vec::with_capacity(n);
+    for &end in ends {
+        let start = end + 1 - w;
+        let mut normal = 0usize;
+        for i in start..=end {
+            let inj = injected.get(i).copied().unwrap_or(false);
+            let ok = prep.labels[i] == 0 && !prep.missing[i] && !inj;
+            x.push(if inj { 0.0 } else { prep.values[i] });
+            alpha.push(if ok { 1.0 } else { 0.0 });
+            normal += ok as usize;
+        }
+        let b = match live.beta_mode {
+            BetaMode::Mean => normal as f64 / w as f64,
+            BetaMode::Fixed => live.beta_value,
+        };
+        let l = match live.entropy_mode {
+            EntropyMode::One => 1.0,
+            EntropyMode::Fixed => live.entropy_value,
+            EntropyMode::Beta => b,
+        };
+        beta.push(b as f32);
+        lambda.push(l as f32);
+    }
+    HostBatch { x, alpha, beta, lambda, n }
+}
+
+impl HostBatch {
+    /// Uploads to `device` with the given latent noise `[n * K]`.
+    pub fn upload(self, noise: Vec<f32>, latent_dim: usize, window: usize, device: &Device) -> Batch {
+        let n = self.n;
+        Batch {
+            x: Tensor::from_data(TensorData::new(self.x, [n, window]), device),
+            alpha: Tensor::from_data(TensorData::new(self.alpha, [n, window]), device),
+            beta: Tensor::from_data(TensorData::new(self.beta, [n]), device),
+            lambda: Tensor::from_data(TensorData::new(self.lambda, [n]), device),
+            noise: Tensor::from_data(TensorData::new(noise, [n, latent_dim]), device),
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Training: the loop that fits a [`DonutModel`] to a prepared series.
+//!
+//! [`train`] runs on whatever thread calls it and talks to the outside only through
+//! [`TrainHooks`]: it reports [`TrainEvent`]s (loss terms per step, validations, epochs, latent
+//! snapshots) and polls for live setting changes and stop requests between steps. The command
+//! line drives it with a progress bar, the app from its worker thread ([`worker`]).
+
+pub mod batch;
+pub mod worker;
+
+use crate::config::{DonutConfig, LiveSettings};
+use crate::data::{Part, Prepared};
+use crate::model::loss::{LossTerms, m_elbo};
+use crate::model::{DonutModel, device_for};
+use batch::host_batch;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Most latent points in a snapshot.
+pub const LATENT_MAX_POINTS: usize = 20_000;
+
+/// Statistics of one optimisation step.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    /// 1-based step.
+    pub step: usize,
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// The loss terms of this batch.
+    pub terms: LossTerms,
+    /// Learning rate used (after decay).
+    pub learning_rate: f64,
+    /// Training throughput over the last steps.
+    pub windows_per_sec: f64,
+    /// Seconds since training began.
+    pub elapsed_secs: f64,
+}
+
+/// The validation loss at a step.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidStats {
+    /// Step after which it was measured.
+    pub step: usize,
+    /// Mean loss terms over all validation windows.
+    pub terms: LossTerms,
+    /// Whether this is the best so far (its parameters are kept).
+    pub best: bool,
+}
+
+/// Latent means of a fixed sample of windows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatentSnapshot {
+    /// Step at which it was taken (0 = before training).
+    pub step: usize,
+    /// Epoch at which it was taken.
+    pub epoch: usize,
+    /// Latent dimension K.
+    pub dim: usize,
+    /// Window ends (point indices), shared by every snapshot of a run.
+    pub ends: Arc<Vec<usize>>,
+    /// Means, `[ends.len() * dim]`, row-major.
+    pub means: Vec<f32>,
+}
+
+/// What the loop reports.
+#[derive(Clone, Debug)]
+pub enum TrainEvent {
+    /// Training is about to start.
+    Started {
+        /// Steps per epoch.
+        steps_per_epoch: usize,
+        /// Total steps planned.
+        total_steps: usize,
+        /// Training windows.
+        train_windows: usize,
+    },
+    /// A step finished.
+    Step(StepStats),
+    /// A validation finished.
+    Valid(ValidStats),
+    /// An epoch finished.
+    Epoch {
+        /// The finished epoch (0-based).
+        epoch: usize,
+        /// Seconds since training began.
+        elapsed_secs: f64,
+    },
+    /// Latent means of the sample windows.
+    Latent(LatentSnapshot),
+}
+
+/// What the hooks tell the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on.
+    Continue,
+    /// Stop as soon as possible (the best parameters so far are kept).
+    Stop,
+}
+
+/// The loop's connection to its driver.
+pub trait TrainHooks {
+    /// Receives every event.
+    fn event(&mut self, event: TrainEvent);
+    /// Called between steps: may change `live` settings or ask to stop. May block (pause).
+    fn poll(&mut self, live: &mut LiveSettings) -> Flow;
+    /// Steps between latent snapshots; `None` for no snapshots.
+    fn latent_every_steps(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// Hooks that ignore everything (tests, benchmarks).
+pub struct NoHooks;
+
+impl TrainHooks for NoHooks {
+    fn event(&mut self, _event: TrainEvent) {}
+    fn poll(&mut self, _live: &mut LiveSettings) -> Flow {
+        Flow::Continue
+    }
+}
+
+/// Why training failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss or its terms became NaN or infinite.
+    #[error(
+        "training diverged at step {step} (epoch {epoch}): the {term} became {value}. {hint}"
+    )]
+    Diverged {
+        /// Step.
+        step: usize,
+        /// Epoch.
+        epoch: usize,
+        /// Which term.
+        term: &'static str,
+        /// Its value.
+        value: f64,
+        /// The setting that most likely caused it.
+        hint: String,
+    },
+    /// No training window.
+    #[error("no training windows: the train part is shorter than the window")]
+    NoWindows,
+}
+
+/// The result of a training run.
+pub struct TrainOutcome {
+    /// The model with the best validation parameters restored, for inference (no autodiff).
+    pub model: DonutModel,
+    /// Every step's statistics.
+    pub steps: Vec<StepStats>,
+    /// Every validation.
+    pub validations: Vec<ValidStats>,
+    /// Latent snapshots taken.
+    pub snapshots: Vec<LatentSnapshot>,
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Wall seconds of the whole loop (steps, validations, snapshots).
+    pub train_secs: f64,
+    /// Windows per second over the optimisation steps alone.
+    pub train_windows_per_sec: f64,
+    /// True when stopped on request before the last epoch.
+    pub stopped: bool,
+    /// The settings in force at the end (live changes included).
+    pub config: DonutConfig,
+}
+
+/// Evenly spaced window ends over the whole series (every part), at most `max` of them.
+pub fn latent_sample_ends(prep: &Prepared, max: usize) -> Vec<usize> {
+    let all: Vec<usize> = Part::ALL.iter().flat_map(|&p| prep.window_ends(p)).collect();
+    if all.len() <= max {
+        return all;
+    }
+    (0..max).map(|i| all[i * all.len() / max]).collect()
+}
+
+/// Latent means of the windows ending at `ends`, `[ends.len() * K]`.
+pub fn latent_means(model: &DonutModel, prep: &Prepared, ends: &[usize], device: &Device) -> Vec<f32> {
+    let w = prep.window;
+    let mut out = Vec::with_capacity(ends.len() * model.latent_dim());
+    for chunk in ends.chunks(4096) {
+        let x: Vec<f32> = chunk.iter().flat_map(|&e| prep.window_values(e).iter().copied()).collect();
+        let x = Tensor::<2>::from_data(TensorData::new(x, [chunk.len(), w]), device);
+        let q = model.encode(x);
+        out.extend(q.mean.into_data().try_to_vec::<f32>().unwrap_or_default());
+    }
+    out
+}
+
+fn divergence_hint(config: &DonutConfig, live: &LiveSettings) -> String {
+    if live.learning_rate > 0.01 {
+        format!("The learning rate {} is likely too high: try 1e-3.", live.learning_rate)
+    } else if live.injection_rate > 0.5 {
+        format!("The injection rate {} leaves little data: try 0.01.", live.injection_rate)
+    } else if config.std_epsilon < 1e-6 {
+        format!("std_epsilon {} lets standard deviations reach 0: try 1e-4.", config.std_epsilon)
+    } else if config.grad_clip_norm > 100.0 {
+        format!("grad_clip_norm {} does not bound updates: try 10.", config.grad_clip_norm)
+    } else {
+        "Check the data for extreme values, or lower learning_rate.".to_string()
+    }
+}
+
+/// Mean loss terms over all windows of `part` (no injection, no gradients).
+pub fn part_loss(
+    model: &DonutModel,
+    prep: &Prepared,
+    part: Part,
+    live: &LiveSettings,
+    config: &DonutConfig,
+    rng: &mut Xoshiro256PlusPlus,
+    device: &Device,
+) -> Option<LossTerms> {
+    let ends: Vec<usize> = prep.window_ends(part).collect();
+    if ends.is_empty() {
+        return None;
+    }
+    let k = model.latent_dim();
+    let mut sum = LossTerms::default();
+    for chunk in ends.chunks(config.batch_size.max(1024)) {
+        let host = host_batch(prep, chunk, &[], live);
+        let noise = model.latent().sample_noise(rng, chunk.len() * k);
+        let t = m_elbo(model, host.upload(noise, k, prep.window, device), config.l2_weight).to_terms();
+        let f = chunk.len() as f64;
+        sum.total += t.total * f;
+        sum.recon += t.recon * f;
+        sum.prior += t.prior * f;
+        sum.entropy += t.entropy * f;
+        sum.l2 += t.l2 * f;
+    }
+    let n = ends.len() as f64;
+    Some(LossTerms { total: sum.total / n, recon: sum.recon / n, prior: sum.prior / n, entropy: sum.entropy / n, l2: sum.l2 / n })
+}
+
+/// Trains a DONUT model on the train part of `prep`, validating on its validation part.
+pub fn train(prep: &Prepared, config: &DonutConfig, hooks: &mut dyn TrainHooks) -> Result<TrainOutcome, TrainError> {
+    let mut config = config.clone();
+    let started = Instant::now();
+    let device = device_for(config.backend);
+    let ad_device = device.clone().autodiff();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed);
+    let mut model = DonutModel::new(&config, &mut rng, &ad_device);
+    let mut optim = AdamConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm as f32)))
+        .init();
+
+    let mut ends: Vec<usize> = prep.window_ends(Part::Train).collect();
+    if ends.is_empty() {
+        return Err(TrainError::NoWindows);
+    }
+    let batch_size = config.batch_size.min(ends.len());
+    let steps_per_epoch = ends.len() / batch_size;
+    let k = config.latent_dim;
+    let w = prep.window;
+    let train_range = prep.part(Part::Train);
+    hooks.event(TrainEvent::Started {
+        steps_per_epoch,
+        total_steps: steps_per_epoch * config.epochs,
+        train_windows: ends.len(),
+    });
+
+    let latent_every = hooks.latent_every_steps();
+    let latent_ends = Arc::new(if latent_every.is_some() { latent_sample_ends(prep, LATENT_MAX_POINTS) } else { Vec::new() });
+    let mut snapshots = Vec::new();
+    let mut snapshot = |model: &DonutModel, step: usize, epoch: usize, hooks: &mut dyn TrainHooks| {
+        let means = latent_means(&model.valid(), prep, &latent_ends, &device);
+        let snap = LatentSnapshot { step, epoch, dim: k, ends: latent_ends.clone(), means };
+        snapshots.push(snap.clone());
+        hooks.event(TrainEvent::Latent(snap));
+    };
+    if latent_every.is_some() {
+        snapshot(&model, 0, 0, hooks);
+    }
+
+    let mut live = config.live();
+    let mut steps = Vec::with_capacity(steps_per_epoch * config.epochs);
+    let mut validations = Vec::new();
+    let mut best: Option<(f64, DonutModel)> = None;
+    let mut valid_rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0x5EED_0F_BA11);
+    let mut step = 0usize;
+    let mut step_secs = 0.0f64;
+    let mut recent: std::collections::VecDeque<(Instant, usize)> = std::collections::VecDeque::new();
+    let mut stopped = false;
+    let mut epochs_done = 0;
+    let mut injected = vec![false; prep.len()];
+
+    'epochs: for epoch in 0..config.epochs {
+        let lr_factor = config.lr_decay.powi((epoch / config.lr_decay_epochs) as i32);
+        // A fresh injection mask over the training points every epoch.
+        for i in train_range.clone() {
+            injected[i] = live.injection_rate > 0.0 && rng.random_bool(live.injection_rate);
+        }
+        ends.shuffle(&mut rng);
+        for batch_ends in ends.chunks_exact(batch_size) {
+            if hooks.poll(&mut live) == Flow::Stop {
+                stopped = true;
+                break 'epochs;
+            }
+            let learning_rate = live.learning_rate * lr_factor;
+            let t0 = Instant::now();
+            let host = host_batch(prep, batch_ends, &injected, &live);
+            let noise = model.latent().sample_noise(&mut rng, batch_size * k);
+            let loss = m_elbo(&model, host.upload(noise, k, w, &ad_device), config.l2_weight);
+            let terms = loss.to_terms();
+            if !terms.is_finite() {
+                let (term, value) = [
+                    ("total loss", terms.total),
+                    ("reconstruction term", terms.recon),
+                    ("prior term", terms.prior),
+                    ("entropy term", terms.entropy),
+                    ("L2 term", terms.l2),
+                ]
+                .into_iter()
+                .find(|(_, v)| !v.is_finite())
+                .unwrap_or(("total loss", terms.total));
+                return Err(TrainError::Diverged { step: step + 1, epoch, term, value, hint: divergence_hint(&config, &live) });
+            }
+            let grads = GradientsParams::from_grads(loss.total.backward(), &model);
+            model = optim.step(learning_rate, model, grads);
+            step += 1;
+            let now = Instant::now();
+            step_secs += (now - t0).as_secs_f64();
+            recent.push_back((now, batch_size));
+            while recent.len() > 20 {
+                recent.pop_front();
+            }
+            let windows_per_sec = match (recent.front(), recent.len()) {
+                (Some((first, _)), n) if n > 1 => {
+                    let secs = (now - *first).as_secs_f64();
+                    let windows: usize = recent.iter().skip(1).map(|(_, b)| b).sum();
+                    if secs > 0.0 { windows as f64 / secs } else { 0.0 }
+                }
+                _ => batch_size as f64 / (now - t0).as_secs_f64().max(1e-9),
+            };
+            let stats = StepStats {
+                step,
+                epoch,
+                terms,
+                learning_rate,
+                windows_per_sec,
+                elapsed_secs: started.elapsed().as_secs_f64(),
+            };
+            steps.push(stats);
+            hooks.event(TrainEvent::Step(stats));
+
+            if step % config.valid_every_steps == 0
+                && let Some(terms) = part_loss(&model.valid(), prep, Part::Valid, &live, &config, &mut valid_rng, &device)
+            {
+                let is_best = terms.total.is_finite() && best.as_ref().is_none_or(|(b, _)| terms.total < *b);
+                if is_best {
+                    best = Some((terms.total, model.clone()));
+                }
+                let v = ValidStats { step, terms, best: is_best };
+                validations.push(v);
+                hooks.event(TrainEvent::Valid(v));
+            }
+            if let Some(every) = latent_every
+                && step % every == 0
+            {
+                snapshot(&model, step, epoch, hooks);
+            }
+        }
+        epochs_done = epoch + 1;
+        hooks.event(TrainEvent::Epoch { epoch, elapsed_secs: started.elapsed().as_secs_f64() });
+    }
+
+    // A last validation, so the final parameters compete too.
+    if let Some(terms) = part_loss(&model.valid(), prep, Part::Valid, &live, &config, &mut valid_rng, &device) {
+        let is_best = terms.total.is_finite() && best.as_ref().is_none_or(|(b, _)| terms.total < *b);
+        if is_best {
+            best = Some((terms.total, model.clone()));
+        }
+        let v = ValidStats { step, terms, best: is_best };
+        validations.push(v);
+        hooks.event(TrainEvent::Valid(v));
+    }
+    let final_model = best.map(|(_, m)| m).unwrap_or(model);
+    if latent_every.is_some() {
+        snapshot(&final_model, step, epochs_done, hooks);
+    }
+    live.apply_to(&mut config);
+    let windows = step * batch_size;
+    Ok(TrainOutcome {
+        model: final_model.valid(),
+        steps,
+        validations,
+        snapshots,
+        epochs_done,
+        train_secs: started.elapsed().as_secs_f64(),
+        train_windows_per_sec: if step_secs > 0.0 { windows as f64 / step_secs } else { 0.0 },
+        stopped,
+        config,
+    })
+}

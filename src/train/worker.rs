@@ -1,0 +1,368 @@
+//! The training worker: a named thread per run that owns the model and runs train -> score ->
+//! evaluate, then ends.
+//!
+//! The UI sends [`Command`]s over a bounded crossbeam channel and drains [`WorkerEvent`]s, which
+//! hold plain data only (no tensors). Step statistics are batched (one message per ~30 ms) so a
+//! fast loop never floods the channel; every send wakes the UI through the `wake` callback.
+
+use super::{Flow, TrainEvent, TrainHooks, TrainOutcome, train};
+use crate::config::{DonutConfig, LiveSettings};
+use crate::data::{Part, Prepared};
+use crate::eval::{Metrics, evaluate};
+use crate::model::device_for;
+use crate::score::score_windows;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What the UI asks of the worker.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Pause between steps.
+    Pause,
+    /// Resume after a pause.
+    Resume,
+    /// Stop training (the best parameters so far are scored); a second Stop abandons scoring.
+    Stop,
+    /// Change live settings mid-run.
+    Live(LiveSettings),
+    /// End the run at once, without scoring.
+    Shutdown,
+}
+
+/// Where a run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for a command.
+    Idle,
+    /// Optimising.
+    Training,
+    /// Paused between steps.
+    Paused,
+    /// Computing scores.
+    Scoring,
+}
+
+/// The results of a finished run: plain data for the UI.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// Anomaly score of every point of the series (None for points that end no window).
+    pub scores: Vec<Option<f64>>,
+    /// Best-F1 figures on the test part.
+    pub metrics: Metrics,
+    /// The settings in force at the end.
+    pub config: DonutConfig,
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Training wall seconds.
+    pub train_secs: f64,
+    /// Training throughput.
+    pub train_windows_per_sec: f64,
+    /// Scoring seconds.
+    pub score_secs: f64,
+    /// Stopped before the last epoch.
+    pub stopped: bool,
+}
+
+/// What the worker tells the UI.
+#[derive(Clone, Debug)]
+pub enum WorkerEvent {
+    /// A training event (steps come batched in [`WorkerEvent::Steps`]).
+    Train(TrainEvent),
+    /// Several steps at once.
+    Steps(Vec<super::StepStats>),
+    /// The phase changed.
+    Phase(Phase),
+    /// Scoring progress: windows scored of total.
+    ScoreProgress {
+        /// Done.
+        done: usize,
+        /// Total.
+        total: usize,
+    },
+    /// The run finished (also after Stop).
+    Finished(Box<RunResult>),
+    /// The run failed; the message says why.
+    Failed(String),
+}
+
+/// The UI's handle on the worker thread.
+pub struct Worker {
+    commands: Sender<Command>,
+    events: Receiver<WorkerEvent>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// How many commands may wait.
+const COMMAND_CAPACITY: usize = 64;
+/// How many events may wait before the worker blocks.
+const EVENT_CAPACITY: usize = 1024;
+
+impl Worker {
+    /// Spawns a worker thread, named `donut-worker`, that trains on `data` with `config`, scores
+    /// every window, evaluates the test part, and ends. `wake` is called after every event (the UI
+    /// passes `ctx.request_repaint`). `latent_every_steps` sets the snapshot cadence.
+    pub fn spawn(
+        data: Arc<Prepared>,
+        config: DonutConfig,
+        wake: Box<dyn Fn() + Send>,
+        latent_every_steps: usize,
+    ) -> std::io::Result<Self> {
+        let (cmd_tx, cmd_rx) = bounded(COMMAND_CAPACITY);
+        let (ev_tx, ev_rx) = bounded(EVENT_CAPACITY);
+        let thread = std::thread::Builder::new().name("donut-worker".into()).spawn(move || {
+            let mut state = WorkerState { commands: cmd_rx, events: ev_tx, wake, latent_every_steps };
+            state.run_one(&data, &config);
+            state.emit(WorkerEvent::Phase(Phase::Idle));
+        })?;
+        Ok(Self { commands: cmd_tx, events: ev_rx, thread: Some(thread) })
+    }
+
+    /// Sends a command; false if the worker has gone or its queue is full.
+    pub fn send(&self, command: Command) -> bool {
+        match self.commands.try_send(command) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Events that have arrived, at most until `budget` has passed.
+    pub fn drain(&self, budget: Duration) -> Vec<WorkerEvent> {
+        let start = Instant::now();
+        let mut out = Vec::new();
+        while start.elapsed() < budget {
+            match self.events.try_recv() {
+                Ok(e) => out.push(e),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    /// True while the thread runs.
+    pub fn is_alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Asks the thread to end and waits for it (at most `timeout`); true if it ended.
+    pub fn shutdown(&mut self, timeout: Duration) -> bool {
+        let _ = self.commands.send_timeout(Command::Shutdown, timeout);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            // Keep the event queue moving so the worker never blocks on a full channel.
+            while self.events.try_recv().is_ok() {}
+            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+}
+
+impl Drop for Worker {
+    /// Asks the thread to end without waiting: it stops at its next step or scoring chunk.
+    fn drop(&mut self) {
+        let _ = self.commands.try_send(Command::Shutdown);
+    }
+}
+
+struct WorkerState {
+    commands: Receiver<Command>,
+    events: Sender<WorkerEvent>,
+    wake: Box<dyn Fn() + Send>,
+    latent_every_steps: usize,
+}
+
+/// What the commands asked for during a run.
+enum Polled {
+    Continue,
+    Stop,
+    Shutdown,
+}
+
+impl WorkerState {
+    fn emit(&self, event: WorkerEvent) {
+        let _ = self.events.send(event);
+        (self.wake)();
+    }
+
+    fn run_one(&mut self, data: &Arc<Prepared>, config: &DonutConfig) -> Polled {
+        self.emit(WorkerEvent::Phase(Phase::Training));
+        let mut hooks = WorkerHooks { state: self, pending: Vec::new(), last_flush: Instant::now(), request: Polled::Continue };
+        // A panic inside burn must not take the app down: report it instead.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train(data, config, &mut hooks)));
+        hooks.flush();
+        let request = std::mem::replace(&mut hooks.request, Polled::Continue);
+        let outcome = match result {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => {
+                self.emit(WorkerEvent::Failed(e.to_string()));
+                return request;
+            }
+            Err(panic) => {
+                self.emit(WorkerEvent::Failed(format!("the training thread panicked: {}", panic_message(&panic))));
+                return request;
+            }
+        };
+        if matches!(request, Polled::Shutdown) {
+            return request;
+        }
+        self.score(data, outcome)
+    }
+
+    fn score(&mut self, data: &Prepared, outcome: TrainOutcome) -> Polled {
+        self.emit(WorkerEvent::Phase(Phase::Scoring));
+        let started = Instant::now();
+        let config = outcome.config.clone();
+        let ends: Vec<usize> = Part::ALL.iter().flat_map(|&p| data.window_ends(p)).collect();
+        let total = ends.len();
+        let device = device_for(config.backend);
+        let mut request = Polled::Continue;
+        let mut last_report = Instant::now();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            score_windows(&outcome.model, data, &ends, &config, &device, &mut |done| {
+                if last_report.elapsed() > Duration::from_millis(100) {
+                    last_report = Instant::now();
+                    self.emit(WorkerEvent::ScoreProgress { done, total });
+                }
+                match self.commands.try_recv() {
+                    Ok(Command::Stop) => {
+                        request = Polled::Stop;
+                        false
+                    }
+                    Ok(Command::Shutdown) => {
+                        request = Polled::Shutdown;
+                        false
+                    }
+                    _ => true,
+                }
+            })
+        }));
+        let log_p = match result {
+            Ok(Ok(v)) => v,
+            Ok(Err(_stopped)) => {
+                self.emit(WorkerEvent::Failed("scoring was stopped before it finished: no scores for this run".into()));
+                return request;
+            }
+            Err(panic) => {
+                self.emit(WorkerEvent::Failed(format!("scoring panicked: {}", panic_message(&panic))));
+                return request;
+            }
+        };
+        let mut scores = vec![None; data.len()];
+        for (&end, lp) in ends.iter().zip(log_p) {
+            scores[end] = Some(-(lp as f64));
+        }
+        let test = data.part(Part::Test);
+        let metrics = evaluate(&scores[test.clone()], &data.labels[test.clone()], &data.missing[test], config.eval_delay);
+        self.emit(WorkerEvent::Finished(Box::new(RunResult {
+            scores,
+            metrics,
+            config,
+            epochs_done: outcome.epochs_done,
+            train_secs: outcome.train_secs,
+            train_windows_per_sec: outcome.train_windows_per_sec,
+            score_secs: started.elapsed().as_secs_f64(),
+            stopped: outcome.stopped,
+        })));
+        request
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+struct WorkerHooks<'a> {
+    state: &'a WorkerState,
+    pending: Vec<super::StepStats>,
+    last_flush: Instant,
+    request: Polled,
+}
+
+impl WorkerHooks<'_> {
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let steps = std::mem::take(&mut self.pending);
+            self.state.emit(WorkerEvent::Steps(steps));
+        }
+        self.last_flush = Instant::now();
+    }
+
+    /// Applies one command; returns Stop when the run must end.
+    fn apply(&mut self, command: Command, live: &mut LiveSettings, paused: &mut bool) -> Flow {
+        match command {
+            Command::Pause => *paused = true,
+            Command::Resume => *paused = false,
+            Command::Live(settings) => *live = settings,
+            Command::Stop => {
+                self.request = Polled::Stop;
+                return Flow::Stop;
+            }
+            Command::Shutdown => {
+                self.request = Polled::Shutdown;
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+}
+
+impl TrainHooks for WorkerHooks<'_> {
+    fn event(&mut self, event: TrainEvent) {
+        match event {
+            TrainEvent::Step(s) => {
+                self.pending.push(s);
+                if self.last_flush.elapsed() > Duration::from_millis(30) {
+                    self.flush();
+                }
+            }
+            other => {
+                self.flush();
+                self.state.emit(WorkerEvent::Train(other));
+            }
+        }
+    }
+
+    fn poll(&mut self, live: &mut LiveSettings) -> Flow {
+        let mut paused = false;
+        while let Ok(command) = self.state.commands.try_recv() {
+            if self.apply(command, live, &mut paused) == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+        if paused {
+            self.flush();
+            self.state.emit(WorkerEvent::Phase(Phase::Paused));
+            while paused {
+                match self.state.commands.recv_timeout(Duration::from_millis(200)) {
+                    Ok(command) => {
+                        if self.apply(command, live, &mut paused) == Flow::Stop {
+                            return Flow::Stop;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        self.request = Polled::Shutdown;
+                        return Flow::Stop;
+                    }
+                }
+            }
+            self.state.emit(WorkerEvent::Phase(Phase::Training));
+        }
+        Flow::Continue
+    }
+
+    fn latent_every_steps(&self) -> Option<usize> {
+        Some(self.state.latent_every_steps.max(1))
+    }
+}

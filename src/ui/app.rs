@@ -1,0 +1,669 @@
+//! The app's state and frame loop: persisted settings, the loaded data, the worker's events.
+
+use super::latent::LatentView;
+use super::latent3d::Camera;
+use super::loader::{FileEvent, FileJobs};
+use crate::config::DonutConfig;
+use crate::data::{self, Prepared, RawSeries};
+use crate::eval::{Adjust, F1Score, f1_at};
+use crate::run::DataSummary;
+use crate::train::worker::{Command, Phase, RunResult, Worker, WorkerEvent};
+use crate::train::{LatentSnapshot, StepStats, TrainEvent, ValidStats};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Steps between latent snapshots while training in the app.
+const LATENT_EVERY_STEPS: usize = 10;
+
+/// Everything that survives a restart of the app (eframe storage). Runtime handles are not here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Persisted {
+    /// Every hyperparameter.
+    pub config: DonutConfig,
+    /// The latent panel's choices.
+    pub latent: LatentView,
+    /// The 3-D camera.
+    pub camera: Camera,
+    /// The last CSV opened (reopened at launch when it still loads).
+    pub last_file: Option<PathBuf>,
+    /// Recently opened CSVs, newest first.
+    pub recent_files: Vec<PathBuf>,
+    /// Width of the controls panel.
+    pub controls_width: f32,
+}
+
+impl Default for Persisted {
+    fn default() -> Self {
+        Self {
+            config: DonutConfig::default(),
+            latent: LatentView::default(),
+            camera: Camera::default(),
+            last_file: None,
+            recent_files: Vec::new(),
+            controls_width: 330.0,
+        }
+    }
+}
+
+impl Persisted {
+    /// Reads the saved state; anything missing, corrupt or invalid falls back to the defaults.
+    pub fn load(storage: Option<&dyn eframe::Storage>) -> Self {
+        let state: Persisted = storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
+        if state.config.validate().is_err() { Persisted { config: DonutConfig::default(), ..state } } else { state }
+    }
+}
+
+/// Launch options from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct AppOptions {
+    /// A CSV to open instead of the bundled sample.
+    pub data: Option<PathBuf>,
+    /// Start training as soon as the data is loaded.
+    pub autostart: bool,
+    /// Close the window after this many seconds (for smoke tests and measurements).
+    pub quit_after_secs: Option<f64>,
+    /// Write frame-time statistics (JSON) here on exit.
+    pub frame_report: Option<PathBuf>,
+}
+
+/// The loaded series and its preparation for the current window and split.
+pub struct Dataset {
+    /// As read.
+    pub raw: Arc<RawSeries>,
+    /// Prepared for the current config (None when the config does not fit the data).
+    pub prepared: Option<Arc<Prepared>>,
+    /// Summary of the prepared data.
+    pub summary: Option<DataSummary>,
+    /// Why it could not be prepared.
+    pub problem: Option<String>,
+}
+
+impl Dataset {
+    fn new(raw: Arc<RawSeries>, config: &DonutConfig) -> Self {
+        let mut d = Self { raw, prepared: None, summary: None, problem: None };
+        d.prepare(config);
+        d
+    }
+
+    fn prepare(&mut self, config: &DonutConfig) {
+        match Prepared::new(&self.raw, config) {
+            Ok(p) => {
+                self.summary = Some(DataSummary::of(&p));
+                self.prepared = Some(Arc::new(p));
+                self.problem = None;
+            }
+            Err(e) => {
+                self.prepared = None;
+                self.summary = None;
+                self.problem = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// Loss history of the current run.
+#[derive(Default)]
+pub struct History {
+    /// Every training step.
+    pub steps: Vec<StepStats>,
+    /// Every validation.
+    pub valid: Vec<ValidStats>,
+    /// Steps planned.
+    pub total_steps: usize,
+    /// Steps per epoch.
+    pub steps_per_epoch: usize,
+}
+
+/// Frame-time statistics.
+#[derive(Default)]
+pub struct FrameTimes {
+    samples_ms: Vec<f32>,
+}
+
+impl FrameTimes {
+    fn push(&mut self, ms: f32) {
+        self.samples_ms.push(ms);
+    }
+
+    /// (median, 99th percentile, worst, count) of the last `window` frames.
+    pub fn stats(&self, window: usize) -> (f32, f32, f32, usize) {
+        let start = self.samples_ms.len().saturating_sub(window);
+        let mut v: Vec<f32> = self.samples_ms[start..].to_vec();
+        if v.is_empty() {
+            return (0.0, 0.0, 0.0, 0);
+        }
+        v.sort_by(f32::total_cmp);
+        let pick = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (pick(0.5), pick(0.99), v[v.len() - 1], v.len())
+    }
+
+    /// Every sample (ms).
+    pub fn all(&self) -> &[f32] {
+        &self.samples_ms
+    }
+}
+
+/// The app.
+pub struct DonutApp {
+    /// Saved between launches.
+    pub state: Persisted,
+    pub(super) options: AppOptions,
+    /// The data.
+    pub data: Option<Dataset>,
+    pub(super) files: FileJobs,
+    worker: Option<Worker>,
+    /// Where the worker is.
+    pub phase: Phase,
+    /// The config of the run in progress (or last run).
+    pub run_config: Option<DonutConfig>,
+    /// Loss history.
+    pub history: History,
+    /// The latest latent snapshot.
+    pub latent: Option<LatentSnapshot>,
+    /// Every latent snapshot of the current run.
+    pub snapshots: Vec<LatentSnapshot>,
+    /// Results of the last finished run.
+    pub result: Option<Arc<RunResult>>,
+    /// Anomaly-score threshold for flagging.
+    pub threshold: f64,
+    /// The last error (load, training), shown until dismissed.
+    pub error: Option<String>,
+    /// A short notice (restart, save).
+    pub notice: Option<String>,
+    /// Scoring progress (done, total).
+    pub score_progress: Option<(usize, usize)>,
+    /// The window (its end point) to highlight in the series panel.
+    pub highlight_end: Option<usize>,
+    pub(super) latent_cache: super::latent::LatentCache,
+    /// Frame times of `ui` (ms).
+    pub frame_times: FrameTimes,
+    started: Instant,
+    run_started: Option<Instant>,
+    /// Seconds from launch to the first latent points on screen.
+    pub first_latent_secs: Option<f64>,
+    load_requested: bool,
+    /// A structural change made while a slider is held: restart when it is released.
+    restart_pending: bool,
+}
+
+impl DonutApp {
+    /// Creates the app from eframe's creation context (restores the saved state).
+    pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
+        Self::with_state(Persisted::load(cc.storage), options)
+    }
+
+    /// Creates the app from a state (tests use this). Starts on the bundled sample unless
+    /// `options.data` or the saved last file names another CSV, which is loaded in the background.
+    pub fn with_state(state: Persisted, options: AppOptions) -> Self {
+        let data = data::load_sample().ok().map(|raw| Dataset::new(Arc::new(raw), &state.config));
+        Self {
+            state,
+            options,
+            data,
+            files: FileJobs::default(),
+            worker: None,
+            phase: Phase::Idle,
+            run_config: None,
+            history: History::default(),
+            latent: None,
+            snapshots: Vec::new(),
+            result: None,
+            threshold: 0.0,
+            error: None,
+            notice: None,
+            score_progress: None,
+            highlight_end: None,
+            latent_cache: Default::default(),
+            frame_times: FrameTimes::default(),
+            started: Instant::now(),
+            run_started: None,
+            first_latent_secs: None,
+            load_requested: false,
+            restart_pending: false,
+        }
+    }
+
+    /// The prepared data, when the current settings fit it.
+    pub fn prepared(&self) -> Option<&Arc<Prepared>> {
+        self.data.as_ref().and_then(|d| d.prepared.as_ref())
+    }
+
+    /// True while the worker trains, pauses or scores.
+    pub fn is_running(&self) -> bool {
+        self.phase != Phase::Idle
+    }
+
+    /// True while the worker thread is alive.
+    pub fn worker_alive(&self) -> bool {
+        self.worker.as_ref().is_some_and(|w| w.is_alive())
+    }
+
+
+    /// Loads a CSV in the background; the current data stays until it succeeds.
+    pub fn open_path(&mut self, ctx: &egui::Context, path: PathBuf) {
+        self.files.load(ctx, path);
+    }
+
+    /// Starts a fresh run with the current settings.
+    pub fn start_training(&mut self, ctx: &egui::Context) {
+        let Some(prep) = self.prepared().cloned() else {
+            self.error = Some(
+                self.data.as_ref().and_then(|d| d.problem.clone()).unwrap_or_else(|| "no data loaded".into()),
+            );
+            return;
+        };
+        if let Err(e) = self.state.config.validate() {
+            self.error = Some(e.to_string());
+            return;
+        }
+        let config = self.state.config.clone();
+        // A run in progress is told to end; it finishes on its own within a step.
+        self.worker = None;
+        let wake_ctx = ctx.clone();
+        let spawned = Worker::spawn(prep, config.clone(), Box::new(move || wake_ctx.request_repaint()), LATENT_EVERY_STEPS);
+        if let Err(e) = &spawned {
+            self.error = Some(format!("cannot start the training thread: {e}"));
+        }
+        if let Ok(worker) = spawned {
+            self.worker = Some(worker);
+            self.history = History::default();
+            self.latent = None;
+            self.snapshots.clear();
+            self.result = None;
+            self.score_progress = None;
+            self.run_config = Some(config);
+            self.phase = Phase::Training;
+            self.run_started = Some(Instant::now());
+            self.error = None;
+        }
+    }
+
+    /// Sends a command to the worker, if there is one.
+    pub fn send(&mut self, command: Command) {
+        if let Some(w) = &self.worker {
+            w.send(command);
+        }
+    }
+
+    /// Stops the run and ends the worker thread; true when it ended within the timeout.
+    pub fn shutdown_worker(&mut self, timeout: Duration) -> bool {
+        match self.worker.as_mut() {
+            Some(w) => {
+                let ended = w.shutdown(timeout);
+                if ended {
+                    self.worker = None;
+                    self.phase = Phase::Idle;
+                }
+                ended
+            }
+            None => true,
+        }
+    }
+
+    /// Called after a settings change: live settings go to the running worker; structural
+    /// changes restart the run (and say so); the data is re-prepared when the window or split moved.
+    pub fn settings_changed(&mut self, ctx: &egui::Context, before: &DonutConfig) {
+        let after = self.state.config.clone();
+        if after.validate().is_err() {
+            return;
+        }
+        let reshape = before.window != after.window
+            || before.test_fraction != after.test_fraction
+            || before.valid_fraction != after.valid_fraction;
+        if reshape && let Some(d) = self.data.as_mut() {
+            d.prepare(&after);
+        }
+        let Some(run) = self.run_config.clone() else { return };
+        if !self.is_running() {
+            return;
+        }
+        if run.needs_restart(&after) {
+            if ctx.input(|i| i.pointer.any_down()) {
+                self.restart_pending = true;
+                return;
+            }
+            self.restart_pending = false;
+            let changed: Vec<String> = run
+                .entries()
+                .into_iter()
+                .zip(after.entries())
+                .filter(|(a, b)| a.1 != b.1 && !matches!(a.0.as_str(), "beta_mode" | "beta_value" | "entropy_mode" | "entropy_value" | "injection_rate" | "learning_rate"))
+                .map(|(a, b)| format!("{} {} -> {}", a.0, a.1, b.1))
+                .collect();
+            self.notice = Some(format!("Restarted training: {}", changed.join(", ")));
+            self.start_training(ctx);
+        } else if run.live() != after.live() {
+            self.send(Command::Live(after.live()));
+            if let Some(r) = self.run_config.as_mut() {
+                after.live().apply_to(r);
+            }
+        }
+    }
+
+    /// Precision/recall/F1 of the test part at the current threshold: (no delay, delay, point-wise).
+    pub fn metrics_at_threshold(&self) -> Option<[F1Score; 3]> {
+        let (prep, result) = (self.prepared()?, self.result.as_ref()?);
+        if result.scores.len() != prep.len() {
+            return None;
+        }
+        let test = prep.part(crate::data::Part::Test);
+        let (s, l, m) = (&result.scores[test.clone()], &prep.labels[test.clone()], &prep.missing[test]);
+        Some([
+            f1_at(s, l, m, Adjust::Segment, self.threshold),
+            f1_at(s, l, m, Adjust::Delay(result.config.eval_delay), self.threshold),
+            f1_at(s, l, m, Adjust::PointWise, self.threshold),
+        ])
+    }
+
+    fn handle_worker_events(&mut self) {
+        let Some(worker) = &self.worker else { return };
+        let events = worker.drain(Duration::from_millis(4));
+        for event in events {
+            match event {
+                WorkerEvent::Steps(steps) => self.history.steps.extend(steps),
+                WorkerEvent::Train(TrainEvent::Started { total_steps, steps_per_epoch, .. }) => {
+                    self.history.total_steps = total_steps;
+                    self.history.steps_per_epoch = steps_per_epoch;
+                }
+                WorkerEvent::Train(TrainEvent::Step(s)) => self.history.steps.push(s),
+                WorkerEvent::Train(TrainEvent::Valid(v)) => self.history.valid.push(v),
+                WorkerEvent::Train(TrainEvent::Epoch { .. }) => {}
+                WorkerEvent::Train(TrainEvent::Latent(snap)) => {
+                    self.snapshots.push(snap.clone());
+                    self.latent = Some(snap);
+                }
+                WorkerEvent::Phase(p) => {
+                    self.phase = p;
+                    if p != Phase::Scoring {
+                        self.score_progress = None;
+                    }
+                }
+                WorkerEvent::ScoreProgress { done, total } => self.score_progress = Some((done, total)),
+                WorkerEvent::Finished(result) => {
+                    self.threshold = result.metrics.best_f1.threshold;
+                    if let Some(r) = self.run_config.as_mut() {
+                        *r = result.config.clone();
+                    }
+                    self.result = Some(Arc::from(result));
+                    self.score_progress = None;
+                }
+                WorkerEvent::Failed(message) => {
+                    self.error = Some(message);
+                }
+            }
+        }
+    }
+
+    fn handle_file_events(&mut self) {
+        for event in self.files.poll() {
+            match event {
+                FileEvent::Loaded(Ok(raw)) => {
+                    let path = PathBuf::from(&raw.source);
+                    let dataset = Dataset::new(raw, &self.state.config);
+                    if let Some(problem) = &dataset.problem {
+                        self.error = Some(format!("{problem} (the current settings do not fit this file; adjust the window or split)"));
+                    } else {
+                        self.error = None;
+                    }
+                    self.data = Some(dataset);
+                    self.result = None;
+                    self.latent = None;
+                    self.snapshots.clear();
+                    self.history = History::default();
+                    if self.is_running() {
+                        self.send(Command::Stop);
+                    }
+                    self.state.recent_files.retain(|p| p != &path);
+                    self.state.recent_files.insert(0, path.clone());
+                    self.state.recent_files.truncate(8);
+                    self.state.last_file = Some(path);
+                    self.notice = None;
+                }
+                FileEvent::Loaded(Err(e)) => {
+                    self.error = Some(format!("Could not load: {e}. The previous data is still loaded."));
+                }
+                FileEvent::Saved(Ok(path)) => self.notice = Some(format!("Saved {}", path.display())),
+                FileEvent::Saved(Err(e)) => self.error = Some(format!("Could not save: {e}")),
+                FileEvent::Cancelled => {}
+            }
+        }
+    }
+
+    fn first_frame(&mut self, ctx: &egui::Context) {
+        if self.load_requested {
+            return;
+        }
+        self.load_requested = true;
+        let path = self.options.data.clone().or_else(|| self.state.last_file.clone());
+        if let Some(path) = path {
+            self.open_path(ctx, path);
+        }
+        if self.options.autostart && self.options.data.is_none() {
+            self.start_training(ctx);
+        }
+    }
+
+    /// The whole UI for one frame (also what the headless tests drive).
+    pub fn ui_frame(&mut self, ui: &mut egui::Ui) {
+        let frame_start = Instant::now();
+        let ctx = ui.ctx().clone();
+        self.first_frame(&ctx);
+        let had_data = self.data.as_ref().map(|d| Arc::as_ptr(&d.raw));
+        self.handle_file_events();
+        if self.options.autostart
+            && self.options.data.is_some()
+            && self.data.as_ref().map(|d| Arc::as_ptr(&d.raw)) != had_data
+        {
+            self.start_training(&ctx);
+        }
+        self.handle_worker_events();
+        if self.restart_pending && !ctx.input(|i| i.pointer.any_down()) {
+            let before = self.run_config.clone().unwrap_or_default();
+            self.settings_changed(&ctx, &before);
+        }
+        let dropped: Vec<PathBuf> = ui.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect());
+        for path in dropped {
+            self.open_path(&ctx, path);
+        }
+
+        egui::Panel::top("menu").show(ui, |ui| self.top_bar_ui(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
+        egui::Panel::left("controls").default_size(self.state.controls_width).resizable(true).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| super::controls::controls_ui(self, ui));
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            let full = ui.available_size();
+            let series_height = (full.y * 0.48).max(220.0);
+            ui.allocate_ui(egui::vec2(full.x, series_height), |ui| super::series::series_ui(self, ui));
+            ui.separator();
+            ui.columns(2, |cols| {
+                super::latent::latent_ui(self, &mut cols[0]);
+                super::loss::loss_ui(self, &mut cols[1]);
+            });
+        });
+
+        if self.is_running() {
+            ctx.request_repaint_after(Duration::from_millis(33));
+        }
+        if self.files.pending > 0 {
+            ctx.request_repaint_after(Duration::from_millis(100));
+        }
+        if self.first_latent_secs.is_none() && self.latent.is_some() {
+            self.first_latent_secs = Some(self.started.elapsed().as_secs_f64());
+        }
+        if let Some(secs) = self.options.quit_after_secs {
+            if self.started.elapsed().as_secs_f64() >= secs {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            } else {
+                ctx.request_repaint_after(Duration::from_millis(100));
+            }
+        }
+        self.frame_times.push(frame_start.elapsed().as_secs_f32() * 1000.0);
+    }
+
+    fn top_bar_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.heading("donut-explorer");
+            ui.separator();
+            if ui.button("Open CSV…").on_hover_text("Open a timestamp,value[,label] CSV (or drop one on the window)").clicked() {
+                self.files.pick_and_load(ui.ctx());
+            }
+            if ui.button("Sample data").on_hover_text("Load the bundled sample series").clicked()
+                && let Ok(raw) = data::load_sample()
+            {
+                if self.is_running() {
+                    self.send(Command::Stop);
+                }
+                self.data = Some(Dataset::new(Arc::new(raw), &self.state.config));
+                self.state.last_file = None;
+                self.result = None;
+                self.latent = None;
+                self.history = History::default();
+            }
+            if !self.state.recent_files.is_empty() {
+                let mut open = None;
+                egui::ComboBox::from_id_salt("recent").selected_text("Recent").show_ui(ui, |ui| {
+                    for p in &self.state.recent_files {
+                        if ui.selectable_label(false, p.display().to_string()).clicked() {
+                            open = Some(p.clone());
+                        }
+                    }
+                });
+                if let Some(p) = open {
+                    self.open_path(ui.ctx(), p);
+                }
+            }
+            ui.separator();
+            if let Some(d) = &self.data {
+                match &d.summary {
+                    Some(s) => {
+                        ui.label(format!(
+                            "{} · {} points · every {} · {} missing · {:.2} % anomalous · roughness {:.3} · train/valid/test {}/{}/{}",
+                            short_name(&s.source),
+                            s.points,
+                            format_interval(s.interval_secs, d.raw.has_timestamps),
+                            s.missing,
+                            s.anomaly_ratio * 100.0,
+                            s.roughness,
+                            s.split[0],
+                            s.split[1],
+                            s.split[2]
+                        ));
+                    }
+                    None => {
+                        ui.colored_label(ui.visuals().warn_fg_color, d.problem.clone().unwrap_or_default());
+                    }
+                }
+            }
+            if self.files.pending > 0 {
+                ui.spinner();
+            }
+        });
+        if let Some(e) = self.error.clone() {
+            ui.horizontal(|ui| {
+                ui.colored_label(ui.visuals().error_fg_color, format!("⚠ {e}"));
+                if ui.small_button("Dismiss").clicked() {
+                    self.error = None;
+                }
+            });
+        }
+    }
+
+    fn status_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let state = match self.phase {
+                Phase::Idle if self.result.is_some() => "finished",
+                Phase::Idle => "idle",
+                Phase::Training => "training",
+                Phase::Paused => "paused",
+                Phase::Scoring => "scoring",
+            };
+            ui.strong(state);
+            if let Some(s) = self.history.steps.last() {
+                let epochs = self.run_config.as_ref().map_or(0, |c| c.epochs);
+                ui.label(format!(
+                    "epoch {}/{} · step {}/{} · {:.0} windows/s · elapsed {:.1} s",
+                    s.epoch + 1,
+                    epochs,
+                    s.step,
+                    self.history.total_steps,
+                    s.windows_per_sec,
+                    s.elapsed_secs
+                ));
+            }
+            if let Some((done, total)) = self.score_progress {
+                ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(160.0).text(format!("scoring {done}/{total}")));
+            }
+            if let Some(r) = &self.result {
+                ui.label(format!(
+                    "trained {:.1} s ({:.0} win/s) · scored {:.1} s · best F1 {:.3} / delay {} {:.3} / point-wise {:.3}",
+                    r.train_secs,
+                    r.train_windows_per_sec,
+                    r.score_secs,
+                    r.metrics.best_f1.f1,
+                    r.config.eval_delay,
+                    r.metrics.best_f1_delay.f1,
+                    r.metrics.best_f1_pointwise.f1
+                ));
+            }
+            if let Some(n) = &self.notice {
+                ui.separator();
+                ui.label(n.as_str());
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let (median, _, worst, _) = self.frame_times.stats(120);
+                ui.weak(format!("frame {median:.1} ms (worst {worst:.1})"));
+            });
+        });
+    }
+
+    fn write_frame_report(&self) {
+        let Some(path) = &self.options.frame_report else { return };
+        let (median, p99, worst, count) = self.frame_times.stats(usize::MAX);
+        let training: Vec<f32> = self.frame_times.all().to_vec();
+        let report = serde_json::json!({
+            "frames": count,
+            "median_ms": median,
+            "p99_ms": p99,
+            "worst_ms": worst,
+            "first_latent_secs": self.first_latent_secs,
+            "latent_points": self.latent.as_ref().map(|l| l.ends.len()),
+            "steps": self.history.steps.len(),
+            "frame_ms": training,
+        });
+        let _ = std::fs::write(path, report.to_string());
+    }
+}
+
+fn short_name(source: &str) -> String {
+    std::path::Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| source.to_string())
+}
+
+fn format_interval(secs: i64, has_timestamps: bool) -> String {
+    if !has_timestamps {
+        return "1 row (no timestamps)".into();
+    }
+    match secs {
+        s if s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+impl eframe::App for DonutApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.ui_frame(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.state);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.write_frame_report();
+        self.shutdown_worker(Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,175 @@
+//! The controls panel: run buttons, the M-ELBO with its current weights, and a labelled,
+//! explained control for every setting.
+
+use super::app::DonutApp;
+use crate::config::{BackendKind, BetaMode, DonutConfig, EncoderKind, EntropyMode, LatentDist};
+use crate::train::worker::{Command, Phase};
+use egui::{RichText, Slider, Ui};
+
+/// Draws the controls; settings changes are forwarded to the app after the frame's edits.
+pub fn controls_ui(app: &mut DonutApp, ui: &mut Ui) {
+    let before = app.state.config.clone();
+    run_buttons_ui(app, ui);
+    ui.separator();
+    formula_ui(&app.state.config, ui);
+    ui.separator();
+    let c = &mut app.state.config;
+    objective_ui(c, ui);
+    ui.separator();
+    model_ui(c, ui);
+    ui.separator();
+    training_ui(c, ui);
+    ui.separator();
+    scoring_ui(c, ui);
+    ui.separator();
+    if ui.button("Default settings").on_hover_text("Every setting back to DONUT's defaults").clicked() {
+        *c = DonutConfig::default();
+    }
+    if app.state.config != before {
+        let ctx = ui.ctx().clone();
+        app.settings_changed(&ctx, &before);
+    }
+}
+
+fn run_buttons_ui(app: &mut DonutApp, ui: &mut Ui) {
+    ui.horizontal(|ui| {
+        let can_train = app.prepared().is_some();
+        if ui
+            .add_enabled(can_train, egui::Button::new(RichText::new("Train").strong()))
+            .on_hover_text("Train a fresh model with these settings (restarts a run in progress)")
+            .clicked()
+        {
+            let ctx = ui.ctx().clone();
+            app.start_training(&ctx);
+        }
+        let running = matches!(app.phase, Phase::Training | Phase::Paused);
+        let paused = app.phase == Phase::Paused;
+        if ui
+            .add_enabled(running, egui::Button::new(if paused { "Resume" } else { "Pause" }))
+            .on_hover_text("Pause or resume between steps")
+            .clicked()
+        {
+            app.send(if paused { Command::Resume } else { Command::Pause });
+            app.phase = if paused { Phase::Training } else { Phase::Paused };
+        }
+        if ui
+            .add_enabled(app.is_running(), egui::Button::new("Stop"))
+            .on_hover_text("Stop training: the best parameters so far are scored")
+            .clicked()
+        {
+            app.send(Command::Stop);
+        }
+        if ui.button("Reset").on_hover_text("Stop and clear the run: losses, latent space and scores").clicked() {
+            app.send(Command::Stop);
+            app.history = Default::default();
+            app.latent = None;
+            app.snapshots.clear();
+            app.result = None;
+            app.run_config = None;
+        }
+    });
+}
+
+fn weight_text(mode_beta: BetaMode, beta: f64) -> String {
+    match mode_beta {
+        BetaMode::Mean => "β̄".into(),
+        BetaMode::Fixed => format!("{beta:.2}"),
+    }
+}
+
+/// The M-ELBO with the current weights filled in.
+fn formula_ui(c: &DonutConfig, ui: &mut Ui) {
+    let beta = weight_text(c.beta_mode, c.beta_value);
+    let lambda = match c.entropy_mode {
+        EntropyMode::One => "1".to_string(),
+        EntropyMode::Fixed => format!("{:.2}", c.entropy_value),
+        EntropyMode::Beta => format!("β ({beta})"),
+    };
+    ui.label(RichText::new("Objective (M-ELBO), per window").strong());
+    ui.label(
+        RichText::new(format!("L = Σ_w α_w log p(x_w|z) + {beta} · log p(z) − {lambda} · log q(z|x)"))
+            .monospace(),
+    );
+    ui.small(format!(
+        "α_w = 0 on anomalies, missing and injected points ({:.0} % injected per epoch); β̄ = the window's fraction of α = 1.",
+        c.injection_rate * 100.0
+    ));
+}
+
+fn objective_ui(c: &mut DonutConfig, ui: &mut Ui) {
+    ui.label(RichText::new("Objective").strong());
+    ui.horizontal(|ui| {
+        ui.label("beta mode").on_hover_text("Weight of the prior term log p(z)");
+        ui.selectable_value(&mut c.beta_mode, BetaMode::Mean, "M-ELBO (fraction normal)")
+            .on_hover_text("beta = the window's fraction of normal points: windows full of anomalies pull less towards the prior");
+        ui.selectable_value(&mut c.beta_mode, BetaMode::Fixed, "fixed beta");
+    });
+    ui.add_enabled(c.beta_mode == BetaMode::Fixed, Slider::new(&mut c.beta_value, 0.0..=1.0).text("beta"))
+        .on_hover_text("Prior weight. 0: nothing pulls the latent means towards the origin, the cloud spreads out; 1: full pull towards N(0, I), a tighter ball");
+    ui.horizontal(|ui| {
+        ui.label("entropy weight").on_hover_text("Weight lambda of the entropy term -log q(z|x)");
+        ui.selectable_value(&mut c.entropy_mode, EntropyMode::One, "1 (DONUT)");
+        ui.selectable_value(&mut c.entropy_mode, EntropyMode::Fixed, "fixed lambda");
+        ui.selectable_value(&mut c.entropy_mode, EntropyMode::Beta, "= beta")
+            .on_hover_text("lambda = beta turns the KL term into beta * KL(q || p)");
+    });
+    ui.add_enabled(c.entropy_mode == EntropyMode::Fixed, Slider::new(&mut c.entropy_value, 0.0..=1.0).text("lambda"))
+        .on_hover_text("Entropy weight. Low values let q(z|x) shrink to a point: latent codes become sharp and the space fragments; 1 keeps each window's posterior wide and the space smooth");
+    ui.add(Slider::new(&mut c.injection_rate, 0.0..=1.0).text("missing injection rate"))
+        .on_hover_text("Fraction of training points hidden (alpha = 0) each epoch. A little (0.01) teaches the decoder to fill gaps and sharpens detections; a lot (> 0.5) starves the model and F1 collapses");
+}
+
+fn model_ui(c: &mut DonutConfig, ui: &mut Ui) {
+    ui.label(RichText::new("Model (changes restart the run)").strong());
+    ui.horizontal(|ui| {
+        ui.label("encoder").on_hover_text("Architecture of q(z|x)");
+        ui.selectable_value(&mut c.encoder, EncoderKind::Dense, "dense")
+            .on_hover_text("Fully connected layers, as in DONUT");
+        ui.selectable_value(&mut c.encoder, EncoderKind::Cnn, "1-D CNN")
+            .on_hover_text("Two convolutions (kernel 3) with max-pooling: sees local shapes, shift-tolerant; often a smoother latent space");
+    });
+    ui.horizontal(|ui| {
+        ui.label("latent distribution").on_hover_text("Family of the prior and the posterior");
+        ui.selectable_value(&mut c.latent_dist, LatentDist::Gaussian, "Gaussian");
+        ui.selectable_value(&mut c.latent_dist, LatentDist::StudentT, "Student-t")
+            .on_hover_text("Heavy tails (10 degrees of freedom): outlying windows can sit far from the origin at little cost");
+    });
+    ui.add(Slider::new(&mut c.latent_dim, 1..=16).text("latent dimension K"))
+        .on_hover_text("Size of z. 3 is what the 3-D panel shows directly; more dimensions capture more of the series (choose axes or PCA to view them)");
+    ui.add(Slider::new(&mut c.window, 4..=480).text("window W"))
+        .on_hover_text("Points per window. 120 suits minutely/5-minute KPIs (10 h at 5 min); 24 suits hourly data. The first W-1 points of each part get no score");
+    ui.add(Slider::new(&mut c.hidden_width, 8..=512).text("hidden width"))
+        .on_hover_text("Units of each hidden dense layer (100 in DONUT)");
+    ui.add(Slider::new(&mut c.hidden_depth, 1..=4).text("hidden depth"))
+        .on_hover_text("Hidden layers in the encoder and the decoder (2 in DONUT)");
+    if c.encoder == EncoderKind::Cnn {
+        ui.add(Slider::new(&mut c.cnn_channels, 2..=64).text("CNN channels"))
+            .on_hover_text("Filters of each convolution");
+    }
+    ui.horizontal(|ui| {
+        ui.label("backend").on_hover_text("burn backend: flex (pure Rust, default) or ndarray (deprecated upstream)");
+        for b in BackendKind::ALL {
+            ui.selectable_value(&mut c.backend, *b, b.name());
+        }
+    });
+}
+
+fn training_ui(c: &mut DonutConfig, ui: &mut Ui) {
+    ui.label(RichText::new("Training").strong());
+    ui.add(Slider::new(&mut c.epochs, 1..=512).text("epochs"))
+        .on_hover_text("Passes over the training windows (256 in DONUT); applies to the next run");
+    ui.add(Slider::new(&mut c.batch_size, 16..=1024).text("batch size"))
+        .on_hover_text("Windows per step (256 in DONUT); applies to the next run");
+    ui.add(Slider::new(&mut c.learning_rate, 1e-5..=1e-1).logarithmic(true).text("learning rate"))
+        .on_hover_text("Adam's step size before decay (1e-3); changes live. Too high and the loss diverges");
+    ui.add(Slider::new(&mut c.seed, 0..=99).text("seed"))
+        .on_hover_text("Seed of initialisation, shuffling, injection and sampling: the same seed and backend give the same run");
+}
+
+fn scoring_ui(c: &mut DonutConfig, ui: &mut Ui) {
+    ui.label(RichText::new("Scoring").strong());
+    ui.add(Slider::new(&mut c.mcmc_iterations, 0..=50).text("MCMC iterations"))
+        .on_hover_text("Rounds of imputing missing points from the model before scoring (10; 0 = off): fewer false alarms next to gaps");
+    ui.add(Slider::new(&mut c.n_z, 1..=2048).logarithmic(true).text("z samples (n_z)"))
+        .on_hover_text("Samples of z averaged into each reconstruction probability (1024): more = smoother scores, slower scoring");
+}

@@ -1,0 +1,290 @@
+//! A rotatable 3-D scatter of latent means, painted as one mesh.
+//!
+//! Drag to orbit, wheel to zoom, double-click to reset. Points are centred and scaled to fit, then
+//! rotated (yaw about the vertical axis, pitch about the horizontal) and projected orthographically.
+//! Every point is one small quad in a single [`egui::Mesh`], so 100,000 points stay cheap.
+
+use egui::{Color32, Mesh, Pos2, Rect, Sense, Stroke, Vec2, vec2};
+use serde::{Deserialize, Serialize};
+
+/// Orbit camera of a 3-D panel.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Camera {
+    /// Rotation about the vertical axis (radians).
+    pub yaw: f32,
+    /// Rotation about the horizontal axis (radians).
+    pub pitch: f32,
+    /// Zoom factor (1 = fit).
+    pub zoom: f32,
+}
+
+impl Default for Camera {
+    fn default() -> Self {
+        Self { yaw: 0.7, pitch: 0.45, zoom: 1.0 }
+    }
+}
+
+impl Camera {
+    /// Rotates a point into view space: returns (x right, y up, depth towards the viewer).
+    pub fn rotate(&self, p: [f32; 3]) -> [f32; 3] {
+        let (sy, cy) = self.yaw.sin_cos();
+        let (sp, cp) = self.pitch.sin_cos();
+        // Yaw about the y axis.
+        let x1 = cy * p[0] + sy * p[2];
+        let z1 = -sy * p[0] + cy * p[2];
+        // Pitch about the x axis.
+        let y2 = cp * p[1] - sp * z1;
+        let z2 = sp * p[1] + cp * z1;
+        [x1, y2, z2]
+    }
+
+    /// Screen position of a (normalised) point in `rect`.
+    pub fn project(&self, p: [f32; 3], rect: Rect) -> Pos2 {
+        let r = self.rotate(p);
+        let scale = 0.42 * rect.width().min(rect.height()) * self.zoom;
+        rect.center() + vec2(r[0] * scale, -r[1] * scale)
+    }
+
+    /// Applies a drag (pixels) and a wheel (scroll pixels) to the camera.
+    pub fn orbit(&mut self, drag: Vec2, wheel: f32) {
+        self.yaw += drag.x * 0.01;
+        self.pitch = (self.pitch + drag.y * 0.01).clamp(-1.55, 1.55);
+        self.zoom = (self.zoom * (wheel * 0.002).exp()).clamp(0.2, 20.0);
+    }
+}
+
+/// Points ready to paint: normalised positions and colours.
+pub struct Cloud<'a> {
+    /// Positions, centred and scaled into about [-1, 1].
+    pub points: &'a [[f32; 3]],
+    /// One colour per point.
+    pub colors: &'a [Color32],
+    /// Names of the three axes.
+    pub axis_names: [String; 3],
+    /// A point to draw larger (the hovered or selected one).
+    pub highlight: Option<usize>,
+}
+
+/// What the user did to the panel this frame.
+pub struct ScatterResponse {
+    /// The widget's response.
+    pub response: egui::Response,
+    /// The point under the pointer, if any.
+    pub hovered: Option<usize>,
+}
+
+/// Centres each axis on its mean and scales all three by the largest spread, so that the cloud
+/// keeps its shape. Returns the normalised points.
+pub fn normalise(raw: &[[f32; 3]]) -> Vec<[f32; 3]> {
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    let n = raw.len() as f32;
+    let mut mean = [0f32; 3];
+    for p in raw {
+        for a in 0..3 {
+            mean[a] += p[a] / n;
+        }
+    }
+    let mut extent = 1e-6f32;
+    for p in raw {
+        for a in 0..3 {
+            extent = extent.max((p[a] - mean[a]).abs());
+        }
+    }
+    raw.iter().map(|p| [(p[0] - mean[0]) / extent, (p[1] - mean[1]) / extent, (p[2] - mean[2]) / extent]).collect()
+}
+
+/// Draws the scatter into `size` and handles orbit, zoom, reset and hover.
+pub fn scatter_ui(ui: &mut egui::Ui, camera: &mut Camera, cloud: &Cloud<'_>, size: Vec2, point_px: f32) -> ScatterResponse {
+    let (rect, response) = ui.allocate_exact_size(size, Sense::click_and_drag());
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Latent space 3-D scatter"));
+    if response.dragged() {
+        camera.orbit(response.drag_delta(), 0.0);
+    }
+    if response.hovered() {
+        let wheel = ui.input(|i| i.smooth_scroll_delta.y);
+        if wheel != 0.0 {
+            camera.orbit(Vec2::ZERO, wheel);
+        }
+    }
+    if response.double_clicked() {
+        *camera = Camera::default();
+    }
+
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
+
+    // Axes through the origin, with their names.
+    let axis_colors = [Color32::from_rgb(220, 80, 80), Color32::from_rgb(80, 190, 80), Color32::from_rgb(90, 130, 240)];
+    for a in 0..3 {
+        let mut tip = [0f32; 3];
+        tip[a] = 1.1;
+        let mut tail = [0f32; 3];
+        tail[a] = -1.1;
+        let (p0, p1) = (camera.project(tail, rect), camera.project(tip, rect));
+        painter.line_segment([p0, p1], Stroke::new(1.0, axis_colors[a].gamma_multiply(0.8)));
+        painter.text(p1, egui::Align2::LEFT_BOTTOM, &cloud.axis_names[a], egui::FontId::proportional(12.0), axis_colors[a]);
+    }
+
+    // All points in one mesh, far ones first.
+    let projected: Vec<(Pos2, f32)> = cloud
+        .points
+        .iter()
+        .map(|&p| {
+            let depth = camera.rotate(p)[2];
+            (camera.project(p, rect), depth)
+        })
+        .collect();
+    let mut order: Vec<u32> = (0..projected.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| projected[a as usize].1.total_cmp(&projected[b as usize].1));
+    let mut mesh = Mesh::default();
+    mesh.reserve_triangles(order.len() * 2);
+    mesh.reserve_vertices(order.len() * 4);
+    let half = point_px * 0.5;
+    for &i in &order {
+        let (pos, _) = projected[i as usize];
+        if !rect.contains(pos) {
+            continue;
+        }
+        let color = cloud.colors.get(i as usize).copied().unwrap_or(Color32::GRAY);
+        mesh.add_colored_rect(Rect::from_center_size(pos, vec2(2.0 * half, 2.0 * half)), color);
+    }
+    painter.add(egui::Shape::mesh(mesh));
+
+    // Hover: the nearest point within 6 px.
+    let mut hovered = None;
+    if let Some(pointer) = response.hover_pos() {
+        let mut best = 36.0f32;
+        for (i, (pos, _)) in projected.iter().enumerate() {
+            let d = pos.distance_sq(pointer);
+            if d < best {
+                best = d;
+                hovered = Some(i);
+            }
+        }
+    }
+    if let Some(i) = cloud.highlight.or(hovered)
+        && let Some((pos, _)) = projected.get(i)
+    {
+        painter.circle_stroke(*pos, point_px + 3.0, Stroke::new(2.0, ui.visuals().strong_text_color()));
+    }
+    painter.text(
+        rect.left_bottom() + vec2(6.0, -6.0),
+        egui::Align2::LEFT_BOTTOM,
+        format!("{} points · drag to orbit · wheel to zoom · double-click to reset", cloud.points.len()),
+        egui::FontId::proportional(11.0),
+        ui.visuals().weak_text_color(),
+    );
+    ScatterResponse { response, hovered }
+}
+
+/// The top three principal axes of `rows` (each of length `dim`), by power iteration with
+/// deflation. Returns three unit vectors (fewer when `dim < 3`, padded with zeros).
+pub fn principal_axes(rows: &[f32], dim: usize) -> [Vec<f32>; 3] {
+    let n = if dim == 0 { 0 } else { rows.len() / dim };
+    let mut axes: [Vec<f32>; 3] = [vec![0.0; dim], vec![0.0; dim], vec![0.0; dim]];
+    if n == 0 {
+        return axes;
+    }
+    let mut mean = vec![0f64; dim];
+    for r in rows.chunks_exact(dim) {
+        for (m, &v) in mean.iter_mut().zip(r) {
+            *m += v as f64 / n as f64;
+        }
+    }
+    let mut cov = vec![0f64; dim * dim];
+    for r in rows.chunks_exact(dim) {
+        for a in 0..dim {
+            let da = r[a] as f64 - mean[a];
+            for b in 0..dim {
+                cov[a * dim + b] += da * (r[b] as f64 - mean[b]) / n as f64;
+            }
+        }
+    }
+    for (k, axis) in axes.iter_mut().enumerate().take(dim.min(3)) {
+        let mut v: Vec<f64> = (0..dim).map(|i| if i == k { 1.0 } else { 0.1 }).collect();
+        let mut lambda = 0.0;
+        for _ in 0..200 {
+            let mut w = vec![0f64; dim];
+            for a in 0..dim {
+                for b in 0..dim {
+                    w[a] += cov[a * dim + b] * v[b];
+                }
+            }
+            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm < 1e-12 {
+                break;
+            }
+            lambda = norm;
+            v = w.into_iter().map(|x| x / norm).collect();
+        }
+        // Deflate so the next axis is orthogonal.
+        for a in 0..dim {
+            for b in 0..dim {
+                cov[a * dim + b] -= lambda * v[a] * v[b];
+            }
+        }
+        *axis = v.iter().map(|&x| x as f32).collect();
+    }
+    axes
+}
+
+/// A colour ramp from blue (0) through yellow to red (1).
+pub fn ramp(t: f32) -> Color32 {
+    let t = t.clamp(0.0, 1.0);
+    let stops = [(0.0, [49, 54, 149]), (0.35, [116, 173, 209]), (0.6, [254, 224, 144]), (0.8, [244, 109, 67]), (1.0, [165, 0, 38])];
+    for w in stops.windows(2) {
+        let ((t0, c0), (t1, c1)) = (w[0], w[1]);
+        if t <= t1 {
+            let f = (t - t0) / (t1 - t0);
+            let mix = |a: i32, b: i32| (a as f32 + (b - a) as f32 * f) as u8;
+            return Color32::from_rgb(mix(c0[0], c1[0]), mix(c0[1], c1[1]), mix(c0[2], c1[2]));
+        }
+    }
+    Color32::from_rgb(165, 0, 38)
+}
+
+/// A cyclic colour for a fraction of the day (0..1).
+pub fn cyclic(t: f32) -> Color32 {
+    let h = t.rem_euclid(1.0);
+    egui::ecolor::Hsva::new(h, 0.75, 0.9, 1.0).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_keeps_lengths_and_yaw_turns_x_into_depth() {
+        let cam = Camera { yaw: std::f32::consts::FRAC_PI_2, pitch: 0.0, zoom: 1.0 };
+        let r = cam.rotate([1.0, 0.0, 0.0]);
+        assert!((r[0]).abs() < 1e-6 && (r[2] + 1.0).abs() < 1e-6, "{r:?}");
+        let cam = Camera { yaw: 0.3, pitch: -0.8, zoom: 1.0 };
+        let r = cam.rotate([0.2, -0.5, 0.7]);
+        let len = |v: [f32; 3]| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+        assert!((len(r) - len([0.2, -0.5, 0.7])).abs() < 1e-5);
+    }
+
+    #[test]
+    fn principal_axes_find_the_dominant_direction() {
+        // Points spread along (1, 1, 0, 0) / sqrt 2 with a little noise in dim 2.
+        let mut rows = Vec::new();
+        for i in 0..200 {
+            let t = i as f32 / 20.0 - 5.0;
+            rows.extend([t, t, 0.01 * (i % 3) as f32, 0.0]);
+        }
+        let axes = principal_axes(&rows, 4);
+        let a = &axes[0];
+        assert!((a[0].abs() - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-3, "{a:?}");
+        assert!((a[0] - a[1]).abs() < 1e-3);
+        let dot: f32 = axes[0].iter().zip(&axes[1]).map(|(x, y)| x * y).sum();
+        assert!(dot.abs() < 1e-3, "axes are orthogonal");
+    }
+
+    #[test]
+    fn normalise_centres_and_fits() {
+        let pts = normalise(&[[1.0, 2.0, 3.0], [3.0, 2.0, 3.0]]);
+        assert_eq!(pts, vec![[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]);
+    }
+}

@@ -1,0 +1,74 @@
+//! The loss panel: total loss (training and validation) and each ELBO term over steps, on plots
+//! that share their x axis.
+
+use super::app::DonutApp;
+use crate::model::loss::LossTerms;
+use egui::{Color32, Ui};
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+
+/// Colours of the terms, shared with the teaching chart.
+pub const RECON_COLOR: Color32 = Color32::from_rgb(90, 150, 230);
+/// beta * log p(z).
+pub const PRIOR_COLOR: Color32 = Color32::from_rgb(230, 150, 60);
+/// -lambda * log q(z|x).
+pub const ENTROPY_COLOR: Color32 = Color32::from_rgb(120, 200, 120);
+
+/// At most this many points per line (long runs are averaged into buckets).
+const MAX_POINTS: usize = 2_000;
+
+/// Bucket-averaged (step, value) pairs.
+fn bucketed(steps: &[crate::train::StepStats], value: impl Fn(&LossTerms) -> f64) -> PlotPoints<'static> {
+    let bucket = steps.len().div_ceil(MAX_POINTS).max(1);
+    steps
+        .chunks(bucket)
+        .map(|c| {
+            let x = c.iter().map(|s| s.step as f64).sum::<f64>() / c.len() as f64;
+            let y = c.iter().map(|s| value(&s.terms)).sum::<f64>() / c.len() as f64;
+            [x, y]
+        })
+        .collect()
+}
+
+/// Draws the loss panel.
+pub fn loss_ui(app: &mut DonutApp, ui: &mut Ui) {
+    ui.strong("Loss");
+    let steps = &app.history.steps;
+    if steps.is_empty() {
+        ui.label("The total loss and each ELBO term stream in here while training.");
+        return;
+    }
+    if let Some(last) = steps.last() {
+        let t = last.terms;
+        ui.small(format!(
+            "step {}: loss {:.2} = −(recon {:.2} + prior {:.2} + entropy {:.2}) + L2 {:.3}",
+            last.step, t.total, t.recon, t.prior, t.entropy, t.l2
+        ));
+    }
+    let link = egui::Id::unique("loss-link");
+    let h = (ui.available_height() - 8.0).max(200.0) / 2.0;
+    Plot::new("loss-total")
+        .height(h)
+        .link_axis(link, [true, false])
+        .link_cursor(link, [true, false])
+        .legend(Legend::default())
+        .y_axis_label("loss")
+        .show(ui, |plot| {
+            plot.line(Line::new("train loss", bucketed(steps, |t| t.total)).color(Color32::LIGHT_GRAY));
+            let valid: PlotPoints = app.history.valid.iter().map(|v| [v.step as f64, v.terms.total]).collect();
+            plot.line(Line::new("validation loss", valid).color(Color32::from_rgb(220, 80, 160)));
+            let best: PlotPoints = app.history.valid.iter().filter(|v| v.best).map(|v| [v.step as f64, v.terms.total]).collect();
+            plot.points(Points::new("new best (kept)", best).radius(3.0).color(Color32::from_rgb(220, 80, 160)));
+        });
+    Plot::new("loss-terms")
+        .height(h)
+        .link_axis(link, [true, false])
+        .link_cursor(link, [true, false])
+        .legend(Legend::default())
+        .x_axis_label("step")
+        .y_axis_label("ELBO terms")
+        .show(ui, |plot| {
+            plot.line(Line::new("reconstruction Σα log p(x|z)", bucketed(steps, |t| t.recon)).color(RECON_COLOR));
+            plot.line(Line::new("β log p(z)", bucketed(steps, |t| t.prior)).color(PRIOR_COLOR));
+            plot.line(Line::new("−λ log q(z|x)", bucketed(steps, |t| t.entropy)).color(ENTROPY_COLOR));
+        });
+}

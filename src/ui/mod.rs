@@ -1,0 +1,29 @@
+//! The desktop app: panels over the engine, which runs on the worker thread.
+//!
+//! The UI thread never touches tensors, files or dialogs: loading and saving run on short-lived
+//! named threads, training and scoring on the worker ([`crate::train::worker`]), and each frame
+//! drains their events within a time budget.
+
+mod app;
+mod controls;
+mod latent;
+pub mod latent3d;
+mod loader;
+mod loss;
+mod series;
+
+pub use app::{AppOptions, DonutApp, Persisted};
+
+/// Opens the app window (glow renderer, which is the lighter one under software rendering).
+pub fn run_native(options: AppOptions) -> eframe::Result {
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("donut-explorer")
+            .with_inner_size([1400.0, 900.0])
+            .with_min_inner_size([900.0, 600.0])
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Glow,
+        ..Default::default()
+    };
+    eframe::run_native("donut-explorer", native, Box::new(move |cc| Ok(Box::new(DonutApp::new(cc, options)))))
+}

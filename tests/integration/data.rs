@@ -1,0 +1,170 @@
+//! Loading and preparing data: accepted forms, edge cases, and every bad input named in the issues.
+
+use super::fixture;
+use donut_explorer::config::DonutConfig;
+use donut_explorer::data::load::Problem;
+use donut_explorer::data::{DataError, Part, Prepared, load_csv, load_sample, parse_csv};
+
+fn parse(text: &str) -> Result<donut_explorer::data::RawSeries, DataError> {
+    parse_csv(text.as_bytes(), "test.csv")
+}
+
+fn fixture_error(name: &str) -> DataError {
+    load_csv(&fixture(name)).expect_err(name)
+}
+
+#[test]
+fn empty_file() {
+    let e = fixture_error("empty.csv");
+    assert_eq!(e.problem, Problem::Empty);
+    assert!(e.to_string().contains("empty.csv"), "{e}");
+}
+
+#[test]
+fn header_only() {
+    let e = fixture_error("header_only.csv");
+    assert_eq!((e.problem.clone(), e.line), (Problem::NoRows, Some(1)));
+}
+
+#[test]
+fn no_header() {
+    let e = fixture_error("no_header.csv");
+    assert!(matches!(e.problem, Problem::NoHeader(_)), "{e}");
+    assert_eq!(e.line, Some(1));
+}
+
+#[test]
+fn text_in_a_number_column() {
+    let e = fixture_error("text_in_number.csv");
+    assert_eq!(e.line, Some(3));
+    assert!(matches!(&e.problem, Problem::NotANumber { text, .. } if text == "abc"), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("text_in_number.csv") && msg.contains("line 3") && msg.contains("abc"), "{msg}");
+}
+
+#[test]
+fn nan_and_infinite_values() {
+    for name in ["nan_value.csv", "inf_value.csv"] {
+        let e = fixture_error(name);
+        assert_eq!(e.line, Some(3), "{name}");
+        assert!(matches!(e.problem, Problem::NotFinite(_)), "{name}: {e}");
+    }
+}
+
+#[test]
+fn duplicate_timestamps() {
+    let e = fixture_error("duplicate_ts.csv");
+    assert_eq!(e.line, Some(4));
+    assert_eq!(e.problem, Problem::Duplicate { ts: 1469376300, first_line: 3 });
+}
+
+#[test]
+fn unsorted_timestamps() {
+    let e = fixture_error("unsorted_ts.csv");
+    assert_eq!(e.line, Some(4));
+    assert!(matches!(e.problem, Problem::Unsorted { .. }), "{e}");
+}
+
+#[test]
+fn off_grid_intervals() {
+    let e = fixture_error("off_grid.csv");
+    assert_eq!(e.line, Some(4));
+    assert_eq!(e.problem, Problem::OffGrid { gap: 450, interval: 300 });
+}
+
+#[test]
+fn labels_other_than_0_and_1() {
+    let e = fixture_error("bad_label.csv");
+    assert_eq!(e.line, Some(3));
+    assert_eq!(e.problem, Problem::BadLabel("2".into()));
+}
+
+#[test]
+fn a_file_that_does_not_exist() {
+    let e = load_csv(std::path::Path::new("/no/such/file.csv")).unwrap_err();
+    assert!(matches!(e.problem, Problem::Io(_)));
+    assert!(e.to_string().starts_with("/no/such/file.csv"), "{e}");
+}
+
+#[test]
+fn a_series_shorter_than_the_window() {
+    let text: String = std::iter::once("timestamp,value\n".to_string())
+        .chain((0..100).map(|i| format!("{},{}\n", 1000 + 60 * i, i % 7)))
+        .collect();
+    let raw = parse(&text).unwrap();
+    let e = Prepared::new(&raw, &DonutConfig::default()).unwrap_err();
+    assert!(matches!(e.problem, Problem::TooShort { window: 120, .. }), "{e}");
+    assert!(e.to_string().contains("window"), "{e}");
+    // The same series fits a window of 10.
+    let ok = Prepared::new(&raw, &DonutConfig { window: 10, ..Default::default() }).unwrap();
+    assert_eq!(ok.len(), 100);
+}
+
+#[test]
+fn missing_timestamps_are_filled_and_marked() {
+    let raw = parse("timestamp,value,label\n0,1,0\n60,2,1\n240,5,0\n300,,0\n").unwrap();
+    assert_eq!(raw.interval, 60);
+    let prep = Prepared::new(&raw, &DonutConfig { window: 2, test_fraction: 0.34, valid_fraction: 0.0, ..Default::default() }).unwrap();
+    assert_eq!(prep.timestamps, vec![0, 60, 120, 180, 240, 300]);
+    assert_eq!(prep.missing, vec![false, false, true, true, false, true]);
+    assert_eq!(prep.labels, vec![0, 1, 0, 0, 0, 0]);
+    assert_eq!(prep.raw_values[2], 0.0);
+    // Mean/std over normal, present train+valid points only: points 0 (1.0) and 4 (5.0)... in the
+    // first 4 points only point 0 is normal and present -> std 0 -> a constant fit (std 1).
+    assert_eq!(prep.parts, [0..4, 4..4, 4..6]);
+    assert_eq!(prep.mean, 1.0);
+    assert_eq!(prep.std, 1.0);
+}
+
+#[test]
+fn standardisation_uses_normal_train_and_validation_points() {
+    let mut text = String::from("timestamp,value,label\n");
+    for i in 0..100 {
+        let (v, l) = if i == 10 { (1000.0, 1) } else { ((i % 2) as f64 * 2.0, 0) };
+        text.push_str(&format!("{},{},{}\n", i * 60, v, l));
+    }
+    let prep = Prepared::new(&parse(&text).unwrap(), &DonutConfig { window: 5, ..Default::default() }).unwrap();
+    // Values alternate 0, 2 -> mean 1, std 1, the anomaly excluded.
+    assert!((prep.mean - 1.0).abs() < 0.03, "{}", prep.mean);
+    assert!((prep.std - 1.0).abs() < 0.01, "{}", prep.std);
+    assert_eq!(prep.part(Part::Test).len(), 30);
+    assert_eq!(prep.part(Part::Valid).len(), 21);
+    assert_eq!(prep.window_ends(Part::Train), 4..49);
+}
+
+#[test]
+fn accepted_forms_timestamps_delimiters_bom_crlf_no_timestamp() {
+    let a = parse("timestamp,value,label\n2016-07-24 16:00:00,1.5,0\n2016-07-24 16:05:00,2.5,1\n").unwrap();
+    assert_eq!((a.timestamps.clone(), a.interval), (vec![1469376000, 1469376300], 300));
+    let b = parse("\u{feff}timestamp;value;label\r\n1469376000000;1,0\r\n1469376300000;2;0\r\n");
+    // `1,0` in a `;` file is text in the value column: the decimal comma is not guessed.
+    assert!(matches!(b.unwrap_err().problem, Problem::NotANumber { .. }));
+    let c = parse("\u{feff}value\tlabel\r\n1.0\t0\r\n2.0\t1\r\n").unwrap();
+    assert!(!c.has_timestamps && c.has_labels);
+    assert_eq!(c.timestamps, vec![0, 1]);
+    let d = parse("\"timestamp\",\"value\",\"extra\"\n\"1469376000\",\"3\",\"x\"\n").unwrap();
+    assert_eq!(d.values, vec![3.0]);
+    assert!(!d.has_labels);
+}
+
+#[test]
+fn roughness_of_a_line_is_zero_and_of_noise_is_positive() {
+    use donut_explorer::data::roughness;
+    let line: Vec<f32> = (0..50).map(|i| i as f32 * 0.1).collect();
+    assert!(roughness(&line, &[false; 50]) < 1e-10);
+    let zigzag: Vec<f32> = (0..50).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+    assert!((roughness(&zigzag, &[false; 50]) - 16.0).abs() < 1e-9);
+}
+
+#[test]
+fn the_checked_in_sample_is_what_the_generator_makes() {
+    use donut_explorer::data::sample::{SampleSpec, generate, to_csv};
+    let text = to_csv(&generate(&SampleSpec::default()));
+    assert_eq!(text, donut_explorer::data::SAMPLE_CSV, "run `donut-explorer generate-sample` to refresh sample_data/sample.csv");
+    let raw = load_sample().unwrap();
+    let prep = Prepared::new(&raw, &DonutConfig::default()).unwrap();
+    assert_eq!(prep.len(), 14 * 288);
+    assert!(prep.missing_count() > 10, "the sample shows missing points");
+    assert!(prep.anomaly_count() > 20, "the sample has labelled anomalies");
+    assert!(prep.labels[prep.part(Part::Test)].contains(&1), "the test part has anomalies to find");
+}
