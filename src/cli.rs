@@ -148,7 +148,10 @@ pub struct ProgressHooks {
 impl ProgressHooks {
     /// A hidden bar until training starts; `label` prefixes the bar (e.g. a sweep's variant).
     pub fn new(label: impl Into<String>) -> Self {
-        Self { bar: ProgressBar::hidden(), label: label.into() }
+        Self {
+            bar: ProgressBar::hidden(),
+            label: label.into(),
+        }
     }
 }
 
@@ -161,7 +164,9 @@ impl TrainHooks for ProgressHooks {
         match event {
             TrainEvent::Started { total_steps, .. } => {
                 self.bar = ProgressBar::new(total_steps as u64);
-                self.bar.set_style(bar_style("{prefix} train [{elapsed_precise}] {wide_bar} {pos}/{len} steps {msg}"));
+                self.bar.set_style(bar_style(
+                    "{prefix} train [{elapsed_precise}] {wide_bar} {pos}/{len} steps {msg}",
+                ));
                 self.bar.set_prefix(self.label.clone());
             }
             TrainEvent::Step(s) => {
@@ -203,7 +208,9 @@ pub fn score_bar(label: &str) -> impl FnMut(usize, usize) -> bool + use<> {
             started = true;
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             bar.set_length(total as u64);
-            bar.set_style(bar_style("{prefix} score [{elapsed_precise}] {wide_bar} {pos}/{len} windows"));
+            bar.set_style(bar_style(
+                "{prefix} score [{elapsed_precise}] {wide_bar} {pos}/{len} windows",
+            ));
             bar.set_prefix(label.clone());
         }
         bar.set_position(done as u64);
@@ -243,7 +250,11 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         summary.split[1],
         summary.split[2]
     );
-    let parts: &[Part] = if args.detections.is_some() { &Part::ALL } else { &[Part::Test] };
+    let parts: &[Part] = if args.detections.is_some() {
+        &Part::ALL
+    } else {
+        &[Part::Test]
+    };
     let mut hooks = ProgressHooks::new("");
     let finished = run(&prep, &config, parts, &mut hooks, &mut score_bar(""))?;
     drop(hooks);
@@ -264,7 +275,14 @@ fn train_command(args: &TrainArgs) -> Result<()> {
     );
     println!(
         "trained {} epochs ({} steps) in {:.1} s at {:.0} windows/s; scored {} windows in {:.1} s (n_z {}, MCMC {})",
-        r.epochs, r.steps, r.train_secs, r.train_windows_per_sec, r.scored_windows, r.score_secs, r.config.n_z, r.config.mcmc_iterations
+        r.epochs,
+        r.steps,
+        r.train_secs,
+        r.train_windows_per_sec,
+        r.scored_windows,
+        r.score_secs,
+        r.config.n_z,
+        r.config.mcmc_iterations
     );
     if args.json {
         println!("{}", serde_json::to_string(&report_json(r))?);
@@ -273,8 +291,14 @@ fn train_command(args: &TrainArgs) -> Result<()> {
 }
 
 /// Writes a file atomically: a temporary file beside it, then a rename.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile_in(dir, path)?;
     {
         let mut writer = std::io::BufWriter::new(&mut tmp.1);
@@ -282,18 +306,28 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn std::io::Write)
         std::io::Write::flush(&mut writer)?;
     }
     tmp.1.sync_all().ok();
-    std::fs::rename(&tmp.0, path).with_context(|| format!("renaming {} to {}", tmp.0.display(), path.display()))?;
+    std::fs::rename(&tmp.0, path)
+        .with_context(|| format!("renaming {} to {}", tmp.0.display(), path.display()))?;
     Ok(())
 }
 
 fn tempfile_in(dir: &Path, target: &Path) -> Result<(PathBuf, std::fs::File)> {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     Ok((tmp, file))
 }
 
-fn write_detections_file(path: &Path, prep: &Prepared, scores: &[Option<f64>], threshold: f64) -> Result<()> {
+fn write_detections_file(
+    path: &Path,
+    prep: &Prepared,
+    scores: &[Option<f64>],
+    threshold: f64,
+) -> Result<()> {
     write_atomically(path, |w| write_detections(w, prep, scores, threshold))
 }
 
@@ -302,7 +336,10 @@ pub fn run_command(command: &Command) -> Result<()> {
     match command {
         Command::Train(args) => train_command(args),
         Command::GenerateSample { out, seed } => {
-            let spec = data::sample::SampleSpec { seed: *seed, ..Default::default() };
+            let spec = data::sample::SampleSpec {
+                seed: *seed,
+                ..Default::default()
+            };
             let text = data::sample::to_csv(&data::sample::generate(&spec));
             write_atomically(out, |w| w.write_all(text.as_bytes()))?;
             eprintln!("wrote {} ({} bytes)", out.display(), text.len());

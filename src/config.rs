@@ -220,11 +220,20 @@ pub enum ConfigError {
     Parse(String),
 }
 
-fn check(ok: bool, key: &'static str, value: impl ToString, reason: &'static str) -> Result<(), ConfigError> {
+fn check(
+    ok: bool,
+    key: &'static str,
+    value: impl ToString,
+    reason: &'static str,
+) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::Invalid { key, value: value.to_string(), reason })
+        Err(ConfigError::Invalid {
+            key,
+            value: value.to_string(),
+            reason,
+        })
     }
 }
 
@@ -235,7 +244,12 @@ fn unit(x: f64) -> bool {
 impl DonutConfig {
     /// Checks every setting's range; the one validation step before a run.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check(self.window >= 2 && self.window <= 4096, "window", self.window, "must be in 2..=4096")?;
+        check(
+            self.window >= 2 && self.window <= 4096,
+            "window",
+            self.window,
+            "must be in 2..=4096",
+        )?;
         check(
             self.test_fraction > 0.0 && self.test_fraction < 1.0,
             "test_fraction",
@@ -254,15 +268,30 @@ impl DonutConfig {
             self.hidden_width,
             "must be in 1..=4096",
         )?;
-        check((1..=8).contains(&self.hidden_depth), "hidden_depth", self.hidden_depth, "must be in 1..=8")?;
-        check((1..=256).contains(&self.cnn_channels), "cnn_channels", self.cnn_channels, "must be in 1..=256")?;
+        check(
+            (1..=8).contains(&self.hidden_depth),
+            "hidden_depth",
+            self.hidden_depth,
+            "must be in 1..=8",
+        )?;
+        check(
+            (1..=256).contains(&self.cnn_channels),
+            "cnn_channels",
+            self.cnn_channels,
+            "must be in 1..=256",
+        )?;
         check(
             self.encoder != EncoderKind::Cnn || self.window >= 4,
             "window",
             self.window,
             "the CNN encoder needs a window of at least 4",
         )?;
-        check((1..=16).contains(&self.latent_dim), "latent_dim", self.latent_dim, "must be in 1..=16")?;
+        check(
+            (1..=16).contains(&self.latent_dim),
+            "latent_dim",
+            self.latent_dim,
+            "must be in 1..=16",
+        )?;
         check(
             self.student_t_df.is_finite() && self.student_t_df > 2.0,
             "student_t_df",
@@ -281,10 +310,30 @@ impl DonutConfig {
             self.l2_weight,
             "must be >= 0",
         )?;
-        check(unit(self.beta_value), "beta_value", self.beta_value, "must be in [0, 1]")?;
-        check(unit(self.entropy_value), "entropy_value", self.entropy_value, "must be in [0, 1]")?;
-        check(unit(self.injection_rate), "injection_rate", self.injection_rate, "must be in [0, 1]")?;
-        check(self.epochs >= 1 && self.epochs <= 100_000, "epochs", self.epochs, "must be in 1..=100000")?;
+        check(
+            unit(self.beta_value),
+            "beta_value",
+            self.beta_value,
+            "must be in [0, 1]",
+        )?;
+        check(
+            unit(self.entropy_value),
+            "entropy_value",
+            self.entropy_value,
+            "must be in [0, 1]",
+        )?;
+        check(
+            unit(self.injection_rate),
+            "injection_rate",
+            self.injection_rate,
+            "must be in [0, 1]",
+        )?;
+        check(
+            self.epochs >= 1 && self.epochs <= 100_000,
+            "epochs",
+            self.epochs,
+            "must be in 1..=100000",
+        )?;
         check(
             (1..=65_536).contains(&self.batch_size),
             "batch_size",
@@ -292,7 +341,9 @@ impl DonutConfig {
             "must be in 1..=65536",
         )?;
         check(
-            self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate <= 100.0,
+            self.learning_rate.is_finite()
+                && self.learning_rate > 0.0
+                && self.learning_rate <= 100.0,
             "learning_rate",
             self.learning_rate,
             "must be in (0, 100]",
@@ -303,17 +354,42 @@ impl DonutConfig {
             self.lr_decay,
             "must be in (0, 1]",
         )?;
-        check(self.lr_decay_epochs >= 1, "lr_decay_epochs", self.lr_decay_epochs, "must be >= 1")?;
+        check(
+            self.lr_decay_epochs >= 1,
+            "lr_decay_epochs",
+            self.lr_decay_epochs,
+            "must be >= 1",
+        )?;
         check(
             self.grad_clip_norm.is_finite() && self.grad_clip_norm > 0.0,
             "grad_clip_norm",
             self.grad_clip_norm,
             "must be > 0",
         )?;
-        check(self.valid_every_steps >= 1, "valid_every_steps", self.valid_every_steps, "must be >= 1")?;
-        check(self.mcmc_iterations <= 1000, "mcmc_iterations", self.mcmc_iterations, "must be in 0..=1000")?;
-        check((1..=65_536).contains(&self.n_z), "n_z", self.n_z, "must be in 1..=65536")?;
-        check(self.eval_delay <= 100_000, "eval_delay", self.eval_delay, "must be in 0..=100000")?;
+        check(
+            self.valid_every_steps >= 1,
+            "valid_every_steps",
+            self.valid_every_steps,
+            "must be >= 1",
+        )?;
+        check(
+            self.mcmc_iterations <= 1000,
+            "mcmc_iterations",
+            self.mcmc_iterations,
+            "must be in 0..=1000",
+        )?;
+        check(
+            (1..=65_536).contains(&self.n_z),
+            "n_z",
+            self.n_z,
+            "must be in 1..=65536",
+        )?;
+        check(
+            self.eval_delay <= 100_000,
+            "eval_delay",
+            self.eval_delay,
+            "must be in 0..=100000",
+        )?;
         Ok(())
     }
 
@@ -322,7 +398,10 @@ impl DonutConfig {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Parse(format!("{}: cannot read: {e}", path.display())))?;
-        let parsed = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
+        let parsed = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+        {
             toml::from_str::<Self>(&text).map_err(|e| e.to_string())
         } else {
             serde_json::from_str::<Self>(&text).map_err(|e| e.to_string())
@@ -445,8 +524,14 @@ mod tests {
     fn defaults_are_valid_and_follow_donut() {
         let c = DonutConfig::default();
         c.validate().unwrap();
-        assert_eq!((c.window, c.hidden_width, c.hidden_depth, c.latent_dim), (120, 100, 2, 5));
-        assert_eq!((c.epochs, c.batch_size, c.n_z, c.mcmc_iterations), (256, 256, 1024, 10));
+        assert_eq!(
+            (c.window, c.hidden_width, c.hidden_depth, c.latent_dim),
+            (120, 100, 2, 5)
+        );
+        assert_eq!(
+            (c.epochs, c.batch_size, c.n_z, c.mcmc_iterations),
+            (256, 256, 1024, 10)
+        );
     }
 
     #[test]
@@ -466,24 +551,49 @@ mod tests {
     fn set_rejects_unknown_keys_and_bad_values() {
         let mut c = DonutConfig::default();
         assert_eq!(c.set("nope=1"), Err(ConfigError::Unknown("nope".into())));
-        assert!(matches!(c.set("latent_dim"), Err(ConfigError::NotKeyValue(_))));
-        assert!(matches!(c.set("latent_dim=abc"), Err(ConfigError::Parse(_))));
+        assert!(matches!(
+            c.set("latent_dim"),
+            Err(ConfigError::NotKeyValue(_))
+        ));
+        assert!(matches!(
+            c.set("latent_dim=abc"),
+            Err(ConfigError::Parse(_))
+        ));
         assert!(matches!(c.set("encoder=rnn"), Err(ConfigError::Parse(_))));
-        assert_eq!(c, DonutConfig::default(), "a failed set leaves the config unchanged");
+        assert_eq!(
+            c,
+            DonutConfig::default(),
+            "a failed set leaves the config unchanged"
+        );
     }
 
     #[test]
     fn validate_names_the_bad_setting() {
-        let c = DonutConfig { latent_dim: 0, ..Default::default() };
+        let c = DonutConfig {
+            latent_dim: 0,
+            ..Default::default()
+        };
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("latent_dim"), "{err}");
-        let c = DonutConfig { injection_rate: 1.5, ..Default::default() };
-        assert!(c.validate().unwrap_err().to_string().contains("injection_rate"));
+        let c = DonutConfig {
+            injection_rate: 1.5,
+            ..Default::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("injection_rate")
+        );
     }
 
     #[test]
     fn toml_round_trip_and_partial_files() {
-        let c = DonutConfig { latent_dim: 7, encoder: EncoderKind::Cnn, ..Default::default() };
+        let c = DonutConfig {
+            latent_dim: 7,
+            encoder: EncoderKind::Cnn,
+            ..Default::default()
+        };
         let text = toml::to_string(&c).unwrap();
         assert_eq!(toml::from_str::<DonutConfig>(&text).unwrap(), c);
         let partial: DonutConfig = toml::from_str("latent_dim = 3\n").unwrap();

@@ -56,7 +56,10 @@ fn segments(labels: &[u8], adjust: Adjust) -> Vec<Segment> {
     while i < labels.len() {
         if labels[i] == 1 {
             if adjust == Adjust::PointWise {
-                out.push(Segment { start: i, end: i + 1 });
+                out.push(Segment {
+                    start: i,
+                    end: i + 1,
+                });
                 i += 1;
                 continue;
             }
@@ -74,7 +77,12 @@ fn segments(labels: &[u8], adjust: Adjust) -> Vec<Segment> {
 
 /// The score at which a segment becomes detected: the highest flaggable score among its
 /// detecting points.
-fn segment_score(seg: &Segment, scores: &[Option<f64>], missing: &[bool], adjust: Adjust) -> Option<f64> {
+fn segment_score(
+    seg: &Segment,
+    scores: &[Option<f64>],
+    missing: &[bool],
+    adjust: Adjust,
+) -> Option<f64> {
     let end = match adjust {
         Adjust::Delay(k) => seg.end.min(seg.start + k + 1),
         _ => seg.end,
@@ -83,13 +91,19 @@ fn segment_score(seg: &Segment, scores: &[Option<f64>], missing: &[bool], adjust
         .filter(|&i| !missing[i])
         .filter_map(|i| scores[i])
         .filter(|s| !s.is_nan())
-        .fold(None, |best: Option<f64>, s| Some(best.map_or(s, |b| b.max(s))))
+        .fold(None, |best: Option<f64>, s| {
+            Some(best.map_or(s, |b| b.max(s)))
+        })
 }
 
 fn f1_of(tp: f64, fp: f64, positives: f64) -> (f64, f64, f64) {
     let precision = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
     let recall = if positives > 0.0 { tp / positives } else { 0.0 };
-    let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+    let f1 = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
     (f1, precision, recall)
 }
 
@@ -114,7 +128,10 @@ pub fn best_f1(scores: &[Option<f64>], labels: &[u8], missing: &[bool], adjust: 
         }
     }
     items.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut best = F1Score { threshold: items.first().map_or(f64::INFINITY, |i| i.0), ..Default::default() };
+    let mut best = F1Score {
+        threshold: items.first().map_or(f64::INFINITY, |i| i.0),
+        ..Default::default()
+    };
     let (mut tp, mut fp) = (0.0, 0.0);
     let mut i = 0;
     while i < items.len() {
@@ -126,14 +143,25 @@ pub fn best_f1(scores: &[Option<f64>], labels: &[u8], missing: &[bool], adjust: 
         }
         let (f1, precision, recall) = f1_of(tp, fp, positives);
         if f1 > best.f1 {
-            best = F1Score { f1, precision, recall, threshold };
+            best = F1Score {
+                f1,
+                precision,
+                recall,
+                threshold,
+            };
         }
     }
     best
 }
 
 /// Precision, recall and F1 at one threshold, O(n).
-pub fn f1_at(scores: &[Option<f64>], labels: &[u8], missing: &[bool], adjust: Adjust, threshold: f64) -> F1Score {
+pub fn f1_at(
+    scores: &[Option<f64>],
+    labels: &[u8],
+    missing: &[bool],
+    adjust: Adjust,
+    threshold: f64,
+) -> F1Score {
     let flagged = |i: usize| !missing[i] && scores[i].is_some_and(|s| s >= threshold);
     let segs = segments(labels, adjust);
     let positives: f64 = segs.iter().map(|s| (s.end - s.start) as f64).sum();
@@ -142,14 +170,25 @@ pub fn f1_at(scores: &[Option<f64>], labels: &[u8], missing: &[bool], adjust: Ad
         .filter(|s| segment_score(s, scores, missing, adjust).is_some_and(|v| v >= threshold))
         .map(|s| (s.end - s.start) as f64)
         .sum();
-    let fp = (0..scores.len()).filter(|&i| labels[i] == 0 && flagged(i)).count() as f64;
+    let fp = (0..scores.len())
+        .filter(|&i| labels[i] == 0 && flagged(i))
+        .count() as f64;
     let (f1, precision, recall) = f1_of(tp, fp, positives);
-    F1Score { f1, precision, recall, threshold }
+    F1Score {
+        f1,
+        precision,
+        recall,
+        threshold,
+    }
 }
 
 /// Flags: true where a point is flagged at `threshold`.
 pub fn flags(scores: &[Option<f64>], missing: &[bool], threshold: f64) -> Vec<bool> {
-    scores.iter().zip(missing).map(|(s, &m)| !m && s.is_some_and(|s| s >= threshold)).collect()
+    scores
+        .iter()
+        .zip(missing)
+        .map(|(s, &m)| !m && s.is_some_and(|s| s >= threshold))
+        .collect()
 }
 
 /// The three figures a run reports.
@@ -184,8 +223,9 @@ mod tests {
         thresholds.dedup();
         let mut best = 0.0f64;
         for &th in &thresholds {
-            let mut predict: Vec<bool> =
-                (0..scores.len()).map(|i| !missing[i] && scores[i].is_some_and(|s| s >= th)).collect();
+            let mut predict: Vec<bool> = (0..scores.len())
+                .map(|i| !missing[i] && scores[i].is_some_and(|s| s >= th))
+                .collect();
             if adjust != Adjust::PointWise {
                 let mut i = 0;
                 while i < labels.len() {
@@ -205,8 +245,12 @@ mod tests {
                     }
                 }
             }
-            let tp = (0..labels.len()).filter(|&i| labels[i] == 1 && predict[i]).count() as f64;
-            let fp = (0..labels.len()).filter(|&i| labels[i] == 0 && predict[i]).count() as f64;
+            let tp = (0..labels.len())
+                .filter(|&i| labels[i] == 1 && predict[i])
+                .count() as f64;
+            let fp = (0..labels.len())
+                .filter(|&i| labels[i] == 0 && predict[i])
+                .count() as f64;
             let p = labels.iter().filter(|&&l| l == 1).count() as f64;
             let (f1, _, _) = f1_of(tp, fp, p);
             best = best.max(f1);
@@ -217,7 +261,10 @@ mod tests {
     fn case() -> impl Strategy<Value = (Vec<Option<f64>>, Vec<u8>, Vec<bool>)> {
         (1usize..120).prop_flat_map(|n| {
             (
-                proptest::collection::vec(proptest::option::weighted(0.9, (0i32..25).prop_map(|v| v as f64 / 4.0)), n),
+                proptest::collection::vec(
+                    proptest::option::weighted(0.9, (0i32..25).prop_map(|v| v as f64 / 4.0)),
+                    n,
+                ),
                 proptest::collection::vec(prop_oneof![3 => Just(0u8), 1 => Just(1u8)], n),
                 proptest::collection::vec(proptest::bool::weighted(0.1), n),
             )
@@ -246,7 +293,10 @@ mod tests {
     fn point_adjustment_credits_a_whole_segment() {
         // One 4-point segment; only its last point scores high.
         let labels = [0, 1, 1, 1, 1, 0, 0, 0];
-        let scores: Vec<Option<f64>> = [0.1, 0.2, 0.2, 0.2, 0.9, 0.1, 0.1, 0.1].iter().map(|&s| Some(s)).collect();
+        let scores: Vec<Option<f64>> = [0.1, 0.2, 0.2, 0.2, 0.9, 0.1, 0.5, 0.1]
+            .iter()
+            .map(|&s| Some(s))
+            .collect();
         let missing = [false; 8];
         let adjusted = best_f1(&scores, &labels, &missing, Adjust::Segment);
         assert_eq!((adjusted.f1, adjusted.threshold), (1.0, 0.9));

@@ -10,7 +10,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(command) => run_command(command),
-        None => donut_explorer::ui::run_native(cli.app_options()).map_err(|e| anyhow::anyhow!("the app failed: {e}")),
+        None => donut_explorer::ui::run_native(cli.app_options())
+            .map_err(|e| anyhow::anyhow!("the app failed: {e}")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

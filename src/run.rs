@@ -81,7 +81,11 @@ pub struct RunReport {
 impl RunReport {
     /// The three F1 figures as a [`Metrics`].
     pub fn metrics(&self) -> Metrics {
-        Metrics { best_f1: self.best_f1, best_f1_delay: self.best_f1_delay, best_f1_pointwise: self.best_f1_pointwise }
+        Metrics {
+            best_f1: self.best_f1,
+            best_f1_delay: self.best_f1_delay,
+            best_f1_pointwise: self.best_f1_pointwise,
+        }
     }
 }
 
@@ -126,14 +130,20 @@ pub fn run(
     let device = device_for(config.backend);
     let started = Instant::now();
     let total = ends.len();
-    let log_p = score_windows(&outcome.model, prep, &ends, &config, &device, &mut |done| score_progress(done, total))?;
+    let log_p = score_windows(&outcome.model, prep, &ends, &config, &device, &mut |done| {
+        score_progress(done, total)
+    })?;
     let score_secs = started.elapsed().as_secs_f64();
     let mut scores = vec![None; prep.len()];
     for (&end, lp) in ends.iter().zip(log_p) {
         scores[end] = Some(-(lp as f64));
     }
     let test = prep.part(Part::Test);
-    let (s, l, m) = (&scores[test.clone()], &prep.labels[test.clone()], &prep.missing[test]);
+    let (s, l, m) = (
+        &scores[test.clone()],
+        &prep.labels[test.clone()],
+        &prep.missing[test],
+    );
     let report = RunReport {
         best_f1: best_f1(s, l, m, Adjust::Segment),
         best_f1_delay: best_f1(s, l, m, Adjust::Delay(config.eval_delay)),
@@ -149,7 +159,11 @@ pub fn run(
         data: DataSummary::of(prep),
         config,
     };
-    Ok(Finished { report, outcome, scores })
+    Ok(Finished {
+        report,
+        outcome,
+        scores,
+    })
 }
 
 /// Writes the detections CSV: every point with its part, value, label, missing flag, anomaly
@@ -170,11 +184,23 @@ pub fn write_detections(
         prep.window - 1
     )?;
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(["timestamp", "part", "value", "label", "missing", "score", "flagged"])?;
+    w.write_record([
+        "timestamp",
+        "part",
+        "value",
+        "label",
+        "missing",
+        "score",
+        "flagged",
+    ])?;
     for i in 0..prep.len() {
         let score = scores[i];
         let flagged = !prep.missing[i] && score.is_some_and(|s| s >= threshold);
-        let value = if prep.missing[i] { String::new() } else { prep.raw_values[i].to_string() };
+        let value = if prep.missing[i] {
+            String::new()
+        } else {
+            prep.raw_values[i].to_string()
+        };
         w.write_record([
             prep.timestamps[i].to_string(),
             prep.part_of(i).name().to_string(),

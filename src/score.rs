@@ -49,10 +49,15 @@ pub fn score_windows(
             return Err(Stopped);
         }
         let n = chunk.len();
-        let x_host: Vec<f32> = chunk.iter().flat_map(|&e| prep.window_values(e).iter().copied()).collect();
+        let x_host: Vec<f32> = chunk
+            .iter()
+            .flat_map(|&e| prep.window_values(e).iter().copied())
+            .collect();
         let last_host: Vec<f32> = chunk.iter().map(|&e| prep.values[e]).collect();
-        let missing_host: Vec<f32> =
-            chunk.iter().flat_map(|&e| prep.missing[e + 1 - w..=e].iter().map(|&m| m as u8 as f32)).collect();
+        let missing_host: Vec<f32> = chunk
+            .iter()
+            .flat_map(|&e| prep.missing[e + 1 - w..=e].iter().map(|&m| m as u8 as f32))
+            .collect();
         let any_missing = missing_host.iter().any(|&m| m > 0.0);
         let mut x = Tensor::<2>::from_data(TensorData::new(x_host, [n, w]), device);
 
@@ -61,10 +66,15 @@ pub fn score_windows(
             let present = missing.clone().neg().add_scalar(1.0);
             for _ in 0..config.mcmc_iterations {
                 let q = model.encode(x.clone());
-                let eps = Tensor::<2>::from_data(TensorData::new(latent.sample_noise(&mut mcmc_rng, n * k), [n, k]), device);
+                let eps = Tensor::<2>::from_data(
+                    TensorData::new(latent.sample_noise(&mut mcmc_rng, n * k), [n, k]),
+                    device,
+                );
                 let z = q.mean + q.std * eps; // [n, K]
                 let p = model.decode(z); // [n, W]
-                let noise: Vec<f32> = (0..n * w).map(|_| StandardNormal.sample(&mut mcmc_rng)).collect();
+                let noise: Vec<f32> = (0..n * w)
+                    .map(|_| StandardNormal.sample(&mut mcmc_rng))
+                    .collect();
                 let noise = Tensor::<2>::from_data(TensorData::new(noise, [n, w]), device);
                 let sample = p.mean + p.std * noise; // x' ~ p(x|z)
                 x = x * present.clone() + sample * missing.clone();
@@ -73,16 +83,34 @@ pub fn score_windows(
 
         let q = model.encode(x); // [n, K]
         // Each window's posterior repeated for its n_z samples: [n * n_z, K].
-        let mean = q.mean.unsqueeze_dim::<3>(1).repeat_dim(1, n_z).reshape([n * n_z, k]);
-        let std = q.std.unsqueeze_dim::<3>(1).repeat_dim(1, n_z).reshape([n * n_z, k]);
-        let eps = Tensor::<2>::from_data(TensorData::new(latent.sample_noise(&mut rng, n * n_z * k), [n * n_z, k]), device);
+        let mean = q
+            .mean
+            .unsqueeze_dim::<3>(1)
+            .repeat_dim(1, n_z)
+            .reshape([n * n_z, k]);
+        let std = q
+            .std
+            .unsqueeze_dim::<3>(1)
+            .repeat_dim(1, n_z)
+            .reshape([n * n_z, k]);
+        let eps = Tensor::<2>::from_data(
+            TensorData::new(latent.sample_noise(&mut rng, n * n_z * k), [n * n_z, k]),
+            device,
+        );
         let p = model.decode_last(mean + std * eps); // [n * n_z, 1]
         let last = Tensor::<2>::from_data(TensorData::new(last_host, [n, 1]), device)
             .unsqueeze_dim::<3>(1)
             .repeat_dim(1, n_z)
             .reshape([n * n_z, 1]);
-        let log_p = gaussian_log_density(last, p.mean, p.std).reshape([n, n_z]).mean_dim(1); // [n, 1]
-        out.extend(log_p.into_data().try_to_vec::<f32>().unwrap_or_else(|_| vec![f32::NAN; n]));
+        let log_p = gaussian_log_density(last, p.mean, p.std)
+            .reshape([n, n_z])
+            .mean_dim(1); // [n, 1]
+        out.extend(
+            log_p
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_else(|_| vec![f32::NAN; n]),
+        );
     }
     Ok(out)
 }

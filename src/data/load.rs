@@ -41,7 +41,9 @@ pub enum Problem {
     #[error("the file is empty")]
     Empty,
     /// The first row holds data, not column names.
-    #[error("no header row: the first line must name the columns (e.g. `timestamp,value,label`), found {0:?}")]
+    #[error(
+        "no header row: the first line must name the columns (e.g. `timestamp,value,label`), found {0:?}"
+    )]
     NoHeader(String),
     /// No column called `value`.
     #[error("no `value` column in the header (found columns: {0})")]
@@ -83,7 +85,9 @@ pub enum Problem {
     #[error("column `timestamp`: {0} is out of range (before 1970 or after 9999)")]
     TimestampOutOfRange(String),
     /// Milliseconds that are not whole seconds.
-    #[error("column `timestamp`: {0} ms is not a whole second; sub-second sampling is not supported")]
+    #[error(
+        "column `timestamp`: {0} ms is not a whole second; sub-second sampling is not supported"
+    )]
     SubSecond(i64),
     /// A label other than 0/1.
     #[error("column `label`: {0:?} is not 0 or 1")]
@@ -97,7 +101,9 @@ pub enum Problem {
         first_line: u64,
     },
     /// A timestamp earlier than the one before it.
-    #[error("timestamp {ts} is earlier than {previous} on the line before; rows must be in time order")]
+    #[error(
+        "timestamp {ts} is earlier than {previous} on the line before; rows must be in time order"
+    )]
     Unsorted {
         /// This row's timestamp.
         ts: i64,
@@ -105,7 +111,9 @@ pub enum Problem {
         previous: i64,
     },
     /// A gap that is not a multiple of the smallest gap.
-    #[error("irregular sampling: gap of {gap} s from the previous row is not a multiple of the interval {interval} s")]
+    #[error(
+        "irregular sampling: gap of {gap} s from the previous row is not a multiple of the interval {interval} s"
+    )]
     OffGrid {
         /// The gap.
         gap: i64,
@@ -113,7 +121,9 @@ pub enum Problem {
         interval: i64,
     },
     /// A part of the split holds fewer points than one window.
-    #[error("the series has {points} points; its {part} part holds {part_points}, fewer than the window of {window} (lower `window` or use a longer series)")]
+    #[error(
+        "the series has {points} points; its {part} part holds {part_points}, fewer than the window of {window} (lower `window` or use a longer series)"
+    )]
     TooShort {
         /// Points in the completed series.
         points: usize,
@@ -125,13 +135,17 @@ pub enum Problem {
         window: usize,
     },
     /// No point to compute mean and standard deviation from.
-    #[error("no point of the train and validation parts is both normal and present: cannot standardise (are all points labelled anomalous?)")]
+    #[error(
+        "no point of the train and validation parts is both normal and present: cannot standardise (are all points labelled anomalous?)"
+    )]
     NoNormalPoints,
     /// Values so large that their standard deviation overflows.
     #[error("the values are too large to standardise (their standard deviation overflows)")]
     Unstandardisable,
     /// Too many points once the gaps are filled.
-    #[error("filling the gaps would create {0} points (more than 50,000,000): check the timestamps")]
+    #[error(
+        "filling the gaps would create {0} points (more than 50,000,000): check the timestamps"
+    )]
     TooLong(u64),
 }
 
@@ -153,8 +167,11 @@ pub const MAX_POINTS: u64 = 50_000_000;
 /// Loads a CSV file. See the module docs for what is accepted.
 pub fn load_csv(path: &Path) -> Result<RawSeries, DataError> {
     let name = path.display().to_string();
-    let file = std::fs::File::open(path)
-        .map_err(|e| DataError { file: name.clone(), line: None, problem: Problem::Io(e.to_string()) })?;
+    let file = std::fs::File::open(path).map_err(|e| DataError {
+        file: name.clone(),
+        line: None,
+        problem: Problem::Io(e.to_string()),
+    })?;
     parse_csv(std::io::BufReader::new(file), &name)
 }
 
@@ -188,7 +205,9 @@ const VALUE_NAMES: &[&str] = &["value", "kpi", "y"];
 const LABEL_NAMES: &[&str] = &["label", "labels", "is_anomaly", "anomaly"];
 
 fn find_column(header: &[String], names: &[&str]) -> Option<usize> {
-    header.iter().position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
+    header
+        .iter()
+        .position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
 }
 
 /// Parses a timestamp cell into unix seconds.
@@ -205,16 +224,12 @@ fn parse_timestamp(text: &str) -> Result<i64, Problem> {
             return Err(Problem::TimestampOutOfRange(text.to_string()));
         }
         // Unix seconds reach 1e11 only in the year 5138: larger numbers are milliseconds.
-        let secs = if n >= 100_000_000_000 {
-            if n % 1000 != 0 {
-                return Err(Problem::SubSecond(n));
-            }
-            n / 1000
-        } else {
-            n
-        };
+        let secs = if n >= 100_000_000_000 { n / 1000 } else { n };
         if secs > MAX_SECS {
             return Err(Problem::TimestampOutOfRange(text.to_string()));
+        }
+        if n >= 100_000_000_000 && n % 1000 != 0 {
+            return Err(Problem::SubSecond(n));
         }
         return Ok(secs);
     }
@@ -255,7 +270,11 @@ fn parse_label(text: &str) -> Result<u8, Problem> {
 
 /// Parses CSV from any reader; `name` is the file name used in errors.
 pub fn parse_csv(mut reader: impl Read, name: &str) -> Result<RawSeries, DataError> {
-    let err = |line: Option<u64>, problem: Problem| DataError { file: name.to_string(), line, problem };
+    let err = |line: Option<u64>, problem: Problem| DataError {
+        file: name.to_string(),
+        line,
+        problem,
+    };
 
     // Read the first block to sniff the delimiter and skip a byte-order mark.
     let mut head = Vec::with_capacity(8192);
@@ -323,7 +342,11 @@ pub fn parse_csv(mut reader: impl Read, name: &str) -> Result<RawSeries, DataErr
             let bytes = record.get(col).ok_or_else(|| {
                 err(
                     Some(line),
-                    Problem::MissingField { found: record.len(), needed: col + 1, column: header[col].clone() },
+                    Problem::MissingField {
+                        found: record.len(),
+                        needed: col + 1,
+                        column: header[col].clone(),
+                    },
                 )
             })?;
             std::str::from_utf8(bytes).map_err(|_| err(Some(line), Problem::InvalidUtf8))
@@ -333,7 +356,13 @@ pub fn parse_csv(mut reader: impl Read, name: &str) -> Result<RawSeries, DataErr
             f64::NAN
         } else {
             let v = value_text.parse::<f64>().map_err(|_| {
-                err(Some(line), Problem::NotANumber { column: header[value_col].clone(), text: shorten(value_text) })
+                err(
+                    Some(line),
+                    Problem::NotANumber {
+                        column: header[value_col].clone(),
+                        text: shorten(value_text),
+                    },
+                )
             })?;
             if !v.is_finite() {
                 return Err(err(Some(line), Problem::NotFinite(shorten(value_text))));
@@ -361,18 +390,38 @@ pub fn parse_csv(mut reader: impl Read, name: &str) -> Result<RawSeries, DataErr
     for i in 1..timestamps.len() {
         let (prev, ts) = (timestamps[i - 1], timestamps[i]);
         if ts == prev {
-            return Err(err(Some(lines[i]), Problem::Duplicate { ts, first_line: lines[i - 1] }));
+            return Err(err(
+                Some(lines[i]),
+                Problem::Duplicate {
+                    ts,
+                    first_line: lines[i - 1],
+                },
+            ));
         }
         if ts < prev {
             // A duplicate further back is reported as a duplicate, not as disorder.
             if let Some(j) = timestamps[..i].iter().position(|&t| t == ts) {
-                return Err(err(Some(lines[i]), Problem::Duplicate { ts, first_line: lines[j] }));
+                return Err(err(
+                    Some(lines[i]),
+                    Problem::Duplicate {
+                        ts,
+                        first_line: lines[j],
+                    },
+                ));
             }
-            return Err(err(Some(lines[i]), Problem::Unsorted { ts, previous: prev }));
+            return Err(err(
+                Some(lines[i]),
+                Problem::Unsorted { ts, previous: prev },
+            ));
         }
     }
     // Grid: every gap a multiple of the smallest.
-    let interval = timestamps.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(1).max(1);
+    let interval = timestamps
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .min()
+        .unwrap_or(1)
+        .max(1);
     for i in 1..timestamps.len() {
         let gap = timestamps[i] - timestamps[i - 1];
         if gap % interval != 0 {
@@ -406,13 +455,31 @@ mod tests {
         assert_eq!(parse_timestamp("1469376000.0"), Ok(1_469_376_000));
         assert_eq!(parse_timestamp("2016-07-24 16:00:00"), Ok(1_469_376_000));
         assert_eq!(parse_timestamp("2016-07-24T16:00:00Z"), Ok(1_469_376_000));
-        assert_eq!(parse_timestamp("2016-07-24T18:00:00+02:00"), Ok(1_469_376_000));
+        assert_eq!(
+            parse_timestamp("2016-07-24T18:00:00+02:00"),
+            Ok(1_469_376_000)
+        );
         assert_eq!(parse_timestamp("2016-07-24 16:00"), Ok(1_469_376_000));
-        assert!(matches!(parse_timestamp("-5"), Err(Problem::TimestampOutOfRange(_))));
-        assert!(matches!(parse_timestamp("1469376000123"), Err(Problem::SubSecond(_))));
-        assert!(matches!(parse_timestamp("99999999999999999"), Err(Problem::TimestampOutOfRange(_))));
-        assert!(matches!(parse_timestamp("yesterday"), Err(Problem::BadTimestamp(_))));
-        assert!(matches!(parse_timestamp("12.5"), Err(Problem::BadTimestamp(_))));
+        assert!(matches!(
+            parse_timestamp("-5"),
+            Err(Problem::TimestampOutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_timestamp("1469376000123"),
+            Err(Problem::SubSecond(_))
+        ));
+        assert!(matches!(
+            parse_timestamp("99999999999999999"),
+            Err(Problem::TimestampOutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_timestamp("yesterday"),
+            Err(Problem::BadTimestamp(_))
+        ));
+        assert!(matches!(
+            parse_timestamp("12.5"),
+            Err(Problem::BadTimestamp(_))
+        ));
     }
 
     #[test]

@@ -65,7 +65,11 @@ pub struct Prepared {
 impl Prepared {
     /// Completes, splits, standardises a raw series for windows of `config.window`.
     pub fn new(raw: &RawSeries, config: &DonutConfig) -> Result<Self, DataError> {
-        let err = |problem| DataError { file: raw.source.clone(), line: None, problem };
+        let err = |problem| DataError {
+            file: raw.source.clone(),
+            line: None,
+            problem,
+        };
         let window = config.window;
         let (timestamps, raw_values, labels, missing) = complete(raw);
         let n = timestamps.len();
@@ -78,12 +82,20 @@ impl Prepared {
         for (part, range) in Part::ALL.iter().zip(&parts) {
             let short = range.len() < window && !(*part == Part::Valid && range.is_empty());
             if short {
-                return Err(err(Problem::TooShort { points: n, part: part.name(), part_points: range.len(), window }));
+                return Err(err(Problem::TooShort {
+                    points: n,
+                    part: part.name(),
+                    part_points: range.len(),
+                    window,
+                }));
             }
         }
 
         // Mean and population std over normal, present train + validation points.
-        let fit: Vec<f64> = (0..n_rest).filter(|&i| labels[i] == 0 && !missing[i]).map(|i| raw_values[i]).collect();
+        let fit: Vec<f64> = (0..n_rest)
+            .filter(|&i| labels[i] == 0 && !missing[i])
+            .map(|i| raw_values[i])
+            .collect();
         if fit.is_empty() {
             return Err(err(Problem::NoNormalPoints));
         }
@@ -96,7 +108,10 @@ impl Prepared {
         if std <= f64::EPSILON * mean.abs().max(1.0) {
             std = 1.0; // a constant series: only centre it
         }
-        let values: Vec<f32> = raw_values.iter().map(|v| ((v - mean) / std) as f32).collect();
+        let values: Vec<f32> = raw_values
+            .iter()
+            .map(|v| ((v - mean) / std) as f32)
+            .collect();
         if values.iter().any(|v| !v.is_finite()) {
             return Err(err(Problem::Unstandardisable));
         }
@@ -148,7 +163,11 @@ impl Prepared {
     /// than a window). The first W-1 points of a part end no window.
     pub fn window_ends(&self, part: Part) -> Range<usize> {
         let r = self.part(part);
-        if r.len() < self.window { r.start..r.start } else { r.start + self.window - 1..r.end }
+        if r.len() < self.window {
+            r.start..r.start
+        } else {
+            r.start + self.window - 1..r.end
+        }
     }
 
     /// The standardised values of the window ending at `end`.

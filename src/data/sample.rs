@@ -26,7 +26,12 @@ pub struct SampleSpec {
 
 impl Default for SampleSpec {
     fn default() -> Self {
-        Self { seed: 2018, days: 14, interval_secs: 300, start: 1_530_403_200 } // 2018-07-01 00:00 UTC
+        Self {
+            seed: 2018,
+            days: 14,
+            interval_secs: 300,
+            start: 1_530_403_200,
+        } // 2018-07-01 00:00 UTC
     }
 }
 
@@ -88,7 +93,9 @@ pub fn generate(spec: &SampleSpec) -> Vec<SamplePoint> {
     for _ in 0..spec.days / 2 {
         let start = rng.random_range(per_day..n - 20);
         let len = rng.random_range(1..12);
-        present[start..start + len].iter_mut().for_each(|p| *p = false);
+        present[start..start + len]
+            .iter_mut()
+            .for_each(|p| *p = false);
     }
     let mut empty = vec![false; n];
     for _ in 0..spec.days {
@@ -101,7 +108,11 @@ pub fn generate(spec: &SampleSpec) -> Vec<SamplePoint> {
         .filter(|&i| present[i])
         .map(|i| SamplePoint {
             timestamp: spec.start + i as i64 * spec.interval_secs,
-            value: if empty[i] { None } else { Some((values[i] * 1000.0).round() / 1000.0) },
+            value: if empty[i] {
+                None
+            } else {
+                Some((values[i] * 1000.0).round() / 1000.0)
+            },
             label: labels[i],
         })
         .collect()

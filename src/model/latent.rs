@@ -38,7 +38,11 @@ impl Latent {
     fn log_kernel<const D: usize>(&self, u: Tensor<D>) -> Tensor<D> {
         match *self {
             Latent::Gaussian => u.square().mul_scalar(-0.5),
-            Latent::StudentT { df } => u.square().div_scalar(df).log1p().mul_scalar(-(df + 1.0) / 2.0),
+            Latent::StudentT { df } => u
+                .square()
+                .div_scalar(df)
+                .log1p()
+                .mul_scalar(-(df + 1.0) / 2.0),
         }
     }
 
@@ -47,7 +51,9 @@ impl Latent {
         match *self {
             Latent::Gaussian => -HALF_LN_2PI,
             Latent::StudentT { df } => {
-                libm::lgamma((df + 1.0) / 2.0) - libm::lgamma(df / 2.0) - 0.5 * (df * std::f64::consts::PI).ln()
+                libm::lgamma((df + 1.0) / 2.0)
+                    - libm::lgamma(df / 2.0)
+                    - 0.5 * (df * std::f64::consts::PI).ln()
             }
         }
     }
@@ -55,18 +61,28 @@ impl Latent {
     /// log p(z), summed over the latent dimensions: `[n, K]` -> `[n]`.
     pub fn log_prior(&self, z: Tensor<2>) -> Tensor<1> {
         let k = z.dims()[1] as f64;
-        self.log_kernel(z).sum_dim(1).squeeze_dim::<1>(1).add_scalar(k * self.log_constant())
+        self.log_kernel(z)
+            .sum_dim(1)
+            .squeeze_dim::<1>(1)
+            .add_scalar(k * self.log_constant())
     }
 
     /// log q(z|x) at `z = mean + std * eps`, summed over the latent dimensions: `[n, K]` -> `[n]`.
     pub fn log_posterior(&self, eps: Tensor<2>, std: Tensor<2>) -> Tensor<1> {
         let k = eps.dims()[1] as f64;
-        (self.log_kernel(eps) - std.log()).sum_dim(1).squeeze_dim::<1>(1).add_scalar(k * self.log_constant())
+        (self.log_kernel(eps) - std.log())
+            .sum_dim(1)
+            .squeeze_dim::<1>(1)
+            .add_scalar(k * self.log_constant())
     }
 }
 
 /// log N(x; mean, std), elementwise.
-pub fn gaussian_log_density<const D: usize>(x: Tensor<D>, mean: Tensor<D>, std: Tensor<D>) -> Tensor<D> {
+pub fn gaussian_log_density<const D: usize>(
+    x: Tensor<D>,
+    mean: Tensor<D>,
+    std: Tensor<D>,
+) -> Tensor<D> {
     let u = (x - mean) / std.clone();
     (u.square().mul_scalar(-0.5) - std.log()).sub_scalar(HALF_LN_2PI)
 }

@@ -55,7 +55,9 @@ pub struct LossTerms {
 impl LossTerms {
     /// True when every term is a finite number.
     pub fn is_finite(&self) -> bool {
-        [self.total, self.recon, self.prior, self.entropy, self.l2].iter().all(|v| v.is_finite())
+        [self.total, self.recon, self.prior, self.entropy, self.l2]
+            .iter()
+            .all(|v| v.is_finite())
     }
 }
 
@@ -63,11 +65,26 @@ impl LossTensors {
     /// Reads the scalars back (one synchronisation).
     pub fn to_terms(&self) -> LossTerms {
         let all = Tensor::cat(
-            vec![self.total.clone(), self.recon.clone(), self.prior.clone(), self.entropy.clone(), self.l2.clone()],
+            vec![
+                self.total.clone(),
+                self.recon.clone(),
+                self.prior.clone(),
+                self.entropy.clone(),
+                self.l2.clone(),
+            ],
             0,
         );
-        let v = all.into_data().try_to_vec::<f32>().unwrap_or_else(|_| vec![f32::NAN; 5]);
-        LossTerms { total: v[0] as f64, recon: v[1] as f64, prior: v[2] as f64, entropy: v[3] as f64, l2: v[4] as f64 }
+        let v = all
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_else(|_| vec![f32::NAN; 5]);
+        LossTerms {
+            total: v[0] as f64,
+            recon: v[1] as f64,
+            prior: v[2] as f64,
+            entropy: v[3] as f64,
+            l2: v[4] as f64,
+        }
     }
 }
 
@@ -88,5 +105,11 @@ pub fn m_elbo(model: &DonutModel, batch: Batch, l2_weight: f64) -> LossTensors {
     let entropy = entropy.mean();
     let l2 = model.hidden_kernel_squares().mul_scalar(0.5 * l2_weight);
     let total = (recon.clone() + prior.clone() + entropy.clone()).neg() + l2.clone();
-    LossTensors { total, recon, prior, entropy, l2 }
+    LossTensors {
+        total,
+        recon,
+        prior,
+        entropy,
+        l2,
+    }
 }

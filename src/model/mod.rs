@@ -35,24 +35,37 @@ pub fn device_for(backend: BackendKind) -> Device {
 
 fn glorot(rng: &mut Xoshiro256PlusPlus, fan_in: usize, fan_out: usize, count: usize) -> Vec<f32> {
     let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    (0..count).map(|_| rng.random_range(-limit..limit) as f32).collect()
+    (0..count)
+        .map(|_| rng.random_range(-limit..limit) as f32)
+        .collect()
 }
 
 /// A dense layer with Glorot-uniform kernel `[d_in, d_out]` and zero bias.
 fn dense(rng: &mut Xoshiro256PlusPlus, d_in: usize, d_out: usize, device: &Device) -> Linear {
     let mut layer = LinearConfig::new(d_in, d_out).init(device);
-    layer.weight = Param::from_data(TensorData::new(glorot(rng, d_in, d_out, d_in * d_out), [d_in, d_out]), device);
-    layer.bias = Some(Param::from_data(TensorData::new(vec![0f32; d_out], [d_out]), device));
+    layer.weight = Param::from_data(
+        TensorData::new(glorot(rng, d_in, d_out, d_in * d_out), [d_in, d_out]),
+        device,
+    );
+    layer.bias = Some(Param::from_data(
+        TensorData::new(vec![0f32; d_out], [d_out]),
+        device,
+    ));
     layer
 }
 
 /// A 1-D convolution, kernel 3, "same" padding, Glorot-uniform kernel and zero bias.
 fn conv(rng: &mut Xoshiro256PlusPlus, c_in: usize, c_out: usize, device: &Device) -> Conv1d {
     const KERNEL: usize = 3;
-    let mut layer = Conv1dConfig::new(c_in, c_out, KERNEL).with_padding(PaddingConfig1d::Same).init(device);
+    let mut layer = Conv1dConfig::new(c_in, c_out, KERNEL)
+        .with_padding(PaddingConfig1d::Same)
+        .init(device);
     let w = glorot(rng, c_in * KERNEL, c_out * KERNEL, c_out * c_in * KERNEL);
     layer.weight = Param::from_data(TensorData::new(w, [c_out, c_in, KERNEL]), device);
-    layer.bias = Some(Param::from_data(TensorData::new(vec![0f32; c_out], [c_out]), device));
+    layer.bias = Some(Param::from_data(
+        TensorData::new(vec![0f32; c_out], [c_out]),
+        device,
+    ));
     layer
 }
 
@@ -68,18 +81,31 @@ pub struct DenseStack {
 }
 
 impl DenseStack {
-    fn new(rng: &mut Xoshiro256PlusPlus, d_in: usize, width: usize, depth: usize, device: &Device) -> Self {
-        let layers = (0..depth).map(|i| dense(rng, if i == 0 { d_in } else { width }, width, device)).collect();
+    fn new(
+        rng: &mut Xoshiro256PlusPlus,
+        d_in: usize,
+        width: usize,
+        depth: usize,
+        device: &Device,
+    ) -> Self {
+        let layers = (0..depth)
+            .map(|i| dense(rng, if i == 0 { d_in } else { width }, width, device))
+            .collect();
         Self { layers }
     }
 
     /// `[n, d_in]` -> `[n, width]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.layers.iter().fold(x, |h, layer| relu(layer.forward(h)))
+        self.layers
+            .iter()
+            .fold(x, |h, layer| relu(layer.forward(h)))
     }
 
     fn kernel_squares(&self) -> Option<Tensor<1>> {
-        self.layers.iter().map(|l| sum_squares(l.weight.val())).reduce(|a, b| a + b)
+        self.layers
+            .iter()
+            .map(|l| sum_squares(l.weight.val()))
+            .reduce(|a, b| a + b)
     }
 }
 
@@ -93,7 +119,11 @@ pub struct CnnStack {
 
 impl CnnStack {
     fn new(rng: &mut Xoshiro256PlusPlus, channels: usize, device: &Device) -> Self {
-        Self { conv1: conv(rng, 1, channels, device), conv2: conv(rng, channels, channels, device), pool: MaxPool1dConfig::new(2).init() }
+        Self {
+            conv1: conv(rng, 1, channels, device),
+            conv2: conv(rng, channels, channels, device),
+            pool: MaxPool1dConfig::new(2).init(),
+        }
     }
 
     /// Features after both convolutions for a window of `window` points.
@@ -178,7 +208,10 @@ impl DonutModel {
     pub fn new(config: &DonutConfig, rng: &mut Xoshiro256PlusPlus, device: &Device) -> Self {
         let (w, width, k) = (config.window, config.hidden_width, config.latent_dim);
         let (encoder, features) = match config.encoder {
-            EncoderKind::Dense => (Encoder::Dense(DenseStack::new(rng, w, width, config.hidden_depth, device)), width),
+            EncoderKind::Dense => (
+                Encoder::Dense(DenseStack::new(rng, w, width, config.hidden_depth, device)),
+                width,
+            ),
             EncoderKind::Cnn => (
                 Encoder::Cnn(CnnStack::new(rng, config.cnn_channels, device)),
                 CnnStack::out_features(config.cnn_channels, w),
@@ -191,9 +224,20 @@ impl DonutModel {
         let x_std = dense(rng, width, w, device);
         let latent = match config.latent_dist {
             LatentDist::Gaussian => Latent::Gaussian,
-            LatentDist::StudentT => Latent::StudentT { df: config.student_t_df },
+            LatentDist::StudentT => Latent::StudentT {
+                df: config.student_t_df,
+            },
         };
-        Self { encoder, z_mean, z_std, decoder, x_mean, x_std, std_epsilon: config.std_epsilon, latent }
+        Self {
+            encoder,
+            z_mean,
+            z_std,
+            decoder,
+            x_mean,
+            x_std,
+            std_epsilon: config.std_epsilon,
+            latent,
+        }
     }
 
     /// The latent family.

@@ -22,7 +22,12 @@ pub struct HostBatch {
 
 /// Copies the windows ending at `ends`. `injected` (same length as the series, or empty) marks
 /// points treated as missing for this epoch: their value is set to 0 and alpha to 0.
-pub fn host_batch(prep: &Prepared, ends: &[usize], injected: &[bool], live: &LiveSettings) -> HostBatch {
+pub fn host_batch(
+    prep: &Prepared,
+    ends: &[usize],
+    injected: &[bool],
+    live: &LiveSettings,
+) -> HostBatch {
     let w = prep.window;
     let n = ends.len();
     let mut x = Vec::with_capacity(n * w);
@@ -51,12 +56,24 @@ pub fn host_batch(prep: &Prepared, ends: &[usize], injected: &[bool], live: &Liv
         beta.push(b as f32);
         lambda.push(l as f32);
     }
-    HostBatch { x, alpha, beta, lambda, n }
+    HostBatch {
+        x,
+        alpha,
+        beta,
+        lambda,
+        n,
+    }
 }
 
 impl HostBatch {
     /// Uploads to `device` with the given latent noise `[n * K]`.
-    pub fn upload(self, noise: Vec<f32>, latent_dim: usize, window: usize, device: &Device) -> Batch {
+    pub fn upload(
+        self,
+        noise: Vec<f32>,
+        latent_dim: usize,
+        window: usize,
+        device: &Device,
+    ) -> Batch {
         let n = self.n;
         Batch {
             x: Tensor::from_data(TensorData::new(self.x, [n, window]), device),

@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// A loss whose magnitude passes this has diverged (f32 arithmetic is about to overflow).
+pub const EXPLODED_LOSS: f64 = 1e15;
+
 /// Most latent points in a snapshot.
 pub const LATENT_MAX_POINTS: usize = 20_000;
 
@@ -131,10 +134,8 @@ impl TrainHooks for NoHooks {
 /// Why training failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// The loss or its terms became NaN or infinite.
-    #[error(
-        "training diverged at step {step} (epoch {epoch}): the {term} became {value}. {hint}"
-    )]
+    /// The loss or its terms became NaN, infinite, or exploded past [`EXPLODED_LOSS`].
+    #[error("training diverged at step {step} (epoch {epoch}): the {term} became {value}. {hint}")]
     Diverged {
         /// Step.
         step: usize,
@@ -176,7 +177,10 @@ pub struct TrainOutcome {
 
 /// Evenly spaced window ends over the whole series (every part), at most `max` of them.
 pub fn latent_sample_ends(prep: &Prepared, max: usize) -> Vec<usize> {
-    let all: Vec<usize> = Part::ALL.iter().flat_map(|&p| prep.window_ends(p)).collect();
+    let all: Vec<usize> = Part::ALL
+        .iter()
+        .flat_map(|&p| prep.window_ends(p))
+        .collect();
     if all.len() <= max {
         return all;
     }
@@ -184,11 +188,19 @@ pub fn latent_sample_ends(prep: &Prepared, max: usize) -> Vec<usize> {
 }
 
 /// Latent means of the windows ending at `ends`, `[ends.len() * K]`.
-pub fn latent_means(model: &DonutModel, prep: &Prepared, ends: &[usize], device: &Device) -> Vec<f32> {
+pub fn latent_means(
+    model: &DonutModel,
+    prep: &Prepared,
+    ends: &[usize],
+    device: &Device,
+) -> Vec<f32> {
     let w = prep.window;
     let mut out = Vec::with_capacity(ends.len() * model.latent_dim());
     for chunk in ends.chunks(4096) {
-        let x: Vec<f32> = chunk.iter().flat_map(|&e| prep.window_values(e).iter().copied()).collect();
+        let x: Vec<f32> = chunk
+            .iter()
+            .flat_map(|&e| prep.window_values(e).iter().copied())
+            .collect();
         let x = Tensor::<2>::from_data(TensorData::new(x, [chunk.len(), w]), device);
         let q = model.encode(x);
         out.extend(q.mean.into_data().try_to_vec::<f32>().unwrap_or_default());
@@ -198,13 +210,25 @@ pub fn latent_means(model: &DonutModel, prep: &Prepared, ends: &[usize], device:
 
 fn divergence_hint(config: &DonutConfig, live: &LiveSettings) -> String {
     if live.learning_rate > 0.01 {
-        format!("The learning rate {} is likely too high: try 1e-3.", live.learning_rate)
+        format!(
+            "The learning rate {} is likely too high: try 1e-3.",
+            live.learning_rate
+        )
     } else if live.injection_rate > 0.5 {
-        format!("The injection rate {} leaves little data: try 0.01.", live.injection_rate)
+        format!(
+            "The injection rate {} leaves little data: try 0.01.",
+            live.injection_rate
+        )
     } else if config.std_epsilon < 1e-6 {
-        format!("std_epsilon {} lets standard deviations reach 0: try 1e-4.", config.std_epsilon)
+        format!(
+            "std_epsilon {} lets standard deviations reach 0: try 1e-4.",
+            config.std_epsilon
+        )
     } else if config.grad_clip_norm > 100.0 {
-        format!("grad_clip_norm {} does not bound updates: try 10.", config.grad_clip_norm)
+        format!(
+            "grad_clip_norm {} does not bound updates: try 10.",
+            config.grad_clip_norm
+        )
     } else {
         "Check the data for extreme values, or lower learning_rate.".to_string()
     }
@@ -229,7 +253,12 @@ pub fn part_loss(
     for chunk in ends.chunks(config.batch_size.max(1024)) {
         let host = host_batch(prep, chunk, &[], live);
         let noise = model.latent().sample_noise(rng, chunk.len() * k);
-        let t = m_elbo(model, host.upload(noise, k, prep.window, device), config.l2_weight).to_terms();
+        let t = m_elbo(
+            model,
+            host.upload(noise, k, prep.window, device),
+            config.l2_weight,
+        )
+        .to_terms();
         let f = chunk.len() as f64;
         sum.total += t.total * f;
         sum.recon += t.recon * f;
@@ -238,11 +267,21 @@ pub fn part_loss(
         sum.l2 += t.l2 * f;
     }
     let n = ends.len() as f64;
-    Some(LossTerms { total: sum.total / n, recon: sum.recon / n, prior: sum.prior / n, entropy: sum.entropy / n, l2: sum.l2 / n })
+    Some(LossTerms {
+        total: sum.total / n,
+        recon: sum.recon / n,
+        prior: sum.prior / n,
+        entropy: sum.entropy / n,
+        l2: sum.l2 / n,
+    })
 }
 
 /// Trains a DONUT model on the train part of `prep`, validating on its validation part.
-pub fn train(prep: &Prepared, config: &DonutConfig, hooks: &mut dyn TrainHooks) -> Result<TrainOutcome, TrainError> {
+pub fn train(
+    prep: &Prepared,
+    config: &DonutConfig,
+    hooks: &mut dyn TrainHooks,
+) -> Result<TrainOutcome, TrainError> {
     let mut config = config.clone();
     let started = Instant::now();
     let device = device_for(config.backend);
@@ -253,7 +292,9 @@ pub fn train(prep: &Prepared, config: &DonutConfig, hooks: &mut dyn TrainHooks) 
         .with_beta_1(0.9)
         .with_beta_2(0.999)
         .with_epsilon(1e-8)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm as f32)))
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(
+            config.grad_clip_norm as f32,
+        )))
         .init();
 
     let mut ends: Vec<usize> = prep.window_ends(Part::Train).collect();
@@ -272,14 +313,25 @@ pub fn train(prep: &Prepared, config: &DonutConfig, hooks: &mut dyn TrainHooks) 
     });
 
     let latent_every = hooks.latent_every_steps();
-    let latent_ends = Arc::new(if latent_every.is_some() { latent_sample_ends(prep, LATENT_MAX_POINTS) } else { Vec::new() });
+    let latent_ends = Arc::new(if latent_every.is_some() {
+        latent_sample_ends(prep, LATENT_MAX_POINTS)
+    } else {
+        Vec::new()
+    });
     let mut snapshots = Vec::new();
-    let mut snapshot = |model: &DonutModel, step: usize, epoch: usize, hooks: &mut dyn TrainHooks| {
-        let means = latent_means(&model.valid(), prep, &latent_ends, &device);
-        let snap = LatentSnapshot { step, epoch, dim: k, ends: latent_ends.clone(), means };
-        snapshots.push(snap.clone());
-        hooks.event(TrainEvent::Latent(snap));
-    };
+    let mut snapshot =
+        |model: &DonutModel, step: usize, epoch: usize, hooks: &mut dyn TrainHooks| {
+            let means = latent_means(&model.valid(), prep, &latent_ends, &device);
+            let snap = LatentSnapshot {
+                step,
+                epoch,
+                dim: k,
+                ends: latent_ends.clone(),
+                means,
+            };
+            snapshots.push(snap.clone());
+            hooks.event(TrainEvent::Latent(snap));
+        };
     if latent_every.is_some() {
         snapshot(&model, 0, 0, hooks);
     }
@@ -291,13 +343,16 @@ pub fn train(prep: &Prepared, config: &DonutConfig, hooks: &mut dyn TrainHooks) 
     let mut valid_rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0x5EED_0F_BA11);
     let mut step = 0usize;
     let mut step_secs = 0.0f64;
-    let mut recent: std::collections::VecDeque<(Instant, usize)> = std::collections::VecDeque::new();
+    let mut recent: std::collections::VecDeque<(Instant, usize)> =
+        std::collections::VecDeque::new();
     let mut stopped = false;
     let mut epochs_done = 0;
     let mut injected = vec![false; prep.len()];
 
     'epochs: for epoch in 0..config.epochs {
-        let lr_factor = config.lr_decay.powi((epoch / config.lr_decay_epochs) as i32);
+        let lr_factor = config
+            .lr_decay
+            .powi((epoch / config.lr_decay_epochs) as i32);
         // A fresh injection mask over the training points every epoch.
         for i in train_range.clone() {
             injected[i] = live.injection_rate > 0.0 && rng.random_bool(live.injection_rate);
@@ -312,9 +367,13 @@ pub fn train(prep: &Prepared, config: &DonutConfig, hooks: &mut dyn TrainHooks) 
             let t0 = Instant::now();
             let host = host_batch(prep, batch_ends, &injected, &live);
             let noise = model.latent().sample_noise(&mut rng, batch_size * k);
-            let loss = m_elbo(&model, host.upload(noise, k, w, &ad_device), config.l2_weight);
+            let loss = m_elbo(
+                &model,
+                host.upload(noise, k, w, &ad_device),
+                config.l2_weight,
+            );
             let terms = loss.to_terms();
-            if !terms.is_finite() {
+            if !terms.is_finite() || terms.total.abs() > EXPLODED_LOSS {
                 let (term, value) = [
                     ("total loss", terms.total),
                     ("reconstruction term", terms.recon),
@@ -323,9 +382,15 @@ pub fn train(prep: &Prepared, config: &DonutConfig, hooks: &mut dyn TrainHooks) 
                     ("L2 term", terms.l2),
                 ]
                 .into_iter()
-                .find(|(_, v)| !v.is_finite())
+                .find(|(_, v)| !v.is_finite() || v.abs() > EXPLODED_LOSS)
                 .unwrap_or(("total loss", terms.total));
-                return Err(TrainError::Diverged { step: step + 1, epoch, term, value, hint: divergence_hint(&config, &live) });
+                return Err(TrainError::Diverged {
+                    step: step + 1,
+                    epoch,
+                    term,
+                    value,
+                    hint: divergence_hint(&config, &live),
+                });
             }
             let grads = GradientsParams::from_grads(loss.total.backward(), &model);
             model = optim.step(learning_rate, model, grads);
@@ -340,7 +405,11 @@ pub fn train(prep: &Prepared, config: &DonutConfig, hooks: &mut dyn TrainHooks) 
                 (Some((first, _)), n) if n > 1 => {
                     let secs = (now - *first).as_secs_f64();
                     let windows: usize = recent.iter().skip(1).map(|(_, b)| b).sum();
-                    if secs > 0.0 { windows as f64 / secs } else { 0.0 }
+                    if secs > 0.0 {
+                        windows as f64 / secs
+                    } else {
+                        0.0
+                    }
                 }
                 _ => batch_size as f64 / (now - t0).as_secs_f64().max(1e-9),
             };
@@ -356,13 +425,26 @@ pub fn train(prep: &Prepared, config: &DonutConfig, hooks: &mut dyn TrainHooks) 
             hooks.event(TrainEvent::Step(stats));
 
             if step % config.valid_every_steps == 0
-                && let Some(terms) = part_loss(&model.valid(), prep, Part::Valid, &live, &config, &mut valid_rng, &device)
+                && let Some(terms) = part_loss(
+                    &model.valid(),
+                    prep,
+                    Part::Valid,
+                    &live,
+                    &config,
+                    &mut valid_rng,
+                    &device,
+                )
             {
-                let is_best = terms.total.is_finite() && best.as_ref().is_none_or(|(b, _)| terms.total < *b);
+                let is_best =
+                    terms.total.is_finite() && best.as_ref().is_none_or(|(b, _)| terms.total < *b);
                 if is_best {
                     best = Some((terms.total, model.clone()));
                 }
-                let v = ValidStats { step, terms, best: is_best };
+                let v = ValidStats {
+                    step,
+                    terms,
+                    best: is_best,
+                };
                 validations.push(v);
                 hooks.event(TrainEvent::Valid(v));
             }
@@ -373,16 +455,32 @@ pub fn train(prep: &Prepared, config: &DonutConfig, hooks: &mut dyn TrainHooks) 
             }
         }
         epochs_done = epoch + 1;
-        hooks.event(TrainEvent::Epoch { epoch, elapsed_secs: started.elapsed().as_secs_f64() });
+        hooks.event(TrainEvent::Epoch {
+            epoch,
+            elapsed_secs: started.elapsed().as_secs_f64(),
+        });
     }
 
     // A last validation, so the final parameters compete too.
-    if let Some(terms) = part_loss(&model.valid(), prep, Part::Valid, &live, &config, &mut valid_rng, &device) {
-        let is_best = terms.total.is_finite() && best.as_ref().is_none_or(|(b, _)| terms.total < *b);
+    if let Some(terms) = part_loss(
+        &model.valid(),
+        prep,
+        Part::Valid,
+        &live,
+        &config,
+        &mut valid_rng,
+        &device,
+    ) {
+        let is_best =
+            terms.total.is_finite() && best.as_ref().is_none_or(|(b, _)| terms.total < *b);
         if is_best {
             best = Some((terms.total, model.clone()));
         }
-        let v = ValidStats { step, terms, best: is_best };
+        let v = ValidStats {
+            step,
+            terms,
+            best: is_best,
+        };
         validations.push(v);
         hooks.event(TrainEvent::Valid(v));
     }
@@ -399,7 +497,11 @@ pub fn train(prep: &Prepared, config: &DonutConfig, hooks: &mut dyn TrainHooks) 
         snapshots,
         epochs_done,
         train_secs: started.elapsed().as_secs_f64(),
-        train_windows_per_sec: if step_secs > 0.0 { windows as f64 / step_secs } else { 0.0 },
+        train_windows_per_sec: if step_secs > 0.0 {
+            windows as f64 / step_secs
+        } else {
+            0.0
+        },
         stopped,
         config,
     })

@@ -111,12 +111,23 @@ impl Worker {
     ) -> std::io::Result<Self> {
         let (cmd_tx, cmd_rx) = bounded(COMMAND_CAPACITY);
         let (ev_tx, ev_rx) = bounded(EVENT_CAPACITY);
-        let thread = std::thread::Builder::new().name("donut-worker".into()).spawn(move || {
-            let mut state = WorkerState { commands: cmd_rx, events: ev_tx, wake, latent_every_steps };
-            state.run_one(&data, &config);
-            state.emit(WorkerEvent::Phase(Phase::Idle));
-        })?;
-        Ok(Self { commands: cmd_tx, events: ev_rx, thread: Some(thread) })
+        let thread = std::thread::Builder::new()
+            .name("donut-worker".into())
+            .spawn(move || {
+                let mut state = WorkerState {
+                    commands: cmd_rx,
+                    events: ev_tx,
+                    wake,
+                    latent_every_steps,
+                };
+                state.run_one(&data, &config);
+                state.emit(WorkerEvent::Phase(Phase::Idle));
+            })?;
+        Ok(Self {
+            commands: cmd_tx,
+            events: ev_rx,
+            thread: Some(thread),
+        })
     }
 
     /// Sends a command; false if the worker has gone or its queue is full.
@@ -193,9 +204,16 @@ impl WorkerState {
 
     fn run_one(&mut self, data: &Arc<Prepared>, config: &DonutConfig) -> Polled {
         self.emit(WorkerEvent::Phase(Phase::Training));
-        let mut hooks = WorkerHooks { state: self, pending: Vec::new(), last_flush: Instant::now(), request: Polled::Continue };
+        let mut hooks = WorkerHooks {
+            state: self,
+            pending: Vec::new(),
+            last_flush: Instant::now(),
+            request: Polled::Continue,
+        };
         // A panic inside burn must not take the app down: report it instead.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train(data, config, &mut hooks)));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            train(data, config, &mut hooks)
+        }));
         hooks.flush();
         let request = std::mem::replace(&mut hooks.request, Polled::Continue);
         let outcome = match result {
@@ -205,7 +223,10 @@ impl WorkerState {
                 return request;
             }
             Err(panic) => {
-                self.emit(WorkerEvent::Failed(format!("the training thread panicked: {}", panic_message(&panic))));
+                self.emit(WorkerEvent::Failed(format!(
+                    "the training thread panicked: {}",
+                    panic_message(&panic)
+                )));
                 return request;
             }
         };
@@ -219,7 +240,10 @@ impl WorkerState {
         self.emit(WorkerEvent::Phase(Phase::Scoring));
         let started = Instant::now();
         let config = outcome.config.clone();
-        let ends: Vec<usize> = Part::ALL.iter().flat_map(|&p| data.window_ends(p)).collect();
+        let ends: Vec<usize> = Part::ALL
+            .iter()
+            .flat_map(|&p| data.window_ends(p))
+            .collect();
         let total = ends.len();
         let device = device_for(config.backend);
         let mut request = Polled::Continue;
@@ -246,11 +270,16 @@ impl WorkerState {
         let log_p = match result {
             Ok(Ok(v)) => v,
             Ok(Err(_stopped)) => {
-                self.emit(WorkerEvent::Failed("scoring was stopped before it finished: no scores for this run".into()));
+                self.emit(WorkerEvent::Failed(
+                    "scoring was stopped before it finished: no scores for this run".into(),
+                ));
                 return request;
             }
             Err(panic) => {
-                self.emit(WorkerEvent::Failed(format!("scoring panicked: {}", panic_message(&panic))));
+                self.emit(WorkerEvent::Failed(format!(
+                    "scoring panicked: {}",
+                    panic_message(&panic)
+                )));
                 return request;
             }
         };
@@ -259,7 +288,12 @@ impl WorkerState {
             scores[end] = Some(-(lp as f64));
         }
         let test = data.part(Part::Test);
-        let metrics = evaluate(&scores[test.clone()], &data.labels[test.clone()], &data.missing[test], config.eval_delay);
+        let metrics = evaluate(
+            &scores[test.clone()],
+            &data.labels[test.clone()],
+            &data.missing[test],
+            config.eval_delay,
+        );
         self.emit(WorkerEvent::Finished(Box::new(RunResult {
             scores,
             metrics,

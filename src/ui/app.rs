@@ -51,8 +51,17 @@ impl Default for Persisted {
 impl Persisted {
     /// Reads the saved state; anything missing, corrupt or invalid falls back to the defaults.
     pub fn load(storage: Option<&dyn eframe::Storage>) -> Self {
-        let state: Persisted = storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
-        if state.config.validate().is_err() { Persisted { config: DonutConfig::default(), ..state } } else { state }
+        let state: Persisted = storage
+            .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
+            .unwrap_or_default();
+        if state.config.validate().is_err() {
+            Persisted {
+                config: DonutConfig::default(),
+                ..state
+            }
+        } else {
+            state
+        }
     }
 }
 
@@ -83,7 +92,12 @@ pub struct Dataset {
 
 impl Dataset {
     fn new(raw: Arc<RawSeries>, config: &DonutConfig) -> Self {
-        let mut d = Self { raw, prepared: None, summary: None, problem: None };
+        let mut d = Self {
+            raw,
+            prepared: None,
+            summary: None,
+            problem: None,
+        };
         d.prepare(config);
         d
     }
@@ -198,7 +212,9 @@ impl DonutApp {
     /// Creates the app from a state (tests use this). Starts on the bundled sample unless
     /// `options.data` or the saved last file names another CSV, which is loaded in the background.
     pub fn with_state(state: Persisted, options: AppOptions) -> Self {
-        let data = data::load_sample().ok().map(|raw| Dataset::new(Arc::new(raw), &state.config));
+        let data = data::load_sample()
+            .ok()
+            .map(|raw| Dataset::new(Arc::new(raw), &state.config));
         Self {
             state,
             options,
@@ -241,7 +257,6 @@ impl DonutApp {
         self.worker.as_ref().is_some_and(|w| w.is_alive())
     }
 
-
     /// Loads a CSV in the background; the current data stays until it succeeds.
     pub fn open_path(&mut self, ctx: &egui::Context, path: PathBuf) {
         self.files.load(ctx, path);
@@ -251,7 +266,10 @@ impl DonutApp {
     pub fn start_training(&mut self, ctx: &egui::Context) {
         let Some(prep) = self.prepared().cloned() else {
             self.error = Some(
-                self.data.as_ref().and_then(|d| d.problem.clone()).unwrap_or_else(|| "no data loaded".into()),
+                self.data
+                    .as_ref()
+                    .and_then(|d| d.problem.clone())
+                    .unwrap_or_else(|| "no data loaded".into()),
             );
             return;
         };
@@ -263,7 +281,12 @@ impl DonutApp {
         // A run in progress is told to end; it finishes on its own within a step.
         self.worker = None;
         let wake_ctx = ctx.clone();
-        let spawned = Worker::spawn(prep, config.clone(), Box::new(move || wake_ctx.request_repaint()), LATENT_EVERY_STEPS);
+        let spawned = Worker::spawn(
+            prep,
+            config.clone(),
+            Box::new(move || wake_ctx.request_repaint()),
+            LATENT_EVERY_STEPS,
+        );
         if let Err(e) = &spawned {
             self.error = Some(format!("cannot start the training thread: {e}"));
         }
@@ -316,7 +339,9 @@ impl DonutApp {
         if reshape && let Some(d) = self.data.as_mut() {
             d.prepare(&after);
         }
-        let Some(run) = self.run_config.clone() else { return };
+        let Some(run) = self.run_config.clone() else {
+            return;
+        };
         if !self.is_running() {
             return;
         }
@@ -330,7 +355,18 @@ impl DonutApp {
                 .entries()
                 .into_iter()
                 .zip(after.entries())
-                .filter(|(a, b)| a.1 != b.1 && !matches!(a.0.as_str(), "beta_mode" | "beta_value" | "entropy_mode" | "entropy_value" | "injection_rate" | "learning_rate"))
+                .filter(|(a, b)| {
+                    a.1 != b.1
+                        && !matches!(
+                            a.0.as_str(),
+                            "beta_mode"
+                                | "beta_value"
+                                | "entropy_mode"
+                                | "entropy_value"
+                                | "injection_rate"
+                                | "learning_rate"
+                        )
+                })
                 .map(|(a, b)| format!("{} {} -> {}", a.0, a.1, b.1))
                 .collect();
             self.notice = Some(format!("Restarted training: {}", changed.join(", ")));
@@ -350,10 +386,20 @@ impl DonutApp {
             return None;
         }
         let test = prep.part(crate::data::Part::Test);
-        let (s, l, m) = (&result.scores[test.clone()], &prep.labels[test.clone()], &prep.missing[test]);
+        let (s, l, m) = (
+            &result.scores[test.clone()],
+            &prep.labels[test.clone()],
+            &prep.missing[test],
+        );
         Some([
             f1_at(s, l, m, Adjust::Segment, self.threshold),
-            f1_at(s, l, m, Adjust::Delay(result.config.eval_delay), self.threshold),
+            f1_at(
+                s,
+                l,
+                m,
+                Adjust::Delay(result.config.eval_delay),
+                self.threshold,
+            ),
             f1_at(s, l, m, Adjust::PointWise, self.threshold),
         ])
     }
@@ -364,7 +410,11 @@ impl DonutApp {
         for event in events {
             match event {
                 WorkerEvent::Steps(steps) => self.history.steps.extend(steps),
-                WorkerEvent::Train(TrainEvent::Started { total_steps, steps_per_epoch, .. }) => {
+                WorkerEvent::Train(TrainEvent::Started {
+                    total_steps,
+                    steps_per_epoch,
+                    ..
+                }) => {
                     self.history.total_steps = total_steps;
                     self.history.steps_per_epoch = steps_per_epoch;
                 }
@@ -381,7 +431,9 @@ impl DonutApp {
                         self.score_progress = None;
                     }
                 }
-                WorkerEvent::ScoreProgress { done, total } => self.score_progress = Some((done, total)),
+                WorkerEvent::ScoreProgress { done, total } => {
+                    self.score_progress = Some((done, total))
+                }
                 WorkerEvent::Finished(result) => {
                     self.threshold = result.metrics.best_f1.threshold;
                     if let Some(r) = self.run_config.as_mut() {
@@ -404,7 +456,9 @@ impl DonutApp {
                     let path = PathBuf::from(&raw.source);
                     let dataset = Dataset::new(raw, &self.state.config);
                     if let Some(problem) = &dataset.problem {
-                        self.error = Some(format!("{problem} (the current settings do not fit this file; adjust the window or split)"));
+                        self.error = Some(format!(
+                            "{problem} (the current settings do not fit this file; adjust the window or split)"
+                        ));
                     } else {
                         self.error = None;
                     }
@@ -423,9 +477,13 @@ impl DonutApp {
                     self.notice = None;
                 }
                 FileEvent::Loaded(Err(e)) => {
-                    self.error = Some(format!("Could not load: {e}. The previous data is still loaded."));
+                    self.error = Some(format!(
+                        "Could not load: {e}. The previous data is still loaded."
+                    ));
                 }
-                FileEvent::Saved(Ok(path)) => self.notice = Some(format!("Saved {}", path.display())),
+                FileEvent::Saved(Ok(path)) => {
+                    self.notice = Some(format!("Saved {}", path.display()))
+                }
                 FileEvent::Saved(Err(e)) => self.error = Some(format!("Could not save: {e}")),
                 FileEvent::Cancelled => {}
             }
@@ -437,7 +495,11 @@ impl DonutApp {
             return;
         }
         self.load_requested = true;
-        let path = self.options.data.clone().or_else(|| self.state.last_file.clone());
+        let path = self
+            .options
+            .data
+            .clone()
+            .or_else(|| self.state.last_file.clone());
         if let Some(path) = path {
             self.open_path(ctx, path);
         }
@@ -464,20 +526,32 @@ impl DonutApp {
             let before = self.run_config.clone().unwrap_or_default();
             self.settings_changed(&ctx, &before);
         }
-        let dropped: Vec<PathBuf> = ui.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect());
+        let dropped: Vec<PathBuf> = ui.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
         for path in dropped {
             self.open_path(&ctx, path);
         }
 
         egui::Panel::top("menu").show(ui, |ui| self.top_bar_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
-        egui::Panel::left("controls").default_size(self.state.controls_width).resizable(true).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| super::controls::controls_ui(self, ui));
-        });
+        egui::Panel::left("controls")
+            .default_size(self.state.controls_width)
+            .resizable(true)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| super::controls::controls_ui(self, ui));
+            });
         egui::CentralPanel::default().show(ui, |ui| {
             let full = ui.available_size();
             let series_height = (full.y * 0.48).max(220.0);
-            ui.allocate_ui(egui::vec2(full.x, series_height), |ui| super::series::series_ui(self, ui));
+            ui.allocate_ui(egui::vec2(full.x, series_height), |ui| {
+                super::series::series_ui(self, ui)
+            });
             ui.separator();
             ui.columns(2, |cols| {
                 super::latent::latent_ui(self, &mut cols[0]);
@@ -501,7 +575,8 @@ impl DonutApp {
                 ctx.request_repaint_after(Duration::from_millis(100));
             }
         }
-        self.frame_times.push(frame_start.elapsed().as_secs_f32() * 1000.0);
+        self.frame_times
+            .push(frame_start.elapsed().as_secs_f32() * 1000.0);
     }
 
     fn top_bar_ui(&mut self, ui: &mut egui::Ui) {
@@ -564,7 +639,7 @@ impl DonutApp {
         });
         if let Some(e) = self.error.clone() {
             ui.horizontal(|ui| {
-                ui.colored_label(ui.visuals().error_fg_color, format!("⚠ {e}"));
+                ui.colored_label(ui.visuals().error_fg_color, format!("Error: {e}"));
                 if ui.small_button("Dismiss").clicked() {
                     self.error = None;
                 }
@@ -621,7 +696,9 @@ impl DonutApp {
     }
 
     fn write_frame_report(&self) {
-        let Some(path) = &self.options.frame_report else { return };
+        let Some(path) = &self.options.frame_report else {
+            return;
+        };
         let (median, p99, worst, count) = self.frame_times.stats(usize::MAX);
         let training: Vec<f32> = self.frame_times.all().to_vec();
         let report = serde_json::json!({
@@ -639,7 +716,10 @@ impl DonutApp {
 }
 
 fn short_name(source: &str) -> String {
-    std::path::Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| source.to_string())
+    std::path::Path::new(source)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| source.to_string())
 }
 
 fn format_interval(secs: i64, has_timestamps: bool) -> String {

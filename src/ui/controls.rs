@@ -22,7 +22,11 @@ pub fn controls_ui(app: &mut DonutApp, ui: &mut Ui) {
     ui.separator();
     scoring_ui(c, ui);
     ui.separator();
-    if ui.button("Default settings").on_hover_text("Every setting back to DONUT's defaults").clicked() {
+    if ui
+        .button("Default settings")
+        .on_hover_text("Every setting back to DONUT's defaults")
+        .clicked()
+    {
         *c = DonutConfig::default();
     }
     if app.state.config != before {
@@ -35,7 +39,10 @@ fn run_buttons_ui(app: &mut DonutApp, ui: &mut Ui) {
     ui.horizontal(|ui| {
         let can_train = app.prepared().is_some();
         if ui
-            .add_enabled(can_train, egui::Button::new(RichText::new("Train").strong()))
+            .add_enabled(
+                can_train,
+                egui::Button::new(RichText::new("Train").strong()),
+            )
             .on_hover_text("Train a fresh model with these settings (restarts a run in progress)")
             .clicked()
         {
@@ -45,12 +52,23 @@ fn run_buttons_ui(app: &mut DonutApp, ui: &mut Ui) {
         let running = matches!(app.phase, Phase::Training | Phase::Paused);
         let paused = app.phase == Phase::Paused;
         if ui
-            .add_enabled(running, egui::Button::new(if paused { "Resume" } else { "Pause" }))
+            .add_enabled(
+                running,
+                egui::Button::new(if paused { "Resume" } else { "Pause" }),
+            )
             .on_hover_text("Pause or resume between steps")
             .clicked()
         {
-            app.send(if paused { Command::Resume } else { Command::Pause });
-            app.phase = if paused { Phase::Training } else { Phase::Paused };
+            app.send(if paused {
+                Command::Resume
+            } else {
+                Command::Pause
+            });
+            app.phase = if paused {
+                Phase::Training
+            } else {
+                Phase::Paused
+            };
         }
         if ui
             .add_enabled(app.is_running(), egui::Button::new("Stop"))
@@ -59,7 +77,11 @@ fn run_buttons_ui(app: &mut DonutApp, ui: &mut Ui) {
         {
             app.send(Command::Stop);
         }
-        if ui.button("Reset").on_hover_text("Stop and clear the run: losses, latent space and scores").clicked() {
+        if ui
+            .button("Reset")
+            .on_hover_text("Stop and clear the run: losses, latent space and scores")
+            .clicked()
+        {
             app.send(Command::Stop);
             app.history = Default::default();
             app.latent = None;
@@ -87,8 +109,10 @@ fn formula_ui(c: &DonutConfig, ui: &mut Ui) {
     };
     ui.label(RichText::new("Objective (M-ELBO), per window").strong());
     ui.label(
-        RichText::new(format!("L = Σ_w α_w log p(x_w|z) + {beta} · log p(z) − {lambda} · log q(z|x)"))
-            .monospace(),
+        RichText::new(format!(
+            "L = Σ_w α_w log p(x_w|z) + {beta} · log p(z) − {lambda} · log q(z|x)"
+        ))
+        .monospace(),
     );
     ui.small(format!(
         "α_w = 0 on anomalies, missing and injected points ({:.0} % injected per epoch); β̄ = the window's fraction of α = 1.",
@@ -107,7 +131,8 @@ fn objective_ui(c: &mut DonutConfig, ui: &mut Ui) {
     ui.add_enabled(c.beta_mode == BetaMode::Fixed, Slider::new(&mut c.beta_value, 0.0..=1.0).text("beta"))
         .on_hover_text("Prior weight. 0: nothing pulls the latent means towards the origin, the cloud spreads out; 1: full pull towards N(0, I), a tighter ball");
     ui.horizontal(|ui| {
-        ui.label("entropy weight").on_hover_text("Weight lambda of the entropy term -log q(z|x)");
+        ui.label("entropy weight")
+            .on_hover_text("Weight lambda of the entropy term -log q(z|x)");
         ui.selectable_value(&mut c.entropy_mode, EntropyMode::One, "1 (DONUT)");
         ui.selectable_value(&mut c.entropy_mode, EntropyMode::Fixed, "fixed lambda");
         ui.selectable_value(&mut c.entropy_mode, EntropyMode::Beta, "= beta")
@@ -147,7 +172,9 @@ fn model_ui(c: &mut DonutConfig, ui: &mut Ui) {
             .on_hover_text("Filters of each convolution");
     }
     ui.horizontal(|ui| {
-        ui.label("backend").on_hover_text("burn backend: flex (pure Rust, default) or ndarray (deprecated upstream)");
+        ui.label("backend").on_hover_text(
+            "burn backend: flex (pure Rust, default) or ndarray (deprecated upstream)",
+        );
         for b in BackendKind::ALL {
             ui.selectable_value(&mut c.backend, *b, b.name());
         }
@@ -160,8 +187,14 @@ fn training_ui(c: &mut DonutConfig, ui: &mut Ui) {
         .on_hover_text("Passes over the training windows (256 in DONUT); applies to the next run");
     ui.add(Slider::new(&mut c.batch_size, 16..=1024).text("batch size"))
         .on_hover_text("Windows per step (256 in DONUT); applies to the next run");
-    ui.add(Slider::new(&mut c.learning_rate, 1e-5..=1e-1).logarithmic(true).text("learning rate"))
-        .on_hover_text("Adam's step size before decay (1e-3); changes live. Too high and the loss diverges");
+    ui.add(
+        Slider::new(&mut c.learning_rate, 1e-5..=1e-1)
+            .logarithmic(true)
+            .text("learning rate"),
+    )
+    .on_hover_text(
+        "Adam's step size before decay (1e-3); changes live. Too high and the loss diverges",
+    );
     ui.add(Slider::new(&mut c.seed, 0..=99).text("seed"))
         .on_hover_text("Seed of initialisation, shuffling, injection and sampling: the same seed and backend give the same run");
 }

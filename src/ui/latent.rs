@@ -43,7 +43,11 @@ pub struct LatentView {
 
 impl Default for LatentView {
     fn default() -> Self {
-        Self { color_by: ColorBy::TimeOfDay, projection: Projection::Pca, point_px: 3.0 }
+        Self {
+            color_by: ColorBy::TimeOfDay,
+            projection: Projection::Pca,
+            point_px: 3.0,
+        }
     }
 }
 
@@ -66,13 +70,22 @@ fn project(snap: &LatentSnapshot, projection: Projection) -> (Vec<[f32; 3]>, [St
         _ if k <= 3 => {
             let pts = rows
                 .chunks_exact(k)
-                .map(|r| [r[0], if k > 1 { r[1] } else { 0.0 }, if k > 2 { r[2] } else { 0.0 }])
+                .map(|r| {
+                    [
+                        r[0],
+                        if k > 1 { r[1] } else { 0.0 },
+                        if k > 2 { r[2] } else { 0.0 },
+                    ]
+                })
                 .collect();
             (pts, ["z1".into(), "z2".into(), "z3".into()])
         }
         Projection::Axes(a) => {
             let a = a.map(|i| i.min(k - 1));
-            let pts = rows.chunks_exact(k).map(|r| [r[a[0]], r[a[1]], r[a[2]]]).collect();
+            let pts = rows
+                .chunks_exact(k)
+                .map(|r| [r[a[0]], r[a[1]], r[a[2]]])
+                .collect();
             (pts, a.map(|i| format!("z{}", i + 1)))
         }
         Projection::Pca => {
@@ -89,7 +102,12 @@ fn project(snap: &LatentSnapshot, projection: Projection) -> (Vec<[f32; 3]>, [St
     }
 }
 
-fn colors(snap: &LatentSnapshot, prep: &Prepared, color_by: ColorBy, scores: Option<&[Option<f64>]>) -> Vec<Color32> {
+fn colors(
+    snap: &LatentSnapshot,
+    prep: &Prepared,
+    color_by: ColorBy,
+    scores: Option<&[Option<f64>]>,
+) -> Vec<Color32> {
     let normal = Color32::from_rgb(120, 160, 200);
     match color_by {
         ColorBy::TimeOfDay => snap
@@ -97,7 +115,11 @@ fn colors(snap: &LatentSnapshot, prep: &Prepared, color_by: ColorBy, scores: Opt
             .iter()
             .map(|&e| {
                 let secs = prep.timestamps[e].rem_euclid(86_400);
-                if prep.has_timestamps { cyclic(secs as f32 / 86_400.0) } else { normal }
+                if prep.has_timestamps {
+                    cyclic(secs as f32 / 86_400.0)
+                } else {
+                    normal
+                }
             })
             .collect(),
         ColorBy::Label => {
@@ -116,12 +138,28 @@ fn colors(snap: &LatentSnapshot, prep: &Prepared, color_by: ColorBy, scores: Opt
                 .collect()
         }
         ColorBy::Score => {
-            let Some(scores) = scores else { return vec![Color32::GRAY; snap.ends.len()] };
-            let vals: Vec<f64> = snap.ends.iter().filter_map(|&e| scores.get(e).copied().flatten()).collect();
+            let Some(scores) = scores else {
+                return vec![Color32::GRAY; snap.ends.len()];
+            };
+            let vals: Vec<f64> = snap
+                .ends
+                .iter()
+                .filter_map(|&e| scores.get(e).copied().flatten())
+                .collect();
             let mut sorted = vals.clone();
             sorted.sort_by(f64::total_cmp);
-            let rank = |s: f64| sorted.partition_point(|&v| v < s) as f32 / sorted.len().max(1) as f32;
-            snap.ends.iter().map(|&e| scores.get(e).copied().flatten().map_or(Color32::GRAY, |s| ramp(rank(s)))).collect()
+            let rank =
+                |s: f64| sorted.partition_point(|&v| v < s) as f32 / sorted.len().max(1) as f32;
+            snap.ends
+                .iter()
+                .map(|&e| {
+                    scores
+                        .get(e)
+                        .copied()
+                        .flatten()
+                        .map_or(Color32::GRAY, |s| ramp(rank(s)))
+                })
+                .collect()
         }
         ColorBy::Split => snap
             .ends
@@ -176,16 +214,28 @@ pub fn latent_ui(app: &mut DonutApp, ui: &mut Ui) {
         egui::ComboBox::from_label("colour by")
             .selected_text(format!("{:?}", app.state.latent.color_by))
             .show_ui(ui, |ui| {
-                for c in [ColorBy::TimeOfDay, ColorBy::Label, ColorBy::Score, ColorBy::Split] {
+                for c in [
+                    ColorBy::TimeOfDay,
+                    ColorBy::Label,
+                    ColorBy::Score,
+                    ColorBy::Split,
+                ] {
                     ui.selectable_value(&mut app.state.latent.color_by, c, format!("{c:?}"));
                 }
             });
     });
-    let k = app.latent.as_ref().map_or(app.state.config.latent_dim, |s| s.dim);
+    let k = app
+        .latent
+        .as_ref()
+        .map_or(app.state.config.latent_dim, |s| s.dim);
     if k > 3 {
         ui.horizontal(|ui| {
             let pca = app.state.latent.projection == Projection::Pca;
-            if ui.selectable_label(pca, "PCA").on_hover_text("Show the three directions of largest spread").clicked() {
+            if ui
+                .selectable_label(pca, "PCA")
+                .on_hover_text("Show the three directions of largest spread")
+                .clicked()
+            {
                 app.state.latent.projection = Projection::Pca;
             }
             let mut axes = match app.state.latent.projection {
@@ -199,7 +249,9 @@ pub fn latent_ui(app: &mut DonutApp, ui: &mut Ui) {
                     .width(48.0)
                     .show_ui(ui, |ui| {
                         for d in 0..k {
-                            changed |= ui.selectable_value(slot, d, format!("z{}", d + 1)).changed();
+                            changed |= ui
+                                .selectable_value(slot, d, format!("z{}", d + 1))
+                                .changed();
                         }
                     });
             }
@@ -224,32 +276,51 @@ pub fn latent_ui(app: &mut DonutApp, ui: &mut Ui) {
         snap.ends.len(),
         app.state.latent.projection,
         app.state.latent.color_by,
-        app.result.as_ref().map_or(0, |r| std::sync::Arc::as_ptr(r) as usize),
+        app.result
+            .as_ref()
+            .map_or(0, |r| std::sync::Arc::as_ptr(r) as usize),
     );
     if app.latent_cache.key != Some(key) {
         let (raw, names) = project(&snap, app.state.latent.projection);
         app.latent_cache.points = normalise(&raw);
-        app.latent_cache.colors = colors(&snap, &prep, app.state.latent.color_by, scores.as_deref());
+        app.latent_cache.colors =
+            colors(&snap, &prep, app.state.latent.color_by, scores.as_deref());
         app.latent_cache.axis_names = names;
         app.latent_cache.key = Some(key);
     }
     let size = egui::vec2(ui.available_width(), ui.available_height().max(200.0));
-    let highlight = app.highlight_end.and_then(|e| snap.ends.iter().position(|&x| x == e));
+    let highlight = app
+        .highlight_end
+        .and_then(|e| snap.ends.iter().position(|&x| x == e));
     let cloud = Cloud {
         points: &app.latent_cache.points,
         colors: &app.latent_cache.colors,
         axis_names: app.latent_cache.axis_names.clone(),
         highlight,
     };
-    let out = scatter_ui(ui, &mut app.state.camera, &cloud, size, app.state.latent.point_px);
+    let out = scatter_ui(
+        ui,
+        &mut app.state.camera,
+        &cloud,
+        size,
+        app.state.latent.point_px,
+    );
     app.highlight_end = None;
     if let Some(i) = out.hovered {
         let end = snap.ends[i];
         app.highlight_end = Some(end);
         let score = scores.as_ref().and_then(|s| s[end]);
         out.response.on_hover_ui_at_pointer(|ui| {
-            ui.label(format!("window ending {}", super::series::format_time(&prep, end)));
-            ui.label(format!("value {:.4} · label {} · {}", prep.raw_values[end], prep.labels[end], prep.part_of(end).name()));
+            ui.label(format!(
+                "window ending {}",
+                super::series::format_time(&prep, end)
+            ));
+            ui.label(format!(
+                "value {:.4} · label {} · {}",
+                prep.raw_values[end],
+                prep.labels[end],
+                prep.part_of(end).name()
+            ));
             ui.label(match score {
                 Some(s) => format!("anomaly score {s:.3}"),
                 None => "no score yet".into(),

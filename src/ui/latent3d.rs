@@ -20,7 +20,11 @@ pub struct Camera {
 
 impl Default for Camera {
     fn default() -> Self {
-        Self { yaw: 0.7, pitch: 0.45, zoom: 1.0 }
+        Self {
+            yaw: 0.7,
+            pitch: 0.45,
+            zoom: 1.0,
+        }
     }
 }
 
@@ -92,13 +96,29 @@ pub fn normalise(raw: &[[f32; 3]]) -> Vec<[f32; 3]> {
             extent = extent.max((p[a] - mean[a]).abs());
         }
     }
-    raw.iter().map(|p| [(p[0] - mean[0]) / extent, (p[1] - mean[1]) / extent, (p[2] - mean[2]) / extent]).collect()
+    raw.iter()
+        .map(|p| {
+            [
+                (p[0] - mean[0]) / extent,
+                (p[1] - mean[1]) / extent,
+                (p[2] - mean[2]) / extent,
+            ]
+        })
+        .collect()
 }
 
 /// Draws the scatter into `size` and handles orbit, zoom, reset and hover.
-pub fn scatter_ui(ui: &mut egui::Ui, camera: &mut Camera, cloud: &Cloud<'_>, size: Vec2, point_px: f32) -> ScatterResponse {
+pub fn scatter_ui(
+    ui: &mut egui::Ui,
+    camera: &mut Camera,
+    cloud: &Cloud<'_>,
+    size: Vec2,
+    point_px: f32,
+) -> ScatterResponse {
     let (rect, response) = ui.allocate_exact_size(size, Sense::click_and_drag());
-    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Latent space 3-D scatter"));
+    response.widget_info(|| {
+        egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Latent space 3-D scatter")
+    });
     if response.dragged() {
         camera.orbit(response.drag_delta(), 0.0);
     }
@@ -116,15 +136,28 @@ pub fn scatter_ui(ui: &mut egui::Ui, camera: &mut Camera, cloud: &Cloud<'_>, siz
     painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
 
     // Axes through the origin, with their names.
-    let axis_colors = [Color32::from_rgb(220, 80, 80), Color32::from_rgb(80, 190, 80), Color32::from_rgb(90, 130, 240)];
+    let axis_colors = [
+        Color32::from_rgb(220, 80, 80),
+        Color32::from_rgb(80, 190, 80),
+        Color32::from_rgb(90, 130, 240),
+    ];
     for a in 0..3 {
         let mut tip = [0f32; 3];
         tip[a] = 1.1;
         let mut tail = [0f32; 3];
         tail[a] = -1.1;
         let (p0, p1) = (camera.project(tail, rect), camera.project(tip, rect));
-        painter.line_segment([p0, p1], Stroke::new(1.0, axis_colors[a].gamma_multiply(0.8)));
-        painter.text(p1, egui::Align2::LEFT_BOTTOM, &cloud.axis_names[a], egui::FontId::proportional(12.0), axis_colors[a]);
+        painter.line_segment(
+            [p0, p1],
+            Stroke::new(1.0, axis_colors[a].gamma_multiply(0.8)),
+        );
+        painter.text(
+            p1,
+            egui::Align2::LEFT_BOTTOM,
+            &cloud.axis_names[a],
+            egui::FontId::proportional(12.0),
+            axis_colors[a],
+        );
     }
 
     // All points in one mesh, far ones first.
@@ -147,8 +180,15 @@ pub fn scatter_ui(ui: &mut egui::Ui, camera: &mut Camera, cloud: &Cloud<'_>, siz
         if !rect.contains(pos) {
             continue;
         }
-        let color = cloud.colors.get(i as usize).copied().unwrap_or(Color32::GRAY);
-        mesh.add_colored_rect(Rect::from_center_size(pos, vec2(2.0 * half, 2.0 * half)), color);
+        let color = cloud
+            .colors
+            .get(i as usize)
+            .copied()
+            .unwrap_or(Color32::GRAY);
+        mesh.add_colored_rect(
+            Rect::from_center_size(pos, vec2(2.0 * half, 2.0 * half)),
+            color,
+        );
     }
     painter.add(egui::Shape::mesh(mesh));
 
@@ -167,12 +207,19 @@ pub fn scatter_ui(ui: &mut egui::Ui, camera: &mut Camera, cloud: &Cloud<'_>, siz
     if let Some(i) = cloud.highlight.or(hovered)
         && let Some((pos, _)) = projected.get(i)
     {
-        painter.circle_stroke(*pos, point_px + 3.0, Stroke::new(2.0, ui.visuals().strong_text_color()));
+        painter.circle_stroke(
+            *pos,
+            point_px + 3.0,
+            Stroke::new(2.0, ui.visuals().strong_text_color()),
+        );
     }
     painter.text(
         rect.left_bottom() + vec2(6.0, -6.0),
         egui::Align2::LEFT_BOTTOM,
-        format!("{} points · drag to orbit · wheel to zoom · double-click to reset", cloud.points.len()),
+        format!(
+            "{} points · drag to orbit · wheel to zoom · double-click to reset",
+            cloud.points.len()
+        ),
         egui::FontId::proportional(11.0),
         ui.visuals().weak_text_color(),
     );
@@ -233,7 +280,13 @@ pub fn principal_axes(rows: &[f32], dim: usize) -> [Vec<f32>; 3] {
 /// A colour ramp from blue (0) through yellow to red (1).
 pub fn ramp(t: f32) -> Color32 {
     let t = t.clamp(0.0, 1.0);
-    let stops = [(0.0, [49, 54, 149]), (0.35, [116, 173, 209]), (0.6, [254, 224, 144]), (0.8, [244, 109, 67]), (1.0, [165, 0, 38])];
+    let stops = [
+        (0.0, [49, 54, 149]),
+        (0.35, [116, 173, 209]),
+        (0.6, [254, 224, 144]),
+        (0.8, [244, 109, 67]),
+        (1.0, [165, 0, 38]),
+    ];
     for w in stops.windows(2) {
         let ((t0, c0), (t1, c1)) = (w[0], w[1]);
         if t <= t1 {
@@ -257,10 +310,18 @@ mod tests {
 
     #[test]
     fn rotation_keeps_lengths_and_yaw_turns_x_into_depth() {
-        let cam = Camera { yaw: std::f32::consts::FRAC_PI_2, pitch: 0.0, zoom: 1.0 };
+        let cam = Camera {
+            yaw: std::f32::consts::FRAC_PI_2,
+            pitch: 0.0,
+            zoom: 1.0,
+        };
         let r = cam.rotate([1.0, 0.0, 0.0]);
         assert!((r[0]).abs() < 1e-6 && (r[2] + 1.0).abs() < 1e-6, "{r:?}");
-        let cam = Camera { yaw: 0.3, pitch: -0.8, zoom: 1.0 };
+        let cam = Camera {
+            yaw: 0.3,
+            pitch: -0.8,
+            zoom: 1.0,
+        };
         let r = cam.rotate([0.2, -0.5, 0.7]);
         let len = |v: [f32; 3]| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
         assert!((len(r) - len([0.2, -0.5, 0.7])).abs() < 1e-5);
@@ -276,7 +337,10 @@ mod tests {
         }
         let axes = principal_axes(&rows, 4);
         let a = &axes[0];
-        assert!((a[0].abs() - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-3, "{a:?}");
+        assert!(
+            (a[0].abs() - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-3,
+            "{a:?}"
+        );
         assert!((a[0] - a[1]).abs() < 1e-3);
         let dot: f32 = axes[0].iter().zip(&axes[1]).map(|(x, y)| x * y).sum();
         assert!(dot.abs() < 1e-3, "axes are orthogonal");

@@ -33,13 +33,20 @@ impl Default for FileJobs {
 }
 
 impl FileJobs {
-    fn spawn(&mut self, name: &str, ctx: egui::Context, job: impl FnOnce() -> FileEvent + Send + 'static) {
+    fn spawn(
+        &mut self,
+        name: &str,
+        ctx: egui::Context,
+        job: impl FnOnce() -> FileEvent + Send + 'static,
+    ) {
         let tx = self.tx.clone();
-        let spawned = std::thread::Builder::new().name(name.into()).spawn(move || {
-            let event = job();
-            let _ = tx.send(event);
-            ctx.request_repaint();
-        });
+        let spawned = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let event = job();
+                let _ = tx.send(event);
+                ctx.request_repaint();
+            });
         if spawned.is_ok() {
             self.pending += 1;
         }
@@ -47,17 +54,25 @@ impl FileJobs {
 
     /// Loads `path` in the background.
     pub fn load(&mut self, ctx: &egui::Context, path: PathBuf) {
-        self.spawn("csv-loader", ctx.clone(), move || FileEvent::Loaded(data::load_csv(&path).map(Arc::new)));
+        self.spawn("csv-loader", ctx.clone(), move || {
+            FileEvent::Loaded(data::load_csv(&path).map(Arc::new))
+        });
     }
 
     /// Opens the native file picker, then loads the chosen file, all in the background.
     pub fn pick_and_load(&mut self, ctx: &egui::Context) {
-        self.spawn("file-dialog", ctx.clone(), move || {
-            match rfd::FileDialog::new().add_filter("CSV", &["csv", "txt", "tsv"]).set_title("Open a KPI series").pick_file() {
+        self.spawn(
+            "file-dialog",
+            ctx.clone(),
+            move || match rfd::FileDialog::new()
+                .add_filter("CSV", &["csv", "txt", "tsv"])
+                .set_title("Open a KPI series")
+                .pick_file()
+            {
                 Some(path) => FileEvent::Loaded(data::load_csv(&path).map(Arc::new)),
                 None => FileEvent::Cancelled,
-            }
-        });
+            },
+        );
     }
 
     /// Asks where to save (picker in the background), then writes with `write`.
@@ -68,12 +83,20 @@ impl FileJobs {
         write: impl FnOnce(&std::path::Path) -> anyhow::Result<()> + Send + 'static,
     ) {
         let default_name = default_name.to_string();
-        self.spawn("file-dialog", ctx.clone(), move || {
-            match rfd::FileDialog::new().add_filter("CSV", &["csv"]).set_file_name(default_name).save_file() {
-                Some(path) => FileEvent::Saved(write(&path).map(|()| path).map_err(|e| format!("{e:#}"))),
+        self.spawn(
+            "file-dialog",
+            ctx.clone(),
+            move || match rfd::FileDialog::new()
+                .add_filter("CSV", &["csv"])
+                .set_file_name(default_name)
+                .save_file()
+            {
+                Some(path) => {
+                    FileEvent::Saved(write(&path).map(|()| path).map_err(|e| format!("{e:#}")))
+                }
                 None => FileEvent::Cancelled,
-            }
-        });
+            },
+        );
     }
 
     /// Events that have arrived.

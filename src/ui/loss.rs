@@ -17,7 +17,10 @@ pub const ENTROPY_COLOR: Color32 = Color32::from_rgb(120, 200, 120);
 const MAX_POINTS: usize = 2_000;
 
 /// Bucket-averaged (step, value) pairs.
-fn bucketed(steps: &[crate::train::StepStats], value: impl Fn(&LossTerms) -> f64) -> PlotPoints<'static> {
+fn bucketed(
+    steps: &[crate::train::StepStats],
+    value: impl Fn(&LossTerms) -> f64,
+) -> PlotPoints<'static> {
     let bucket = steps.len().div_ceil(MAX_POINTS).max(1);
     steps
         .chunks(bucket)
@@ -53,11 +56,28 @@ pub fn loss_ui(app: &mut DonutApp, ui: &mut Ui) {
         .legend(Legend::default())
         .y_axis_label("loss")
         .show(ui, |plot| {
-            plot.line(Line::new("train loss", bucketed(steps, |t| t.total)).color(Color32::LIGHT_GRAY));
-            let valid: PlotPoints = app.history.valid.iter().map(|v| [v.step as f64, v.terms.total]).collect();
+            plot.line(
+                Line::new("train loss", bucketed(steps, |t| t.total)).color(Color32::LIGHT_GRAY),
+            );
+            let valid: PlotPoints = app
+                .history
+                .valid
+                .iter()
+                .map(|v| [v.step as f64, v.terms.total])
+                .collect();
             plot.line(Line::new("validation loss", valid).color(Color32::from_rgb(220, 80, 160)));
-            let best: PlotPoints = app.history.valid.iter().filter(|v| v.best).map(|v| [v.step as f64, v.terms.total]).collect();
-            plot.points(Points::new("new best (kept)", best).radius(3.0).color(Color32::from_rgb(220, 80, 160)));
+            let best: PlotPoints = app
+                .history
+                .valid
+                .iter()
+                .filter(|v| v.best)
+                .map(|v| [v.step as f64, v.terms.total])
+                .collect();
+            plot.points(
+                Points::new("new best (kept)", best)
+                    .radius(3.0)
+                    .color(Color32::from_rgb(220, 80, 160)),
+            );
         });
     Plot::new("loss-terms")
         .height(h)
@@ -67,8 +87,13 @@ pub fn loss_ui(app: &mut DonutApp, ui: &mut Ui) {
         .x_axis_label("step")
         .y_axis_label("ELBO terms")
         .show(ui, |plot| {
-            plot.line(Line::new("reconstruction Σα log p(x|z)", bucketed(steps, |t| t.recon)).color(RECON_COLOR));
+            plot.line(
+                Line::new("reconstruction Σα log p(x|z)", bucketed(steps, |t| t.recon))
+                    .color(RECON_COLOR),
+            );
             plot.line(Line::new("β log p(z)", bucketed(steps, |t| t.prior)).color(PRIOR_COLOR));
-            plot.line(Line::new("−λ log q(z|x)", bucketed(steps, |t| t.entropy)).color(ENTROPY_COLOR));
+            plot.line(
+                Line::new("−λ log q(z|x)", bucketed(steps, |t| t.entropy)).color(ENTROPY_COLOR),
+            );
         });
 }

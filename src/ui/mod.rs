@@ -25,5 +25,9 @@ pub fn run_native(options: AppOptions) -> eframe::Result {
         renderer: eframe::Renderer::Glow,
         ..Default::default()
     };
-    eframe::run_native("donut-explorer", native, Box::new(move |cc| Ok(Box::new(DonutApp::new(cc, options)))))
+    eframe::run_native(
+        "donut-explorer",
+        native,
+        Box::new(move |cc| Ok(Box::new(DonutApp::new(cc, options)))),
+    )
 }

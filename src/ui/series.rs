@@ -13,11 +13,16 @@ const NO_SCORE_FILL: Color32 = Color32::from_rgba_premultiplied(60, 60, 60, 40);
 
 /// A point's time as text: a UTC date when the file had timestamps, else the row index.
 pub fn format_time(prep: &Prepared, index: usize) -> String {
-    let Some(&ts) = prep.timestamps.get(index) else { return String::new() };
+    let Some(&ts) = prep.timestamps.get(index) else {
+        return String::new();
+    };
     if !prep.has_timestamps {
         return format!("row {ts}");
     }
-    chrono::DateTime::from_timestamp(ts, 0).map_or_else(|| ts.to_string(), |d| d.format("%Y-%m-%d %H:%M").to_string())
+    chrono::DateTime::from_timestamp(ts, 0).map_or_else(
+        || ts.to_string(),
+        |d| d.format("%Y-%m-%d %H:%M").to_string(),
+    )
 }
 
 /// Runs of consecutive indices where `pred` holds, as (start, end-exclusive).
@@ -53,13 +58,19 @@ pub fn series_ui(app: &mut DonutApp, ui: &mut Ui) {
     let result = app.result.clone();
     let n = prep.len();
     let step = stride(n);
-    let flagged = result.as_ref().map(|r| flags(&r.scores, &prep.missing, app.threshold));
+    let flagged = result
+        .as_ref()
+        .map(|r| flags(&r.scores, &prep.missing, app.threshold));
     let link = egui::Id::unique("series-link");
     let x_fmt = {
         let prep = prep.clone();
         move |mark: egui_plot::GridMark, _range: &std::ops::RangeInclusive<f64>| {
             let i = mark.value.round();
-            if i < 0.0 || i as usize >= prep.len() { String::new() } else { format_time(&prep, i as usize) }
+            if i < 0.0 || i as usize >= prep.len() {
+                String::new()
+            } else {
+                format_time(&prep, i as usize)
+            }
         }
     };
     let height = (ui.available_height() - 8.0).max(160.0);
@@ -74,25 +85,58 @@ pub fn series_ui(app: &mut DonutApp, ui: &mut Ui) {
         .y_axis_label("value")
         .show(ui, |plot| {
             for (a, b) in runs(n, |i| prep.labels[i] == 1) {
-                plot.span(Span::new("labelled anomaly", a as f64 - 0.5..=b as f64 - 0.5).fill(LABEL_FILL).border_width(0.0));
+                plot.span(
+                    Span::new("labelled anomaly", a as f64 - 0.5..=b as f64 - 0.5)
+                        .fill(LABEL_FILL)
+                        .border_width(0.0),
+                );
             }
             for part in [Part::Valid, Part::Test] {
                 let start = prep.part(part).start as f64;
-                plot.vline(VLine::new(format!("{} starts", part.name()), start).color(Color32::GRAY).width(1.0));
+                plot.vline(
+                    VLine::new(format!("{} starts", part.name()), start)
+                        .color(Color32::GRAY)
+                        .width(1.0),
+                );
             }
             for (a, b) in runs(n, |i| !prep.missing[i]) {
-                let pts: PlotPoints = (a..b).step_by(step).map(|i| [i as f64, prep.raw_values[i]]).collect();
-                plot.line(Line::new("value", pts).color(Color32::from_rgb(90, 150, 230)).width(1.0));
+                let pts: PlotPoints = (a..b)
+                    .step_by(step)
+                    .map(|i| [i as f64, prep.raw_values[i]])
+                    .collect();
+                plot.line(
+                    Line::new("value", pts)
+                        .color(Color32::from_rgb(90, 150, 230))
+                        .width(1.0),
+                );
             }
-            let missing: PlotPoints = (0..n).filter(|&i| prep.missing[i]).map(|i| [i as f64, prep.mean]).collect();
-            plot.points(Points::new("missing", missing).shape(MarkerShape::Cross).radius(2.5).color(Color32::from_rgb(200, 200, 80)));
+            let missing: PlotPoints = (0..n)
+                .filter(|&i| prep.missing[i])
+                .map(|i| [i as f64, prep.mean])
+                .collect();
+            plot.points(
+                Points::new("missing", missing)
+                    .shape(MarkerShape::Cross)
+                    .radius(2.5)
+                    .color(Color32::from_rgb(200, 200, 80)),
+            );
             if let Some(flagged) = &flagged {
-                let pts: PlotPoints = (0..n).filter(|&i| flagged[i]).map(|i| [i as f64, prep.raw_values[i]]).collect();
-                plot.points(Points::new("flagged", pts).radius(2.5).color(Color32::from_rgb(240, 60, 60)));
+                let pts: PlotPoints = (0..n)
+                    .filter(|&i| flagged[i])
+                    .map(|i| [i as f64, prep.raw_values[i]])
+                    .collect();
+                plot.points(
+                    Points::new("flagged", pts)
+                        .radius(2.5)
+                        .color(Color32::from_rgb(240, 60, 60)),
+                );
             }
             if let Some(end) = highlight {
                 let start = end + 1 - prep.window;
-                plot.span(Span::new("hovered window", start as f64..=end as f64).fill(Color32::from_rgba_unmultiplied(250, 250, 120, 40)));
+                plot.span(
+                    Span::new("hovered window", start as f64..=end as f64)
+                        .fill(Color32::from_rgba_unmultiplied(250, 250, 120, 40)),
+                );
             }
         });
 
@@ -107,18 +151,31 @@ pub fn series_ui(app: &mut DonutApp, ui: &mut Ui) {
                 let r = prep.part(part);
                 let end = (r.start + prep.window - 1).min(r.end);
                 plot.span(
-                    Span::new(format!("no score: first W-1 points of {}", part.name()), r.start as f64 - 0.5..=end as f64 - 0.5)
-                        .fill(NO_SCORE_FILL)
-                        .border_width(0.0),
+                    Span::new(
+                        format!("no score: first W-1 points of {}", part.name()),
+                        r.start as f64 - 0.5..=end as f64 - 0.5,
+                    )
+                    .fill(NO_SCORE_FILL)
+                    .border_width(0.0),
                 );
             }
             if let Some(r) = &result {
                 for (a, b) in runs(n, |i| r.scores[i].is_some()) {
-                    let pts: PlotPoints =
-                        (a..b).step_by(step).filter_map(|i| r.scores[i].map(|s| [i as f64, s])).collect();
-                    plot.line(Line::new("anomaly score", pts).color(Color32::from_rgb(220, 120, 60)).width(1.0));
+                    let pts: PlotPoints = (a..b)
+                        .step_by(step)
+                        .filter_map(|i| r.scores[i].map(|s| [i as f64, s]))
+                        .collect();
+                    plot.line(
+                        Line::new("anomaly score", pts)
+                            .color(Color32::from_rgb(220, 120, 60))
+                            .width(1.0),
+                    );
                 }
-                plot.hline(HLine::new("threshold", app.threshold).color(Color32::from_rgb(240, 60, 60)).width(1.0));
+                plot.hline(
+                    HLine::new("threshold", app.threshold)
+                        .color(Color32::from_rgb(240, 60, 60))
+                        .width(1.0),
+                );
                 plot.hline(
                     HLine::new("best-F1 threshold", r.metrics.best_f1.threshold)
                         .color(Color32::from_rgb(60, 200, 90))
@@ -147,14 +204,20 @@ fn threshold_ui(app: &mut DonutApp, ui: &mut Ui, prep: &std::sync::Arc<Prepared>
         .scores
         .iter()
         .flatten()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &s| {
+            (lo.min(s), hi.max(s))
+        });
     ui.horizontal(|ui| {
         ui.strong("Threshold");
         if lo.is_finite() && hi > lo {
             ui.add(egui::Slider::new(&mut app.threshold, lo..=hi).text("anomaly score ≥"))
                 .on_hover_text("Points whose anomaly score reaches this are flagged (red dots)");
         }
-        if ui.button("Best F1").on_hover_text("Jump to the threshold of the best (no-delay) F1 on the test part").clicked() {
+        if ui
+            .button("Best F1")
+            .on_hover_text("Jump to the threshold of the best (no-delay) F1 on the test part")
+            .clicked()
+        {
             app.threshold = result.metrics.best_f1.threshold;
         }
         if let Some([adj, delay, point]) = app.metrics_at_threshold() {
@@ -163,14 +226,21 @@ fn threshold_ui(app: &mut DonutApp, ui: &mut Ui, prep: &std::sync::Arc<Prepared>
                 adj.precision, adj.recall, adj.f1, result.config.eval_delay, delay.f1, point.f1
             ));
         }
-        if ui.button("Export detections…").on_hover_text("Write every point with its score and flag to a CSV").clicked() {
+        if ui
+            .button("Export detections…")
+            .on_hover_text("Write every point with its score and flag to a CSV")
+            .clicked()
+        {
             let prep = prep.clone();
             let scores = result.scores.clone();
             let threshold = app.threshold;
             let ctx = ui.ctx().clone();
-            app.files.pick_and_save(&ctx, "detections.csv", move |path| {
-                crate::cli::write_atomically(path, |w| write_detections(w, &prep, &scores, threshold))
-            });
+            app.files
+                .pick_and_save(&ctx, "detections.csv", move |path| {
+                    crate::cli::write_atomically(path, |w| {
+                        write_detections(w, &prep, &scores, threshold)
+                    })
+                });
         }
     });
 }

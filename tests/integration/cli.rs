@@ -7,19 +7,40 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_donut-explorer"))
 }
 
-const QUICK: &[&str] = &["--epochs", "2", "--set", "n_z=8", "--set", "mcmc_iterations=1", "--set", "valid_every_steps=5"];
+const QUICK: &[&str] = &[
+    "--epochs",
+    "2",
+    "--set",
+    "n_z=8",
+    "--set",
+    "mcmc_iterations=1",
+    "--set",
+    "valid_every_steps=5",
+];
 
 #[test]
 fn train_json_reports_every_figure_and_the_config() {
     let dir = tempfile::tempdir().unwrap();
     let detections = dir.path().join("det.csv");
     let out = bin()
-        .args(["train", "--seed", "3", "--latent", "4", "--json", "--detections"])
+        .args([
+            "train",
+            "--seed",
+            "3",
+            "--latent",
+            "4",
+            "--json",
+            "--detections",
+        ])
         .arg(&detections)
         .args(QUICK)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let last = stdout.lines().last().unwrap();
     let v: serde_json::Value = serde_json::from_str(last).unwrap();
@@ -38,36 +59,72 @@ fn train_json_reports_every_figure_and_the_config() {
 
     let text = std::fs::read_to_string(&detections).unwrap();
     let mut lines = text.lines();
-    assert!(lines.next().unwrap().starts_with("# donut-explorer detections"), "the file says which points have no score");
-    assert_eq!(lines.next().unwrap(), "timestamp,part,value,label,missing,score,flagged");
-    let rows: Vec<Vec<String>> = lines.map(|l| l.split(',').map(String::from).collect()).collect();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("# donut-explorer detections"),
+        "the file says which points have no score"
+    );
+    assert_eq!(
+        lines.next().unwrap(),
+        "timestamp,part,value,label,missing,score,flagged"
+    );
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
     assert_eq!(rows.len(), 14 * 288);
-    assert!(rows[..119].iter().all(|r| r[5].is_empty()), "no score for the first W-1 points");
+    assert!(
+        rows[..119].iter().all(|r| r[5].is_empty()),
+        "no score for the first W-1 points"
+    );
     assert!(rows[119][5].parse::<f64>().is_ok());
     assert!(rows.iter().any(|r| r[6] == "1"), "some points are flagged");
-    assert!(rows.iter().filter(|r| r[4] == "1").all(|r| r[6] == "0"), "missing points are never flagged");
+    assert!(
+        rows.iter().filter(|r| r[4] == "1").all(|r| r[6] == "0"),
+        "missing points are never flagged"
+    );
 }
 
 #[test]
 fn bad_input_exits_non_zero_naming_file_line_and_problem() {
-    let out = bin().args(["train", "--data"]).arg(fixture("duplicate_ts.csv")).args(QUICK).output().unwrap();
+    let out = bin()
+        .args(["train", "--data"])
+        .arg(fixture("duplicate_ts.csv"))
+        .args(QUICK)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("duplicate_ts.csv") && err.contains("line 4") && err.contains("duplicate timestamp"), "{err}");
+    assert!(
+        err.contains("duplicate_ts.csv")
+            && err.contains("line 4")
+            && err.contains("duplicate timestamp"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 
-    let out = bin().args(["train", "--data", "/nonexistent.csv"]).output().unwrap();
+    let out = bin()
+        .args(["train", "--data", "/nonexistent.csv"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.csv"));
 }
 
 #[test]
 fn bad_settings_exit_non_zero_naming_the_setting() {
-    let out = bin().args(["train", "--set", "latent_dim=40"]).output().unwrap();
+    let out = bin()
+        .args(["train", "--set", "latent_dim=40"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("latent_dim"), "{err}");
-    let out = bin().args(["train", "--set", "no_such_thing=1"]).output().unwrap();
+    let out = bin()
+        .args(["train", "--set", "no_such_thing=1"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting `no_such_thing`"));
 }
 
@@ -75,10 +132,29 @@ fn bad_settings_exit_non_zero_naming_the_setting() {
 fn config_file_and_flags_combine() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("run.toml");
-    std::fs::write(&cfg, "latent_dim = 2\nepochs = 1\nn_z = 4\nmcmc_iterations = 0\n").unwrap();
-    let out = bin().args(["train", "--json", "--seed", "9", "--config"]).arg(&cfg).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &cfg,
+        "latent_dim = 2\nepochs = 1\nn_z = 4\nmcmc_iterations = 0\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["train", "--json", "--seed", "9", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert_eq!((v["config"]["latent_dim"].as_u64(), v["seed"].as_u64(), v["epochs"].as_u64()), (Some(2), Some(9), Some(1)));
+    assert_eq!(
+        (
+            v["config"]["latent_dim"].as_u64(),
+            v["seed"].as_u64(),
+            v["epochs"].as_u64()
+        ),
+        (Some(2), Some(9), Some(1))
+    );
 }

@@ -37,9 +37,15 @@ fn no_header() {
 fn text_in_a_number_column() {
     let e = fixture_error("text_in_number.csv");
     assert_eq!(e.line, Some(3));
-    assert!(matches!(&e.problem, Problem::NotANumber { text, .. } if text == "abc"), "{e}");
+    assert!(
+        matches!(&e.problem, Problem::NotANumber { text, .. } if text == "abc"),
+        "{e}"
+    );
     let msg = e.to_string();
-    assert!(msg.contains("text_in_number.csv") && msg.contains("line 3") && msg.contains("abc"), "{msg}");
+    assert!(
+        msg.contains("text_in_number.csv") && msg.contains("line 3") && msg.contains("abc"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -55,7 +61,13 @@ fn nan_and_infinite_values() {
 fn duplicate_timestamps() {
     let e = fixture_error("duplicate_ts.csv");
     assert_eq!(e.line, Some(4));
-    assert_eq!(e.problem, Problem::Duplicate { ts: 1469376300, first_line: 3 });
+    assert_eq!(
+        e.problem,
+        Problem::Duplicate {
+            ts: 1469376300,
+            first_line: 3
+        }
+    );
 }
 
 #[test]
@@ -69,7 +81,13 @@ fn unsorted_timestamps() {
 fn off_grid_intervals() {
     let e = fixture_error("off_grid.csv");
     assert_eq!(e.line, Some(4));
-    assert_eq!(e.problem, Problem::OffGrid { gap: 450, interval: 300 });
+    assert_eq!(
+        e.problem,
+        Problem::OffGrid {
+            gap: 450,
+            interval: 300
+        }
+    );
 }
 
 #[test]
@@ -93,10 +111,20 @@ fn a_series_shorter_than_the_window() {
         .collect();
     let raw = parse(&text).unwrap();
     let e = Prepared::new(&raw, &DonutConfig::default()).unwrap_err();
-    assert!(matches!(e.problem, Problem::TooShort { window: 120, .. }), "{e}");
+    assert!(
+        matches!(e.problem, Problem::TooShort { window: 120, .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("window"), "{e}");
     // The same series fits a window of 10.
-    let ok = Prepared::new(&raw, &DonutConfig { window: 10, ..Default::default() }).unwrap();
+    let ok = Prepared::new(
+        &raw,
+        &DonutConfig {
+            window: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(ok.len(), 100);
 }
 
@@ -104,7 +132,16 @@ fn a_series_shorter_than_the_window() {
 fn missing_timestamps_are_filled_and_marked() {
     let raw = parse("timestamp,value,label\n0,1,0\n60,2,1\n240,5,0\n300,,0\n").unwrap();
     assert_eq!(raw.interval, 60);
-    let prep = Prepared::new(&raw, &DonutConfig { window: 2, test_fraction: 0.34, valid_fraction: 0.0, ..Default::default() }).unwrap();
+    let prep = Prepared::new(
+        &raw,
+        &DonutConfig {
+            window: 2,
+            test_fraction: 0.34,
+            valid_fraction: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(prep.timestamps, vec![0, 60, 120, 180, 240, 300]);
     assert_eq!(prep.missing, vec![false, false, true, true, false, true]);
     assert_eq!(prep.labels, vec![0, 1, 0, 0, 0, 0]);
@@ -120,10 +157,21 @@ fn missing_timestamps_are_filled_and_marked() {
 fn standardisation_uses_normal_train_and_validation_points() {
     let mut text = String::from("timestamp,value,label\n");
     for i in 0..100 {
-        let (v, l) = if i == 10 { (1000.0, 1) } else { ((i % 2) as f64 * 2.0, 0) };
+        let (v, l) = if i == 10 {
+            (1000.0, 1)
+        } else {
+            ((i % 2) as f64 * 2.0, 0)
+        };
         text.push_str(&format!("{},{},{}\n", i * 60, v, l));
     }
-    let prep = Prepared::new(&parse(&text).unwrap(), &DonutConfig { window: 5, ..Default::default() }).unwrap();
+    let prep = Prepared::new(
+        &parse(&text).unwrap(),
+        &DonutConfig {
+            window: 5,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     // Values alternate 0, 2 -> mean 1, std 1, the anomaly excluded.
     assert!((prep.mean - 1.0).abs() < 0.03, "{}", prep.mean);
     assert!((prep.std - 1.0).abs() < 0.01, "{}", prep.std);
@@ -134,8 +182,12 @@ fn standardisation_uses_normal_train_and_validation_points() {
 
 #[test]
 fn accepted_forms_timestamps_delimiters_bom_crlf_no_timestamp() {
-    let a = parse("timestamp,value,label\n2016-07-24 16:00:00,1.5,0\n2016-07-24 16:05:00,2.5,1\n").unwrap();
-    assert_eq!((a.timestamps.clone(), a.interval), (vec![1469376000, 1469376300], 300));
+    let a = parse("timestamp,value,label\n2016-07-24 16:00:00,1.5,0\n2016-07-24 16:05:00,2.5,1\n")
+        .unwrap();
+    assert_eq!(
+        (a.timestamps.clone(), a.interval),
+        (vec![1469376000, 1469376300], 300)
+    );
     let b = parse("\u{feff}timestamp;value;label\r\n1469376000000;1,0\r\n1469376300000;2;0\r\n");
     // `1,0` in a `;` file is text in the value column: the decimal comma is not guessed.
     assert!(matches!(b.unwrap_err().problem, Problem::NotANumber { .. }));
@@ -152,7 +204,9 @@ fn roughness_of_a_line_is_zero_and_of_noise_is_positive() {
     use donut_explorer::data::roughness;
     let line: Vec<f32> = (0..50).map(|i| i as f32 * 0.1).collect();
     assert!(roughness(&line, &[false; 50]) < 1e-10);
-    let zigzag: Vec<f32> = (0..50).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+    let zigzag: Vec<f32> = (0..50)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
     assert!((roughness(&zigzag, &[false; 50]) - 16.0).abs() < 1e-9);
 }
 
@@ -160,11 +214,21 @@ fn roughness_of_a_line_is_zero_and_of_noise_is_positive() {
 fn the_checked_in_sample_is_what_the_generator_makes() {
     use donut_explorer::data::sample::{SampleSpec, generate, to_csv};
     let text = to_csv(&generate(&SampleSpec::default()));
-    assert_eq!(text, donut_explorer::data::SAMPLE_CSV, "run `donut-explorer generate-sample` to refresh sample_data/sample.csv");
+    assert_eq!(
+        text,
+        donut_explorer::data::SAMPLE_CSV,
+        "run `donut-explorer generate-sample` to refresh sample_data/sample.csv"
+    );
     let raw = load_sample().unwrap();
     let prep = Prepared::new(&raw, &DonutConfig::default()).unwrap();
     assert_eq!(prep.len(), 14 * 288);
     assert!(prep.missing_count() > 10, "the sample shows missing points");
-    assert!(prep.anomaly_count() > 20, "the sample has labelled anomalies");
-    assert!(prep.labels[prep.part(Part::Test)].contains(&1), "the test part has anomalies to find");
+    assert!(
+        prep.anomaly_count() > 20,
+        "the sample has labelled anomalies"
+    );
+    assert!(
+        prep.labels[prep.part(Part::Test)].contains(&1),
+        "the test part has anomalies to find"
+    );
 }

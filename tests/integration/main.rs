@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 /// Path of a fixture file.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/integration/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/integration/fixtures")
+        .join(name)
 }
 
 /// A small, fast configuration for tests on the bundled sample.

@@ -1,7 +1,9 @@
 //! Training, scoring and the settings: each test checks an effect that a bug would break.
 
 use super::quick_config;
-use donut_explorer::config::{BackendKind, BetaMode, DonutConfig, EncoderKind, EntropyMode, LatentDist, LiveSettings};
+use donut_explorer::config::{
+    BackendKind, BetaMode, DonutConfig, EncoderKind, EntropyMode, LatentDist, LiveSettings,
+};
 use donut_explorer::data::{Part, Prepared, load_sample};
 use donut_explorer::model::DonutModel;
 use donut_explorer::model::device_for;
@@ -23,58 +25,114 @@ fn batch_terms(config: &DonutConfig) -> donut_explorer::model::loss::LossTerms {
     let model = DonutModel::new(config, &mut rng, &device);
     let ends: Vec<usize> = prep.window_ends(Part::Train).take(64).collect();
     let host = host_batch(&prep, &ends, &[], &config.live());
-    let noise = model.latent().sample_noise(&mut rng, ends.len() * config.latent_dim);
-    m_elbo(&model, host.upload(noise, config.latent_dim, config.window, &device), config.l2_weight).to_terms()
+    let noise = model
+        .latent()
+        .sample_noise(&mut rng, ends.len() * config.latent_dim);
+    m_elbo(
+        &model,
+        host.upload(noise, config.latent_dim, config.window, &device),
+        config.l2_weight,
+    )
+    .to_terms()
 }
 
 #[test]
 fn training_lowers_the_loss() {
-    let config = DonutConfig { epochs: 8, ..quick_config() };
+    let config = DonutConfig {
+        epochs: 8,
+        ..quick_config()
+    };
     let prep = sample(&config);
     let out = train(&prep, &config, &mut NoHooks).unwrap();
     let first: f64 = out.steps[..5].iter().map(|s| s.terms.total).sum::<f64>() / 5.0;
-    let last: f64 = out.steps[out.steps.len() - 5..].iter().map(|s| s.terms.total).sum::<f64>() / 5.0;
-    assert!(last < first - 10.0, "loss went from {first:.1} to {last:.1}");
+    let last: f64 = out.steps[out.steps.len() - 5..]
+        .iter()
+        .map(|s| s.terms.total)
+        .sum::<f64>()
+        / 5.0;
+    assert!(
+        last < first - 10.0,
+        "loss went from {first:.1} to {last:.1}"
+    );
     assert_eq!(out.epochs_done, 8);
     assert!(!out.validations.is_empty());
 }
 
 #[test]
 fn a_seed_reproduces_a_run_and_another_seed_does_not() {
-    let config = DonutConfig { epochs: 2, ..quick_config() };
+    let config = DonutConfig {
+        epochs: 2,
+        ..quick_config()
+    };
     let prep = sample(&config);
     let a = train(&prep, &config, &mut NoHooks).unwrap();
     let b = train(&prep, &config, &mut NoHooks).unwrap();
-    let losses = |o: &donut_explorer::train::TrainOutcome| o.steps.iter().map(|s| s.terms.total).collect::<Vec<_>>();
+    let losses = |o: &donut_explorer::train::TrainOutcome| {
+        o.steps.iter().map(|s| s.terms.total).collect::<Vec<_>>()
+    };
     assert_eq!(losses(&a), losses(&b));
-    let c = train(&prep, &DonutConfig { seed: 7, ..config.clone() }, &mut NoHooks).unwrap();
+    let c = train(
+        &prep,
+        &DonutConfig {
+            seed: 7,
+            ..config.clone()
+        },
+        &mut NoHooks,
+    )
+    .unwrap();
     assert_ne!(losses(&a), losses(&c));
     // And the scores of the two identical runs agree exactly.
     let device = device_for(config.backend);
     let ends: Vec<usize> = prep.window_ends(Part::Test).take(50).collect();
-    let sa = donut_explorer::score::score_windows(&a.model, &prep, &ends, &config, &device, &mut |_| true).unwrap();
-    let sb = donut_explorer::score::score_windows(&b.model, &prep, &ends, &config, &device, &mut |_| true).unwrap();
+    let sa =
+        donut_explorer::score::score_windows(&a.model, &prep, &ends, &config, &device, &mut |_| {
+            true
+        })
+        .unwrap();
+    let sb =
+        donut_explorer::score::score_windows(&b.model, &prep, &ends, &config, &device, &mut |_| {
+            true
+        })
+        .unwrap();
     assert_eq!(sa, sb);
 }
 
 #[test]
 fn beta_zero_removes_the_prior_term() {
-    let base = DonutConfig { latent_dim: 3, ..Default::default() };
+    let base = DonutConfig {
+        latent_dim: 3,
+        ..Default::default()
+    };
     let with = batch_terms(&base);
     assert!(with.prior.abs() > 0.1, "{with:?}");
-    let without = batch_terms(&DonutConfig { beta_mode: BetaMode::Fixed, beta_value: 0.0, ..base.clone() });
+    let without = batch_terms(&DonutConfig {
+        beta_mode: BetaMode::Fixed,
+        beta_value: 0.0,
+        ..base.clone()
+    });
     assert_eq!(without.prior, 0.0);
     assert_eq!(without.recon, with.recon, "the other terms are untouched");
 }
 
 #[test]
 fn entropy_weight_zero_removes_the_entropy_term_and_beta_mode_ties_it_to_beta() {
-    let base = DonutConfig { latent_dim: 3, ..Default::default() };
+    let base = DonutConfig {
+        latent_dim: 3,
+        ..Default::default()
+    };
     let one = batch_terms(&base);
-    let zero = batch_terms(&DonutConfig { entropy_mode: EntropyMode::Fixed, entropy_value: 0.0, ..base.clone() });
+    let zero = batch_terms(&DonutConfig {
+        entropy_mode: EntropyMode::Fixed,
+        entropy_value: 0.0,
+        ..base.clone()
+    });
     assert!(one.entropy.abs() > 0.1);
     assert_eq!(zero.entropy, 0.0);
-    let half = batch_terms(&DonutConfig { entropy_mode: EntropyMode::Fixed, entropy_value: 0.5, ..base.clone() });
+    let half = batch_terms(&DonutConfig {
+        entropy_mode: EntropyMode::Fixed,
+        entropy_value: 0.5,
+        ..base.clone()
+    });
     assert!((half.entropy - 0.5 * one.entropy).abs() < 1e-3 * one.entropy.abs().max(1.0));
     let tied = batch_terms(&DonutConfig {
         entropy_mode: EntropyMode::Beta,
@@ -90,12 +148,21 @@ fn alpha_masks_anomalies_missing_and_injected_points() {
     let config = DonutConfig::default();
     let prep = sample(&config);
     // A window that holds a labelled anomaly.
-    let end = (prep.window - 1..prep.len()).find(|&e| prep.labels[e] == 1).unwrap();
+    let end = (prep.window - 1..prep.len())
+        .find(|&e| prep.labels[e] == 1)
+        .unwrap();
     let live = config.live();
     let host = host_batch(&prep, &[end], &[], &live);
-    assert_eq!(host.alpha[prep.window - 1], 0.0, "the anomalous last point is masked");
+    assert_eq!(
+        host.alpha[prep.window - 1],
+        0.0,
+        "the anomalous last point is masked"
+    );
     let normal = host.alpha.iter().sum::<f32>();
-    assert!((host.beta[0] - normal / prep.window as f32).abs() < 1e-6, "M-ELBO beta = fraction of alpha = 1");
+    assert!(
+        (host.beta[0] - normal / prep.window as f32).abs() < 1e-6,
+        "M-ELBO beta = fraction of alpha = 1"
+    );
     let mut injected = vec![false; prep.len()];
     let target = end - 3;
     injected[target] = true;
@@ -109,22 +176,45 @@ fn every_architecture_and_latent_family_trains() {
     for (encoder, latent_dist, backend) in [
         (EncoderKind::Cnn, LatentDist::Gaussian, BackendKind::Flex),
         (EncoderKind::Dense, LatentDist::StudentT, BackendKind::Flex),
-        (EncoderKind::Dense, LatentDist::Gaussian, BackendKind::Ndarray),
+        (
+            EncoderKind::Dense,
+            LatentDist::Gaussian,
+            BackendKind::Ndarray,
+        ),
     ] {
-        let config = DonutConfig { epochs: 1, encoder, latent_dist, backend, latent_dim: 4, ..quick_config() };
+        let config = DonutConfig {
+            epochs: 1,
+            encoder,
+            latent_dist,
+            backend,
+            latent_dim: 4,
+            ..quick_config()
+        };
         let prep = sample(&config);
         let out = train(&prep, &config, &mut NoHooks).unwrap();
-        assert!(out.steps.iter().all(|s| s.terms.is_finite()), "{encoder:?} {latent_dist:?} {backend:?}");
+        assert!(
+            out.steps.iter().all(|s| s.terms.is_finite()),
+            "{encoder:?} {latent_dist:?} {backend:?}"
+        );
         assert_eq!(out.model.latent_dim(), 4);
     }
 }
 
 #[test]
 fn both_backends_build_the_same_network_from_a_seed() {
-    let config = DonutConfig { latent_dim: 3, ..Default::default() };
+    let config = DonutConfig {
+        latent_dim: 3,
+        ..Default::default()
+    };
     let flex = batch_terms(&config);
-    let nd = batch_terms(&DonutConfig { backend: BackendKind::Ndarray, ..config });
-    assert!((flex.total - nd.total).abs() < 1e-3 * flex.total.abs(), "{flex:?} vs {nd:?}");
+    let nd = batch_terms(&DonutConfig {
+        backend: BackendKind::Ndarray,
+        ..config
+    });
+    assert!(
+        (flex.total - nd.total).abs() < 1e-3 * flex.total.abs(),
+        "{flex:?} vs {nd:?}"
+    );
 }
 
 struct Recorder {
@@ -151,7 +241,11 @@ impl TrainHooks for Recorder {
         {
             *live = settings;
         }
-        if self.steps >= self.stop_after { Flow::Stop } else { Flow::Continue }
+        if self.steps >= self.stop_after {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
     }
     fn latent_every_steps(&self) -> Option<usize> {
         Some(5)
@@ -160,9 +254,18 @@ impl TrainHooks for Recorder {
 
 #[test]
 fn stop_request_ends_early_and_latent_snapshots_have_k_columns() {
-    let config = DonutConfig { epochs: 50, latent_dim: 6, ..quick_config() };
+    let config = DonutConfig {
+        epochs: 50,
+        latent_dim: 6,
+        ..quick_config()
+    };
     let prep = sample(&config);
-    let mut hooks = Recorder { latent_dims: vec![], stop_after: 12, steps: 0, change_at: None };
+    let mut hooks = Recorder {
+        latent_dims: vec![],
+        stop_after: 12,
+        steps: 0,
+        change_at: None,
+    };
     let out = train(&prep, &config, &mut hooks).unwrap();
     assert!(out.stopped);
     assert_eq!(out.steps.len(), 12);
@@ -171,28 +274,51 @@ fn stop_request_ends_early_and_latent_snapshots_have_k_columns() {
 
 #[test]
 fn a_live_change_reaches_the_next_steps() {
-    let config = DonutConfig { epochs: 50, ..quick_config() };
+    let config = DonutConfig {
+        epochs: 50,
+        ..quick_config()
+    };
     let prep = sample(&config);
     let mut live = config.live();
     live.beta_mode = BetaMode::Fixed;
     live.beta_value = 0.0;
-    let mut hooks = Recorder { latent_dims: vec![], stop_after: 10, steps: 0, change_at: Some((5, live)) };
+    let mut hooks = Recorder {
+        latent_dims: vec![],
+        stop_after: 10,
+        steps: 0,
+        change_at: Some((5, live)),
+    };
     let out = train(&prep, &config, &mut hooks).unwrap();
     assert!(out.steps[..5].iter().all(|s| s.terms.prior != 0.0));
     assert!(out.steps[5..].iter().all(|s| s.terms.prior == 0.0));
-    assert_eq!(out.config.beta_value, 0.0, "the outcome records the live settings");
+    assert_eq!(
+        out.config.beta_value, 0.0,
+        "the outcome records the live settings"
+    );
 }
 
 #[test]
 fn a_diverging_run_stops_with_a_message_not_a_panic() {
-    let config = DonutConfig { epochs: 30, learning_rate: 100.0, lr_decay: 1.0, grad_clip_norm: 1e30, ..quick_config() };
+    let config = DonutConfig {
+        epochs: 30,
+        learning_rate: 100.0,
+        lr_decay: 1.0,
+        grad_clip_norm: 1e30,
+        ..quick_config()
+    };
     let prep = sample(&config);
     match train(&prep, &config, &mut NoHooks) {
         Err(e) => {
             let msg = e.to_string();
-            assert!(msg.contains("diverged") && msg.contains("learning rate"), "{msg}");
+            assert!(
+                msg.contains("diverged") && msg.contains("learning rate"),
+                "{msg}"
+            );
         }
-        Ok(out) => panic!("expected divergence; final loss {:?}", out.steps.last().map(|s| s.terms)),
+        Ok(out) => panic!(
+            "expected divergence; final loss {:?}",
+            out.steps.last().map(|s| s.terms)
+        ),
     }
 }
 
@@ -202,35 +328,105 @@ fn scores_cover_the_test_part_except_its_first_window_minus_one_points() {
     let prep = sample(&config);
     let out = train(&prep, &config, &mut NoHooks).unwrap();
     let device = device_for(config.backend);
-    let scores = donut_explorer::score::score_part(&out.model, &prep, Part::Test, &config, &device, &mut |_| true).unwrap();
+    let scores = donut_explorer::score::score_part(
+        &out.model,
+        &prep,
+        Part::Test,
+        &config,
+        &device,
+        &mut |_| true,
+    )
+    .unwrap();
     assert_eq!(scores.len(), prep.part(Part::Test).len());
     assert!(scores[..config.window - 1].iter().all(|s| s.is_none()));
-    assert!(scores[config.window - 1..].iter().all(|s| s.is_some_and(f64::is_finite)));
+    assert!(
+        scores[config.window - 1..]
+            .iter()
+            .all(|s| s.is_some_and(f64::is_finite))
+    );
     // Stopping scoring returns at once.
     let mut calls = 0;
-    let stopped = donut_explorer::score::score_part(&out.model, &prep, Part::Test, &config, &device, &mut |_| {
-        calls += 1;
-        calls < 2
-    });
+    let stopped = donut_explorer::score::score_part(
+        &out.model,
+        &prep,
+        Part::Test,
+        &config,
+        &device,
+        &mut |_| {
+            calls += 1;
+            calls < 2
+        },
+    );
     assert!(stopped.is_err());
 }
 
 #[test]
 fn mcmc_changes_scores_only_of_windows_with_missing_points() {
-    let config = DonutConfig { n_z: 4, ..quick_config() };
+    let config = DonutConfig {
+        n_z: 4,
+        ..quick_config()
+    };
     let prep = sample(&config);
     let out = train(&prep, &config, &mut NoHooks).unwrap();
     let device = device_for(config.backend);
     let ends: Vec<usize> = (config.window - 1..prep.len()).collect();
-    let with_missing: Vec<usize> = ends.iter().copied().filter(|&e| prep.missing[e + 1 - config.window..=e].contains(&true)).take(20).collect();
+    let with_missing: Vec<usize> = ends
+        .iter()
+        .copied()
+        .filter(|&e| prep.missing[e + 1 - config.window..=e].contains(&true))
+        .take(20)
+        .collect();
     assert!(!with_missing.is_empty());
-    let off = DonutConfig { mcmc_iterations: 0, ..config.clone() };
-    let on = DonutConfig { mcmc_iterations: 10, ..config.clone() };
-    let a = donut_explorer::score::score_windows(&out.model, &prep, &with_missing, &off, &device, &mut |_| true).unwrap();
-    let b = donut_explorer::score::score_windows(&out.model, &prep, &with_missing, &on, &device, &mut |_| true).unwrap();
+    let off = DonutConfig {
+        mcmc_iterations: 0,
+        ..config.clone()
+    };
+    let on = DonutConfig {
+        mcmc_iterations: 10,
+        ..config.clone()
+    };
+    let a = donut_explorer::score::score_windows(
+        &out.model,
+        &prep,
+        &with_missing,
+        &off,
+        &device,
+        &mut |_| true,
+    )
+    .unwrap();
+    let b = donut_explorer::score::score_windows(
+        &out.model,
+        &prep,
+        &with_missing,
+        &on,
+        &device,
+        &mut |_| true,
+    )
+    .unwrap();
     assert_ne!(a, b, "MCMC imputation changes windows with missing points");
-    let complete: Vec<usize> = ends.iter().copied().filter(|&e| !prep.missing[e + 1 - config.window..=e].contains(&true)).take(20).collect();
-    let a = donut_explorer::score::score_windows(&out.model, &prep, &complete, &off, &device, &mut |_| true).unwrap();
-    let b = donut_explorer::score::score_windows(&out.model, &prep, &complete, &on, &device, &mut |_| true).unwrap();
+    let complete: Vec<usize> = ends
+        .iter()
+        .copied()
+        .filter(|&e| !prep.missing[e + 1 - config.window..=e].contains(&true))
+        .take(20)
+        .collect();
+    let a = donut_explorer::score::score_windows(
+        &out.model,
+        &prep,
+        &complete,
+        &off,
+        &device,
+        &mut |_| true,
+    )
+    .unwrap();
+    let b = donut_explorer::score::score_windows(
+        &out.model,
+        &prep,
+        &complete,
+        &on,
+        &device,
+        &mut |_| true,
+    )
+    .unwrap();
     assert_eq!(a, b, "windows with no missing point are untouched by MCMC");
 }

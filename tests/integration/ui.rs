@@ -17,7 +17,10 @@ fn quick_state() -> Persisted {
 fn harness(state: Persisted) -> Harness<'static, DonutApp> {
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
-        .build_ui_state(|ui, app: &mut DonutApp| app.ui_frame(ui), DonutApp::with_state(state, AppOptions::default()))
+        .build_ui_state(
+            |ui, app: &mut DonutApp| app.ui_frame(ui),
+            DonutApp::with_state(state, AppOptions::default()),
+        )
 }
 
 /// Steps frames (with a little real time between them) until `done` holds; false after `max` frames.
@@ -49,11 +52,16 @@ fn train_streams_losses_and_latent_points_then_stop_ends_the_worker() {
     let mut h = harness(quick_state());
     h.run_steps(2);
     h.get_by_label("Train").click();
-    let streamed = step_until(&mut h, 600, |app| !app.history.steps.is_empty() && app.latent.is_some());
+    let streamed = step_until(&mut h, 600, |app| {
+        !app.history.steps.is_empty() && app.latent.is_some()
+    });
     assert!(streamed, "no loss or latent events within 600 frames");
     assert!(h.state().worker_alive());
     let points = h.state().latent.as_ref().map(|l| l.ends.len()).unwrap_or(0);
-    assert!(points > 1000, "latent snapshot covers the series ({points} points)");
+    assert!(
+        points > 1000,
+        "latent snapshot covers the series ({points} points)"
+    );
 
     h.get_by_label("Stop").click();
     // Stop ends training; the best parameters are scored, then the thread ends.
@@ -68,19 +76,35 @@ fn a_slider_change_during_training_reaches_the_worker() {
     let mut h = harness(quick_state());
     h.run_steps(2);
     h.get_by_label("Train").click();
-    assert!(step_until(&mut h, 600, |app| app.history.steps.len() >= 3), "training did not start");
+    assert!(
+        step_until(&mut h, 600, |app| app.history.steps.len() >= 3),
+        "training did not start"
+    );
     h.get_by_label("fixed beta").click();
     h.step();
-    h.get_by_label("beta").set_value_accesskit(0.0);
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "beta")
+        .set_value_accesskit(0.0);
     h.step();
     assert_eq!(h.state().state.config.beta_mode, BetaMode::Fixed);
     assert_eq!(h.state().state.config.beta_value, 0.0);
     let changed_at = h.state().history.steps.len();
     let seen = step_until(&mut h, 600, |app| {
-        app.history.steps.len() > changed_at + 5 && app.history.steps.last().is_some_and(|s| s.terms.prior == 0.0)
+        app.history.steps.len() > changed_at + 5
+            && app
+                .history
+                .steps
+                .last()
+                .is_some_and(|s| s.terms.prior == 0.0)
     });
-    assert!(seen, "the prior term did not drop to 0 after beta was set to 0");
-    assert!(h.state().history.steps[..3].iter().all(|s| s.terms.prior != 0.0));
+    assert!(
+        seen,
+        "the prior term did not drop to 0 after beta was set to 0"
+    );
+    assert!(
+        h.state().history.steps[..3]
+            .iter()
+            .all(|s| s.terms.prior != 0.0)
+    );
     h.state_mut().shutdown_worker(Duration::from_secs(5));
 }
 
@@ -89,7 +113,10 @@ fn dragging_the_3d_panel_rotates_it() {
     let mut h = harness(quick_state());
     h.run_steps(2);
     h.get_by_label("Train").click();
-    assert!(step_until(&mut h, 600, |app| app.latent.is_some()), "no latent points");
+    assert!(
+        step_until(&mut h, 600, |app| app.latent.is_some()),
+        "no latent points"
+    );
     h.run_steps(2);
     let rect = h.get_by_label("Latent space 3-D scatter").rect();
     let before = h.state().state.camera;
@@ -105,8 +132,18 @@ fn dragging_the_3d_panel_rotates_it() {
     h.drop_at(start + egui::vec2(60.0, 20.0));
     h.step();
     let after = h.state().state.camera;
-    assert!((after.yaw - before.yaw).abs() > 0.3, "yaw {} -> {}", before.yaw, after.yaw);
-    assert!((after.pitch - before.pitch).abs() > 0.1, "pitch {} -> {}", before.pitch, after.pitch);
+    assert!(
+        (after.yaw - before.yaw).abs() > 0.3,
+        "yaw {} -> {}",
+        before.yaw,
+        after.yaw
+    );
+    assert!(
+        (after.pitch - before.pitch).abs() > 0.1,
+        "pitch {} -> {}",
+        before.pitch,
+        after.pitch
+    );
     h.state_mut().shutdown_worker(Duration::from_secs(5));
 }
 
@@ -117,11 +154,20 @@ fn a_bad_csv_shows_an_error_and_keeps_the_old_data() {
     let before = h.state().data.as_ref().unwrap().raw.clone();
     let ctx = h.ctx.clone();
     h.state_mut().open_path(&ctx, fixture("text_in_number.csv"));
-    assert!(step_until(&mut h, 300, |app| app.error.is_some()), "no error shown");
+    assert!(
+        step_until(&mut h, 300, |app| app.error.is_some()),
+        "no error shown"
+    );
     let app = h.state();
     let error = app.error.clone().unwrap();
-    assert!(error.contains("text_in_number.csv") && error.contains("line 3"), "{error}");
-    assert!(std::sync::Arc::ptr_eq(&app.data.as_ref().unwrap().raw, &before), "the old data stays loaded");
+    assert!(
+        error.contains("text_in_number.csv") && error.contains("line 3"),
+        "{error}"
+    );
+    assert!(
+        std::sync::Arc::ptr_eq(&app.data.as_ref().unwrap().raw, &before),
+        "the old data stays loaded"
+    );
     h.get_by_label_contains("line 3");
 }
 
@@ -131,14 +177,22 @@ fn a_good_csv_replaces_the_data() {
     let path = dir.path().join("small.csv");
     let mut text = String::from("timestamp,value,label\n");
     for i in 0..600 {
-        text.push_str(&format!("{},{},{}\n", 1_500_000_000 + 60 * i, (i as f64 / 30.0).sin(), (i == 500) as u8));
+        text.push_str(&format!(
+            "{},{},{}\n",
+            1_500_000_000 + 60 * i,
+            (i as f64 / 30.0).sin(),
+            (i == 500) as u8
+        ));
     }
     std::fs::write(&path, text).unwrap();
     let mut h = harness(quick_state());
     h.run_steps(2);
     let ctx = h.ctx.clone();
     h.state_mut().open_path(&ctx, path.clone());
-    assert!(step_until(&mut h, 300, |app| app.data.as_ref().is_some_and(|d| d.raw.values.len() == 600)));
+    assert!(step_until(&mut h, 300, |app| app
+        .data
+        .as_ref()
+        .is_some_and(|d| d.raw.values.len() == 600)));
     assert_eq!(h.state().state.recent_files.first(), Some(&path));
 }
 
@@ -150,15 +204,22 @@ fn corrupt_saved_state_falls_back_to_defaults() {
             Some(self.0.clone())
         }
         fn set_string(&mut self, _key: &str, _value: String) {}
+        fn remove_string(&mut self, _key: &str) {}
         fn flush(&mut self) {}
     }
-    assert_eq!(Persisted::load(Some(&Store("(not valid ron".into()))), Persisted::default());
+    assert_eq!(
+        Persisted::load(Some(&Store("(not valid ron".into()))),
+        Persisted::default()
+    );
     // A saved state whose config is out of range keeps the rest but resets the config.
     let mut state = Persisted::default();
     state.config.latent_dim = 99;
     state.controls_width = 400.0;
     let text = ron::to_string(&state).unwrap();
     let loaded = Persisted::load(Some(&Store(text)));
-    assert_eq!(loaded.config, donut_explorer::config::DonutConfig::default());
+    assert_eq!(
+        loaded.config,
+        donut_explorer::config::DonutConfig::default()
+    );
     assert_eq!(loaded.controls_width, 400.0);
 }
