@@ -47,6 +47,17 @@ impl Cli {
 pub enum Command {
     /// Train DONUT on a CSV, score its test part and report best F1.
     Train(TrainArgs),
+    /// Repeat runs over the values of a setting (or a preset experiment) and several seeds.
+    Sweep(SweepArgs),
+    /// Measure throughput (training, scoring, metric, CSV loading, painting) and print a table.
+    Bench {
+        /// Fewer repetitions (a smoke test, not a measurement).
+        #[arg(long)]
+        quick: bool,
+        /// Print one JSON array of the rows as the last line of stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the bundled sample series (seeded) to a CSV file.
     GenerateSample {
         /// Where to write it.
@@ -97,6 +108,39 @@ pub struct TrainArgs {
     #[arg(long)]
     pub detections: Option<PathBuf>,
     /// Print one JSON object (the report) as the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sweep`'s arguments.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Data and the settings shared by every run.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The setting to vary (any key of the settings table).
+    #[arg(long, requires = "values", conflicts_with = "preset")]
+    pub param: Option<String>,
+    /// Its values, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub values: Vec<String>,
+    /// A preset experiment from the DONUT literature: ablation, latent-dist, entropy-weighting,
+    /// encoder, latent-dim, entropy-weight, fixed-beta, injection-rate.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Seeds per value (seed, seed + 1, ...).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Runs at once.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Also write the table as Markdown here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Also write the table as CSV here.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Print one JSON object (rows and runs) as the last line of stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -331,10 +375,76 @@ fn write_detections_file(
     write_atomically(path, |w| write_detections(w, prep, scores, threshold))
 }
 
+fn sweep_command(args: &SweepArgs) -> Result<()> {
+    use crate::sweep::{SweepSpec, grid, preset, run_sweep, table, to_csv, to_markdown};
+    let base = args.run.config()?;
+    let variants = match (&args.preset, &args.param) {
+        (Some(name), _) => preset(name).with_context(|| {
+            let names: Vec<&str> = crate::sweep::PRESETS.iter().map(|p| p.0).collect();
+            format!("unknown preset `{name}` (one of: {})", names.join(", "))
+        })?,
+        (None, Some(param)) => grid(param, &args.values),
+        (None, None) => anyhow::bail!("say what to sweep: --param NAME --values a,b,c, or --preset NAME"),
+    };
+    let raw = args.run.load()?;
+    let spec = SweepSpec { variants, seeds: args.seeds.max(1), base, jobs: args.jobs.max(1) };
+    let total = spec.variants.len() as u64 * spec.seeds;
+    let bar = ProgressBar::new(total);
+    bar.set_style(bar_style("sweep [{elapsed_precise}] {wide_bar} {pos}/{len} runs"));
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let variants = spec.variants.clone();
+    let runs = run_sweep(&raw, &spec, cancel, &|outcome| {
+        match outcome {
+            Ok(r) => bar.println(format!(
+                "{} seed {}: best F1 {:.3} | delay {} {:.3} | point-wise {:.3} | {:.1} s at {:.0} win/s",
+                variants[r.variant].label,
+                r.seed,
+                r.report.best_f1.f1,
+                r.report.config.eval_delay,
+                r.report.best_f1_delay.f1,
+                r.report.best_f1_pointwise.f1,
+                r.report.train_secs,
+                r.report.train_windows_per_sec
+            )),
+            Err(e) => bar.println(format!("failed: {e}")),
+        }
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let rows = table(&spec.variants, &runs);
+    let markdown = to_markdown(&rows, spec.base.eval_delay);
+    println!("{markdown}");
+    if let Some(path) = &args.markdown {
+        write_atomically(path, |w| w.write_all(markdown.as_bytes()))?;
+    }
+    if let Some(path) = &args.csv {
+        let text = to_csv(&rows)?;
+        write_atomically(path, |w| w.write_all(text.as_bytes()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&serde_json::json!({ "rows": rows, "runs": runs }))?);
+    }
+    if runs.len() as u64 != total {
+        anyhow::bail!("{} of {} runs failed", total - runs.len() as u64, total);
+    }
+    Ok(())
+}
+
 /// Runs a parsed command line (not the GUI).
 pub fn run_command(command: &Command) -> Result<()> {
     match command {
         Command::Train(args) => train_command(args),
+        Command::Sweep(args) => sweep_command(args),
+        Command::Bench { quick, json } => {
+            println!("| benchmark | value | unit |\n|---|---|---|");
+            let rows = crate::bench::run_all(*quick, &mut |row| {
+                println!("| {} | {:.1} | {} |", row.name, row.value, row.unit);
+            });
+            if *json {
+                println!("{}", serde_json::to_string(&rows)?);
+            }
+            Ok(())
+        }
         Command::GenerateSample { out, seed } => {
             let spec = data::sample::SampleSpec {
                 seed: *seed,

@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;
@@ -16,5 +17,6 @@ pub mod eval;
 pub mod model;
 pub mod run;
 pub mod score;
+pub mod sweep;
 pub mod train;
 pub mod ui;

@@ -161,7 +161,7 @@ pub struct TrainOutcome {
     pub steps: Vec<StepStats>,
     /// Every validation.
     pub validations: Vec<ValidStats>,
-    /// Latent snapshots taken.
+    /// Latent snapshots taken (thinned to at most [`MAX_KEPT_SNAPSHOTS`]).
     pub snapshots: Vec<LatentSnapshot>,
     /// Epochs completed.
     pub epochs_done: usize,
@@ -173,6 +173,24 @@ pub struct TrainOutcome {
     pub stopped: bool,
     /// The settings in force at the end (live changes included).
     pub config: DonutConfig,
+}
+
+/// Most snapshots kept for replay; older ones are thinned evenly beyond this.
+pub const MAX_KEPT_SNAPSHOTS: usize = 128;
+
+/// Appends `item`; past `cap` items, drops every other older one so the history stays evenly spread
+/// and bounded in memory (the newest is always kept).
+pub fn push_thinned<T>(history: &mut Vec<T>, item: T, cap: usize) {
+    history.push(item);
+    if history.len() > cap.max(2) {
+        let last = history.len() - 1;
+        let mut i = 0;
+        history.retain(|_| {
+            let keep = i % 2 == 0 || i == last;
+            i += 1;
+            keep
+        });
+    }
 }
 
 /// Evenly spaced window ends over the whole series (every part), at most `max` of them.
@@ -505,4 +523,22 @@ pub fn train(
         stopped,
         config,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_thinned;
+
+    #[test]
+    fn thinning_keeps_the_history_bounded_spread_and_newest() {
+        let mut h = Vec::new();
+        for i in 0..1000 {
+            push_thinned(&mut h, i, 16);
+            assert!(h.len() <= 16);
+            assert_eq!(h.last(), Some(&i));
+        }
+        assert_eq!(h[0], 0);
+        assert!(h.windows(2).all(|w| w[0] < w[1]));
+        assert!(h.len() >= 8);
+    }
 }

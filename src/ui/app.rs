@@ -33,6 +33,8 @@ pub struct Persisted {
     pub recent_files: Vec<PathBuf>,
     /// Width of the controls panel.
     pub controls_width: f32,
+    /// Teaching view: the stacked ELBO chart and explanations beside the controls.
+    pub teaching: bool,
 }
 
 impl Default for Persisted {
@@ -44,6 +46,7 @@ impl Default for Persisted {
             last_file: None,
             recent_files: Vec::new(),
             controls_width: 330.0,
+            teaching: false,
         }
     }
 }
@@ -131,10 +134,24 @@ pub struct History {
     pub steps_per_epoch: usize,
 }
 
-/// Frame-time statistics.
+/// Frame-time statistics: the app's own `ui` time, and eframe's whole-frame CPU time
+/// (layout, tessellation and painting included) when running natively.
 #[derive(Default)]
 pub struct FrameTimes {
     samples_ms: Vec<f32>,
+    full_ms: Vec<f32>,
+}
+
+/// (median, 99th percentile, worst, count) of the last `window` samples.
+fn summarise(samples: &[f32], window: usize) -> (f32, f32, f32, usize) {
+    let start = samples.len().saturating_sub(window);
+    let mut v: Vec<f32> = samples[start..].to_vec();
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0, 0);
+    }
+    v.sort_by(f32::total_cmp);
+    let pick = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (pick(0.5), pick(0.99), v[v.len() - 1], v.len())
 }
 
 impl FrameTimes {
@@ -142,21 +159,18 @@ impl FrameTimes {
         self.samples_ms.push(ms);
     }
 
-    /// (median, 99th percentile, worst, count) of the last `window` frames.
-    pub fn stats(&self, window: usize) -> (f32, f32, f32, usize) {
-        let start = self.samples_ms.len().saturating_sub(window);
-        let mut v: Vec<f32> = self.samples_ms[start..].to_vec();
-        if v.is_empty() {
-            return (0.0, 0.0, 0.0, 0);
-        }
-        v.sort_by(f32::total_cmp);
-        let pick = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        (pick(0.5), pick(0.99), v[v.len() - 1], v.len())
+    fn push_full(&mut self, ms: f32) {
+        self.full_ms.push(ms);
     }
 
-    /// Every sample (ms).
-    pub fn all(&self) -> &[f32] {
-        &self.samples_ms
+    /// (median, 99th percentile, worst, count) of `ui` time over the last `window` frames.
+    pub fn stats(&self, window: usize) -> (f32, f32, f32, usize) {
+        summarise(&self.samples_ms, window)
+    }
+
+    /// The same for eframe's whole-frame CPU time.
+    pub fn full_stats(&self, window: usize) -> (f32, f32, f32, usize) {
+        summarise(&self.full_ms, window)
     }
 }
 
@@ -179,6 +193,8 @@ pub struct DonutApp {
     pub latent: Option<LatentSnapshot>,
     /// Every latent snapshot of the current run.
     pub snapshots: Vec<LatentSnapshot>,
+    /// The snapshot shown when replaying (None: the newest).
+    pub replay: Option<usize>,
     /// Results of the last finished run.
     pub result: Option<Arc<RunResult>>,
     /// Anomaly-score threshold for flagging.
@@ -226,6 +242,7 @@ impl DonutApp {
             history: History::default(),
             latent: None,
             snapshots: Vec::new(),
+            replay: None,
             result: None,
             threshold: 0.0,
             error: None,
@@ -295,6 +312,7 @@ impl DonutApp {
             self.history = History::default();
             self.latent = None;
             self.snapshots.clear();
+            self.replay = None;
             self.result = None;
             self.score_progress = None;
             self.run_config = Some(config);
@@ -422,7 +440,11 @@ impl DonutApp {
                 WorkerEvent::Train(TrainEvent::Valid(v)) => self.history.valid.push(v),
                 WorkerEvent::Train(TrainEvent::Epoch { .. }) => {}
                 WorkerEvent::Train(TrainEvent::Latent(snap)) => {
-                    self.snapshots.push(snap.clone());
+                    let before = self.snapshots.len();
+                    crate::train::push_thinned(&mut self.snapshots, snap.clone(), crate::train::MAX_KEPT_SNAPSHOTS);
+                    if self.snapshots.len() < before {
+                        self.replay = None; // indices moved
+                    }
                     self.latent = Some(snap);
                 }
                 WorkerEvent::Phase(p) => {
@@ -700,16 +722,20 @@ impl DonutApp {
             return;
         };
         let (median, p99, worst, count) = self.frame_times.stats(usize::MAX);
-        let training: Vec<f32> = self.frame_times.all().to_vec();
+        let (full_median, full_p99, full_worst, full_count) = self.frame_times.full_stats(usize::MAX);
         let report = serde_json::json!({
-            "frames": count,
-            "median_ms": median,
-            "p99_ms": p99,
-            "worst_ms": worst,
+            "ui_frames": count,
+            "ui_median_ms": median,
+            "ui_p99_ms": p99,
+            "ui_worst_ms": worst,
+            "frame_cpu_frames": full_count,
+            "frame_cpu_median_ms": full_median,
+            "frame_cpu_p99_ms": full_p99,
+            "frame_cpu_worst_ms": full_worst,
             "first_latent_secs": self.first_latent_secs,
             "latent_points": self.latent.as_ref().map(|l| l.ends.len()),
             "steps": self.history.steps.len(),
-            "frame_ms": training,
+            "phase_at_exit": format!("{:?}", self.phase),
         });
         let _ = std::fs::write(path, report.to_string());
     }
@@ -734,7 +760,10 @@ fn format_interval(secs: i64, has_timestamps: bool) -> String {
 }
 
 impl eframe::App for DonutApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        if let Some(cpu_secs) = frame.info().cpu_usage {
+            self.frame_times.push_full(cpu_secs * 1000.0);
+        }
         self.ui_frame(ui);
     }
 

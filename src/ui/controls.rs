@@ -13,8 +13,9 @@ pub fn controls_ui(app: &mut DonutApp, ui: &mut Ui) {
     ui.separator();
     formula_ui(&app.state.config, ui);
     ui.separator();
+    let teaching = app.state.teaching;
     let c = &mut app.state.config;
-    objective_ui(c, ui);
+    objective_ui(c, ui, teaching);
     ui.separator();
     model_ui(c, ui);
     ui.separator();
@@ -120,7 +121,14 @@ fn formula_ui(c: &DonutConfig, ui: &mut Ui) {
     ));
 }
 
-fn objective_ui(c: &mut DonutConfig, ui: &mut Ui) {
+/// A visible explanation, shown in the teaching view.
+fn explain(ui: &mut Ui, teaching: bool, text: &str) {
+    if teaching {
+        ui.label(RichText::new(text).small().italics());
+    }
+}
+
+fn objective_ui(c: &mut DonutConfig, ui: &mut Ui, teaching: bool) {
     ui.label(RichText::new("Objective").strong());
     ui.horizontal(|ui| {
         ui.label("beta mode").on_hover_text("Weight of the prior term log p(z)");
@@ -130,6 +138,11 @@ fn objective_ui(c: &mut DonutConfig, ui: &mut Ui) {
     });
     ui.add_enabled(c.beta_mode == BetaMode::Fixed, Slider::new(&mut c.beta_value, 0.0..=1.0).text("beta"))
         .on_hover_text("Prior weight. 0: nothing pulls the latent means towards the origin, the cloud spreads out; 1: full pull towards N(0, I), a tighter ball");
+    explain(
+        ui,
+        teaching,
+        "β·log p(z) pulls every latent code towards the origin. Lower β and watch the cloud expand and stretch; raise it and the cloud tightens into a ball around 0.",
+    );
     ui.horizontal(|ui| {
         ui.label("entropy weight")
             .on_hover_text("Weight lambda of the entropy term -log q(z|x)");
@@ -140,8 +153,18 @@ fn objective_ui(c: &mut DonutConfig, ui: &mut Ui) {
     });
     ui.add_enabled(c.entropy_mode == EntropyMode::Fixed, Slider::new(&mut c.entropy_value, 0.0..=1.0).text("lambda"))
         .on_hover_text("Entropy weight. Low values let q(z|x) shrink to a point: latent codes become sharp and the space fragments; 1 keeps each window's posterior wide and the space smooth");
+    explain(
+        ui,
+        teaching,
+        "−λ·log q(z|x) rewards uncertainty in each window's code. With λ near 0 the codes collapse to sharp points and neighbouring windows can land far apart; with λ = 1 they overlap into a smooth, ordered surface (the time-of-day ring).",
+    );
     ui.add(Slider::new(&mut c.injection_rate, 0.0..=1.0).text("missing injection rate"))
         .on_hover_text("Fraction of training points hidden (alpha = 0) each epoch. A little (0.01) teaches the decoder to fill gaps and sharpens detections; a lot (> 0.5) starves the model and F1 collapses");
+    explain(
+        ui,
+        teaching,
+        "Σ α·log p(x|z), the reconstruction term, only counts points with α = 1: injected points are hidden from it, so the model learns to reconstruct a window from its normal part.",
+    );
 }
 
 fn model_ui(c: &mut DonutConfig, ui: &mut Ui) {

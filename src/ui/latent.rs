@@ -266,7 +266,30 @@ pub fn latent_ui(app: &mut DonutApp, ui: &mut Ui) {
         ui.label("No data.");
         return;
     };
-    let Some(snap) = app.latent.clone() else {
+    if app.snapshots.len() > 1 {
+        ui.horizontal(|ui| {
+            let last = app.snapshots.len() - 1;
+            let mut index = app.replay.unwrap_or(last).min(last);
+            let mut live = app.replay.is_none();
+            if ui.checkbox(&mut live, "live").on_hover_text("Follow the newest snapshot").changed() {
+                app.replay = if live { None } else { Some(index) };
+            }
+            let snap = &app.snapshots[index];
+            let text = format!("epoch {} · step {}", snap.epoch, snap.step);
+            if ui
+                .add(egui::Slider::new(&mut index, 0..=last).text("replay").custom_formatter(move |_, _| text.clone()))
+                .on_hover_text("Scrub through the latent snapshots of this run to watch the space take shape")
+                .changed()
+            {
+                app.replay = Some(index);
+            }
+        });
+    }
+    let chosen = match app.replay {
+        Some(i) => app.snapshots.get(i).cloned(),
+        None => app.latent.clone(),
+    };
+    let Some(snap) = chosen else {
         ui.label("Press Train: the latent means of the windows appear here and move as the model learns.");
         return;
     };

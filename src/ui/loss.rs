@@ -4,7 +4,7 @@
 use super::app::DonutApp;
 use crate::model::loss::LossTerms;
 use egui::{Color32, Ui};
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use egui_plot::{FilledArea, Legend, Line, Plot, PlotPoints, Points};
 
 /// Colours of the terms, shared with the teaching chart.
 pub const RECON_COLOR: Color32 = Color32::from_rgb(90, 150, 230);
@@ -32,9 +32,55 @@ fn bucketed(
         .collect()
 }
 
+/// Bucket averages of the three ELBO terms: (steps, recon, prior, entropy).
+fn term_buckets(steps: &[crate::train::StepStats]) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let bucket = steps.len().div_ceil(MAX_POINTS / 4).max(1);
+    let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for c in steps.chunks(bucket) {
+        let n = c.len() as f64;
+        out.0.push(c.iter().map(|s| s.step as f64).sum::<f64>() / n);
+        out.1.push(c.iter().map(|s| s.terms.recon).sum::<f64>() / n);
+        out.2.push(c.iter().map(|s| s.terms.prior).sum::<f64>() / n);
+        out.3.push(c.iter().map(|s| s.terms.entropy).sum::<f64>() / n);
+    }
+    out
+}
+
+/// The teaching chart: the ELBO stacked from its terms, so its top edge is L itself.
+fn stacked_elbo_ui(app: &DonutApp, ui: &mut Ui) {
+    let (x, recon, prior, entropy) = term_buckets(&app.history.steps);
+    let zero = vec![0.0; x.len()];
+    let after_prior: Vec<f64> = recon.iter().zip(&prior).map(|(r, p)| r + p).collect();
+    let elbo: Vec<f64> = after_prior.iter().zip(&entropy).map(|(a, e)| a + e).collect();
+    ui.small(
+        "Stacked from 0: the reconstruction term, then β·log p(z) (negative: the pull towards the prior), then \
+         −λ·log q(z|x) (the entropy that keeps each posterior wide). The top edge is the ELBO L, which training raises.",
+    );
+    Plot::new("elbo-stack")
+        .height((ui.available_height() - 8.0).max(200.0))
+        .legend(Legend::default())
+        .x_axis_label("step")
+        .y_axis_label("ELBO, stacked")
+        .show(ui, |plot| {
+            plot.add(FilledArea::new("reconstruction Σα log p(x|z)", &x, &zero, &recon).fill_color(RECON_COLOR.gamma_multiply(0.5)));
+            plot.add(FilledArea::new("β log p(z)", &x, &recon, &after_prior).fill_color(PRIOR_COLOR.gamma_multiply(0.6)));
+            plot.add(FilledArea::new("−λ log q(z|x)", &x, &after_prior, &elbo).fill_color(ENTROPY_COLOR.gamma_multiply(0.6)));
+            let top: PlotPoints = x.iter().zip(&elbo).map(|(&x, &y)| [x, y]).collect();
+            plot.line(Line::new("ELBO L", top).color(Color32::WHITE).width(1.5));
+        });
+}
+
 /// Draws the loss panel.
 pub fn loss_ui(app: &mut DonutApp, ui: &mut Ui) {
-    ui.strong("Loss");
+    ui.horizontal(|ui| {
+        ui.strong("Loss");
+        ui.checkbox(&mut app.state.teaching, "teaching view")
+            .on_hover_text("Show the ELBO as a stacked chart of its terms, and explanations beside the controls");
+    });
+    if app.state.teaching && !app.history.steps.is_empty() {
+        stacked_elbo_ui(app, ui);
+        return;
+    }
     let steps = &app.history.steps;
     if steps.is_empty() {
         ui.label("The total loss and each ELBO term stream in here while training.");

@@ -232,3 +232,48 @@ fn the_checked_in_sample_is_what_the_generator_makes() {
         "the test part has anomalies to find"
     );
 }
+
+mod fuzz {
+    //! The loader on arbitrary and on CSV-shaped random input: an error or a valid series, never a panic.
+    use super::parse;
+    use proptest::prelude::*;
+
+    fn csv_like() -> impl Strategy<Value = String> {
+        let cell = prop_oneof![
+            Just(String::new()),
+            "-?[0-9]{1,12}(\\.[0-9]{0,4})?",
+            "(NaN|inf|-inf|1e308|-1e308|1e-320)",
+            "20[0-9]{2}-[01][0-9]-[0-3][0-9]( [0-2][0-9]:[0-5][0-9](:[0-5][0-9])?)?",
+            "[a-z\"; \t]{0,6}",
+        ];
+        let row = proptest::collection::vec(cell, 0..5).prop_map(|cells| cells.join(","));
+        let header = prop_oneof![Just("timestamp,value,label"), Just("value"), Just("value,label"), Just("label;value;timestamp"), Just("x,y")];
+        (header, proptest::collection::vec(row, 0..30), prop_oneof![Just("\n"), Just("\r\n")])
+            .prop_map(|(h, rows, nl)| format!("{h}{nl}{}", rows.join(nl)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = donut_explorer::data::parse_csv(&bytes[..], "fuzz.csv");
+        }
+
+        #[test]
+        fn csv_shaped_input_loads_or_names_a_line(text in csv_like()) {
+            match parse(&text) {
+                Ok(raw) => {
+                    prop_assert!(!raw.timestamps.is_empty());
+                    prop_assert!(raw.timestamps.windows(2).all(|w| w[0] < w[1]));
+                    prop_assert!(raw.values.iter().all(|v| v.is_nan() || v.is_finite()));
+                    prop_assert!(raw.labels.iter().all(|&l| l <= 1));
+                    // Whatever loads also prepares or says why, without panicking.
+                    let config = donut_explorer::config::DonutConfig { window: 2, ..Default::default() };
+                    let _ = donut_explorer::data::Prepared::new(&raw, &config);
+                }
+                Err(e) => prop_assert!(e.to_string().starts_with("test.csv")),
+            }
+        }
+    }
+}

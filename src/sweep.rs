@@ -1,0 +1,373 @@
+//! Sweeps: the same experiment over several values of a setting (or a preset of variants from the
+//! DONUT literature), each repeated over seeds, summarised as mean and standard deviation.
+
+use crate::config::DonutConfig;
+use crate::data::{Part, Prepared, RawSeries};
+use crate::run::{RunReport, run};
+use crate::train::{Flow, TrainEvent, TrainHooks};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One variant of a sweep: a label and the settings it changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    /// Shown in the table.
+    pub label: String,
+    /// `key=value` assignments applied to the base config.
+    pub settings: Vec<String>,
+}
+
+/// The experiments of DONUT.md section 7, by name.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("ablation", "MCMC + injection / injection only / MCMC only / neither"),
+    ("latent-dist", "Gaussian vs Student-t (10 df) latent"),
+    ("entropy-weighting", "entropy term unweighted vs beta-weighted"),
+    ("encoder", "2-layer CNN encoder vs 2-layer FC"),
+    ("latent-dim", "latent dimension 3 / 6 / 9 / 12"),
+    ("entropy-weight", "entropy weight 0, .2, ..., 1"),
+    ("fixed-beta", "fixed beta 0, .3, .6, .9"),
+    ("injection-rate", "injection rate 0, .01, .1, .3, .5, .8"),
+];
+
+fn variant(label: &str, settings: &[&str]) -> Variant {
+    Variant { label: label.into(), settings: settings.iter().map(|s| s.to_string()).collect() }
+}
+
+/// The variants of a preset, or None for an unknown name.
+pub fn preset(name: &str) -> Option<Vec<Variant>> {
+    let grid = |key: &str, values: &[&str], extra: &[&str]| {
+        values
+            .iter()
+            .map(|v| {
+                let mut s = vec![format!("{key}={v}")];
+                s.extend(extra.iter().map(|e| e.to_string()));
+                Variant { label: format!("{key}={v}"), settings: s }
+            })
+            .collect()
+    };
+    Some(match name {
+        "ablation" => vec![
+            variant("MCMC + injection", &["mcmc_iterations=10", "injection_rate=0.01"]),
+            variant("injection only", &["mcmc_iterations=0", "injection_rate=0.01"]),
+            variant("MCMC only", &["mcmc_iterations=10", "injection_rate=0"]),
+            variant("neither", &["mcmc_iterations=0", "injection_rate=0"]),
+        ],
+        "latent-dist" => vec![variant("Gaussian", &["latent_dist=gaussian"]), variant("Student-t (10 df)", &["latent_dist=studentt"])],
+        "entropy-weighting" => {
+            vec![variant("unweighted (lambda = 1)", &["entropy_mode=one"]), variant("beta-weighted (lambda = beta)", &["entropy_mode=beta"])]
+        }
+        "encoder" => vec![variant("CNN encoder", &["encoder=cnn"]), variant("FC encoder", &["encoder=dense"])],
+        "latent-dim" => grid("latent_dim", &["3", "6", "9", "12"], &[]),
+        "entropy-weight" => grid("entropy_value", &["0", "0.2", "0.4", "0.6", "0.8", "1"], &["entropy_mode=fixed"]),
+        "fixed-beta" => grid("beta_value", &["0", "0.3", "0.6", "0.9"], &["beta_mode=fixed"]),
+        "injection-rate" => grid("injection_rate", &["0", "0.01", "0.1", "0.3", "0.5", "0.8"], &[]),
+        _ => return None,
+    })
+}
+
+/// Variants for `key` over `values`.
+pub fn grid(key: &str, values: &[String]) -> Vec<Variant> {
+    values.iter().map(|v| Variant { label: format!("{key}={v}"), settings: vec![format!("{key}={v}")] }).collect()
+}
+
+/// Mean and sample standard deviation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeanStd {
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation (n - 1); 0 for a single value.
+    pub std: f64,
+    /// Number of values.
+    pub n: usize,
+}
+
+impl MeanStd {
+    /// Summarises `values`.
+    pub fn of(values: &[f64]) -> Self {
+        let n = values.len();
+        if n == 0 {
+            return Self::default();
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let std = if n > 1 { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
+        Self { mean, std, n }
+    }
+}
+
+/// One finished run of a sweep.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SweepRun {
+    /// Index of the variant.
+    pub variant: usize,
+    /// Its seed.
+    pub seed: u64,
+    /// Its report.
+    pub report: RunReport,
+}
+
+/// A row of the table: one variant over its seeds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepRow {
+    /// The variant.
+    pub variant: Variant,
+    /// Best F1, no delay.
+    pub best_f1: MeanStd,
+    /// Best F1 with the configured delay.
+    pub best_f1_delay: MeanStd,
+    /// Point-wise best F1.
+    pub best_f1_pointwise: MeanStd,
+    /// Training seconds.
+    pub train_secs: MeanStd,
+}
+
+/// Summarises finished runs into one row per variant (variants with no run get n = 0).
+pub fn table(variants: &[Variant], runs: &[SweepRun]) -> Vec<SweepRow> {
+    variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mine: Vec<&RunReport> = runs.iter().filter(|r| r.variant == i).map(|r| &r.report).collect();
+            let col = |f: &dyn Fn(&RunReport) -> f64| MeanStd::of(&mine.iter().map(|r| f(r)).collect::<Vec<_>>());
+            SweepRow {
+                variant: v.clone(),
+                best_f1: col(&|r| r.best_f1.f1),
+                best_f1_delay: col(&|r| r.best_f1_delay.f1),
+                best_f1_pointwise: col(&|r| r.best_f1_pointwise.f1),
+                train_secs: col(&|r| r.train_secs),
+            }
+        })
+        .collect()
+}
+
+/// The table as Markdown.
+pub fn to_markdown(rows: &[SweepRow], delay: usize) -> String {
+    let mut out = format!("| variant | runs | best F1 (adjusted) | best F1 (delay {delay}) | best F1 (point-wise) | train s |\n|---|---|---|---|---|---|\n");
+    for r in rows {
+        let f = |m: &MeanStd| if m.n == 0 { "-".to_string() } else { format!("{:.3} ± {:.3}", m.mean, m.std) };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.1} |",
+            r.variant.label,
+            r.best_f1.n,
+            f(&r.best_f1),
+            f(&r.best_f1_delay),
+            f(&r.best_f1_pointwise),
+            r.train_secs.mean
+        );
+    }
+    out
+}
+
+/// The table as CSV.
+pub fn to_csv(rows: &[SweepRow]) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "variant", "settings", "runs", "f1_mean", "f1_std", "f1_delay_mean", "f1_delay_std", "f1_pointwise_mean", "f1_pointwise_std", "train_secs_mean",
+    ])?;
+    for r in rows {
+        w.write_record([
+            r.variant.label.clone(),
+            r.variant.settings.join(";"),
+            r.best_f1.n.to_string(),
+            format!("{:.6}", r.best_f1.mean),
+            format!("{:.6}", r.best_f1.std),
+            format!("{:.6}", r.best_f1_delay.mean),
+            format!("{:.6}", r.best_f1_delay.std),
+            format!("{:.6}", r.best_f1_pointwise.mean),
+            format!("{:.6}", r.best_f1_pointwise.std),
+            format!("{:.3}", r.train_secs.mean),
+        ])?;
+    }
+    String::from_utf8(w.into_inner().map_err(|e| e.into_error())?).map_err(|e| csv::Error::from(std::io::Error::other(e)))
+}
+
+/// What a sweep needs.
+#[derive(Clone, Debug)]
+pub struct SweepSpec {
+    /// The variants.
+    pub variants: Vec<Variant>,
+    /// Seeds 0..seeds (offset by the base config's seed).
+    pub seeds: u64,
+    /// Settings shared by every run.
+    pub base: DonutConfig,
+    /// Runs at once.
+    pub jobs: usize,
+}
+
+/// Why a sweep could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// A variant's setting is invalid.
+    #[error("variant `{label}`: {message}")]
+    BadVariant {
+        /// The variant.
+        label: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The config of each (variant, seed) job, validated before anything runs.
+pub fn job_configs(spec: &SweepSpec) -> Result<Vec<(usize, u64, DonutConfig)>, SweepError> {
+    let mut jobs = Vec::new();
+    for (i, v) in spec.variants.iter().enumerate() {
+        let mut config = spec.base.clone();
+        for s in &v.settings {
+            config.set(s).map_err(|e| SweepError::BadVariant { label: v.label.clone(), message: e.to_string() })?;
+        }
+        config.validate().map_err(|e| SweepError::BadVariant { label: v.label.clone(), message: e.to_string() })?;
+        for s in 0..spec.seeds {
+            let seed = spec.base.seed + s;
+            jobs.push((i, seed, DonutConfig { seed, ..config.clone() }));
+        }
+    }
+    Ok(jobs)
+}
+
+struct CancelHooks<'a> {
+    cancel: &'a AtomicBool,
+}
+
+impl TrainHooks for CancelHooks<'_> {
+    fn event(&mut self, _event: TrainEvent) {}
+    fn poll(&mut self, _live: &mut crate::config::LiveSettings) -> Flow {
+        if self.cancel.load(Ordering::Relaxed) { Flow::Stop } else { Flow::Continue }
+    }
+}
+
+/// Runs every job of `spec` on `raw`, `spec.jobs` at a time, calling `on_run` as each finishes
+/// (or fails). Stops starting new runs, and stops the ones running, when `cancel` is set; finished
+/// runs are kept. Returns the finished runs.
+pub fn run_sweep(
+    raw: &RawSeries,
+    spec: &SweepSpec,
+    cancel: Arc<AtomicBool>,
+    on_run: &(dyn Fn(Result<&SweepRun, String>) + Sync),
+) -> Result<Vec<SweepRun>, SweepError> {
+    let jobs = job_configs(spec)?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let finished = std::sync::Mutex::new(Vec::new());
+    let threads = spec.jobs.clamp(1, jobs.len().max(1));
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (jobs, next, finished, cancel) = (&jobs, &next, &finished, &cancel);
+            let spawned = std::thread::Builder::new().name(format!("sweep-{t}")).spawn_scoped(scope, move || {
+                loop {
+                    if cancel.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((variant, seed, config)) = jobs.get(i) else { break };
+                    let outcome = Prepared::new(raw, config).map_err(|e| e.to_string()).and_then(|prep| {
+                        let mut hooks = CancelHooks { cancel };
+                        run(&prep, config, &[Part::Test], &mut hooks, &mut |_, _| !cancel.load(Ordering::Relaxed))
+                            .map_err(|e| e.to_string())
+                    });
+                    match outcome {
+                        Ok(f) if !f.report.stopped => {
+                            let r = SweepRun { variant: *variant, seed: *seed, report: f.report };
+                            on_run(Ok(&r));
+                            if let Ok(mut all) = finished.lock() {
+                                all.push(r);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => on_run(Err(format!("{} seed {seed}: {e}", spec.variants[*variant].label))),
+                    }
+                }
+            });
+            if spawned.is_err() {
+                on_run(Err("could not start a sweep thread".into()));
+            }
+        }
+    });
+    let mut runs = finished.into_inner().unwrap_or_default();
+    runs.sort_by_key(|r| (r.variant, r.seed));
+    Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::F1Score;
+
+    fn report(f1: f64) -> RunReport {
+        let s = F1Score { f1, precision: f1, recall: f1, threshold: 1.0 };
+        RunReport {
+            best_f1: s,
+            best_f1_delay: F1Score { f1: f1 / 2.0, ..s },
+            best_f1_pointwise: F1Score { f1: f1 / 4.0, ..s },
+            train_secs: 2.0,
+            train_windows_per_sec: 1.0,
+            score_secs: 1.0,
+            scored_windows: 1,
+            epochs: 1,
+            steps: 1,
+            seed: 0,
+            stopped: false,
+            data: crate::run::DataSummary {
+                source: String::new(),
+                points: 0,
+                interval_secs: 1,
+                missing: 0,
+                anomalies: 0,
+                anomaly_ratio: 0.0,
+                roughness: 0.0,
+                split: [0; 3],
+            },
+            config: DonutConfig::default(),
+        }
+    }
+
+    #[test]
+    fn mean_and_sample_std() {
+        let m = MeanStd::of(&[0.6, 0.8, 1.0]);
+        assert!((m.mean - 0.8).abs() < 1e-12);
+        assert!((m.std - 0.2).abs() < 1e-12);
+        assert_eq!(MeanStd::of(&[0.5]).std, 0.0);
+        assert_eq!(MeanStd::of(&[]).n, 0);
+    }
+
+    #[test]
+    fn table_groups_runs_by_variant() {
+        let variants = grid("latent_dim", &["3".into(), "6".into(), "9".into()]);
+        let runs = vec![
+            SweepRun { variant: 0, seed: 0, report: report(0.5) },
+            SweepRun { variant: 0, seed: 1, report: report(0.7) },
+            SweepRun { variant: 1, seed: 0, report: report(0.9) },
+        ];
+        let rows = table(&variants, &runs);
+        assert_eq!(rows.len(), 3);
+        assert!((rows[0].best_f1.mean - 0.6).abs() < 1e-12);
+        assert!((rows[0].best_f1_delay.mean - 0.3).abs() < 1e-12);
+        assert!((rows[0].best_f1_pointwise.mean - 0.15).abs() < 1e-12);
+        assert_eq!((rows[1].best_f1.n, rows[2].best_f1.n), (1, 0));
+        let md = to_markdown(&rows, 7);
+        assert!(md.contains("| latent_dim=3 | 2 | 0.600 ± 0.141 |"), "{md}");
+        assert!(md.contains("| latent_dim=9 | 0 | - |"), "{md}");
+        let csv = to_csv(&rows).unwrap();
+        assert!(csv.lines().nth(1).unwrap().starts_with("latent_dim=3,latent_dim=3,2,0.600000,0.141421"), "{csv}");
+    }
+
+    #[test]
+    fn every_preset_builds_valid_configs() {
+        for (name, _) in PRESETS {
+            let variants = preset(name).unwrap();
+            let spec = SweepSpec { variants, seeds: 2, base: DonutConfig::default(), jobs: 1 };
+            let jobs = job_configs(&spec).unwrap();
+            assert_eq!(jobs.len(), spec.variants.len() * 2, "{name}");
+        }
+        let ablation = job_configs(&SweepSpec { variants: preset("ablation").unwrap(), seeds: 1, base: DonutConfig::default(), jobs: 1 }).unwrap();
+        assert_eq!((ablation[3].2.mcmc_iterations, ablation[3].2.injection_rate), (0, 0.0));
+        assert!(preset("nope").is_none());
+    }
+
+    #[test]
+    fn a_bad_value_is_reported_before_anything_runs() {
+        let spec = SweepSpec { variants: grid("latent_dim", &["3".into(), "99".into()]), seeds: 1, base: DonutConfig::default(), jobs: 1 };
+        let err = job_configs(&spec).unwrap_err().to_string();
+        assert!(err.contains("latent_dim=99"), "{err}");
+    }
+}
