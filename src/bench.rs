@@ -39,7 +39,11 @@ pub fn synthetic(n: usize) -> RawSeries {
     for i in 0..n {
         let phase = (i % 288) as f64 / 288.0;
         let spike = rng.random_bool(0.01);
-        values.push((std::f64::consts::TAU * phase).sin() * 5.0 + rng.random_range(-0.5..0.5) + if spike { 8.0 } else { 0.0 });
+        values.push(
+            (std::f64::consts::TAU * phase).sin() * 5.0
+                + rng.random_range(-0.5..0.5)
+                + if spike { 8.0 } else { 0.0 },
+        );
         labels.push(spike as u8);
     }
     RawSeries {
@@ -59,15 +63,24 @@ pub fn train_throughput(prep: &Prepared, config: &DonutConfig, steps: usize) -> 
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
     let mut model = DonutModel::new(config, &mut rng, &device);
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
-    let ends: Vec<usize> = prep.window_ends(Part::Train).take(config.batch_size).collect();
+    let ends: Vec<usize> = prep
+        .window_ends(Part::Train)
+        .take(config.batch_size)
+        .collect();
     let live = config.live();
     let mut run = |n: usize, model: DonutModel| -> (DonutModel, f64) {
         let start = Instant::now();
         let mut model = model;
         for _ in 0..n {
             let host = host_batch(prep, &ends, &[], &live);
-            let noise = model.latent().sample_noise(&mut rng, ends.len() * config.latent_dim);
-            let loss = m_elbo(&model, host.upload(noise, config.latent_dim, config.window, &device), config.l2_weight);
+            let noise = model
+                .latent()
+                .sample_noise(&mut rng, ends.len() * config.latent_dim);
+            let loss = m_elbo(
+                &model,
+                host.upload(noise, config.latent_dim, config.window, &device),
+                config.l2_weight,
+            );
             let _ = loss.to_terms();
             let grads = GradientsParams::from_grads(loss.total.backward(), &model);
             model = optim.step(config.learning_rate, model, grads);
@@ -91,7 +104,14 @@ pub fn score_throughput(prep: &Prepared, config: &DonutConfig, windows: usize) -
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
     let model = DonutModel::new(config, &mut rng, &device);
     let ends: Vec<usize> = prep.window_ends(Part::Test).take(windows).collect();
-    let _ = score_windows(&model, prep, &ends[..ends.len().min(32)], config, &device, &mut |_| true);
+    let _ = score_windows(
+        &model,
+        prep,
+        &ends[..ends.len().min(32)],
+        config,
+        &device,
+        &mut |_| true,
+    );
     let rates: Vec<f64> = (0..3)
         .map(|_| {
             let start = Instant::now();
@@ -111,7 +131,11 @@ pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow
         rows.push(row);
     };
     let raw = synthetic(17_568);
-    let base = DonutConfig { latent_dim: 3, batch_size: 256, ..Default::default() };
+    let base = DonutConfig {
+        latent_dim: 3,
+        batch_size: 256,
+        ..Default::default()
+    };
     let prep = match Prepared::new(&raw, &base) {
         Ok(p) => p,
         Err(_) => return rows,
@@ -119,15 +143,35 @@ pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow
     let steps = if quick { 10 } else { 60 };
     for backend in BackendKind::ALL {
         for encoder in [EncoderKind::Dense, EncoderKind::Cnn] {
-            let config = DonutConfig { backend: *backend, encoder, ..base.clone() };
-            let steps = if encoder == EncoderKind::Cnn && *backend == BackendKind::Ndarray { steps / 5 } else { steps };
+            let config = DonutConfig {
+                backend: *backend,
+                encoder,
+                ..base.clone()
+            };
+            let steps = if encoder == EncoderKind::Cnn && *backend == BackendKind::Ndarray {
+                steps / 5
+            } else {
+                steps
+            };
             let rate = train_throughput(&prep, &config, steps.max(2));
-            push(format!("train {:?} encoder, {} (batch 256, W 120, K 3)", encoder, backend.name()), rate, "windows/s");
+            push(
+                format!(
+                    "train {:?} encoder, {} (batch 256, W 120, K 3)",
+                    encoder,
+                    backend.name()
+                ),
+                rate,
+                "windows/s",
+            );
         }
     }
     let windows = if quick { 256 } else { 2048 };
     for (n_z, mcmc) in [(1, 0), (100, 0), (1024, 0), (1024, 10)] {
-        let config = DonutConfig { n_z, mcmc_iterations: mcmc, ..base.clone() };
+        let config = DonutConfig {
+            n_z,
+            mcmc_iterations: mcmc,
+            ..base.clone()
+        };
         // MCMC only runs on windows with missing points: give every window some.
         let prep_mcmc;
         let p = if mcmc > 0 {
@@ -141,7 +185,11 @@ pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow
             &prep
         };
         let rate = score_throughput(p, &config, windows);
-        push(format!("score n_z {n_z}, MCMC {mcmc} (flex)"), rate, "windows/s");
+        push(
+            format!("score n_z {n_z}, MCMC {mcmc} (flex)"),
+            rate,
+            "windows/s",
+        );
     }
 
     // The metric on 1,000,000 points.
@@ -159,14 +207,22 @@ pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow
             })
             .collect(),
     );
-    push("best F1 (point-adjusted) on 1,000,000 points".into(), secs * 1000.0, "ms");
+    push(
+        "best F1 (point-adjusted) on 1,000,000 points".into(),
+        secs * 1000.0,
+        "ms",
+    );
 
     // CSV loading of 1,000,000 rows.
     let big = synthetic(1_000_000);
     let mut text = String::from("timestamp,value,label\n");
     for i in 0..big.values.len() {
         use std::fmt::Write;
-        let _ = writeln!(text, "{},{:.5},{}", big.timestamps[i], big.values[i], big.labels[i]);
+        let _ = writeln!(
+            text,
+            "{},{:.5},{}",
+            big.timestamps[i], big.values[i], big.labels[i]
+        );
     }
     let secs = median(
         (0..3)
@@ -181,7 +237,11 @@ pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow
 
     // Painting latent points: layout + tessellation of one frame of the 3-D panel.
     for points in [10_000usize, 100_000] {
-        push(format!("paint {points} latent points (one frame, CPU)"), paint_ms(points), "ms");
+        push(
+            format!("paint {points} latent points (one frame, CPU)"),
+            paint_ms(points),
+            "ms",
+        );
     }
     rows
 }
@@ -191,18 +251,34 @@ pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow
 pub fn paint_ms(n: usize) -> f64 {
     use crate::ui::latent3d::{Camera, Cloud, cyclic, scatter_ui};
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
-    let points: Vec<[f32; 3]> = (0..n).map(|_| [rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)]).collect();
+    let points: Vec<[f32; 3]> = (0..n)
+        .map(|_| {
+            [
+                rng.random_range(-1.0..1.0),
+                rng.random_range(-1.0..1.0),
+                rng.random_range(-1.0..1.0),
+            ]
+        })
+        .collect();
     let colors: Vec<egui::Color32> = (0..n).map(|i| cyclic(i as f32 / n as f32)).collect();
     let ctx = egui::Context::default();
     let mut camera = Camera::default();
     let mut frame = || {
         let input = egui::RawInput {
-            screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(800.0, 600.0))),
+            screen_rect: Some(egui::Rect::from_min_size(
+                egui::Pos2::ZERO,
+                egui::vec2(800.0, 600.0),
+            )),
             ..Default::default()
         };
         let start = Instant::now();
         let output = ctx.run_ui(input, |ui| {
-            let cloud = Cloud { points: &points, colors: &colors, axis_names: ["x".into(), "y".into(), "z".into()], highlight: None };
+            let cloud = Cloud {
+                points: &points,
+                colors: &colors,
+                axis_names: ["x".into(), "y".into(), "z".into()],
+                highlight: None,
+            };
             scatter_ui(ui, &mut camera, &cloud, egui::vec2(780.0, 580.0), 3.0);
         });
         let _ = ctx.tessellate(output.shapes, output.pixels_per_point);

@@ -328,6 +328,9 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         r.config.n_z,
         r.config.mcmc_iterations
     );
+    if let (Some(step), Some(loss)) = (r.best_valid_step, r.best_valid_loss) {
+        println!("kept the parameters of step {step} (lowest validation loss, {loss:.2})");
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report_json(r))?);
     }
@@ -384,18 +387,35 @@ fn sweep_command(args: &SweepArgs) -> Result<()> {
             format!("unknown preset `{name}` (one of: {})", names.join(", "))
         })?,
         (None, Some(param)) => grid(param, &args.values),
-        (None, None) => anyhow::bail!("say what to sweep: --param NAME --values a,b,c, or --preset NAME"),
+        (None, None) => {
+            anyhow::bail!("say what to sweep: --param NAME --values a,b,c, or --preset NAME")
+        }
     };
     let raw = args.run.load()?;
-    let spec = SweepSpec { variants, seeds: args.seeds.max(1), base, jobs: args.jobs.max(1) };
+    let spec = SweepSpec {
+        variants,
+        seeds: args.seeds.max(1),
+        base,
+        jobs: args.jobs.max(1),
+    };
     let total = spec.variants.len() as u64 * spec.seeds;
     let bar = ProgressBar::new(total);
-    bar.set_style(bar_style("sweep [{elapsed_precise}] {wide_bar} {pos}/{len} runs"));
+    bar.set_style(bar_style(
+        "sweep [{elapsed_precise}] {wide_bar} {pos}/{len} runs",
+    ));
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let variants = spec.variants.clone();
+    // Each finished run gets a line, above the bar on a terminal, plain on stderr otherwise.
+    let say = |line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}")
+        } else {
+            bar.println(line)
+        }
+    };
     let runs = run_sweep(&raw, &spec, cancel, &|outcome| {
         match outcome {
-            Ok(r) => bar.println(format!(
+            Ok(r) => say(format!(
                 "{} seed {}: best F1 {:.3} | delay {} {:.3} | point-wise {:.3} | {:.1} s at {:.0} win/s",
                 variants[r.variant].label,
                 r.seed,
@@ -406,7 +426,7 @@ fn sweep_command(args: &SweepArgs) -> Result<()> {
                 r.report.train_secs,
                 r.report.train_windows_per_sec
             )),
-            Err(e) => bar.println(format!("failed: {e}")),
+            Err(e) => say(format!("failed: {e}")),
         }
         bar.inc(1);
     })?;
@@ -422,7 +442,10 @@ fn sweep_command(args: &SweepArgs) -> Result<()> {
         write_atomically(path, |w| w.write_all(text.as_bytes()))?;
     }
     if args.json {
-        println!("{}", serde_json::to_string(&serde_json::json!({ "rows": rows, "runs": runs }))?);
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "rows": rows, "runs": runs }))?
+        );
     }
     if runs.len() as u64 != total {
         anyhow::bail!("{} of {} runs failed", total - runs.len() as u64, total);

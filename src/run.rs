@@ -72,6 +72,10 @@ pub struct RunReport {
     pub seed: u64,
     /// Whether training was stopped early.
     pub stopped: bool,
+    /// Step whose parameters were kept (the lowest validation loss), if any validation ran.
+    pub best_valid_step: Option<usize>,
+    /// That validation loss.
+    pub best_valid_loss: Option<f64>,
     /// The data.
     pub data: DataSummary,
     /// Every setting used.
@@ -156,6 +160,18 @@ pub fn run(
         steps: outcome.steps.len(),
         seed: config.seed,
         stopped: outcome.stopped,
+        best_valid_step: outcome
+            .validations
+            .iter()
+            .rev()
+            .find(|v| v.best)
+            .map(|v| v.step),
+        best_valid_loss: outcome
+            .validations
+            .iter()
+            .rev()
+            .find(|v| v.best)
+            .map(|v| v.terms.total),
         data: DataSummary::of(prep),
         config,
     };

@@ -21,9 +21,15 @@ pub struct Variant {
 
 /// The experiments of DONUT.md section 7, by name.
 pub const PRESETS: &[(&str, &str)] = &[
-    ("ablation", "MCMC + injection / injection only / MCMC only / neither"),
+    (
+        "ablation",
+        "MCMC + injection / injection only / MCMC only / neither",
+    ),
     ("latent-dist", "Gaussian vs Student-t (10 df) latent"),
-    ("entropy-weighting", "entropy term unweighted vs beta-weighted"),
+    (
+        "entropy-weighting",
+        "entropy term unweighted vs beta-weighted",
+    ),
     ("encoder", "2-layer CNN encoder vs 2-layer FC"),
     ("latent-dim", "latent dimension 3 / 6 / 9 / 12"),
     ("entropy-weight", "entropy weight 0, .2, ..., 1"),
@@ -32,7 +38,10 @@ pub const PRESETS: &[(&str, &str)] = &[
 ];
 
 fn variant(label: &str, settings: &[&str]) -> Variant {
-    Variant { label: label.into(), settings: settings.iter().map(|s| s.to_string()).collect() }
+    Variant {
+        label: label.into(),
+        settings: settings.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
 /// The variants of a preset, or None for an unknown name.
@@ -43,33 +52,69 @@ pub fn preset(name: &str) -> Option<Vec<Variant>> {
             .map(|v| {
                 let mut s = vec![format!("{key}={v}")];
                 s.extend(extra.iter().map(|e| e.to_string()));
-                Variant { label: format!("{key}={v}"), settings: s }
+                Variant {
+                    label: format!("{key}={v}"),
+                    settings: s,
+                }
             })
             .collect()
     };
     Some(match name {
         "ablation" => vec![
-            variant("MCMC + injection", &["mcmc_iterations=10", "injection_rate=0.01"]),
-            variant("injection only", &["mcmc_iterations=0", "injection_rate=0.01"]),
+            variant(
+                "MCMC + injection",
+                &["mcmc_iterations=10", "injection_rate=0.01"],
+            ),
+            variant(
+                "injection only",
+                &["mcmc_iterations=0", "injection_rate=0.01"],
+            ),
             variant("MCMC only", &["mcmc_iterations=10", "injection_rate=0"]),
             variant("neither", &["mcmc_iterations=0", "injection_rate=0"]),
         ],
-        "latent-dist" => vec![variant("Gaussian", &["latent_dist=gaussian"]), variant("Student-t (10 df)", &["latent_dist=studentt"])],
+        "latent-dist" => vec![
+            variant("Gaussian", &["latent_dist=gaussian"]),
+            variant("Student-t (10 df)", &["latent_dist=studentt"]),
+        ],
         "entropy-weighting" => {
-            vec![variant("unweighted (lambda = 1)", &["entropy_mode=one"]), variant("beta-weighted (lambda = beta)", &["entropy_mode=beta"])]
+            vec![
+                variant("unweighted (lambda = 1)", &["entropy_mode=one"]),
+                variant("beta-weighted (lambda = beta)", &["entropy_mode=beta"]),
+            ]
         }
-        "encoder" => vec![variant("CNN encoder", &["encoder=cnn"]), variant("FC encoder", &["encoder=dense"])],
+        "encoder" => vec![
+            variant("CNN encoder", &["encoder=cnn"]),
+            variant("FC encoder", &["encoder=dense"]),
+        ],
         "latent-dim" => grid("latent_dim", &["3", "6", "9", "12"], &[]),
-        "entropy-weight" => grid("entropy_value", &["0", "0.2", "0.4", "0.6", "0.8", "1"], &["entropy_mode=fixed"]),
-        "fixed-beta" => grid("beta_value", &["0", "0.3", "0.6", "0.9"], &["beta_mode=fixed"]),
-        "injection-rate" => grid("injection_rate", &["0", "0.01", "0.1", "0.3", "0.5", "0.8"], &[]),
+        "entropy-weight" => grid(
+            "entropy_value",
+            &["0", "0.2", "0.4", "0.6", "0.8", "1"],
+            &["entropy_mode=fixed"],
+        ),
+        "fixed-beta" => grid(
+            "beta_value",
+            &["0", "0.3", "0.6", "0.9"],
+            &["beta_mode=fixed"],
+        ),
+        "injection-rate" => grid(
+            "injection_rate",
+            &["0", "0.01", "0.1", "0.3", "0.5", "0.8"],
+            &[],
+        ),
         _ => return None,
     })
 }
 
 /// Variants for `key` over `values`.
 pub fn grid(key: &str, values: &[String]) -> Vec<Variant> {
-    values.iter().map(|v| Variant { label: format!("{key}={v}"), settings: vec![format!("{key}={v}")] }).collect()
+    values
+        .iter()
+        .map(|v| Variant {
+            label: format!("{key}={v}"),
+            settings: vec![format!("{key}={v}")],
+        })
+        .collect()
 }
 
 /// Mean and sample standard deviation.
@@ -91,7 +136,11 @@ impl MeanStd {
             return Self::default();
         }
         let mean = values.iter().sum::<f64>() / n as f64;
-        let std = if n > 1 { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
+        let std = if n > 1 {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
         Self { mean, std, n }
     }
 }
@@ -128,8 +177,14 @@ pub fn table(variants: &[Variant], runs: &[SweepRun]) -> Vec<SweepRow> {
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let mine: Vec<&RunReport> = runs.iter().filter(|r| r.variant == i).map(|r| &r.report).collect();
-            let col = |f: &dyn Fn(&RunReport) -> f64| MeanStd::of(&mine.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let mine: Vec<&RunReport> = runs
+                .iter()
+                .filter(|r| r.variant == i)
+                .map(|r| &r.report)
+                .collect();
+            let col = |f: &dyn Fn(&RunReport) -> f64| {
+                MeanStd::of(&mine.iter().map(|r| f(r)).collect::<Vec<_>>())
+            };
             SweepRow {
                 variant: v.clone(),
                 best_f1: col(&|r| r.best_f1.f1),
@@ -143,9 +198,17 @@ pub fn table(variants: &[Variant], runs: &[SweepRun]) -> Vec<SweepRow> {
 
 /// The table as Markdown.
 pub fn to_markdown(rows: &[SweepRow], delay: usize) -> String {
-    let mut out = format!("| variant | runs | best F1 (adjusted) | best F1 (delay {delay}) | best F1 (point-wise) | train s |\n|---|---|---|---|---|---|\n");
+    let mut out = format!(
+        "| variant | runs | best F1 (adjusted) | best F1 (delay {delay}) | best F1 (point-wise) | train s |\n|---|---|---|---|---|---|\n"
+    );
     for r in rows {
-        let f = |m: &MeanStd| if m.n == 0 { "-".to_string() } else { format!("{:.3} ± {:.3}", m.mean, m.std) };
+        let f = |m: &MeanStd| {
+            if m.n == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.3} ± {:.3}", m.mean, m.std)
+            }
+        };
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {:.1} |",
@@ -164,7 +227,16 @@ pub fn to_markdown(rows: &[SweepRow], delay: usize) -> String {
 pub fn to_csv(rows: &[SweepRow]) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
-        "variant", "settings", "runs", "f1_mean", "f1_std", "f1_delay_mean", "f1_delay_std", "f1_pointwise_mean", "f1_pointwise_std", "train_secs_mean",
+        "variant",
+        "settings",
+        "runs",
+        "f1_mean",
+        "f1_std",
+        "f1_delay_mean",
+        "f1_delay_std",
+        "f1_pointwise_mean",
+        "f1_pointwise_std",
+        "train_secs_mean",
     ])?;
     for r in rows {
         w.write_record([
@@ -180,7 +252,8 @@ pub fn to_csv(rows: &[SweepRow]) -> Result<String, csv::Error> {
             format!("{:.3}", r.train_secs.mean),
         ])?;
     }
-    String::from_utf8(w.into_inner().map_err(|e| e.into_error())?).map_err(|e| csv::Error::from(std::io::Error::other(e)))
+    String::from_utf8(w.into_inner().map_err(|e| e.into_error())?)
+        .map_err(|e| csv::Error::from(std::io::Error::other(e)))
 }
 
 /// What a sweep needs.
@@ -215,12 +288,25 @@ pub fn job_configs(spec: &SweepSpec) -> Result<Vec<(usize, u64, DonutConfig)>, S
     for (i, v) in spec.variants.iter().enumerate() {
         let mut config = spec.base.clone();
         for s in &v.settings {
-            config.set(s).map_err(|e| SweepError::BadVariant { label: v.label.clone(), message: e.to_string() })?;
+            config.set(s).map_err(|e| SweepError::BadVariant {
+                label: v.label.clone(),
+                message: e.to_string(),
+            })?;
         }
-        config.validate().map_err(|e| SweepError::BadVariant { label: v.label.clone(), message: e.to_string() })?;
+        config.validate().map_err(|e| SweepError::BadVariant {
+            label: v.label.clone(),
+            message: e.to_string(),
+        })?;
         for s in 0..spec.seeds {
             let seed = spec.base.seed + s;
-            jobs.push((i, seed, DonutConfig { seed, ..config.clone() }));
+            jobs.push((
+                i,
+                seed,
+                DonutConfig {
+                    seed,
+                    ..config.clone()
+                },
+            ));
         }
     }
     Ok(jobs)
@@ -233,7 +319,11 @@ struct CancelHooks<'a> {
 impl TrainHooks for CancelHooks<'_> {
     fn event(&mut self, _event: TrainEvent) {}
     fn poll(&mut self, _live: &mut crate::config::LiveSettings) -> Flow {
-        if self.cancel.load(Ordering::Relaxed) { Flow::Stop } else { Flow::Continue }
+        if self.cancel.load(Ordering::Relaxed) {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
     }
 }
 
@@ -253,31 +343,46 @@ pub fn run_sweep(
     std::thread::scope(|scope| {
         for t in 0..threads {
             let (jobs, next, finished, cancel) = (&jobs, &next, &finished, &cancel);
-            let spawned = std::thread::Builder::new().name(format!("sweep-{t}")).spawn_scoped(scope, move || {
-                loop {
-                    if cancel.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((variant, seed, config)) = jobs.get(i) else { break };
-                    let outcome = Prepared::new(raw, config).map_err(|e| e.to_string()).and_then(|prep| {
-                        let mut hooks = CancelHooks { cancel };
-                        run(&prep, config, &[Part::Test], &mut hooks, &mut |_, _| !cancel.load(Ordering::Relaxed))
-                            .map_err(|e| e.to_string())
-                    });
-                    match outcome {
-                        Ok(f) if !f.report.stopped => {
-                            let r = SweepRun { variant: *variant, seed: *seed, report: f.report };
-                            on_run(Ok(&r));
-                            if let Ok(mut all) = finished.lock() {
-                                all.push(r);
-                            }
+            let spawned = std::thread::Builder::new()
+                .name(format!("sweep-{t}"))
+                .spawn_scoped(scope, move || {
+                    loop {
+                        if cancel.load(Ordering::Relaxed) {
+                            break;
                         }
-                        Ok(_) => {}
-                        Err(e) => on_run(Err(format!("{} seed {seed}: {e}", spec.variants[*variant].label))),
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((variant, seed, config)) = jobs.get(i) else {
+                            break;
+                        };
+                        let outcome = Prepared::new(raw, config)
+                            .map_err(|e| e.to_string())
+                            .and_then(|prep| {
+                                let mut hooks = CancelHooks { cancel };
+                                run(&prep, config, &[Part::Test], &mut hooks, &mut |_, _| {
+                                    !cancel.load(Ordering::Relaxed)
+                                })
+                                .map_err(|e| e.to_string())
+                            });
+                        match outcome {
+                            Ok(f) if !f.report.stopped => {
+                                let r = SweepRun {
+                                    variant: *variant,
+                                    seed: *seed,
+                                    report: f.report,
+                                };
+                                on_run(Ok(&r));
+                                if let Ok(mut all) = finished.lock() {
+                                    all.push(r);
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => on_run(Err(format!(
+                                "{} seed {seed}: {e}",
+                                spec.variants[*variant].label
+                            ))),
+                        }
                     }
-                }
-            });
+                });
             if spawned.is_err() {
                 on_run(Err("could not start a sweep thread".into()));
             }
@@ -294,7 +399,12 @@ mod tests {
     use crate::eval::F1Score;
 
     fn report(f1: f64) -> RunReport {
-        let s = F1Score { f1, precision: f1, recall: f1, threshold: 1.0 };
+        let s = F1Score {
+            f1,
+            precision: f1,
+            recall: f1,
+            threshold: 1.0,
+        };
         RunReport {
             best_f1: s,
             best_f1_delay: F1Score { f1: f1 / 2.0, ..s },
@@ -307,6 +417,8 @@ mod tests {
             steps: 1,
             seed: 0,
             stopped: false,
+            best_valid_step: None,
+            best_valid_loss: None,
             data: crate::run::DataSummary {
                 source: String::new(),
                 points: 0,
@@ -334,9 +446,21 @@ mod tests {
     fn table_groups_runs_by_variant() {
         let variants = grid("latent_dim", &["3".into(), "6".into(), "9".into()]);
         let runs = vec![
-            SweepRun { variant: 0, seed: 0, report: report(0.5) },
-            SweepRun { variant: 0, seed: 1, report: report(0.7) },
-            SweepRun { variant: 1, seed: 0, report: report(0.9) },
+            SweepRun {
+                variant: 0,
+                seed: 0,
+                report: report(0.5),
+            },
+            SweepRun {
+                variant: 0,
+                seed: 1,
+                report: report(0.7),
+            },
+            SweepRun {
+                variant: 1,
+                seed: 0,
+                report: report(0.9),
+            },
         ];
         let rows = table(&variants, &runs);
         assert_eq!(rows.len(), 3);
@@ -348,25 +472,50 @@ mod tests {
         assert!(md.contains("| latent_dim=3 | 2 | 0.600 ± 0.141 |"), "{md}");
         assert!(md.contains("| latent_dim=9 | 0 | - |"), "{md}");
         let csv = to_csv(&rows).unwrap();
-        assert!(csv.lines().nth(1).unwrap().starts_with("latent_dim=3,latent_dim=3,2,0.600000,0.141421"), "{csv}");
+        assert!(
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("latent_dim=3,latent_dim=3,2,0.600000,0.141421"),
+            "{csv}"
+        );
     }
 
     #[test]
     fn every_preset_builds_valid_configs() {
         for (name, _) in PRESETS {
             let variants = preset(name).unwrap();
-            let spec = SweepSpec { variants, seeds: 2, base: DonutConfig::default(), jobs: 1 };
+            let spec = SweepSpec {
+                variants,
+                seeds: 2,
+                base: DonutConfig::default(),
+                jobs: 1,
+            };
             let jobs = job_configs(&spec).unwrap();
             assert_eq!(jobs.len(), spec.variants.len() * 2, "{name}");
         }
-        let ablation = job_configs(&SweepSpec { variants: preset("ablation").unwrap(), seeds: 1, base: DonutConfig::default(), jobs: 1 }).unwrap();
-        assert_eq!((ablation[3].2.mcmc_iterations, ablation[3].2.injection_rate), (0, 0.0));
+        let ablation = job_configs(&SweepSpec {
+            variants: preset("ablation").unwrap(),
+            seeds: 1,
+            base: DonutConfig::default(),
+            jobs: 1,
+        })
+        .unwrap();
+        assert_eq!(
+            (ablation[3].2.mcmc_iterations, ablation[3].2.injection_rate),
+            (0, 0.0)
+        );
         assert!(preset("nope").is_none());
     }
 
     #[test]
     fn a_bad_value_is_reported_before_anything_runs() {
-        let spec = SweepSpec { variants: grid("latent_dim", &["3".into(), "99".into()]), seeds: 1, base: DonutConfig::default(), jobs: 1 };
+        let spec = SweepSpec {
+            variants: grid("latent_dim", &["3".into(), "99".into()]),
+            seeds: 1,
+            base: DonutConfig::default(),
+            jobs: 1,
+        };
         let err = job_configs(&spec).unwrap_err().to_string();
         assert!(err.contains("latent_dim=99"), "{err}");
     }

@@ -1,6 +1,6 @@
 //! The bundled sample series: a seeded generator of a labelled seasonal KPI.
 //!
-//! Fourteen days at a 5-minute interval (4,032 grid points): a daily cycle with a business-hours
+//! Twenty-eight days at a 5-minute interval (8,064 grid points): a daily cycle with a business-hours
 //! bump, a weaker weekly cycle, Gaussian noise, and labelled anomalies of four kinds (spikes, dips,
 //! level shifts, noise bursts). Some timestamps are dropped from the file and some values are left
 //! empty, so the app shows missing points. `donut-explorer generate-sample` writes it; the test
@@ -28,7 +28,7 @@ impl Default for SampleSpec {
     fn default() -> Self {
         Self {
             seed: 2018,
-            days: 14,
+            days: 28,
             interval_secs: 300,
             start: 1_530_403_200,
         } // 2018-07-01 00:00 UTC
@@ -68,7 +68,7 @@ pub fn generate(spec: &SampleSpec) -> Vec<SamplePoint> {
 
     // Anomalies, kept out of the first two days so that training starts clean.
     let kinds = ["spike", "dip", "shift", "burst"];
-    let count = spec.days * 3 / 2;
+    let count = spec.days * 3 / 4;
     for k in 0..count {
         let kind = kinds[k % kinds.len()];
         let start = rng.random_range(2 * per_day..n - 40);

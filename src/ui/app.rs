@@ -441,7 +441,11 @@ impl DonutApp {
                 WorkerEvent::Train(TrainEvent::Epoch { .. }) => {}
                 WorkerEvent::Train(TrainEvent::Latent(snap)) => {
                     let before = self.snapshots.len();
-                    crate::train::push_thinned(&mut self.snapshots, snap.clone(), crate::train::MAX_KEPT_SNAPSHOTS);
+                    crate::train::push_thinned(
+                        &mut self.snapshots,
+                        snap.clone(),
+                        crate::train::MAX_KEPT_SNAPSHOTS,
+                    );
                     if self.snapshots.len() < before {
                         self.replay = None; // indices moved
                     }
@@ -722,7 +726,8 @@ impl DonutApp {
             return;
         };
         let (median, p99, worst, count) = self.frame_times.stats(usize::MAX);
-        let (full_median, full_p99, full_worst, full_count) = self.frame_times.full_stats(usize::MAX);
+        let (full_median, full_p99, full_worst, full_count) =
+            self.frame_times.full_stats(usize::MAX);
         let report = serde_json::json!({
             "ui_frames": count,
             "ui_median_ms": median,

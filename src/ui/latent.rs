@@ -271,14 +271,24 @@ pub fn latent_ui(app: &mut DonutApp, ui: &mut Ui) {
             let last = app.snapshots.len() - 1;
             let mut index = app.replay.unwrap_or(last).min(last);
             let mut live = app.replay.is_none();
-            if ui.checkbox(&mut live, "live").on_hover_text("Follow the newest snapshot").changed() {
+            if ui
+                .checkbox(&mut live, "live")
+                .on_hover_text("Follow the newest snapshot")
+                .changed()
+            {
                 app.replay = if live { None } else { Some(index) };
             }
             let snap = &app.snapshots[index];
             let text = format!("epoch {} · step {}", snap.epoch, snap.step);
             if ui
-                .add(egui::Slider::new(&mut index, 0..=last).text("replay").custom_formatter(move |_, _| text.clone()))
-                .on_hover_text("Scrub through the latent snapshots of this run to watch the space take shape")
+                .add(
+                    egui::Slider::new(&mut index, 0..=last)
+                        .text("replay")
+                        .custom_formatter(move |_, _| text.clone()),
+                )
+                .on_hover_text(
+                    "Scrub through the latent snapshots of this run to watch the space take shape",
+                )
                 .changed()
             {
                 app.replay = Some(index);

@@ -41,7 +41,8 @@ fn term_buckets(steps: &[crate::train::StepStats]) -> (Vec<f64>, Vec<f64>, Vec<f
         out.0.push(c.iter().map(|s| s.step as f64).sum::<f64>() / n);
         out.1.push(c.iter().map(|s| s.terms.recon).sum::<f64>() / n);
         out.2.push(c.iter().map(|s| s.terms.prior).sum::<f64>() / n);
-        out.3.push(c.iter().map(|s| s.terms.entropy).sum::<f64>() / n);
+        out.3
+            .push(c.iter().map(|s| s.terms.entropy).sum::<f64>() / n);
     }
     out
 }
@@ -51,7 +52,11 @@ fn stacked_elbo_ui(app: &DonutApp, ui: &mut Ui) {
     let (x, recon, prior, entropy) = term_buckets(&app.history.steps);
     let zero = vec![0.0; x.len()];
     let after_prior: Vec<f64> = recon.iter().zip(&prior).map(|(r, p)| r + p).collect();
-    let elbo: Vec<f64> = after_prior.iter().zip(&entropy).map(|(a, e)| a + e).collect();
+    let elbo: Vec<f64> = after_prior
+        .iter()
+        .zip(&entropy)
+        .map(|(a, e)| a + e)
+        .collect();
     ui.small(
         "Stacked from 0: the reconstruction term, then β·log p(z) (negative: the pull towards the prior), then \
          −λ·log q(z|x) (the entropy that keeps each posterior wide). The top edge is the ELBO L, which training raises.",
@@ -62,9 +67,18 @@ fn stacked_elbo_ui(app: &DonutApp, ui: &mut Ui) {
         .x_axis_label("step")
         .y_axis_label("ELBO, stacked")
         .show(ui, |plot| {
-            plot.add(FilledArea::new("reconstruction Σα log p(x|z)", &x, &zero, &recon).fill_color(RECON_COLOR.gamma_multiply(0.5)));
-            plot.add(FilledArea::new("β log p(z)", &x, &recon, &after_prior).fill_color(PRIOR_COLOR.gamma_multiply(0.6)));
-            plot.add(FilledArea::new("−λ log q(z|x)", &x, &after_prior, &elbo).fill_color(ENTROPY_COLOR.gamma_multiply(0.6)));
+            plot.add(
+                FilledArea::new("reconstruction Σα log p(x|z)", &x, &zero, &recon)
+                    .fill_color(RECON_COLOR.gamma_multiply(0.5)),
+            );
+            plot.add(
+                FilledArea::new("β log p(z)", &x, &recon, &after_prior)
+                    .fill_color(PRIOR_COLOR.gamma_multiply(0.6)),
+            );
+            plot.add(
+                FilledArea::new("−λ log q(z|x)", &x, &after_prior, &elbo)
+                    .fill_color(ENTROPY_COLOR.gamma_multiply(0.6)),
+            );
             let top: PlotPoints = x.iter().zip(&elbo).map(|(&x, &y)| [x, y]).collect();
             plot.line(Line::new("ELBO L", top).color(Color32::WHITE).width(1.5));
         });

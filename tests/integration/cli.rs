@@ -73,7 +73,7 @@ fn train_json_reports_every_figure_and_the_config() {
     let rows: Vec<Vec<String>> = lines
         .map(|l| l.split(',').map(String::from).collect())
         .collect();
-    assert_eq!(rows.len(), 14 * 288);
+    assert_eq!(rows.len(), 28 * 288);
     assert!(
         rows[..119].iter().all(|r| r[5].is_empty()),
         "no score for the first W-1 points"

@@ -221,7 +221,7 @@ fn the_checked_in_sample_is_what_the_generator_makes() {
     );
     let raw = load_sample().unwrap();
     let prep = Prepared::new(&raw, &DonutConfig::default()).unwrap();
-    assert_eq!(prep.len(), 14 * 288);
+    assert_eq!(prep.len(), 28 * 288);
     assert!(prep.missing_count() > 10, "the sample shows missing points");
     assert!(
         prep.anomaly_count() > 20,
@@ -247,8 +247,18 @@ mod fuzz {
             "[a-z\"; \t]{0,6}",
         ];
         let row = proptest::collection::vec(cell, 0..5).prop_map(|cells| cells.join(","));
-        let header = prop_oneof![Just("timestamp,value,label"), Just("value"), Just("value,label"), Just("label;value;timestamp"), Just("x,y")];
-        (header, proptest::collection::vec(row, 0..30), prop_oneof![Just("\n"), Just("\r\n")])
+        let header = prop_oneof![
+            Just("timestamp,value,label"),
+            Just("value"),
+            Just("value,label"),
+            Just("label;value;timestamp"),
+            Just("x,y")
+        ];
+        (
+            header,
+            proptest::collection::vec(row, 0..30),
+            prop_oneof![Just("\n"), Just("\r\n")],
+        )
             .prop_map(|(h, rows, nl)| format!("{h}{nl}{}", rows.join(nl)))
     }
 
