@@ -209,8 +209,7 @@ pub fn write_detections(
         "score",
         "flagged",
     ])?;
-    for i in 0..prep.len() {
-        let score = scores[i];
+    for (i, &score) in scores.iter().enumerate().take(prep.len()) {
         let flagged = !prep.missing[i] && score.is_some_and(|s| s >= threshold);
         let value = if prep.missing[i] {
             String::new()

@@ -39,7 +39,7 @@ pub fn score_windows(
     let n_z = config.n_z.max(1);
     let latent = model.latent();
     // Separate streams, so that imputation never shifts the samples of the score itself.
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0x5C0_9E);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0x0005_C09E);
     let mut mcmc_rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0x3C3C_0001);
     let windows_per_chunk = (ROWS_PER_CHUNK / n_z).clamp(1, 1024);
     let mut out = Vec::with_capacity(ends.len());

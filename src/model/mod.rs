@@ -146,8 +146,9 @@ impl CnnStack {
     }
 }
 
-/// The encoder body of q(z|x).
+/// The encoder body of q(z|x). One lives per model, so the size difference of the variants is moot.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Encoder {
     /// Dense layers.
     Dense(DenseStack),
@@ -271,7 +272,7 @@ impl DonutModel {
             let column = weight.slice([0..width, w - 1..w]); // [width, 1]
             let out = h.clone().matmul(column); // [n, 1]
             match &layer.bias {
-                Some(b) => out + b.val().slice([w - 1..w]).unsqueeze_dim::<2>(0),
+                Some(b) => out + b.val().narrow(0, w - 1, 1).unsqueeze_dim::<2>(0),
                 None => out,
             }
         };

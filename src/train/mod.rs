@@ -358,7 +358,7 @@ pub fn train(
     let mut steps = Vec::with_capacity(steps_per_epoch * config.epochs);
     let mut validations = Vec::new();
     let mut best: Option<(f64, DonutModel)> = None;
-    let mut valid_rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0x5EED_0F_BA11);
+    let mut valid_rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0x005E_ED0F_BA11);
     let mut step = 0usize;
     let mut step_secs = 0.0f64;
     let mut recent: std::collections::VecDeque<(Instant, usize)> =
@@ -442,7 +442,7 @@ pub fn train(
             steps.push(stats);
             hooks.event(TrainEvent::Step(stats));
 
-            if step % config.valid_every_steps == 0
+            if step.is_multiple_of(config.valid_every_steps)
                 && let Some(terms) = part_loss(
                     &model.valid(),
                     prep,
@@ -467,7 +467,7 @@ pub fn train(
                 hooks.event(TrainEvent::Valid(v));
             }
             if let Some(every) = latent_every
-                && step % every == 0
+                && step.is_multiple_of(every)
             {
                 snapshot(&model, step, epoch, hooks);
             }

@@ -229,7 +229,7 @@ pub fn scatter_ui(
 /// The top three principal axes of `rows` (each of length `dim`), by power iteration with
 /// deflation. Returns three unit vectors (fewer when `dim < 3`, padded with zeros).
 pub fn principal_axes(rows: &[f32], dim: usize) -> [Vec<f32>; 3] {
-    let n = if dim == 0 { 0 } else { rows.len() / dim };
+    let n = rows.len().checked_div(dim).unwrap_or(0);
     let mut axes: [Vec<f32>; 3] = [vec![0.0; dim], vec![0.0; dim], vec![0.0; dim]];
     if n == 0 {
         return axes;

@@ -8,10 +8,14 @@ use egui_kittest::kittest::Queryable;
 use std::time::Duration;
 
 fn quick_state() -> Persisted {
-    let mut state = Persisted::default();
-    state.config = super::quick_config();
-    state.config.epochs = 200;
-    state
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 200,
+        ..super::quick_config()
+    };
+    Persisted {
+        config,
+        ..Default::default()
+    }
 }
 
 fn harness(state: Persisted) -> Harness<'static, DonutApp> {
