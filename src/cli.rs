@@ -110,6 +110,12 @@ pub struct TrainArgs {
     /// Print one JSON object (the report) as the last line of stdout.
     #[arg(long)]
     pub json: bool,
+    /// Save the finished run (settings, weights, metrics, history, latent snapshots, scores) here.
+    #[arg(long, value_name = "RUN_FILE")]
+    pub save: Option<PathBuf>,
+    /// Do not train: load a saved run's settings and weights, then score and evaluate `--data`.
+    #[arg(long, value_name = "RUN_FILE", conflicts_with = "save")]
+    pub load: Option<PathBuf>,
 }
 
 /// `sweep`'s arguments.
@@ -277,6 +283,9 @@ pub fn report_json(report: &RunReport) -> serde_json::Value {
 }
 
 fn train_command(args: &TrainArgs) -> Result<()> {
+    if let Some(path) = &args.load {
+        return evaluate_saved(args, path);
+    }
     let config = args.run.config()?;
     let raw = args.run.load()?;
     let prep = Prepared::new(&raw, &config)?;
@@ -303,6 +312,25 @@ fn train_command(args: &TrainArgs) -> Result<()> {
     let finished = run(&prep, &config, parts, &mut hooks, &mut score_bar(""))?;
     drop(hooks);
     let r = &finished.report;
+    if let Some(path) = &args.save {
+        let saved = crate::runfile::SavedRun {
+            app_version: env!("CARGO_PKG_VERSION").to_string(),
+            source: prep.source.clone(),
+            config: r.config.clone(),
+            weights: finished.outcome.model.weights(),
+            metrics: Some(r.metrics()),
+            steps: finished.outcome.steps.clone(),
+            validations: finished.outcome.validations.clone(),
+            snapshots: finished.outcome.snapshots.clone(),
+            scores: finished.scores.clone(),
+            epochs_done: r.epochs,
+            train_secs: r.train_secs,
+            train_windows_per_sec: r.train_windows_per_sec,
+            score_secs: r.score_secs,
+        };
+        crate::runfile::save(path, &saved)?;
+        eprintln!("run saved to {}", path.display());
+    }
     if let Some(path) = &args.detections {
         write_detections_file(path, &prep, &finished.scores, r.best_f1.threshold)?;
         eprintln!("detections written to {}", path.display());
@@ -337,36 +365,13 @@ fn train_command(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Writes a file atomically: a temporary file beside it, then a rename.
+/// Writes a file atomically (a temporary file beside it, then a rename), with the path in errors.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile_in(dir, path)?;
-    {
-        let mut writer = std::io::BufWriter::new(&mut tmp.1);
-        write(&mut writer).with_context(|| format!("writing {}", path.display()))?;
-        std::io::Write::flush(&mut writer)?;
-    }
-    tmp.1.sync_all().ok();
-    std::fs::rename(&tmp.0, path)
-        .with_context(|| format!("renaming {} to {}", tmp.0.display(), path.display()))?;
-    Ok(())
-}
-
-fn tempfile_in(dir: &Path, target: &Path) -> Result<(PathBuf, std::fs::File)> {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    Ok((tmp, file))
+    crate::runfile::write_atomically(path, write)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn write_detections_file(
@@ -449,6 +454,88 @@ fn sweep_command(args: &SweepArgs) -> Result<()> {
     }
     if runs.len() as u64 != total {
         anyhow::bail!("{} of {} runs failed", total - runs.len() as u64, total);
+    }
+    Ok(())
+}
+
+/// `train --load`: score and evaluate with a saved run's weights, no training.
+fn evaluate_saved(args: &TrainArgs, path: &Path) -> Result<()> {
+    let saved = crate::runfile::load(path)?;
+    let name = path.display().to_string();
+    let model = saved.model(&name)?;
+    let mut config = saved.config.clone();
+    for assignment in &args.run.set {
+        config.set(assignment)?;
+    }
+    config.validate()?;
+    if config.needs_restart(&saved.config) {
+        anyhow::bail!(
+            "--load: only scoring settings (n_z, mcmc_iterations, eval_delay) may change with --set"
+        );
+    }
+    let raw = args.run.load()?;
+    let prep = Prepared::new(&raw, &config)?;
+    let parts: &[Part] = if args.detections.is_some() {
+        &Part::ALL
+    } else {
+        &[Part::Test]
+    };
+    let ends: Vec<usize> = parts.iter().flat_map(|&p| prep.window_ends(p)).collect();
+    let device = crate::model::device_for(config.backend);
+    let started = std::time::Instant::now();
+    let mut progress = score_bar("");
+    let total = ends.len();
+    let log_p = crate::score::score_windows(&model, &prep, &ends, &config, &device, &mut |done| {
+        progress(done, total)
+    })?;
+    let mut scores = vec![None; prep.len()];
+    for (&end, lp) in ends.iter().zip(log_p) {
+        scores[end] = Some(-(lp as f64));
+    }
+    let test = prep.part(Part::Test);
+    let m = crate::eval::evaluate(
+        &scores[test.clone()],
+        &prep.labels[test.clone()],
+        &prep.missing[test],
+        config.eval_delay,
+    );
+    println!(
+        "loaded {} (trained on {}, {} epochs); scored {} windows of {} in {:.1} s",
+        name,
+        saved.source,
+        saved.epochs_done,
+        total,
+        prep.source,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "best F1 {:.3} (P {:.3}, R {:.3}, threshold {:.3}) | delay {}: {:.3} | point-wise: {:.3}",
+        m.best_f1.f1,
+        m.best_f1.precision,
+        m.best_f1.recall,
+        m.best_f1.threshold,
+        config.eval_delay,
+        m.best_f1_delay.f1,
+        m.best_f1_pointwise.f1
+    );
+    if let Some(out) = &args.detections {
+        write_detections_file(out, &prep, &scores, m.best_f1.threshold)?;
+    }
+    if args.json {
+        let mut v = serde_json::json!({
+            "best_f1": m.best_f1,
+            "best_f1_pointwise": m.best_f1_pointwise,
+            "score_secs": started.elapsed().as_secs_f64(),
+            "loaded": name,
+            "trained_on": saved.source,
+            "epochs": saved.epochs_done,
+            "train_secs": saved.train_secs,
+            "train_windows_per_sec": saved.train_windows_per_sec,
+            "seed": config.seed,
+            "config": config,
+        });
+        v[format!("best_f1_delay{}", config.eval_delay)] = serde_json::to_value(m.best_f1_delay)?;
+        println!("{}", serde_json::to_string(&v)?);
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod data;
 pub mod eval;
 pub mod model;
 pub mod run;
+pub mod runfile;
 pub mod score;
 pub mod sweep;
 pub mod train;

@@ -210,9 +210,19 @@ fn find_column(header: &[String], names: &[&str]) -> Option<usize> {
         .position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
 }
 
-/// Parses a timestamp cell into unix seconds.
+/// The last second of year 9999, the latest timestamp accepted.
+const MAX_SECS: i64 = 253_402_300_799;
+
+/// Parses a timestamp cell into unix seconds, between 1970 and the end of 9999.
 fn parse_timestamp(text: &str) -> Result<i64, Problem> {
-    const MAX_SECS: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let secs = parse_timestamp_unchecked(text)?;
+    if !(0..=MAX_SECS).contains(&secs) {
+        return Err(Problem::TimestampOutOfRange(shorten(text)));
+    }
+    Ok(secs)
+}
+
+fn parse_timestamp_unchecked(text: &str) -> Result<i64, Problem> {
     let integral = text.parse::<i64>().ok().or_else(|| {
         text.parse::<f64>()
             .ok()

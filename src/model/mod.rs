@@ -301,3 +301,88 @@ impl DonutModel {
         self.z_mean.weight.val().dims()[1]
     }
 }
+
+/// One parameter tensor as plain data: its shape and its values, row-major.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Weight {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values.
+    pub values: Vec<f32>,
+}
+
+struct Collect(Vec<Weight>);
+
+impl burn::module::ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val();
+        let shape = t.dims().to_vec();
+        let values = t.into_data().try_to_vec::<f32>().unwrap_or_default();
+        self.0.push(Weight { shape, values });
+    }
+}
+
+struct Restore<'a> {
+    weights: &'a [Weight],
+    next: usize,
+    error: Option<String>,
+}
+
+impl burn::module::ModuleMapper for Restore<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let index = self.next;
+        self.next += 1;
+        let Some(w) = self.weights.get(index) else {
+            self.error.get_or_insert_with(|| {
+                format!(
+                    "the file has {} parameter tensors, the model needs more",
+                    self.weights.len()
+                )
+            });
+            return param;
+        };
+        let expected = param.val().dims().to_vec();
+        if w.shape != expected || w.values.len() != expected.iter().product::<usize>() {
+            self.error.get_or_insert_with(|| {
+                format!(
+                    "parameter {index}: shape {:?} in the file, {:?} in the model",
+                    w.shape, expected
+                )
+            });
+            return param;
+        }
+        let values = w.values.clone();
+        param.map(|t| Tensor::from_data(TensorData::new(values, expected), &t.device()))
+    }
+}
+
+impl DonutModel {
+    /// Every parameter tensor, in module order (what a saved run stores).
+    pub fn weights(&self) -> Vec<Weight> {
+        let mut c = Collect(Vec::new());
+        self.visit(&mut c);
+        c.0
+    }
+
+    /// Replaces every parameter with `weights` (from [`DonutModel::weights`] of a model built
+    /// from the same config). Fails, naming the first mismatch, when the shapes differ.
+    pub fn with_weights(self, weights: &[Weight]) -> Result<Self, String> {
+        let mut r = Restore {
+            weights,
+            next: 0,
+            error: None,
+        };
+        let model = self.map(&mut r);
+        if let Some(e) = r.error {
+            return Err(e);
+        }
+        if r.next != weights.len() {
+            return Err(format!(
+                "the file has {} parameter tensors, the model {}",
+                weights.len(),
+                r.next
+            ));
+        }
+        Ok(model)
+    }
+}

@@ -63,6 +63,8 @@ pub struct RunResult {
     pub score_secs: f64,
     /// Stopped before the last epoch.
     pub stopped: bool,
+    /// The trained parameters (plain data), for saving the run.
+    pub weights: Vec<crate::model::Weight>,
 }
 
 /// What the worker tells the UI.
@@ -299,6 +301,7 @@ impl WorkerState {
             metrics,
             config,
             epochs_done: outcome.epochs_done,
+            weights: outcome.model.weights(),
             train_secs: outcome.train_secs,
             train_windows_per_sec: outcome.train_windows_per_sec,
             score_secs: started.elapsed().as_secs_f64(),

@@ -31,6 +31,8 @@ pub struct Persisted {
     pub last_file: Option<PathBuf>,
     /// Recently opened CSVs, newest first.
     pub recent_files: Vec<PathBuf>,
+    /// Recently saved or opened runs, newest first.
+    pub recent_runs: Vec<PathBuf>,
     /// Width of the controls panel.
     pub controls_width: f32,
     /// Teaching view: the stacked ELBO chart and explanations beside the controls.
@@ -45,6 +47,7 @@ impl Default for Persisted {
             camera: Camera::default(),
             last_file: None,
             recent_files: Vec::new(),
+            recent_runs: Vec::new(),
             controls_width: 330.0,
             teaching: false,
         }
@@ -508,12 +511,122 @@ impl DonutApp {
                     ));
                 }
                 FileEvent::Saved(Ok(path)) => {
-                    self.notice = Some(format!("Saved {}", path.display()))
+                    if path.extension().is_some_and(|e| e == "donut") {
+                        remember(&mut self.state.recent_runs, &path);
+                    }
+                    self.notice = Some(format!("Saved {}", path.display()));
+                }
+                FileEvent::RunLoaded(Ok(loaded)) => self.open_saved_run(*loaded),
+                FileEvent::RunLoaded(Err(e)) => {
+                    self.error = Some(format!("Could not open the run: {e}"))
                 }
                 FileEvent::Saved(Err(e)) => self.error = Some(format!("Could not save: {e}")),
                 FileEvent::Cancelled => {}
             }
         }
+    }
+
+    /// The finished run as a saved-run record, when there is one.
+    pub fn saved_run(&self) -> Option<crate::runfile::SavedRun> {
+        let result = self.result.as_ref()?;
+        Some(crate::runfile::SavedRun {
+            app_version: env!("CARGO_PKG_VERSION").to_string(),
+            source: self
+                .data
+                .as_ref()
+                .map(|d| d.raw.source.clone())
+                .unwrap_or_default(),
+            config: result.config.clone(),
+            weights: result.weights.clone(),
+            metrics: Some(result.metrics),
+            steps: self.history.steps.clone(),
+            validations: self.history.valid.clone(),
+            snapshots: self.snapshots.clone(),
+            scores: result.scores.clone(),
+            epochs_done: result.epochs_done,
+            train_secs: result.train_secs,
+            train_windows_per_sec: result.train_windows_per_sec,
+            score_secs: result.score_secs,
+        })
+    }
+
+    /// Saves the finished run (picker and writing in the background).
+    pub fn save_run(&mut self, ctx: &egui::Context) {
+        let Some(saved) = self.saved_run() else {
+            self.error = Some("No finished run to save yet.".into());
+            return;
+        };
+        self.files.pick_and_save(ctx, "run.donut", move |path| {
+            Ok(crate::runfile::save(path, &saved)?)
+        });
+    }
+
+    /// Reads a saved run (and its data) in the background; [`Self::open_saved_run`] shows it.
+    pub fn open_run_path(&mut self, ctx: &egui::Context, path: PathBuf) {
+        self.files.load_run(ctx, path);
+    }
+
+    /// Shows a saved run: its settings, losses, latent snapshots and scores, on its own data.
+    pub fn open_saved_run(&mut self, loaded: super::loader::LoadedRun) {
+        let super::loader::LoadedRun {
+            path,
+            run: saved,
+            data,
+        } = loaded;
+        self.worker = None;
+        self.phase = Phase::Idle;
+        self.state.config = saved.config.clone();
+        if let Some(raw) = data {
+            self.data = Some(Dataset::new(raw, &saved.config));
+        } else if let Some(d) = self.data.as_mut() {
+            d.prepare(&saved.config);
+        }
+        let fits = self
+            .prepared()
+            .is_some_and(|p| p.source == saved.source && p.len() == saved.scores.len());
+        self.history = History {
+            steps: saved.steps.clone(),
+            valid: saved.validations.clone(),
+            total_steps: saved.steps.len(),
+            steps_per_epoch: 0,
+        };
+        self.replay = None;
+        self.run_config = Some(saved.config.clone());
+        remember(&mut self.state.recent_runs, &path);
+        if !fits {
+            self.result = None;
+            self.latent = None;
+            self.snapshots.clear();
+            self.error = Some(format!(
+                "Opened run {}: it was trained on {}, which could not be loaded, so its scores and latent points are hidden.",
+                path.display(),
+                saved.source
+            ));
+            return;
+        }
+        self.snapshots = saved.snapshots.clone();
+        self.latent = saved.snapshots.last().cloned();
+        self.result = saved.metrics.map(|metrics| {
+            Arc::new(RunResult {
+                scores: saved.scores.clone(),
+                metrics,
+                config: saved.config.clone(),
+                epochs_done: saved.epochs_done,
+                train_secs: saved.train_secs,
+                train_windows_per_sec: saved.train_windows_per_sec,
+                score_secs: saved.score_secs,
+                stopped: false,
+                weights: saved.weights.clone(),
+            })
+        });
+        if let Some(r) = &self.result {
+            self.threshold = r.metrics.best_f1.threshold;
+        }
+        self.notice = Some(format!(
+            "Opened run {} (trained on {})",
+            path.display(),
+            saved.source
+        ));
     }
 
     fn first_frame(&mut self, ctx: &egui::Context) {
@@ -623,6 +736,30 @@ impl DonutApp {
                 self.result = None;
                 self.latent = None;
                 self.history = History::default();
+            }
+            if ui
+                .button("Save run…")
+                .on_hover_text("Save the finished run: settings, weights, metrics, losses, latent snapshots, scores")
+                .clicked()
+            {
+                let ctx = ui.ctx().clone();
+                self.save_run(&ctx);
+            }
+            if ui.button("Open run…").on_hover_text("Open a saved run (.donut)").clicked() {
+                self.files.pick_and_load_run(ui.ctx());
+            }
+            if !self.state.recent_runs.is_empty() {
+                let mut open = None;
+                egui::ComboBox::from_id_salt("recent-runs").selected_text("Recent runs").show_ui(ui, |ui| {
+                    for p in &self.state.recent_runs {
+                        if ui.selectable_label(false, p.display().to_string()).clicked() {
+                            open = Some(p.clone());
+                        }
+                    }
+                });
+                if let Some(p) = open {
+                    self.open_run_path(ui.ctx(), p);
+                }
             }
             if !self.state.recent_files.is_empty() {
                 let mut open = None;
@@ -744,6 +881,13 @@ impl DonutApp {
         });
         let _ = std::fs::write(path, report.to_string());
     }
+}
+
+/// Puts `path` first in a recent-files list of at most 8.
+fn remember(list: &mut Vec<PathBuf>, path: &std::path::Path) {
+    list.retain(|p| p != path);
+    list.insert(0, path.to_path_buf());
+    list.truncate(8);
 }
 
 fn short_name(source: &str) -> String {

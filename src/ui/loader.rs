@@ -15,6 +15,36 @@ pub enum FileEvent {
     Cancelled,
     /// A file was written (Ok: where) or failed.
     Saved(Result<PathBuf, String>),
+    /// A saved run was read, with the series it was trained on when that could be read too.
+    RunLoaded(Result<Box<LoadedRun>, String>),
+}
+
+/// A saved run and its data.
+#[derive(Debug)]
+pub struct LoadedRun {
+    /// The run file.
+    pub path: PathBuf,
+    /// Its contents.
+    pub run: crate::runfile::SavedRun,
+    /// The series it was trained on, when found (the bundled sample, or a file that still loads).
+    pub data: Option<Arc<RawSeries>>,
+}
+
+fn read_run(path: PathBuf) -> FileEvent {
+    let run = match crate::runfile::load(&path) {
+        Ok(r) => r,
+        Err(e) => return FileEvent::RunLoaded(Err(e.to_string())),
+    };
+    let data = if run.source == data::SAMPLE_NAME {
+        data::load_sample().ok()
+    } else {
+        data::load_csv(std::path::Path::new(&run.source)).ok()
+    };
+    FileEvent::RunLoaded(Ok(Box::new(LoadedRun {
+        path,
+        run,
+        data: data.map(Arc::new),
+    })))
 }
 
 /// Runs file jobs off the UI thread.
@@ -83,17 +113,39 @@ impl FileJobs {
         write: impl FnOnce(&std::path::Path) -> anyhow::Result<()> + Send + 'static,
     ) {
         let default_name = default_name.to_string();
+        let extension = default_name.rsplit('.').next().unwrap_or("csv").to_string();
         self.spawn(
             "file-dialog",
             ctx.clone(),
             move || match rfd::FileDialog::new()
-                .add_filter("CSV", &["csv"])
+                .add_filter(&extension, &[extension.as_str()])
                 .set_file_name(default_name)
                 .save_file()
             {
                 Some(path) => {
                     FileEvent::Saved(write(&path).map(|()| path).map_err(|e| format!("{e:#}")))
                 }
+                None => FileEvent::Cancelled,
+            },
+        );
+    }
+
+    /// Reads a saved run (and its data) in the background.
+    pub fn load_run(&mut self, ctx: &egui::Context, path: PathBuf) {
+        self.spawn("run-loader", ctx.clone(), move || read_run(path));
+    }
+
+    /// Opens the picker for a saved run, then reads it, in the background.
+    pub fn pick_and_load_run(&mut self, ctx: &egui::Context) {
+        self.spawn(
+            "file-dialog",
+            ctx.clone(),
+            move || match rfd::FileDialog::new()
+                .add_filter("donut run", &["donut"])
+                .set_title("Open a saved run")
+                .pick_file()
+            {
+                Some(path) => read_run(path),
                 None => FileEvent::Cancelled,
             },
         );

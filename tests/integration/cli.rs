@@ -158,3 +158,57 @@ fn config_file_and_flags_combine() {
         (Some(2), Some(9), Some(1))
     );
 }
+
+#[test]
+fn save_then_load_scores_without_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run.donut");
+    let out = bin()
+        .args(["train", "--json", "--save"])
+        .arg(&run)
+        .args(QUICK)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trained: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["train", "--json", "--load"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let loaded: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        loaded["best_f1"], trained["best_f1"],
+        "the same weights give the same scores"
+    );
+    assert_eq!(loaded["epochs"], 2);
+    // A truncated run file is refused with a message.
+    let bytes = std::fs::read(&run).unwrap();
+    std::fs::write(&run, &bytes[..bytes.len() / 2]).unwrap();
+    let out = bin().args(["train", "--load"]).arg(&run).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+}

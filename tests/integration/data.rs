@@ -287,3 +287,135 @@ mod fuzz {
         }
     }
 }
+
+mod odd_inputs {
+    //! The rest of the hostile-input corpus: each input gets a clear error or a documented handling.
+    use super::parse;
+    use donut_explorer::config::DonutConfig;
+    use donut_explorer::data::Prepared;
+    use donut_explorer::data::load::Problem;
+
+    fn series(values: impl Iterator<Item = String>) -> String {
+        std::iter::once("timestamp,value,label\n".to_string())
+            .chain(
+                values
+                    .enumerate()
+                    .map(|(i, v)| format!("{},{v}\n", 1_600_000_000 + 60 * i as i64)),
+            )
+            .collect()
+    }
+
+    #[test]
+    fn huge_values_are_an_error_when_they_cannot_be_standardised() {
+        let text = series((0..300).map(|i| {
+            if i % 2 == 0 {
+                "1e308,0".to_string()
+            } else {
+                "-1e308,0".to_string()
+            }
+        }));
+        let raw = parse(&text).unwrap();
+        let e = Prepared::new(
+            &raw,
+            &DonutConfig {
+                window: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.problem, Problem::Unstandardisable, "{e}");
+    }
+
+    #[test]
+    fn a_constant_series_is_centred_with_std_1() {
+        let raw = parse(&series((0..300).map(|_| "42,0".to_string()))).unwrap();
+        let prep = Prepared::new(
+            &raw,
+            &DonutConfig {
+                window: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((prep.mean, prep.std), (42.0, 1.0));
+        assert!(prep.values.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn all_points_anomalous_is_an_error() {
+        let raw = parse(&series((0..300).map(|i| format!("{i},1")))).unwrap();
+        let e = Prepared::new(
+            &raw,
+            &DonutConfig {
+                window: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.problem, Problem::NoNormalPoints);
+        assert!(e.to_string().contains("labelled anomalous"), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let mut bytes = b"timestamp,value\n1,2\n2,".to_vec();
+        bytes.extend([0xff, 0xfe]);
+        bytes.extend(b"\n");
+        let e = donut_explorer::data::parse_csv(&bytes[..], "bad.csv").unwrap_err();
+        assert_eq!((e.problem.clone(), e.line), (Problem::InvalidUtf8, Some(3)));
+    }
+
+    #[test]
+    fn a_100_mb_line_is_an_error_not_a_hang_or_crash() {
+        let mut text = String::with_capacity(101 << 20);
+        text.push_str("timestamp,value\n1,2\n2,");
+        text.extend(std::iter::repeat_n('9', 100 << 20));
+        text.push_str("x\n");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, Some(3));
+        let msg = e.to_string();
+        assert!(
+            msg.len() < 300,
+            "the message shortens the cell: {} bytes",
+            msg.len()
+        );
+        assert!(matches!(e.problem, Problem::NotANumber { .. }));
+    }
+
+    #[test]
+    fn semicolon_files_and_millisecond_timestamps_are_understood() {
+        let raw =
+            parse("timestamp;value;label\n1469376000000;1.5;0\n1469376300000;2.5;1\n").unwrap();
+        assert_eq!(raw.timestamps, vec![1469376000, 1469376300]);
+        assert_eq!(raw.labels, vec![0, 1]);
+    }
+
+    #[test]
+    fn negative_and_far_future_timestamps_are_errors() {
+        let e = parse("timestamp,value\n-60,1\n0,2\n").unwrap_err();
+        assert!(
+            matches!(e.problem, Problem::TimestampOutOfRange(_)) && e.line == Some(2),
+            "{e}"
+        );
+        let e = parse("timestamp,value\n3000-01-01 00:00:00,1\n99999-01-01,2\n").unwrap_err();
+        assert!(
+            matches!(
+                e.problem,
+                Problem::TimestampOutOfRange(_) | Problem::BadTimestamp(_)
+            ) && e.line == Some(3),
+            "{e}"
+        );
+        let e = parse("timestamp,value\n1969-12-31 23:00:00,1\n").unwrap_err();
+        assert!(matches!(e.problem, Problem::TimestampOutOfRange(_)), "{e}");
+    }
+
+    #[test]
+    fn a_row_with_too_few_fields_names_the_column() {
+        let e = parse("timestamp,value,label\n1,2,0\n2,3\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(
+            matches!(&e.problem, Problem::MissingField { column, .. } if column == "label"),
+            "{e}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 mod cli;
 mod data;
+mod runs;
 mod training;
 mod ui;
 

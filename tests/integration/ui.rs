@@ -227,3 +227,41 @@ fn corrupt_saved_state_falls_back_to_defaults() {
     );
     assert_eq!(loaded.controls_width, 400.0);
 }
+
+#[test]
+fn a_saved_run_reopens_in_the_app_with_nothing_lost() {
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 2,
+        ..super::quick_config()
+    };
+    let mut h = harness(Persisted {
+        config,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("Train").click();
+    assert!(
+        step_until(&mut h, 1500, |app| app.result.is_some()),
+        "the run did not finish"
+    );
+    let saved = h.state().saved_run().expect("a finished run");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.donut");
+    donut_explorer::runfile::save(&path, &saved).unwrap();
+
+    let mut fresh = harness(quick_state());
+    fresh.run_steps(2);
+    let ctx = fresh.ctx.clone();
+    fresh.state_mut().open_run_path(&ctx, path.clone());
+    assert!(
+        step_until(&mut fresh, 300, |app| app.result.is_some()),
+        "the run did not open"
+    );
+    let app = fresh.state();
+    assert_eq!(app.saved_run().unwrap(), saved);
+    assert_eq!(app.state.recent_runs.first(), Some(&path));
+    assert_eq!(
+        app.state.config.epochs, 2,
+        "the run's settings are restored"
+    );
+}

@@ -1,0 +1,116 @@
+//! Saved runs: the round trip is exact, and damaged, truncated or newer files are refused clearly.
+
+use super::quick_config;
+use donut_explorer::data::{Part, Prepared, load_sample};
+use donut_explorer::model::device_for;
+use donut_explorer::run::run;
+use donut_explorer::runfile::{FORMAT_VERSION, RunFileError, SavedRun, decode, encode, load, save};
+use donut_explorer::train::NoHooks;
+
+fn saved_run() -> (SavedRun, Prepared) {
+    let config = quick_config();
+    let prep = Prepared::new(&load_sample().unwrap(), &config).unwrap();
+    let f = run(&prep, &config, &[Part::Test], &mut NoHooks, &mut |_, _| {
+        true
+    })
+    .unwrap();
+    let saved = SavedRun {
+        app_version: "test".into(),
+        source: prep.source.clone(),
+        config: f.report.config.clone(),
+        weights: f.outcome.model.weights(),
+        metrics: Some(f.report.metrics()),
+        steps: f.outcome.steps.clone(),
+        validations: f.outcome.validations.clone(),
+        snapshots: f.outcome.snapshots.clone(),
+        scores: f.scores.clone(),
+        epochs_done: f.report.epochs,
+        train_secs: f.report.train_secs,
+        train_windows_per_sec: f.report.train_windows_per_sec,
+        score_secs: f.report.score_secs,
+    };
+    (saved, prep)
+}
+
+#[test]
+fn save_and_load_round_trip_is_bit_identical_and_scores_the_same() {
+    let (saved, prep) = saved_run();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.donut");
+    save(&path, &saved).unwrap();
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded, saved, "every field survives");
+    let bits = |r: &SavedRun| {
+        r.weights
+            .iter()
+            .flat_map(|w| w.values.iter().map(|v| v.to_bits()))
+            .collect::<Vec<u32>>()
+    };
+    assert_eq!(bits(&loaded), bits(&saved));
+    // The rebuilt model scores exactly like the original weights.
+    let model = loaded.model("run.donut").unwrap();
+    assert_eq!(model.weights(), saved.weights);
+    let ends: Vec<usize> = prep.window_ends(Part::Test).take(40).collect();
+    let device = device_for(saved.config.backend);
+    let a = donut_explorer::score::score_windows(
+        &model,
+        &prep,
+        &ends,
+        &saved.config,
+        &device,
+        &mut |_| true,
+    )
+    .unwrap();
+    let original = saved.model("again").unwrap();
+    let b = donut_explorer::score::score_windows(
+        &original,
+        &prep,
+        &ends,
+        &saved.config,
+        &device,
+        &mut |_| true,
+    )
+    .unwrap();
+    assert_eq!(a, b);
+    // No temporary file is left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn a_file_truncated_at_any_byte_is_rejected() {
+    let (saved, _) = saved_run();
+    let bytes = encode(&saved).unwrap();
+    for cut in 0..bytes.len() {
+        match decode(&bytes[..cut], "cut.donut") {
+            Err(RunFileError::Truncated { .. }) => {}
+            Err(RunFileError::NotARunFile(_)) if cut == 0 => {}
+            other => panic!(
+                "cut at {cut} of {}: {:?}",
+                bytes.len(),
+                other.map(|_| "loaded")
+            ),
+        }
+    }
+    assert!(decode(&bytes, "whole.donut").is_ok());
+}
+
+#[test]
+fn damaged_newer_and_foreign_files_get_clear_messages() {
+    let (saved, _) = saved_run();
+    let mut bytes = encode(&saved).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    let e = decode(&bytes, "flip.donut").unwrap_err();
+    assert!(matches!(e, RunFileError::Damaged(_)), "{e}");
+
+    let mut newer = encode(&saved).unwrap();
+    newer[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    let e = decode(&newer, "new.donut").unwrap_err().to_string();
+    assert!(
+        e.contains("newer donut-explorer") && e.contains("new.donut"),
+        "{e}"
+    );
+
+    let e = decode(b"timestamp,value\n1,2\n", "data.csv").unwrap_err();
+    assert!(matches!(e, RunFileError::NotARunFile(_)), "{e}");
+}
