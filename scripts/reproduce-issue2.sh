@@ -3,7 +3,7 @@
 # docs/RESULTS.md. Needs a release build: cargo build --release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release/donut-explorer
+bin=${BIN:-target/release/donut-explorer}
 data=${DATA:-../shared/data}
 out=${OUT:-docs/results}
 mkdir -p "$out"

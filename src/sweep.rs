@@ -154,7 +154,13 @@ pub struct SweepRun {
     pub seed: u64,
     /// Its report.
     pub report: RunReport,
+    /// Latent means of the trained model on a sample of windows (for the gallery).
+    #[serde(skip)]
+    pub latent: Option<crate::train::LatentSnapshot>,
 }
+
+/// Windows in each run's latent sample.
+pub const GALLERY_POINTS: usize = 2_000;
 
 /// A row of the table: one variant over its seeds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -327,6 +333,44 @@ impl TrainHooks for CancelHooks<'_> {
     }
 }
 
+/// One run of a sweep: prepare, train, score, evaluate, and the latent means for the gallery.
+/// `Ok(None)` when cancelled.
+fn run_job(
+    raw: &RawSeries,
+    variant: usize,
+    seed: u64,
+    config: &DonutConfig,
+    cancel: &AtomicBool,
+) -> Result<Option<SweepRun>, String> {
+    let prep = Prepared::new(raw, config).map_err(|e| e.to_string())?;
+    let mut hooks = CancelHooks { cancel };
+    let keep_going = &mut |_, _| !cancel.load(Ordering::Relaxed);
+    let f = match run(&prep, config, &[Part::Test], &mut hooks, keep_going) {
+        Ok(f) => f,
+        Err(crate::run::RunError::Stopped(_)) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    if f.report.stopped {
+        return Ok(None);
+    }
+    let ends = Arc::new(crate::train::latent_sample_ends(&prep, GALLERY_POINTS));
+    let device = crate::model::device_for(config.backend);
+    let means = crate::train::latent_means(&f.outcome.model, &prep, &ends, &device);
+    let latent = crate::train::LatentSnapshot {
+        step: f.report.steps,
+        epoch: f.report.epochs,
+        dim: config.latent_dim,
+        ends,
+        means,
+    };
+    Ok(Some(SweepRun {
+        variant,
+        seed,
+        report: f.report,
+        latent: Some(latent),
+    }))
+}
+
 /// Runs every job of `spec` on `raw`, `spec.jobs` at a time, calling `on_run` as each finishes
 /// (or fails). Stops starting new runs, and stops the ones running, when `cancel` is set; finished
 /// runs are kept. Returns the finished runs.
@@ -354,28 +398,14 @@ pub fn run_sweep(
                         let Some((variant, seed, config)) = jobs.get(i) else {
                             break;
                         };
-                        let outcome = Prepared::new(raw, config)
-                            .map_err(|e| e.to_string())
-                            .and_then(|prep| {
-                                let mut hooks = CancelHooks { cancel };
-                                run(&prep, config, &[Part::Test], &mut hooks, &mut |_, _| {
-                                    !cancel.load(Ordering::Relaxed)
-                                })
-                                .map_err(|e| e.to_string())
-                            });
-                        match outcome {
-                            Ok(f) if !f.report.stopped => {
-                                let r = SweepRun {
-                                    variant: *variant,
-                                    seed: *seed,
-                                    report: f.report,
-                                };
+                        match run_job(raw, *variant, *seed, config, cancel) {
+                            Ok(Some(r)) => {
                                 on_run(Ok(&r));
                                 if let Ok(mut all) = finished.lock() {
                                     all.push(r);
                                 }
                             }
-                            Ok(_) => {}
+                            Ok(None) => {}
                             Err(e) => on_run(Err(format!(
                                 "{} seed {seed}: {e}",
                                 spec.variants[*variant].label
@@ -450,16 +480,19 @@ mod tests {
                 variant: 0,
                 seed: 0,
                 report: report(0.5),
+                latent: None,
             },
             SweepRun {
                 variant: 0,
                 seed: 1,
                 report: report(0.7),
+                latent: None,
             },
             SweepRun {
                 variant: 1,
                 seed: 0,
                 report: report(0.9),
+                latent: None,
             },
         ];
         let rows = table(&variants, &runs);

@@ -220,6 +220,8 @@ pub struct DonutApp {
     load_requested: bool,
     /// A structural change made while a slider is held: restart when it is released.
     restart_pending: bool,
+    /// The sweep window.
+    pub sweeps: super::sweeps::SweepPanel,
 }
 
 impl DonutApp {
@@ -259,6 +261,7 @@ impl DonutApp {
             first_latent_secs: None,
             load_requested: false,
             restart_pending: false,
+            sweeps: Default::default(),
         }
     }
 
@@ -698,7 +701,18 @@ impl DonutApp {
             });
         });
 
-        if self.is_running() {
+        let mut sweeps_open = self.sweeps.open;
+        egui::Window::new("Sweeps")
+            .open(&mut sweeps_open)
+            .default_size([760.0, 620.0])
+            .vscroll(true)
+            .show(&ctx, |ui| super::sweeps::sweeps_ui(self, ui));
+        self.sweeps.open = sweeps_open;
+        if !self.sweeps.open {
+            self.sweeps.poll();
+        }
+
+        if self.is_running() || self.sweeps.is_running() {
             ctx.request_repaint_after(Duration::from_millis(33));
         }
         if self.files.pending > 0 {
@@ -736,6 +750,9 @@ impl DonutApp {
                 self.result = None;
                 self.latent = None;
                 self.history = History::default();
+            }
+            if ui.button("Sweeps…").on_hover_text("Repeat runs over a setting's values and seeds; compare their F1 and latent spaces").clicked() {
+                self.sweeps.open = !self.sweeps.open;
             }
             if ui
                 .button("Save run…")

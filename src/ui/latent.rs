@@ -63,7 +63,10 @@ pub struct LatentCache {
     pub axis_names: [String; 3],
 }
 
-fn project(snap: &LatentSnapshot, projection: Projection) -> (Vec<[f32; 3]>, [String; 3]) {
+pub(super) fn project(
+    snap: &LatentSnapshot,
+    projection: Projection,
+) -> (Vec<[f32; 3]>, [String; 3]) {
     let k = snap.dim;
     let rows = &snap.means;
     match projection {
@@ -102,7 +105,7 @@ fn project(snap: &LatentSnapshot, projection: Projection) -> (Vec<[f32; 3]>, [St
     }
 }
 
-fn colors(
+pub(super) fn colors(
     snap: &LatentSnapshot,
     prep: &Prepared,
     color_by: ColorBy,

@@ -11,6 +11,7 @@ pub mod latent3d;
 mod loader;
 mod loss;
 mod series;
+mod sweeps;
 
 pub use app::{AppOptions, DonutApp, Persisted};
 

@@ -265,3 +265,43 @@ fn a_saved_run_reopens_in_the_app_with_nothing_lost() {
         "the run's settings are restored"
     );
 }
+
+#[test]
+fn a_tiny_sweep_from_the_ui_fills_its_table() {
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 1,
+        n_z: 4,
+        mcmc_iterations: 0,
+        ..super::quick_config()
+    };
+    let mut h = harness(Persisted {
+        config,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("Sweeps…").click();
+    h.run_steps(2);
+    {
+        let sweeps = &mut h.state_mut().sweeps;
+        sweeps.preset = None;
+        sweeps.param = "latent_dim".into();
+        sweeps.values = "2,3".into();
+        sweeps.seeds = 2;
+    }
+    h.run_steps(1);
+    h.get_by_label("Run sweep").click();
+    assert!(
+        step_until(&mut h, 3000, |app| !app.sweeps.is_running()
+            && app.sweeps.runs.len() == 4),
+        "the sweep did not finish"
+    );
+    h.run_steps(2);
+    let app = h.state();
+    assert!(app.sweeps.errors.is_empty(), "{:?}", app.sweeps.errors);
+    let rows = donut_explorer::sweep::table(&app.sweeps.variants, &app.sweeps.runs);
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.best_f1.n == 2));
+    // The table (and the gallery) show both variants.
+    assert!(h.get_all_by_label("latent_dim=2").count() >= 1);
+    assert!(h.get_all_by_label("latent_dim=3").count() >= 1);
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The published DONUT experiments as headless sweeps (3 seeds each) on cpu4 and curve_61; tables go
+# to docs/sweeps/. Needs a release build: cargo build --release. About an hour on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${BIN:-target/release/donut-explorer}
+data=${DATA:-../shared/data}
+out=${OUT:-docs/sweeps}
+seeds=${SEEDS:-3}
+mkdir -p "$out"
+for series in cpu4 server_res_eth1out_curve_61; do
+  for preset in ablation entropy-weight fixed-beta latent-dim; do
+    $bin sweep --data "$data/$series.csv" --preset "$preset" --seeds "$seeds" \
+      --markdown "$out/${series}_${preset}.md" --csv "$out/${series}_${preset}.csv" --json \
+      > "$out/${series}_${preset}.json.log" 2> "$out/${series}_${preset}.stderr.log"
+  done
+done
