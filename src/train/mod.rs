@@ -366,6 +366,38 @@ pub fn train(
     let mut stopped = false;
     let mut epochs_done = 0;
     let mut injected = vec![false; prep.len()];
+    // Validation loss of the current parameters; the best parameters so far are kept.
+    let validate = |model: &DonutModel,
+                    step: usize,
+                    live: &LiveSettings,
+                    rng: &mut Xoshiro256PlusPlus,
+                    best: &mut Option<(f64, DonutModel)>,
+                    validations: &mut Vec<ValidStats>,
+                    hooks: &mut dyn TrainHooks| {
+        let Some(terms) = part_loss(
+            &model.valid(),
+            prep,
+            Part::Valid,
+            live,
+            &config,
+            rng,
+            &device,
+        ) else {
+            return;
+        };
+        let is_best =
+            terms.total.is_finite() && best.as_ref().is_none_or(|(b, _)| terms.total < *b);
+        if is_best {
+            *best = Some((terms.total, model.clone()));
+        }
+        let v = ValidStats {
+            step,
+            terms,
+            best: is_best,
+        };
+        validations.push(v);
+        hooks.event(TrainEvent::Valid(v));
+    };
 
     'epochs: for epoch in 0..config.epochs {
         let lr_factor = config
@@ -442,29 +474,16 @@ pub fn train(
             steps.push(stats);
             hooks.event(TrainEvent::Step(stats));
 
-            if step.is_multiple_of(config.valid_every_steps)
-                && let Some(terms) = part_loss(
-                    &model.valid(),
-                    prep,
-                    Part::Valid,
-                    &live,
-                    &config,
-                    &mut valid_rng,
-                    &device,
-                )
-            {
-                let is_best =
-                    terms.total.is_finite() && best.as_ref().is_none_or(|(b, _)| terms.total < *b);
-                if is_best {
-                    best = Some((terms.total, model.clone()));
-                }
-                let v = ValidStats {
+            if step.is_multiple_of(config.valid_every_steps) {
+                validate(
+                    &model,
                     step,
-                    terms,
-                    best: is_best,
-                };
-                validations.push(v);
-                hooks.event(TrainEvent::Valid(v));
+                    &live,
+                    &mut valid_rng,
+                    &mut best,
+                    &mut validations,
+                    hooks,
+                );
             }
             if let Some(every) = latent_every
                 && step.is_multiple_of(every)
@@ -480,28 +499,15 @@ pub fn train(
     }
 
     // A last validation, so the final parameters compete too.
-    if let Some(terms) = part_loss(
-        &model.valid(),
-        prep,
-        Part::Valid,
+    validate(
+        &model,
+        step,
         &live,
-        &config,
         &mut valid_rng,
-        &device,
-    ) {
-        let is_best =
-            terms.total.is_finite() && best.as_ref().is_none_or(|(b, _)| terms.total < *b);
-        if is_best {
-            best = Some((terms.total, model.clone()));
-        }
-        let v = ValidStats {
-            step,
-            terms,
-            best: is_best,
-        };
-        validations.push(v);
-        hooks.event(TrainEvent::Valid(v));
-    }
+        &mut best,
+        &mut validations,
+        hooks,
+    );
     let final_model = best.map(|(_, m)| m).unwrap_or(model);
     if latent_every.is_some() {
         snapshot(&final_model, step, epochs_done, hooks);

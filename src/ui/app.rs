@@ -765,31 +765,11 @@ impl DonutApp {
             if ui.button("Open run…").on_hover_text("Open a saved run (.donut)").clicked() {
                 self.files.pick_and_load_run(ui.ctx());
             }
-            if !self.state.recent_runs.is_empty() {
-                let mut open = None;
-                egui::ComboBox::from_id_salt("recent-runs").selected_text("Recent runs").show_ui(ui, |ui| {
-                    for p in &self.state.recent_runs {
-                        if ui.selectable_label(false, p.display().to_string()).clicked() {
-                            open = Some(p.clone());
-                        }
-                    }
-                });
-                if let Some(p) = open {
-                    self.open_run_path(ui.ctx(), p);
-                }
+            if let Some(p) = recent_ui(ui, "Recent runs", &self.state.recent_runs) {
+                self.open_run_path(ui.ctx(), p);
             }
-            if !self.state.recent_files.is_empty() {
-                let mut open = None;
-                egui::ComboBox::from_id_salt("recent").selected_text("Recent").show_ui(ui, |ui| {
-                    for p in &self.state.recent_files {
-                        if ui.selectable_label(false, p.display().to_string()).clicked() {
-                            open = Some(p.clone());
-                        }
-                    }
-                });
-                if let Some(p) = open {
-                    self.open_path(ui.ctx(), p);
-                }
+            if let Some(p) = recent_ui(ui, "Recent", &self.state.recent_files) {
+                self.open_path(ui.ctx(), p);
             }
             ui.separator();
             if let Some(d) = &self.data {
@@ -898,6 +878,27 @@ impl DonutApp {
         });
         let _ = std::fs::write(path, report.to_string());
     }
+}
+
+/// A drop-down of recent files (nothing when the list is empty); returns the one clicked.
+fn recent_ui(ui: &mut egui::Ui, label: &str, files: &[PathBuf]) -> Option<PathBuf> {
+    if files.is_empty() {
+        return None;
+    }
+    let mut open = None;
+    egui::ComboBox::from_id_salt(label)
+        .selected_text(label)
+        .show_ui(ui, |ui| {
+            for p in files {
+                if ui
+                    .selectable_label(false, p.display().to_string())
+                    .clicked()
+                {
+                    open = Some(p.clone());
+                }
+            }
+        });
+    open
 }
 
 /// Puts `path` first in a recent-files list of at most 8.
