@@ -305,3 +305,61 @@ fn a_tiny_sweep_from_the_ui_fills_its_table() {
     assert!(h.get_all_by_label("latent_dim=2").count() >= 1);
     assert!(h.get_all_by_label("latent_dim=3").count() >= 1);
 }
+
+#[test]
+fn a_worker_panic_is_reported_and_the_app_keeps_working() {
+    let mut h = harness(quick_state());
+    h.run_steps(2);
+    // Break the prepared data behind the app's back: its values end early, so the worker's first
+    // window copy panics (index out of bounds) inside the training thread.
+    let good = h.state().prepared().cloned().unwrap();
+    let mut broken = (*good).clone();
+    broken.values.truncate(broken.window + 5);
+    h.state_mut().data.as_mut().unwrap().prepared = Some(std::sync::Arc::new(broken));
+    h.get_by_label("Train").click();
+    let reported = step_until(&mut h, 600, |app| {
+        app.error.as_deref().is_some_and(|e| e.contains("panicked"))
+    });
+    assert!(
+        reported,
+        "the panic was not reported: {:?}",
+        h.state().error
+    );
+    assert!(step_until(&mut h, 300, |app| !app.worker_alive() && !app.is_running()));
+    // The app goes on: with good data, training runs again.
+    h.state_mut().data.as_mut().unwrap().prepared = Some(good);
+    h.get_by_label("Train").click();
+    assert!(
+        step_until(&mut h, 600, |app| !app.history.steps.is_empty()),
+        "training did not restart"
+    );
+    h.state_mut().shutdown_worker(Duration::from_secs(5));
+}
+
+#[test]
+fn learning_rate_10_and_injection_rate_1_do_not_crash() {
+    for (lr, inj) in [(10.0, 0.01), (1e-3, 1.0)] {
+        let config = donut_explorer::config::DonutConfig {
+            epochs: 3,
+            learning_rate: lr,
+            injection_rate: inj,
+            ..super::quick_config()
+        };
+        let mut h = harness(Persisted {
+            config,
+            ..Default::default()
+        });
+        h.run_steps(2);
+        h.get_by_label("Train").click();
+        let ended = step_until(&mut h, 3000, |app| {
+            app.result.is_some() || app.error.is_some()
+        });
+        assert!(
+            ended,
+            "lr {lr}, injection {inj}: neither a result nor a message"
+        );
+        if let Some(e) = &h.state().error {
+            assert!(e.contains("diverged"), "lr {lr}, injection {inj}: {e}");
+        }
+    }
+}
