@@ -7,6 +7,18 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_donut-explorer"))
 }
 
+/// Runs a command that must succeed and returns the JSON object on the last line of its stdout.
+fn json_of(command: &mut Command) -> serde_json::Value {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
 const QUICK: &[&str] = &[
     "--epochs",
     "2",
@@ -163,43 +175,13 @@ fn config_file_and_flags_combine() {
 fn save_then_load_scores_without_training() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run.donut");
-    let out = bin()
-        .args(["train", "--json", "--save"])
-        .arg(&run)
-        .args(QUICK)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let trained = json_of(
+        bin()
+            .args(["train", "--json", "--save"])
+            .arg(&run)
+            .args(QUICK),
     );
-    let trained: serde_json::Value = serde_json::from_str(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap(),
-    )
-    .unwrap();
-    let out = bin()
-        .args(["train", "--json", "--load"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let loaded: serde_json::Value = serde_json::from_str(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap(),
-    )
-    .unwrap();
+    let loaded = json_of(bin().args(["train", "--json", "--load"]).arg(&run));
     assert_eq!(
         loaded["best_f1"], trained["best_f1"],
         "the same weights give the same scores"
