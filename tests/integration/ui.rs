@@ -69,7 +69,9 @@ fn train_streams_losses_and_latent_points_then_stop_ends_the_worker() {
 
     h.get_by_label("Stop").click();
     // Stop ends training; the best parameters are scored, then the thread ends.
-    let ended = step_until(&mut h, 1500, |app| !app.worker_alive());
+    // The worker's last event (phase Idle) follows its result, so once the app is idle and the
+    // thread has ended, the result (or an error) has been taken in.
+    let ended = step_until(&mut h, 1500, |app| !app.worker_alive() && !app.is_running());
     assert!(ended, "the worker thread did not end after Stop");
     let app = h.state();
     assert!(app.result.is_some() || app.error.is_some());
