@@ -485,13 +485,9 @@ fn evaluate_saved(args: &TrainArgs, path: &Path) -> Result<()> {
     let started = std::time::Instant::now();
     let mut progress = score_bar("");
     let total = ends.len();
-    let log_p = crate::score::score_windows(&model, &prep, &ends, &config, &device, &mut |done| {
+    let scores = crate::score::score_series(&model, &prep, &ends, &config, &device, &mut |done| {
         progress(done, total)
     })?;
-    let mut scores = vec![None; prep.len()];
-    for (&end, lp) in ends.iter().zip(log_p) {
-        scores[end] = Some(-(lp as f64));
-    }
     let test = prep.part(Part::Test);
     let m = crate::eval::evaluate(
         &scores[test.clone()],

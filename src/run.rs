@@ -4,7 +4,7 @@ use crate::config::DonutConfig;
 use crate::data::{Part, Prepared};
 use crate::eval::{Adjust, F1Score, Metrics, best_f1};
 use crate::model::device_for;
-use crate::score::{Stopped, score_windows};
+use crate::score::{Stopped, score_series};
 use crate::train::{TrainError, TrainHooks, TrainOutcome, train};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -134,14 +134,10 @@ pub fn run(
     let device = device_for(config.backend);
     let started = Instant::now();
     let total = ends.len();
-    let log_p = score_windows(&outcome.model, prep, &ends, &config, &device, &mut |done| {
+    let scores = score_series(&outcome.model, prep, &ends, &config, &device, &mut |done| {
         score_progress(done, total)
     })?;
     let score_secs = started.elapsed().as_secs_f64();
-    let mut scores = vec![None; prep.len()];
-    for (&end, lp) in ends.iter().zip(log_p) {
-        scores[end] = Some(-(lp as f64));
-    }
     let test = prep.part(Part::Test);
     let (s, l, m) = (
         &scores[test.clone()],

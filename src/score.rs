@@ -115,6 +115,24 @@ pub fn score_windows(
     Ok(out)
 }
 
+/// Anomaly scores (negated log-probabilities) for every point of the series: `Some` at the end
+/// point of each window in `ends`, `None` elsewhere.
+pub fn score_series(
+    model: &DonutModel,
+    prep: &Prepared,
+    ends: &[usize],
+    config: &DonutConfig,
+    device: &Device,
+    keep_going: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<Option<f64>>, Stopped> {
+    let log_p = score_windows(model, prep, ends, config, device, keep_going)?;
+    let mut scores = vec![None; prep.len()];
+    for (&end, lp) in ends.iter().zip(log_p) {
+        scores[end] = Some(-(lp as f64));
+    }
+    Ok(scores)
+}
+
 /// Anomaly scores (negated log-probabilities) for every point of `part`: `None` for the first
 /// W-1 points of the part, which end no window.
 pub fn score_part(

@@ -10,7 +10,7 @@ use crate::config::{DonutConfig, LiveSettings};
 use crate::data::{Part, Prepared};
 use crate::eval::{Metrics, evaluate};
 use crate::model::device_for;
-use crate::score::score_windows;
+use crate::score::score_series;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -251,7 +251,7 @@ impl WorkerState {
         let mut request = Polled::Continue;
         let mut last_report = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            score_windows(&outcome.model, data, &ends, &config, &device, &mut |done| {
+            score_series(&outcome.model, data, &ends, &config, &device, &mut |done| {
                 if last_report.elapsed() > Duration::from_millis(100) {
                     last_report = Instant::now();
                     self.emit(WorkerEvent::ScoreProgress { done, total });
@@ -269,7 +269,7 @@ impl WorkerState {
                 }
             })
         }));
-        let log_p = match result {
+        let scores = match result {
             Ok(Ok(v)) => v,
             Ok(Err(_stopped)) => {
                 self.emit(WorkerEvent::Failed(
@@ -285,10 +285,6 @@ impl WorkerState {
                 return request;
             }
         };
-        let mut scores = vec![None; data.len()];
-        for (&end, lp) in ends.iter().zip(log_p) {
-            scores[end] = Some(-(lp as f64));
-        }
         let test = data.part(Part::Test);
         let metrics = evaluate(
             &scores[test.clone()],
