@@ -150,6 +150,10 @@ pub struct DonutConfig {
     pub seed: u64,
     /// burn backend.
     pub backend: BackendKind,
+    /// CPU threads for training and scoring (0 = every core). Each training batch is split into
+    /// this many shards whose gradients are summed, so a seed reproduces a run exactly for the
+    /// same thread count; other counts differ in the last bits of the sums.
+    pub threads: usize,
 
     // --- scoring and evaluation ---
     /// MCMC imputation iterations for missing points (0 = off).
@@ -189,6 +193,7 @@ impl Default for DonutConfig {
             valid_every_steps: 100,
             seed: 0,
             backend: BackendKind::Flex,
+            threads: 0,
             mcmc_iterations: 10,
             n_z: 1024,
             eval_delay: 7,
@@ -373,6 +378,12 @@ impl DonutConfig {
             "must be >= 1",
         )?;
         check(
+            self.threads <= 256,
+            "threads",
+            self.threads,
+            "must be in 0..=256 (0 = every core)",
+        )?;
+        check(
             self.mcmc_iterations <= 1000,
             "mcmc_iterations",
             self.mcmc_iterations,
@@ -391,6 +402,14 @@ impl DonutConfig {
             "must be in 0..=100000",
         )?;
         Ok(())
+    }
+
+    /// The thread count in force: `threads`, or every core when it is 0.
+    pub fn worker_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     /// Reads a config from a TOML (`.toml`) or JSON (any other extension) file; missing keys take
@@ -483,6 +502,7 @@ impl DonutConfig {
             || self.latent_dist != other.latent_dist
             || self.student_t_df != other.student_t_df
             || self.backend != other.backend
+            || self.threads != other.threads
             || self.seed != other.seed
     }
 }

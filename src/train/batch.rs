@@ -66,6 +66,34 @@ pub fn host_batch(
 }
 
 impl HostBatch {
+    /// Cuts the batch (and its latent noise `[n * K]`) into `parts` contiguous pieces of nearly
+    /// equal size, in order.
+    pub fn split(
+        self,
+        noise: &[f32],
+        parts: usize,
+        latent_dim: usize,
+    ) -> Vec<(HostBatch, Vec<f32>)> {
+        let n = self.n;
+        let w = self.x.len().checked_div(n).unwrap_or(0);
+        let parts = parts.clamp(1, n.max(1));
+        (0..parts)
+            .map(|p| {
+                let (a, b) = (p * n / parts, (p + 1) * n / parts);
+                (
+                    HostBatch {
+                        x: self.x[a * w..b * w].to_vec(),
+                        alpha: self.alpha[a * w..b * w].to_vec(),
+                        beta: self.beta[a..b].to_vec(),
+                        lambda: self.lambda[a..b].to_vec(),
+                        n: b - a,
+                    },
+                    noise[a * latent_dim..b * latent_dim].to_vec(),
+                )
+            })
+            .collect()
+    }
+
     /// Uploads to `device` with the given latent noise `[n * K]`.
     pub fn upload(
         self,

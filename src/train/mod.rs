@@ -10,16 +10,17 @@ pub mod worker;
 
 use crate::config::{DonutConfig, LiveSettings};
 use crate::data::{Part, Prepared};
-use crate::model::loss::{LossTerms, m_elbo};
+use crate::model::loss::{Batch, LossTerms, m_elbo};
 use crate::model::{DonutModel, device_for};
 use batch::host_batch;
 use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
@@ -109,8 +110,8 @@ pub enum Flow {
     Stop,
 }
 
-/// The loop's connection to its driver.
-pub trait TrainHooks {
+/// The loop's connection to its driver. `Send`, because the loop runs on a thread of its own pool.
+pub trait TrainHooks: Send {
     /// Receives every event.
     fn event(&mut self, event: TrainEvent);
     /// Called between steps: may change `live` settings or ask to stop. May block (pause).
@@ -294,11 +295,105 @@ pub fn part_loss(
     })
 }
 
+/// Fewest windows worth a shard of their own in a data-parallel step.
+const MIN_SHARD_WINDOWS: usize = 32;
+
+/// A pool of `threads` named threads for training and scoring. burn's CPU kernels that use rayon
+/// run inside it too, so `threads` bounds the CPU that a run takes.
+pub fn thread_pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("donut-compute-{i}"))
+        .build()
+        .unwrap_or_else(|_| {
+            // Creating threads failed (resource limits): fall back to the calling thread alone.
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .use_current_thread()
+                .build()
+                .unwrap_or_else(|e| panic!("cannot create even a one-thread pool: {e}"))
+        })
+}
+
+/// One data-parallel optimisation step's forward and backward passes: the batch is cut into
+/// `shards` contiguous parts, each part's loss (scaled by its share of the batch) is
+/// differentiated on its own thread against a fork of `model`, and the gradients are summed, which
+/// gives the gradient of the whole batch's mean loss. Returns the batch's loss terms (the shards'
+/// terms weighted by their share) and the summed gradients.
+#[allow(clippy::too_many_arguments)]
+fn sharded_step(
+    pool: &rayon::ThreadPool,
+    model: &DonutModel,
+    host: batch::HostBatch,
+    noise: Vec<f32>,
+    shards: usize,
+    latent_dim: usize,
+    window: usize,
+    l2_weight: f64,
+    device: &Device,
+) -> (LossTerms, GradientsParams) {
+    let n = host.n;
+    if shards <= 1 {
+        let loss = m_elbo(
+            model,
+            host.upload(noise, latent_dim, window, device),
+            l2_weight,
+        );
+        let terms = loss.to_terms();
+        let grads = GradientsParams::from_grads(loss.total.backward(), model);
+        return (terms, grads);
+    }
+    let parts: Vec<(DonutModel, Batch, f64)> = host
+        .split(&noise, shards, latent_dim)
+        .into_iter()
+        .map(|(part, noise)| {
+            let share = part.n as f64 / n as f64;
+            let batch = part.upload(noise, latent_dim, window, device);
+            (model.clone().fork(device), batch, share)
+        })
+        .collect();
+    let results: Vec<(LossTerms, GradientsParams, f64)> = pool.install(|| {
+        parts
+            .into_par_iter()
+            .map(|(replica, batch, share)| {
+                let loss = m_elbo(&replica, batch, l2_weight);
+                let terms = loss.to_terms();
+                let grads = loss.total.mul_scalar(share).backward();
+                (terms, GradientsParams::from_grads(grads, &replica), share)
+            })
+            .collect()
+    });
+    let mut accumulator = GradientsAccumulator::<DonutModel>::new();
+    let mut terms = LossTerms::default();
+    for (t, grads, share) in results {
+        accumulator.accumulate(model, grads);
+        terms.total += t.total * share;
+        terms.recon += t.recon * share;
+        terms.prior += t.prior * share;
+        terms.entropy += t.entropy * share;
+        terms.l2 += t.l2 * share;
+    }
+    (terms, accumulator.grads())
+}
+
 /// Trains a DONUT model on the train part of `prep`, validating on its validation part.
+///
+/// The loop runs on the first thread of a pool of `config.worker_threads()` threads (the calling
+/// thread waits), so that the data-parallel steps start without waking a sleeping thread.
 pub fn train(
     prep: &Prepared,
     config: &DonutConfig,
     hooks: &mut dyn TrainHooks,
+) -> Result<TrainOutcome, TrainError> {
+    let pool = thread_pool(config.worker_threads());
+    pool.install(|| train_in_pool(prep, config, hooks, &pool))
+}
+
+fn train_in_pool(
+    prep: &Prepared,
+    config: &DonutConfig,
+    hooks: &mut dyn TrainHooks,
+    pool: &rayon::ThreadPool,
 ) -> Result<TrainOutcome, TrainError> {
     let mut config = config.clone();
     let started = Instant::now();
@@ -320,6 +415,11 @@ pub fn train(
         return Err(TrainError::NoWindows);
     }
     let batch_size = config.batch_size.min(ends.len());
+    // One shard per thread, each of at least MIN_SHARD_WINDOWS windows.
+    let shards = config
+        .worker_threads()
+        .min(batch_size / MIN_SHARD_WINDOWS)
+        .max(1);
     let steps_per_epoch = ends.len() / batch_size;
     let k = config.latent_dim;
     let w = prep.window;
@@ -417,12 +517,17 @@ pub fn train(
             let t0 = Instant::now();
             let host = host_batch(prep, batch_ends, &injected, &live);
             let noise = model.latent().sample_noise(&mut rng, batch_size * k);
-            let loss = m_elbo(
+            let (terms, grads) = sharded_step(
+                pool,
                 &model,
-                host.upload(noise, k, w, &ad_device),
+                host,
+                noise,
+                shards,
+                k,
+                w,
                 config.l2_weight,
+                &ad_device,
             );
-            let terms = loss.to_terms();
             if !terms.is_finite() || terms.total.abs() > EXPLODED_LOSS {
                 let (term, value) = [
                     ("total loss", terms.total),
@@ -442,7 +547,6 @@ pub fn train(
                     hint: divergence_hint(&config, &live),
                 });
             }
-            let grads = GradientsParams::from_grads(loss.total.backward(), &model);
             model = optim.step(learning_rate, model, grads);
             step += 1;
             let now = Instant::now();

@@ -108,7 +108,7 @@ impl Worker {
     pub fn spawn(
         data: Arc<Prepared>,
         config: DonutConfig,
-        wake: Box<dyn Fn() + Send>,
+        wake: Box<dyn Fn() + Send + Sync>,
         latent_every_steps: usize,
     ) -> std::io::Result<Self> {
         let (cmd_tx, cmd_rx) = bounded(COMMAND_CAPACITY);
@@ -187,7 +187,7 @@ impl Drop for Worker {
 struct WorkerState {
     commands: Receiver<Command>,
     events: Sender<WorkerEvent>,
-    wake: Box<dyn Fn() + Send>,
+    wake: Box<dyn Fn() + Send + Sync>,
     latent_every_steps: usize,
 }
 

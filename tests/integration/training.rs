@@ -98,6 +98,41 @@ fn a_seed_reproduces_a_run_and_another_seed_does_not() {
 }
 
 #[test]
+fn data_parallel_steps_follow_the_single_thread_path_and_reproduce_per_thread_count() {
+    let config = DonutConfig {
+        epochs: 1,
+        ..quick_config()
+    };
+    let prep = sample(&config);
+    let run = |threads: usize| {
+        let c = DonutConfig {
+            threads,
+            ..config.clone()
+        };
+        let out = train(&prep, &c, &mut NoHooks).unwrap();
+        out.steps
+            .iter()
+            .take(8)
+            .map(|s| s.terms.total)
+            .collect::<Vec<_>>()
+    };
+    let one = run(1);
+    // Three shards: 85 + 85 + 86 windows, their gradients summed.
+    let three = run(3);
+    assert_eq!(three, run(3), "same thread count, same seed: identical");
+    assert_ne!(
+        one, three,
+        "the shards really ran (sums differ in the last bits)"
+    );
+    for (a, b) in one.iter().zip(&three) {
+        assert!(
+            (a - b).abs() < 1e-3 * a.abs().max(1.0),
+            "one thread {one:?}\nthree shards {three:?}"
+        );
+    }
+}
+
+#[test]
 fn beta_zero_removes_the_prior_term() {
     let base = DonutConfig {
         latent_dim: 3,
@@ -215,6 +250,36 @@ fn both_backends_build_the_same_network_from_a_seed() {
         (flex.total - nd.total).abs() < 1e-3 * flex.total.abs(),
         "{flex:?} vs {nd:?}"
     );
+}
+
+#[test]
+fn the_im2col_convolution_and_pair_pooling_match_burns_conv1d_and_max_pool() {
+    use burn::nn::PaddingConfig1d;
+    use burn::nn::conv::Conv1dConfig;
+    use burn::nn::pool::MaxPool1dConfig;
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+    use donut_explorer::model::{conv_same3, max_pool2};
+
+    let device = device_for(BackendKind::Flex);
+    for (c_in, c_out, len) in [(1, 4, 12), (3, 5, 9)] {
+        let conv = Conv1dConfig::new(c_in, c_out, 3)
+            .with_padding(PaddingConfig1d::Same)
+            .init(&device);
+        let x = Tensor::<3>::random([2, c_in, len], Distribution::Normal(0.0, 1.0), &device);
+        // burn: [n, C, L]; ours: channels-last [n, L, C].
+        let reference = MaxPool1dConfig::new(2)
+            .init()
+            .forward(conv.forward(x.clone()))
+            .permute([0, 2, 1]);
+        let ours = max_pool2(conv_same3(&conv, x.permute([0, 2, 1])));
+        assert_eq!(ours.dims(), reference.dims());
+        let a = ours.into_data().try_to_vec::<f32>().unwrap();
+        let b = reference.into_data().try_to_vec::<f32>().unwrap();
+        for (u, v) in a.iter().zip(&b) {
+            assert!((u - v).abs() < 1e-5, "{a:?}\nvs\n{b:?}");
+        }
+    }
 }
 
 struct Recorder {
