@@ -15,9 +15,10 @@ use burn::tensor::TensorData;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 
 /// Rows (window x sample) fed to the decoder at once.
-const ROWS_PER_CHUNK: usize = 16_384;
+const ROWS_PER_CHUNK: usize = 2_048;
 
 /// Scoring was stopped on request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -25,7 +26,11 @@ const ROWS_PER_CHUNK: usize = 16_384;
 pub struct Stopped;
 
 /// Reconstruction log-probabilities (higher = more normal) of the windows ending at `ends`.
-/// `keep_going` is asked between chunks; returning false stops with [`Stopped`].
+/// `keep_going` is asked between groups of chunks; returning false stops with [`Stopped`].
+///
+/// Chunks of windows are scored in parallel on `config.worker_threads()` threads. Each chunk draws
+/// from generators seeded by the run's seed and the chunk's index, so the scores do not depend on
+/// the thread count.
 pub fn score_windows(
     model: &DonutModel,
     prep: &Prepared,
@@ -34,85 +39,113 @@ pub fn score_windows(
     device: &Device,
     keep_going: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<f32>, Stopped> {
+    let n_z = config.n_z.max(1);
+    let windows_per_chunk = (ROWS_PER_CHUNK / n_z).clamp(1, 1024);
+    let threads = config.worker_threads();
+    let pool = crate::train::thread_pool(threads);
+    let chunks: Vec<(usize, &[usize])> = ends.chunks(windows_per_chunk).enumerate().collect();
+    let mut out = Vec::with_capacity(ends.len());
+    // A few chunks per thread between stop checks: small enough to stop within a fraction of a
+    // second, large enough to keep every thread busy.
+    for group in chunks.chunks(2 * threads) {
+        if !keep_going(out.len()) {
+            return Err(Stopped);
+        }
+        let scored: Vec<Vec<f32>> = pool.install(|| {
+            group
+                .par_iter()
+                .map(|&(index, chunk)| score_chunk(model, prep, chunk, index, config, device))
+                .collect()
+        });
+        out.extend(scored.into_iter().flatten());
+    }
+    Ok(out)
+}
+
+/// A generator for chunk `index` of a scoring pass, one of several independent `stream`s.
+fn chunk_rng(seed: u64, stream: u64, index: usize) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(
+        seed ^ stream ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    )
+}
+
+/// Scores one chunk of windows (see the module docs).
+fn score_chunk(
+    model: &DonutModel,
+    prep: &Prepared,
+    chunk: &[usize],
+    index: usize,
+    config: &DonutConfig,
+    device: &Device,
+) -> Vec<f32> {
     let w = prep.window;
     let k = model.latent_dim();
     let n_z = config.n_z.max(1);
     let latent = model.latent();
     // Separate streams, so that imputation never shifts the samples of the score itself.
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0x0005_C09E);
-    let mut mcmc_rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0x3C3C_0001);
-    let windows_per_chunk = (ROWS_PER_CHUNK / n_z).clamp(1, 1024);
-    let mut out = Vec::with_capacity(ends.len());
+    let mut rng = chunk_rng(config.seed, 0x0005_C09E, index);
+    let mut mcmc_rng = chunk_rng(config.seed, 0x3C3C_0001, index);
+    let n = chunk.len();
+    let x_host: Vec<f32> = chunk
+        .iter()
+        .flat_map(|&e| prep.window_values(e).iter().copied())
+        .collect();
+    let last_host: Vec<f32> = chunk.iter().map(|&e| prep.values[e]).collect();
+    let missing_host: Vec<f32> = chunk
+        .iter()
+        .flat_map(|&e| prep.missing[e + 1 - w..=e].iter().map(|&m| m as u8 as f32))
+        .collect();
+    let any_missing = missing_host.iter().any(|&m| m > 0.0);
+    let mut x = Tensor::<2>::from_data(TensorData::new(x_host, [n, w]), device);
 
-    for chunk in ends.chunks(windows_per_chunk) {
-        if !keep_going(out.len()) {
-            return Err(Stopped);
+    if any_missing && config.mcmc_iterations > 0 {
+        let missing = Tensor::<2>::from_data(TensorData::new(missing_host, [n, w]), device);
+        let present = missing.clone().neg().add_scalar(1.0);
+        for _ in 0..config.mcmc_iterations {
+            let q = model.encode(x.clone());
+            let eps = Tensor::<2>::from_data(
+                TensorData::new(latent.sample_noise(&mut mcmc_rng, n * k), [n, k]),
+                device,
+            );
+            let z = q.mean + q.std * eps; // [n, K]
+            let p = model.decode(z); // [n, W]
+            let noise: Vec<f32> = (0..n * w)
+                .map(|_| StandardNormal.sample(&mut mcmc_rng))
+                .collect();
+            let noise = Tensor::<2>::from_data(TensorData::new(noise, [n, w]), device);
+            let sample = p.mean + p.std * noise; // x' ~ p(x|z)
+            x = x * present.clone() + sample * missing.clone();
         }
-        let n = chunk.len();
-        let x_host: Vec<f32> = chunk
-            .iter()
-            .flat_map(|&e| prep.window_values(e).iter().copied())
-            .collect();
-        let last_host: Vec<f32> = chunk.iter().map(|&e| prep.values[e]).collect();
-        let missing_host: Vec<f32> = chunk
-            .iter()
-            .flat_map(|&e| prep.missing[e + 1 - w..=e].iter().map(|&m| m as u8 as f32))
-            .collect();
-        let any_missing = missing_host.iter().any(|&m| m > 0.0);
-        let mut x = Tensor::<2>::from_data(TensorData::new(x_host, [n, w]), device);
-
-        if any_missing && config.mcmc_iterations > 0 {
-            let missing = Tensor::<2>::from_data(TensorData::new(missing_host, [n, w]), device);
-            let present = missing.clone().neg().add_scalar(1.0);
-            for _ in 0..config.mcmc_iterations {
-                let q = model.encode(x.clone());
-                let eps = Tensor::<2>::from_data(
-                    TensorData::new(latent.sample_noise(&mut mcmc_rng, n * k), [n, k]),
-                    device,
-                );
-                let z = q.mean + q.std * eps; // [n, K]
-                let p = model.decode(z); // [n, W]
-                let noise: Vec<f32> = (0..n * w)
-                    .map(|_| StandardNormal.sample(&mut mcmc_rng))
-                    .collect();
-                let noise = Tensor::<2>::from_data(TensorData::new(noise, [n, w]), device);
-                let sample = p.mean + p.std * noise; // x' ~ p(x|z)
-                x = x * present.clone() + sample * missing.clone();
-            }
-        }
-
-        let q = model.encode(x); // [n, K]
-        // Each window's posterior repeated for its n_z samples: [n * n_z, K].
-        let mean = q
-            .mean
-            .unsqueeze_dim::<3>(1)
-            .repeat_dim(1, n_z)
-            .reshape([n * n_z, k]);
-        let std = q
-            .std
-            .unsqueeze_dim::<3>(1)
-            .repeat_dim(1, n_z)
-            .reshape([n * n_z, k]);
-        let eps = Tensor::<2>::from_data(
-            TensorData::new(latent.sample_noise(&mut rng, n * n_z * k), [n * n_z, k]),
-            device,
-        );
-        let p = model.decode_last(mean + std * eps); // [n * n_z, 1]
-        let last = Tensor::<2>::from_data(TensorData::new(last_host, [n, 1]), device)
-            .unsqueeze_dim::<3>(1)
-            .repeat_dim(1, n_z)
-            .reshape([n * n_z, 1]);
-        let log_p = gaussian_log_density(last, p.mean, p.std)
-            .reshape([n, n_z])
-            .mean_dim(1); // [n, 1]
-        out.extend(
-            log_p
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap_or_else(|_| vec![f32::NAN; n]),
-        );
     }
-    Ok(out)
+
+    let q = model.encode(x); // [n, K]
+    // Each window's posterior repeated for its n_z samples: [n * n_z, K].
+    let mean = q
+        .mean
+        .unsqueeze_dim::<3>(1)
+        .repeat_dim(1, n_z)
+        .reshape([n * n_z, k]);
+    let std = q
+        .std
+        .unsqueeze_dim::<3>(1)
+        .repeat_dim(1, n_z)
+        .reshape([n * n_z, k]);
+    let eps = Tensor::<2>::from_data(
+        TensorData::new(latent.sample_noise(&mut rng, n * n_z * k), [n * n_z, k]),
+        device,
+    );
+    let p = model.decode_last(mean + std * eps); // [n * n_z, 1]
+    let last = Tensor::<2>::from_data(TensorData::new(last_host, [n, 1]), device)
+        .unsqueeze_dim::<3>(1)
+        .repeat_dim(1, n_z)
+        .reshape([n * n_z, 1]);
+    let log_p = gaussian_log_density(last, p.mean, p.std)
+        .reshape([n, n_z])
+        .mean_dim(1); // [n, 1]
+    log_p
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap_or_else(|_| vec![f32::NAN; n])
 }
 
 /// Anomaly scores (negated log-probabilities) for every point of the series: `Some` at the end
