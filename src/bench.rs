@@ -6,11 +6,10 @@
 use crate::config::{BackendKind, DonutConfig, EncoderKind};
 use crate::data::{Part, Prepared, RawSeries};
 use crate::eval::{Adjust, best_f1};
-use crate::model::loss::m_elbo;
 use crate::model::{DonutModel, device_for};
 use crate::score::score_windows;
 use crate::train::batch::host_batch;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use std::time::Instant;
@@ -57,7 +56,8 @@ pub fn synthetic(n: usize) -> RawSeries {
     }
 }
 
-/// Training windows per second: `steps` optimisation steps (after 5 warm-up steps), batch 256.
+/// Training windows per second: `steps` optimisation steps (after 5 warm-up steps), batch 256,
+/// with the training loop's own data-parallel step on `config.worker_threads()` threads.
 pub fn train_throughput(prep: &Prepared, config: &DonutConfig, steps: usize) -> f64 {
     let device = device_for(config.backend).autodiff();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
@@ -68,34 +68,113 @@ pub fn train_throughput(prep: &Prepared, config: &DonutConfig, steps: usize) -> 
         .take(config.batch_size)
         .collect();
     let live = config.live();
-    let mut run = |n: usize, model: DonutModel| -> (DonutModel, f64) {
-        let start = Instant::now();
-        let mut model = model;
-        for _ in 0..n {
-            let host = host_batch(prep, &ends, &[], &live);
-            let noise = model
-                .latent()
-                .sample_noise(&mut rng, ends.len() * config.latent_dim);
-            let loss = m_elbo(
-                &model,
-                host.upload(noise, config.latent_dim, config.window, &device),
-                config.l2_weight,
-            );
-            let _ = loss.to_terms();
-            let grads = GradientsParams::from_grads(loss.total.backward(), &model);
-            model = optim.step(config.learning_rate, model, grads);
-        }
-        (model, start.elapsed().as_secs_f64())
-    };
-    let (m, _) = run(5, model);
-    model = m;
-    let mut rates = Vec::new();
-    for _ in 0..3 {
-        let (m, secs) = run(steps, model);
+    let threads = config.worker_threads();
+    let shards = crate::train::shard_count(threads, ends.len());
+    let pool = crate::train::thread_pool(threads);
+    pool.install(|| {
+        let mut run = |n: usize, model: DonutModel| -> (DonutModel, f64) {
+            let start = Instant::now();
+            let mut model = model;
+            for _ in 0..n {
+                let host = host_batch(prep, &ends, &[], &live);
+                let noise = model
+                    .latent()
+                    .sample_noise(&mut rng, ends.len() * config.latent_dim);
+                let (_terms, grads) = crate::train::sharded_step(
+                    &pool,
+                    &model,
+                    host,
+                    noise,
+                    shards,
+                    config.latent_dim,
+                    config.window,
+                    config.l2_weight,
+                    &device,
+                );
+                model = optim.step(config.learning_rate, model, grads);
+            }
+            (model, start.elapsed().as_secs_f64())
+        };
+        let (m, _) = run(5, model);
         model = m;
-        rates.push((steps * ends.len()) as f64 / secs);
-    }
-    median(rates)
+        let mut rates = Vec::new();
+        for _ in 0..3 {
+            let (m, secs) = run(steps, model);
+            model = m;
+            rates.push((steps * ends.len()) as f64 / secs);
+        }
+        median(rates)
+    })
+}
+
+/// Seconds from a Stop command to the end of each phase of a worker run on `prep`: (training,
+/// validation, scoring). Training: Stop after the first steps, until scoring starts. Validation:
+/// every step validates (so the run is almost always validating), Stop after the first
+/// validation, until scoring starts. Scoring: Stop after scoring has begun, until the worker is
+/// idle.
+pub fn stop_latency_secs(prep: &std::sync::Arc<Prepared>, config: &DonutConfig) -> [f64; 3] {
+    use crate::train::worker::{Command, Phase, Worker, WorkerEvent};
+    use crate::train::{TrainEvent, ValidStats};
+    use std::time::Duration;
+    let wait_for = |worker: &Worker, done: &mut dyn FnMut(&WorkerEvent) -> bool| -> Instant {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while Instant::now() < deadline {
+            for e in worker.drain(Duration::from_millis(50)) {
+                if done(&e) {
+                    return Instant::now();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Instant::now()
+    };
+    let run = |config: DonutConfig,
+               stop_when: &mut dyn FnMut(&WorkerEvent) -> bool,
+               ended: &mut dyn FnMut(&WorkerEvent) -> bool|
+     -> f64 {
+        let Ok(mut worker) = Worker::spawn(prep.clone(), config, Box::new(|| {}), 1_000_000) else {
+            return f64::NAN;
+        };
+        wait_for(&worker, stop_when);
+        let sent = Instant::now();
+        worker.send(Command::Stop);
+        let secs = (wait_for(&worker, ended) - sent).as_secs_f64();
+        worker.shutdown(Duration::from_secs(30));
+        secs
+    };
+    let scoring_starts = |e: &WorkerEvent| matches!(e, WorkerEvent::Phase(Phase::Scoring));
+    let mut steps_seen = 0;
+    let training = run(
+        DonutConfig {
+            epochs: 1000,
+            ..config.clone()
+        },
+        &mut |e| {
+            if let WorkerEvent::Steps(s) = e {
+                steps_seen += s.len();
+            }
+            steps_seen >= 20
+        },
+        &mut { scoring_starts },
+    );
+    let validation = run(
+        DonutConfig {
+            epochs: 1000,
+            valid_every_steps: 1,
+            ..config.clone()
+        },
+        &mut |e| matches!(e, WorkerEvent::Train(TrainEvent::Valid(ValidStats { .. }))),
+        &mut { scoring_starts },
+    );
+    let scoring = run(
+        DonutConfig {
+            epochs: 1,
+            ..config.clone()
+        },
+        &mut { scoring_starts },
+        &mut |e| matches!(e, WorkerEvent::Phase(Phase::Idle)),
+    );
+    [training, validation, scoring]
 }
 
 /// Scoring windows per second on `windows` test windows.
@@ -141,28 +220,36 @@ pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow
         Err(_) => return rows,
     };
     let steps = if quick { 10 } else { 60 };
+    let all_threads = base.worker_threads();
     for backend in BackendKind::ALL {
         for encoder in [EncoderKind::Dense, EncoderKind::Cnn] {
-            let config = DonutConfig {
-                backend: *backend,
-                encoder,
-                ..base.clone()
-            };
-            let steps = if encoder == EncoderKind::Cnn && *backend == BackendKind::Ndarray {
-                steps / 5
-            } else {
-                steps
-            };
-            let rate = train_throughput(&prep, &config, steps.max(2));
-            push(
-                format!(
-                    "train {:?} encoder, {} (batch 256, W 120, K 3)",
+            let mut thread_counts = vec![1, all_threads];
+            thread_counts.dedup();
+            for threads in thread_counts {
+                let config = DonutConfig {
+                    backend: *backend,
                     encoder,
-                    backend.name()
-                ),
-                rate,
-                "windows/s",
-            );
+                    threads,
+                    ..base.clone()
+                };
+                let steps = if encoder == EncoderKind::Cnn && *backend == BackendKind::Ndarray {
+                    steps / 5
+                } else {
+                    steps
+                };
+                let rate = train_throughput(&prep, &config, steps.max(2));
+                push(
+                    format!(
+                        "train {:?} encoder, {}, {} thread{} (batch 256, W 120, K 3)",
+                        encoder,
+                        backend.name(),
+                        threads,
+                        if threads == 1 { "" } else { "s" }
+                    ),
+                    rate,
+                    "windows/s",
+                );
+            }
         }
     }
     let windows = if quick { 256 } else { 2048 };
@@ -186,11 +273,34 @@ pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow
         };
         let rate = score_throughput(p, &config, windows);
         push(
-            format!("score n_z {n_z}, MCMC {mcmc} (flex)"),
+            format!("score n_z {n_z}, MCMC {mcmc} (flex, {all_threads} threads)"),
             rate,
             "windows/s",
         );
     }
+    // The target case of the performance issue: 5,151 test windows at n_z 1024 with MCMC 10.
+    let config = DonutConfig {
+        n_z: 1024,
+        mcmc_iterations: 10,
+        ..base.clone()
+    };
+    let ends: Vec<usize> = prep.window_ends(Part::Test).take(5_151).collect();
+    let device = device_for(config.backend);
+    let model = DonutModel::new(&config, &mut Xoshiro256PlusPlus::seed_from_u64(0), &device);
+    let secs = median(
+        (0..if quick { 1 } else { 3 })
+            .map(|_| {
+                let start = Instant::now();
+                let _ = score_windows(&model, &prep, &ends, &config, &device, &mut |_| true);
+                start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
+    push(
+        format!("score {} test windows, n_z 1024, MCMC 10", ends.len()),
+        secs,
+        "s",
+    );
 
     // The metric on 1,000,000 points.
     let n = 1_000_000;
@@ -234,6 +344,23 @@ pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow
             .collect(),
     );
     push("load CSV of 1,000,000 rows".into(), secs * 1000.0, "ms");
+
+    // Stop latency on a 1,000,000-point series, where every phase is long.
+    if let Ok(big_prep) = Prepared::new(&big, &base) {
+        let big_prep = std::sync::Arc::new(big_prep);
+        let [training, validation, scoring] = stop_latency_secs(&big_prep, &base);
+        for (phase, secs) in [
+            ("training", training),
+            ("validation", validation),
+            ("scoring", scoring),
+        ] {
+            push(
+                format!("stop during {phase} (1,000,000 points): until the phase ends"),
+                secs * 1000.0,
+                "ms",
+            );
+        }
+    }
 
     // Painting latent points: layout + tessellation of one frame of the 3-D panel.
     for points in [10_000usize, 100_000] {

@@ -507,6 +507,45 @@ impl DonutConfig {
     }
 }
 
+/// One setting of two configs side by side (for comparing runs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SettingPair {
+    /// The setting's key (as in the settings table and `--set`).
+    pub key: String,
+    /// Its value in the first config.
+    pub left: String,
+    /// Its value in the second.
+    pub right: String,
+}
+
+impl SettingPair {
+    /// True when the two values differ.
+    pub fn differs(&self) -> bool {
+        self.left != self.right
+    }
+}
+
+/// Every setting of `left` and `right`, sorted by key.
+pub fn setting_pairs(left: &DonutConfig, right: &DonutConfig) -> Vec<SettingPair> {
+    let as_map = |c: &DonutConfig| match serde_json::to_value(c) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (l, r) = (as_map(left), as_map(right));
+    let text = |v: Option<&serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    };
+    l.keys()
+        .map(|key| SettingPair {
+            key: key.clone(),
+            left: text(l.get(key)),
+            right: text(r.get(key)),
+        })
+        .collect()
+}
+
 /// The loss weights, injection rate and learning rate: what changes mid-run without a reset.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LiveSettings {
@@ -632,5 +671,31 @@ mod tests {
         assert!(!a.needs_restart(&b));
         b.latent_dim = 3;
         assert!(a.needs_restart(&b));
+    }
+
+    #[test]
+    fn setting_pairs_list_every_key_and_flag_only_the_differences() {
+        let a = DonutConfig::default();
+        let b = DonutConfig {
+            latent_dim: 3,
+            encoder: EncoderKind::Cnn,
+            ..Default::default()
+        };
+        let pairs = setting_pairs(&a, &b);
+        let keys = serde_json::to_value(&a).unwrap().as_object().unwrap().len();
+        assert_eq!(pairs.len(), keys);
+        let differing: Vec<&str> = pairs
+            .iter()
+            .filter(|p| p.differs())
+            .map(|p| p.key.as_str())
+            .collect();
+        assert_eq!(differing, ["encoder", "latent_dim"]);
+        let latent = pairs.iter().find(|p| p.key == "latent_dim").unwrap();
+        assert_eq!((latent.left.as_str(), latent.right.as_str()), ("5", "3"));
+        let encoder = pairs.iter().find(|p| p.key == "encoder").unwrap();
+        assert_eq!(
+            (encoder.left.as_str(), encoder.right.as_str()),
+            ("dense", "cnn")
+        );
     }
 }

@@ -253,7 +253,9 @@ fn divergence_hint(config: &DonutConfig, live: &LiveSettings) -> String {
     }
 }
 
-/// Mean loss terms over all windows of `part` (no injection, no gradients).
+/// Mean loss terms over all windows of `part` (no injection, no gradients). `keep_going` is asked
+/// before each chunk of windows; None when it says no, or when the part has no window.
+#[allow(clippy::too_many_arguments)]
 pub fn part_loss(
     model: &DonutModel,
     prep: &Prepared,
@@ -262,6 +264,7 @@ pub fn part_loss(
     config: &DonutConfig,
     rng: &mut Xoshiro256PlusPlus,
     device: &Device,
+    keep_going: &mut dyn FnMut() -> bool,
 ) -> Option<LossTerms> {
     let ends: Vec<usize> = prep.window_ends(part).collect();
     if ends.is_empty() {
@@ -270,6 +273,9 @@ pub fn part_loss(
     let k = model.latent_dim();
     let mut sum = LossTerms::default();
     for chunk in ends.chunks(config.batch_size.max(1024)) {
+        if !keep_going() {
+            return None;
+        }
         let host = host_batch(prep, chunk, &[], live);
         let noise = model.latent().sample_noise(rng, chunk.len() * k);
         let t = m_elbo(
@@ -296,7 +302,12 @@ pub fn part_loss(
 }
 
 /// Fewest windows worth a shard of their own in a data-parallel step.
-const MIN_SHARD_WINDOWS: usize = 32;
+pub const MIN_SHARD_WINDOWS: usize = 32;
+
+/// Shards of a data-parallel step: one per thread, each of at least 32 windows.
+pub fn shard_count(threads: usize, batch_size: usize) -> usize {
+    threads.min(batch_size / MIN_SHARD_WINDOWS).max(1)
+}
 
 /// A pool of `threads` named threads for training and scoring. burn's CPU kernels that use rayon
 /// run inside it too, so `threads` bounds the CPU that a run takes.
@@ -321,7 +332,7 @@ pub fn thread_pool(threads: usize) -> rayon::ThreadPool {
 /// gives the gradient of the whole batch's mean loss. Returns the batch's loss terms (the shards'
 /// terms weighted by their share) and the summed gradients.
 #[allow(clippy::too_many_arguments)]
-fn sharded_step(
+pub fn sharded_step(
     pool: &rayon::ThreadPool,
     model: &DonutModel,
     host: batch::HostBatch,
@@ -415,11 +426,7 @@ fn train_in_pool(
         return Err(TrainError::NoWindows);
     }
     let batch_size = config.batch_size.min(ends.len());
-    // One shard per thread, each of at least MIN_SHARD_WINDOWS windows.
-    let shards = config
-        .worker_threads()
-        .min(batch_size / MIN_SHARD_WINDOWS)
-        .max(1);
+    let shards = shard_count(config.worker_threads(), batch_size);
     let steps_per_epoch = ends.len() / batch_size;
     let k = config.latent_dim;
     let w = prep.window;
@@ -467,23 +474,33 @@ fn train_in_pool(
     let mut epochs_done = 0;
     let mut injected = vec![false; prep.len()];
     // Validation loss of the current parameters; the best parameters so far are kept.
+    // The hooks are polled between its chunks: a stop request abandons it (returns Stop), and
+    // live changes made meanwhile reach `live` for the next steps.
     let validate = |model: &DonutModel,
                     step: usize,
-                    live: &LiveSettings,
+                    live: &mut LiveSettings,
                     rng: &mut Xoshiro256PlusPlus,
                     best: &mut Option<(f64, DonutModel)>,
                     validations: &mut Vec<ValidStats>,
-                    hooks: &mut dyn TrainHooks| {
-        let Some(terms) = part_loss(
+                    hooks: &mut dyn TrainHooks|
+     -> Flow {
+        let settings = *live;
+        let mut flow = Flow::Continue;
+        let terms = part_loss(
             &model.valid(),
             prep,
             Part::Valid,
-            live,
+            &settings,
             &config,
             rng,
             &device,
-        ) else {
-            return;
+            &mut || {
+                flow = hooks.poll(live);
+                flow == Flow::Continue
+            },
+        );
+        let Some(terms) = terms else {
+            return flow;
         };
         let is_best =
             terms.total.is_finite() && best.as_ref().is_none_or(|(b, _)| terms.total < *b);
@@ -497,6 +514,7 @@ fn train_in_pool(
         };
         validations.push(v);
         hooks.event(TrainEvent::Valid(v));
+        flow
     };
 
     'epochs: for epoch in 0..config.epochs {
@@ -578,16 +596,19 @@ fn train_in_pool(
             steps.push(stats);
             hooks.event(TrainEvent::Step(stats));
 
-            if step.is_multiple_of(config.valid_every_steps) {
-                validate(
+            if step.is_multiple_of(config.valid_every_steps)
+                && validate(
                     &model,
                     step,
-                    &live,
+                    &mut live,
                     &mut valid_rng,
                     &mut best,
                     &mut validations,
                     hooks,
-                );
+                ) == Flow::Stop
+            {
+                stopped = true;
+                break 'epochs;
             }
             if let Some(every) = latent_every
                 && step.is_multiple_of(every)
@@ -602,16 +623,19 @@ fn train_in_pool(
         });
     }
 
-    // A last validation, so the final parameters compete too.
-    validate(
-        &model,
-        step,
-        &live,
-        &mut valid_rng,
-        &mut best,
-        &mut validations,
-        hooks,
-    );
+    // A last validation, so the final parameters compete too (not after a stop request, which
+    // must end the run promptly: the best parameters validated so far are kept).
+    if !stopped {
+        validate(
+            &model,
+            step,
+            &mut live,
+            &mut valid_rng,
+            &mut best,
+            &mut validations,
+            hooks,
+        );
+    }
     let final_model = best.map(|(_, m)| m).unwrap_or(model);
     if latent_every.is_some() {
         snapshot(&final_model, step, epochs_done, hooks);

@@ -222,6 +222,8 @@ pub struct DonutApp {
     restart_pending: bool,
     /// The sweep window.
     pub sweeps: super::sweeps::SweepPanel,
+    /// The compare window and the pinned run.
+    pub compare: super::compare::ComparePanel,
 }
 
 impl DonutApp {
@@ -262,6 +264,7 @@ impl DonutApp {
             load_requested: false,
             restart_pending: false,
             sweeps: Default::default(),
+            compare: Default::default(),
         }
     }
 
@@ -553,6 +556,21 @@ impl DonutApp {
         })
     }
 
+    /// Pins the finished run for comparison (its record is copied once) and opens the compare
+    /// window.
+    pub fn pin_run(&mut self) {
+        match self.saved_run() {
+            Some(run) => {
+                self.compare.pinned = Some((Arc::new(run), self.threshold));
+                self.compare.open = true;
+                self.notice = Some(
+                    "Pinned this run: train another (or open a saved run) to compare them".into(),
+                );
+            }
+            None => self.error = Some("No finished run to pin yet.".into()),
+        }
+    }
+
     /// Saves the finished run (picker and writing in the background).
     pub fn save_run(&mut self, ctx: &egui::Context) {
         let Some(saved) = self.saved_run() else {
@@ -712,6 +730,16 @@ impl DonutApp {
             self.sweeps.poll();
         }
 
+        let mut compare_open = self.compare.open;
+        egui::Window::new("Compare runs")
+            .open(&mut compare_open)
+            // Right of the controls, so that Train and the sliders stay reachable.
+            .default_pos([self.state.controls_width + 40.0, 70.0])
+            .default_size([900.0, 760.0])
+            .vscroll(true)
+            .show(&ctx, |ui| super::compare::compare_ui(self, ui));
+        self.compare.open = compare_open;
+
         if self.is_running() || self.sweeps.is_running() {
             ctx.request_repaint_after(Duration::from_millis(33));
         }
@@ -753,6 +781,16 @@ impl DonutApp {
             }
             if ui.button("Sweeps…").on_hover_text("Repeat runs over a setting's values and seeds; compare their F1 and latent spaces").clicked() {
                 self.sweeps.open = !self.sweeps.open;
+            }
+            if ui
+                .button("Pin run")
+                .on_hover_text("Keep the finished run aside to compare the next one with it")
+                .clicked()
+            {
+                self.pin_run();
+            }
+            if ui.button("Compare…").on_hover_text("The pinned run beside the current one: settings, figures, losses, latent spaces, detections").clicked() {
+                self.compare.open = !self.compare.open;
             }
             if ui
                 .button("Save run…")

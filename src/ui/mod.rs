@@ -5,6 +5,7 @@
 //! drains their events within a time budget.
 
 mod app;
+mod compare;
 mod controls;
 mod latent;
 pub mod latent3d;

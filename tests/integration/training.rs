@@ -318,6 +318,32 @@ impl TrainHooks for Recorder {
 }
 
 #[test]
+fn a_stop_request_during_validation_abandons_it_and_skips_the_final_one() {
+    // quick_config validates every 5 steps: the first poll after step 5 comes from inside that
+    // validation (between its chunks), and asks to stop.
+    let config = DonutConfig {
+        epochs: 50,
+        ..quick_config()
+    };
+    assert_eq!(config.valid_every_steps, 5);
+    let prep = sample(&config);
+    let mut hooks = Recorder {
+        latent_dims: vec![],
+        stop_after: 5,
+        steps: 0,
+        change_at: None,
+    };
+    let out = train(&prep, &config, &mut hooks).unwrap();
+    assert!(out.stopped);
+    assert_eq!(out.steps.len(), 5);
+    assert!(
+        out.validations.is_empty(),
+        "the interrupted validation and the final one must not run: {:?}",
+        out.validations
+    );
+}
+
+#[test]
 fn stop_request_ends_early_and_latent_snapshots_have_k_columns() {
     let config = DonutConfig {
         epochs: 50,

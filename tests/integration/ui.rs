@@ -365,3 +365,60 @@ fn learning_rate_10_and_injection_rate_1_do_not_crash() {
         }
     }
 }
+
+#[test]
+fn a_pinned_run_is_compared_with_the_next_one_setting_by_setting() {
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 1,
+        ..super::quick_config()
+    };
+    let mut h = harness(Persisted {
+        config,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("Train").click();
+    assert!(
+        step_until(&mut h, 1500, |app| app.result.is_some()
+            && !app.is_running()),
+        "the first run did not finish"
+    );
+    h.get_by_label("Pin run").click();
+    h.run_steps(2);
+    let first = h.state().compare.pinned.clone().expect("pinned");
+    assert_eq!(first.0.config.latent_dim, 5);
+    assert!(h.state().compare.open, "pinning opens the compare window");
+
+    // A second run with another latent dimension.
+    h.state_mut().state.config.latent_dim = 3;
+    h.state_mut().result = None;
+    h.get_by_label("Train").click();
+    assert!(
+        step_until(&mut h, 1500, |app| app.result.is_some()
+            && !app.is_running()),
+        "the second run did not finish: phase {:?}, error {:?}, steps {}",
+        h.state().phase,
+        h.state().error,
+        h.state().history.steps.len()
+    );
+    h.run_steps(3);
+    h.get_by_label("1 setting differs: latent_dim");
+    // The pinned run stays as it was.
+    assert_eq!(
+        h.state()
+            .compare
+            .pinned
+            .as_ref()
+            .unwrap()
+            .0
+            .config
+            .latent_dim,
+        5
+    );
+    // Its latent space and the current one, beside the main panel's.
+    let canvases = h.query_all_by_label("Latent space 3-D scatter").count();
+    assert_eq!(canvases, 3, "main panel + both runs in the compare window");
+    h.get_by_label("Unpin").click();
+    h.run_steps(2);
+    assert!(h.state().compare.pinned.is_none());
+}

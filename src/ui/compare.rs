@@ -1,0 +1,509 @@
+//! The compare window: a pinned finished run beside the current one. Settings side by side with
+//! the differences highlighted, both runs' figures, both loss curves, both latent spaces (one
+//! camera and one replay slider for the two), and both runs' detections on the test part.
+
+use super::app::DonutApp;
+use super::latent::{ColorBy, Projection, colors, project};
+use super::latent3d::{Camera, Cloud, normalise, scatter_ui};
+use crate::config::{DonutConfig, setting_pairs};
+use crate::data::{Part, Prepared};
+use crate::eval::{Adjust, Metrics, f1_at, flags};
+use crate::runfile::SavedRun;
+use crate::train::{LatentSnapshot, StepStats};
+use egui::{Color32, RichText, Ui};
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+use std::sync::Arc;
+
+/// Colour of the pinned run in every chart.
+pub const PINNED_COLOR: Color32 = Color32::from_rgb(240, 150, 60);
+/// Colour of the current run.
+pub const CURRENT_COLOR: Color32 = Color32::from_rgb(110, 170, 250);
+const LABEL_COLOR: Color32 = Color32::from_rgb(230, 60, 60);
+const DIFF_BG: Color32 = Color32::from_rgba_premultiplied(120, 90, 10, 90);
+
+/// The compare window's state. The pinned run is plain data (a saved-run record), so it stays
+/// when the current run is replaced by a new one or by a run opened from a file.
+#[derive(Default)]
+pub struct ComparePanel {
+    /// Whether the window is shown.
+    pub open: bool,
+    /// The pinned run, and the threshold chosen for it when it was pinned.
+    pub pinned: Option<(Arc<SavedRun>, f64)>,
+    /// The camera both latent plots share.
+    pub camera: Camera,
+    /// Replay position for both latent plots, as a fraction of training (None: the newest).
+    pub progress: Option<f32>,
+    /// Show only the settings that differ.
+    pub only_differences: bool,
+}
+
+/// One run as the compare window reads it (borrowed: nothing is copied per frame).
+struct RunView<'a> {
+    name: &'a str,
+    color: Color32,
+    source: &'a str,
+    config: &'a DonutConfig,
+    metrics: Option<&'a Metrics>,
+    steps: &'a [StepStats],
+    snapshots: &'a [LatentSnapshot],
+    scores: Option<&'a [Option<f64>]>,
+    threshold: f64,
+    train_secs: Option<f64>,
+}
+
+/// The snapshot nearest to `progress` (a fraction of the run's last snapshot step), or the newest.
+fn snapshot_at(snapshots: &[LatentSnapshot], progress: Option<f32>) -> Option<&LatentSnapshot> {
+    let last = snapshots.last()?;
+    let Some(p) = progress else {
+        return Some(last);
+    };
+    let target = p.clamp(0.0, 1.0) as f64 * last.step as f64;
+    snapshots.iter().min_by(|a, b| {
+        (a.step as f64 - target)
+            .abs()
+            .total_cmp(&(b.step as f64 - target).abs())
+    })
+}
+
+/// Draws the compare window's contents.
+pub fn compare_ui(app: &mut DonutApp, ui: &mut Ui) {
+    let Some((pinned, pinned_threshold)) = app.compare.pinned.clone() else {
+        ui.label(
+            "Pin a finished run (\"Pin run\" in the top bar), then train another or open a saved \
+             run: the two appear here side by side.",
+        );
+        return;
+    };
+    ui.horizontal(|ui| {
+        ui.colored_label(PINNED_COLOR, RichText::new("pinned").strong());
+        ui.label(format!("trained on {}", short(&pinned.source)));
+        ui.colored_label(CURRENT_COLOR, RichText::new("current").strong());
+        if ui.button("Unpin").clicked() {
+            app.compare.pinned = None;
+        }
+    });
+    if app.compare.pinned.is_none() {
+        return;
+    }
+    let prep = app.prepared().cloned();
+    let current_config = app
+        .result
+        .as_ref()
+        .map(|r| r.config.clone())
+        .or_else(|| app.run_config.clone())
+        .unwrap_or_else(|| app.state.config.clone());
+    let source = app
+        .data
+        .as_ref()
+        .map(|d| d.raw.source.clone())
+        .unwrap_or_default();
+    let left = RunView {
+        name: "pinned",
+        color: PINNED_COLOR,
+        source: &pinned.source,
+        config: &pinned.config,
+        metrics: pinned.metrics.as_ref(),
+        steps: &pinned.steps,
+        snapshots: &pinned.snapshots,
+        scores: Some(&pinned.scores),
+        threshold: pinned_threshold,
+        train_secs: Some(pinned.train_secs),
+    };
+    let right = RunView {
+        name: "current",
+        color: CURRENT_COLOR,
+        source: &source,
+        config: &current_config,
+        metrics: app.result.as_ref().map(|r| &r.metrics),
+        steps: &app.history.steps,
+        snapshots: &app.snapshots,
+        scores: app.result.as_ref().map(|r| r.scores.as_slice()),
+        threshold: app.threshold,
+        train_secs: app.result.as_ref().map(|r| r.train_secs),
+    };
+
+    let only = &mut app.compare.only_differences;
+    egui::CollapsingHeader::new("Settings")
+        .default_open(true)
+        .show(ui, |ui| settings_ui(ui, only, &left, &right));
+    figures_ui(ui, prep.as_deref(), &left, &right);
+    ui.separator();
+    ui.strong("Loss");
+    losses_ui(ui, &left, &right);
+    ui.separator();
+    latents_ui(
+        ui,
+        &mut app.compare.camera,
+        &mut app.compare.progress,
+        prep.as_deref(),
+        &left,
+        &right,
+    );
+    ui.separator();
+    detections_ui(ui, prep.as_deref(), &left, &right);
+}
+
+fn short(source: &str) -> String {
+    std::path::Path::new(source)
+        .file_name()
+        .map_or_else(|| source.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+fn settings_ui(ui: &mut Ui, only: &mut bool, left: &RunView<'_>, right: &RunView<'_>) {
+    let pairs = setting_pairs(left.config, right.config);
+    let differing: Vec<&str> = pairs
+        .iter()
+        .filter(|p| p.differs())
+        .map(|p| p.key.as_str())
+        .collect();
+    ui.label(match differing.len() {
+        0 => "The settings are identical.".to_string(),
+        1 => format!("1 setting differs: {}", differing[0]),
+        n => format!("{n} settings differ: {}", differing.join(", ")),
+    });
+    if left.source != right.source {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!(
+                "The runs were trained on different data: {} and {}",
+                short(left.source),
+                short(right.source)
+            ),
+        );
+    }
+    ui.checkbox(only, "only the differences");
+    let only = *only;
+    egui::Grid::new("compare-settings")
+        .striped(true)
+        .num_columns(3)
+        .show(ui, |ui| {
+            ui.strong("setting");
+            ui.colored_label(left.color, RichText::new(left.name).strong());
+            ui.colored_label(right.color, RichText::new(right.name).strong());
+            ui.end_row();
+            for p in pairs.iter().filter(|p| !only || p.differs()) {
+                if p.differs() {
+                    let strong = |t: &str| RichText::new(t).strong().background_color(DIFF_BG);
+                    ui.label(strong(&p.key))
+                        .on_hover_text("This setting differs between the runs");
+                    ui.label(strong(&p.left));
+                    ui.label(strong(&p.right));
+                } else {
+                    ui.weak(&p.key);
+                    ui.weak(&p.left);
+                    ui.weak(&p.right);
+                }
+                ui.end_row();
+            }
+        });
+}
+
+/// Reads one figure from a run's metrics.
+type MetricPick = fn(&Metrics) -> f64;
+
+/// Precision, recall and F1 of a run on the test part at its threshold.
+fn at_threshold(prep: &Prepared, run: &RunView<'_>) -> Option<crate::eval::F1Score> {
+    let scores = run.scores?;
+    if scores.len() != prep.len() || run.source != prep.source {
+        return None;
+    }
+    let test = prep.part(Part::Test);
+    Some(f1_at(
+        &scores[test.clone()],
+        &prep.labels[test.clone()],
+        &prep.missing[test],
+        Adjust::Segment,
+        run.threshold,
+    ))
+}
+
+fn figures_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right: &RunView<'_>) {
+    egui::Grid::new("compare-figures")
+        .striped(true)
+        .num_columns(3)
+        .show(ui, |ui| {
+            ui.strong("figure");
+            ui.colored_label(left.color, RichText::new(left.name).strong());
+            ui.colored_label(right.color, RichText::new(right.name).strong());
+            ui.end_row();
+            let metric = |run: &RunView<'_>, pick: fn(&Metrics) -> f64| {
+                run.metrics.map_or_else(
+                    || "not scored yet".to_string(),
+                    |m| format!("{:.3}", pick(m)),
+                )
+            };
+            let rows: [(&str, MetricPick); 3] = [
+                ("best F1", |m| m.best_f1.f1),
+                ("best F1, delayed", |m| m.best_f1_delay.f1),
+                ("best F1, point-wise", |m| m.best_f1_pointwise.f1),
+            ];
+            for (name, pick) in rows {
+                ui.label(name);
+                ui.label(metric(left, pick));
+                ui.label(metric(right, pick));
+                ui.end_row();
+            }
+            ui.label("P / R / F1 at the chosen threshold");
+            for run in [left, right] {
+                ui.label(prep.and_then(|p| at_threshold(p, run)).map_or_else(
+                    || "—".to_string(),
+                    |s| {
+                        format!(
+                            "{:.3} / {:.3} / {:.3} (threshold {:.2})",
+                            s.precision, s.recall, s.f1, run.threshold
+                        )
+                    },
+                ));
+            }
+            ui.end_row();
+            ui.label("final training loss");
+            for run in [left, right] {
+                ui.label(
+                    run.steps
+                        .last()
+                        .map_or_else(|| "—".to_string(), |s| format!("{:.2}", s.terms.total)),
+                );
+            }
+            ui.end_row();
+            ui.label("training seconds");
+            for run in [left, right] {
+                ui.label(
+                    run.train_secs
+                        .map_or_else(|| "—".into(), |s| format!("{s:.1}")),
+                );
+            }
+            ui.end_row();
+        });
+}
+
+/// (step, value) pairs, averaged into at most 1,000 buckets.
+fn curve(steps: &[StepStats], value: impl Fn(&StepStats) -> f64) -> PlotPoints<'static> {
+    let bucket = steps.len().div_ceil(1_000).max(1);
+    steps
+        .chunks(bucket)
+        .map(|c| {
+            let n = c.len() as f64;
+            [
+                c.iter().map(|s| s.step as f64).sum::<f64>() / n,
+                c.iter().map(&value).sum::<f64>() / n,
+            ]
+        })
+        .collect()
+}
+
+fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
+    let link = egui::Id::unique("compare-loss-link");
+    ui.columns(2, |cols| {
+        Plot::new("compare-loss")
+            .height(170.0)
+            .legend(Legend::default())
+            .link_axis(link, [true, false])
+            .y_axis_label("total loss")
+            .show(&mut cols[0], |plot| {
+                for run in [left, right] {
+                    plot.line(
+                        Line::new(run.name, curve(run.steps, |s| s.terms.total)).color(run.color),
+                    );
+                }
+            });
+        Plot::new("compare-terms")
+            .height(170.0)
+            .legend(Legend::default())
+            .link_axis(link, [true, false])
+            .y_axis_label("ELBO terms")
+            .show(&mut cols[1], |plot| {
+                for run in [left, right] {
+                    let style = egui_plot::LineStyle::Solid;
+                    plot.line(
+                        Line::new(
+                            format!("{} reconstruction", run.name),
+                            curve(run.steps, |s| s.terms.recon),
+                        )
+                        .color(run.color)
+                        .style(style),
+                    );
+                    plot.line(
+                        Line::new(
+                            format!("{} β log p(z)", run.name),
+                            curve(run.steps, |s| s.terms.prior),
+                        )
+                        .color(run.color.gamma_multiply(0.7))
+                        .style(egui_plot::LineStyle::dashed_loose()),
+                    );
+                    plot.line(
+                        Line::new(
+                            format!("{} −λ log q(z|x)", run.name),
+                            curve(run.steps, |s| s.terms.entropy),
+                        )
+                        .color(run.color.gamma_multiply(0.7))
+                        .style(egui_plot::LineStyle::dotted_loose()),
+                    );
+                }
+            });
+    });
+}
+
+fn latents_ui(
+    ui: &mut Ui,
+    camera: &mut Camera,
+    progress: &mut Option<f32>,
+    prep: Option<&Prepared>,
+    left: &RunView<'_>,
+    right: &RunView<'_>,
+) {
+    ui.horizontal(|ui| {
+        ui.strong("Latent spaces");
+        let mut live = progress.is_none();
+        if ui
+            .checkbox(&mut live, "newest")
+            .on_hover_text("Show each run's last snapshot")
+            .changed()
+        {
+            *progress = if live { None } else { Some(1.0) };
+        }
+        let mut p = progress.unwrap_or(1.0);
+        if ui
+            .add(
+                egui::Slider::new(&mut p, 0.0..=1.0)
+                    .text("replay both")
+                    .custom_formatter(|v, _| format!("{:.0} % of training", v * 100.0)),
+            )
+            .on_hover_text("Scrub both runs through their training at the same fraction")
+            .changed()
+        {
+            *progress = Some(p);
+        }
+    });
+    ui.small("Coloured by time of day · drag either plot to turn both");
+    let width = (ui.available_width() / 2.0 - 8.0).max(160.0);
+    ui.horizontal(|ui| {
+        for run in [left, right] {
+            ui.vertical(|ui| {
+                let Some(snap) = snapshot_at(run.snapshots, *progress) else {
+                    ui.colored_label(run.color, format!("{}: no latent snapshots", run.name));
+                    return;
+                };
+                ui.colored_label(
+                    run.color,
+                    format!(
+                        "{} · K = {} · epoch {} · step {}",
+                        run.name, snap.dim, snap.epoch, snap.step
+                    ),
+                );
+                let (raw, names) = project(snap, Projection::Pca);
+                let points = normalise(&raw);
+                let fits = prep
+                    .filter(|p| p.source == run.source && snap.ends.iter().all(|&e| e < p.len()));
+                let colors = match fits {
+                    Some(p) => colors(snap, p, ColorBy::TimeOfDay, None),
+                    None => vec![run.color; points.len()],
+                };
+                let cloud = Cloud {
+                    points: &points,
+                    colors: &colors,
+                    axis_names: names,
+                    highlight: None,
+                };
+                scatter_ui(ui, camera, &cloud, egui::vec2(width, 260.0), 2.5);
+            });
+        }
+    });
+}
+
+/// Lanes over the test part: the series, the labelled anomalies, and each run's flagged points.
+fn detections_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right: &RunView<'_>) {
+    ui.strong("Detections on the test part (each run at its own threshold)");
+    let Some(prep) = prep else {
+        ui.label("No data loaded.");
+        return;
+    };
+    let test = prep.part(Part::Test);
+    let (lo, hi) = test.clone().fold((f64::MAX, f64::MIN), |(lo, hi), i| {
+        if prep.missing[i] {
+            (lo, hi)
+        } else {
+            (lo.min(prep.raw_values[i]), hi.max(prep.raw_values[i]))
+        }
+    });
+    let span = (hi - lo).max(1e-12);
+    Plot::new("compare-detections")
+        .height(200.0)
+        .legend(Legend::default())
+        .show_axes([true, false])
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            // The series, scaled into the band [3, 5].
+            let values: PlotPoints = test
+                .clone()
+                .filter(|&i| !prep.missing[i])
+                .map(|i| [i as f64, 3.0 + 2.0 * (prep.raw_values[i] - lo) / span])
+                .collect();
+            plot.line(Line::new("value", values).color(Color32::GRAY).width(1.0));
+            let lane = |flagged: &dyn Fn(usize) -> bool, y: f64| -> PlotPoints<'static> {
+                // Segments at height y where flagged, with gaps (NaN) between them.
+                let mut pts = Vec::new();
+                let mut i = test.start;
+                while i < test.end {
+                    if flagged(i) {
+                        let a = i;
+                        while i < test.end && flagged(i) {
+                            i += 1;
+                        }
+                        pts.push([a as f64 - 0.5, y]);
+                        pts.push([i as f64 - 0.5, y]);
+                        pts.push([f64::NAN, f64::NAN]);
+                    } else {
+                        i += 1;
+                    }
+                }
+                pts.into()
+            };
+            plot.line(
+                Line::new("labelled anomalies", lane(&|i| prep.labels[i] == 1, 2.0))
+                    .color(LABEL_COLOR)
+                    .width(6.0),
+            );
+            for (run, y) in [(left, 1.0), (right, 0.0)] {
+                let Some(scores) = run.scores.filter(|s| s.len() == prep.len()) else {
+                    continue;
+                };
+                if run.source != prep.source {
+                    continue;
+                }
+                let flagged = flags(scores, &prep.missing, run.threshold);
+                plot.line(
+                    Line::new(format!("{} flags", run.name), lane(&|i| flagged[i], y))
+                        .color(run.color)
+                        .width(6.0),
+                );
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_at;
+    use crate::train::LatentSnapshot;
+    use std::sync::Arc;
+
+    fn snap(step: usize) -> LatentSnapshot {
+        LatentSnapshot {
+            step,
+            epoch: 0,
+            dim: 1,
+            ends: Arc::new(vec![0]),
+            means: vec![0.0],
+        }
+    }
+
+    #[test]
+    fn replay_picks_the_snapshot_nearest_the_fraction_of_training() {
+        let snaps: Vec<_> = [0, 10, 20, 40, 100].into_iter().map(snap).collect();
+        assert_eq!(snapshot_at(&snaps, None).unwrap().step, 100);
+        assert_eq!(snapshot_at(&snaps, Some(0.0)).unwrap().step, 0);
+        assert_eq!(snapshot_at(&snaps, Some(0.33)).unwrap().step, 40);
+        assert_eq!(snapshot_at(&snaps, Some(0.12)).unwrap().step, 10);
+        assert_eq!(snapshot_at(&snaps, Some(7.0)).unwrap().step, 100);
+        assert!(snapshot_at(&[], Some(0.5)).is_none());
+    }
+}
