@@ -28,6 +28,12 @@ pub struct Cli {
     /// App only: on exit, write frame-time statistics (JSON) to this file.
     #[arg(long, value_name = "JSON")]
     pub frame_report: Option<PathBuf>,
+    /// App only: open this saved run (.donut) at launch.
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<PathBuf>,
+    /// App only: pin this saved run (.donut) at launch and open the compare window.
+    #[arg(long, value_name = "RUN")]
+    pub pin: Option<PathBuf>,
 }
 
 impl Cli {
@@ -38,6 +44,8 @@ impl Cli {
             autostart: self.autostart,
             quit_after_secs: self.quit_after,
             frame_report: self.frame_report.clone(),
+            run: self.run.clone(),
+            pin: self.pin.clone(),
         }
     }
 }
@@ -193,6 +201,9 @@ impl RunArgs {
 pub struct ProgressHooks {
     bar: ProgressBar,
     label: String,
+    /// Take about this many latent snapshots over the run (0: none).
+    snapshots: usize,
+    total_steps: usize,
 }
 
 impl ProgressHooks {
@@ -201,7 +212,15 @@ impl ProgressHooks {
         Self {
             bar: ProgressBar::hidden(),
             label: label.into(),
+            snapshots: 0,
+            total_steps: 0,
         }
+    }
+
+    /// Also take about `count` evenly spaced latent snapshots (for a saved run's replay).
+    pub fn with_snapshots(mut self, count: usize) -> Self {
+        self.snapshots = count;
+        self
     }
 }
 
@@ -213,6 +232,7 @@ impl TrainHooks for ProgressHooks {
     fn event(&mut self, event: TrainEvent) {
         match event {
             TrainEvent::Started { total_steps, .. } => {
+                self.total_steps = total_steps;
                 self.bar = ProgressBar::new(total_steps as u64);
                 self.bar.set_style(bar_style(
                     "{prefix} train [{elapsed_precise}] {wide_bar} {pos}/{len} steps {msg}",
@@ -239,6 +259,9 @@ impl TrainHooks for ProgressHooks {
 
     fn poll(&mut self, _live: &mut crate::config::LiveSettings) -> Flow {
         Flow::Continue
+    }
+    fn latent_every_steps(&self) -> Option<usize> {
+        (self.snapshots > 0).then(|| (self.total_steps / self.snapshots).max(1))
     }
 }
 
@@ -308,7 +331,13 @@ fn train_command(args: &TrainArgs) -> Result<()> {
     } else {
         &[Part::Test]
     };
-    let mut hooks = ProgressHooks::new("");
+    // A saved run keeps latent snapshots for replay and comparison.
+    let snapshots = if args.save.is_some() {
+        crate::train::MAX_KEPT_SNAPSHOTS
+    } else {
+        0
+    };
+    let mut hooks = ProgressHooks::new("").with_snapshots(snapshots);
     let finished = run(&prep, &config, parts, &mut hooks, &mut score_bar(""))?;
     drop(hooks);
     let r = &finished.report;

@@ -82,6 +82,10 @@ pub struct AppOptions {
     pub quit_after_secs: Option<f64>,
     /// Write frame-time statistics (JSON) here on exit.
     pub frame_report: Option<PathBuf>,
+    /// A saved run to open at launch.
+    pub run: Option<PathBuf>,
+    /// A saved run to pin for comparison at launch.
+    pub pin: Option<PathBuf>,
 }
 
 /// The loaded series and its preparation for the current window and split.
@@ -527,6 +531,14 @@ impl DonutApp {
                     self.error = Some(format!("Could not open the run: {e}"))
                 }
                 FileEvent::Saved(Err(e)) => self.error = Some(format!("Could not save: {e}")),
+                FileEvent::PinLoaded(Ok(run)) => {
+                    let threshold = run.metrics.map_or(0.0, |m| m.best_f1.threshold);
+                    self.compare.pinned = Some((Arc::from(run), threshold));
+                    self.compare.open = true;
+                }
+                FileEvent::PinLoaded(Err(e)) => {
+                    self.error = Some(format!("Could not pin the run: {e}"))
+                }
                 FileEvent::Cancelled => {}
             }
         }
@@ -655,13 +667,22 @@ impl DonutApp {
             return;
         }
         self.load_requested = true;
-        let path = self
-            .options
-            .data
-            .clone()
-            .or_else(|| self.state.last_file.clone());
+        // A run opened at launch brings its own data: the last CSV is not reopened over it.
+        let path = self.options.data.clone().or_else(|| {
+            if self.options.run.is_some() {
+                None
+            } else {
+                self.state.last_file.clone()
+            }
+        });
         if let Some(path) = path {
             self.open_path(ctx, path);
+        }
+        if let Some(run) = self.options.run.clone() {
+            self.open_run_path(ctx, run);
+        }
+        if let Some(pin) = self.options.pin.clone() {
+            self.files.load_pin(ctx, pin);
         }
         if self.options.autostart && self.options.data.is_none() {
             self.start_training(ctx);

@@ -23,7 +23,6 @@ const DIFF_BG: Color32 = Color32::from_rgba_premultiplied(120, 90, 10, 90);
 
 /// The compare window's state. The pinned run is plain data (a saved-run record), so it stays
 /// when the current run is replaced by a new one or by a run opened from a file.
-#[derive(Default)]
 pub struct ComparePanel {
     /// Whether the window is shown.
     pub open: bool,
@@ -33,8 +32,20 @@ pub struct ComparePanel {
     pub camera: Camera,
     /// Replay position for both latent plots, as a fraction of training (None: the newest).
     pub progress: Option<f32>,
-    /// Show only the settings that differ.
+    /// Show only the settings that differ (the default; the full table on request).
     pub only_differences: bool,
+}
+
+impl Default for ComparePanel {
+    fn default() -> Self {
+        Self {
+            open: false,
+            pinned: None,
+            camera: Camera::default(),
+            progress: None,
+            only_differences: true,
+        }
+    }
 }
 
 /// One run as the compare window reads it (borrowed: nothing is copied per frame).
@@ -69,9 +80,12 @@ fn snapshot_at(snapshots: &[LatentSnapshot], progress: Option<f32>) -> Option<&L
 pub fn compare_ui(app: &mut DonutApp, ui: &mut Ui) {
     let Some((pinned, pinned_threshold)) = app.compare.pinned.clone() else {
         ui.label(
-            "Pin a finished run (\"Pin run\" in the top bar), then train another or open a saved \
-             run: the two appear here side by side.",
+            "Pin a finished run (\"Pin run\" in the top bar) or a saved one, then train another or \
+             open a saved run: the two appear here side by side.",
         );
+        if ui.button("Pin a saved run…").clicked() {
+            app.files.pick_and_load_pin(ui.ctx());
+        }
         return;
     };
     ui.horizontal(|ui| {
@@ -80,6 +94,9 @@ pub fn compare_ui(app: &mut DonutApp, ui: &mut Ui) {
         ui.colored_label(CURRENT_COLOR, RichText::new("current").strong());
         if ui.button("Unpin").clicked() {
             app.compare.pinned = None;
+        }
+        if ui.button("Pin a saved run…").clicked() {
+            app.files.pick_and_load_pin(ui.ctx());
         }
     });
     if app.compare.pinned.is_none() {
@@ -298,6 +315,7 @@ fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
             .height(170.0)
             .legend(Legend::default())
             .link_axis(link, [true, false])
+            .allow_scroll(false)
             .y_axis_label("total loss")
             .show(&mut cols[0], |plot| {
                 for run in [left, right] {
@@ -310,6 +328,7 @@ fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
             .height(170.0)
             .legend(Legend::default())
             .link_axis(link, [true, false])
+            .allow_scroll(false)
             .y_axis_label("ELBO terms")
             .show(&mut cols[1], |plot| {
                 for run in [left, right] {
@@ -413,6 +432,7 @@ fn latents_ui(
 /// Lanes over the test part: the series, the labelled anomalies, and each run's flagged points.
 fn detections_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right: &RunView<'_>) {
     ui.strong("Detections on the test part (each run at its own threshold)");
+    ui.small("Lanes from the top: the series, labelled anomalies, pinned run's flags, current run's flags");
     let Some(prep) = prep else {
         ui.label("No data loaded.");
         return;
@@ -439,9 +459,9 @@ fn detections_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right
                 .map(|i| [i as f64, 3.0 + 2.0 * (prep.raw_values[i] - lo) / span])
                 .collect();
             plot.line(Line::new("value", values).color(Color32::GRAY).width(1.0));
-            let lane = |flagged: &dyn Fn(usize) -> bool, y: f64| -> PlotPoints<'static> {
-                // Segments at height y where flagged, with gaps (NaN) between them.
-                let mut pts = Vec::new();
+            // Runs of flagged points at height y, one short line each (same name: one legend entry).
+            let runs = |flagged: &dyn Fn(usize) -> bool| -> Vec<(usize, usize)> {
+                let mut out = Vec::new();
                 let mut i = test.start;
                 while i < test.end {
                     if flagged(i) {
@@ -449,19 +469,24 @@ fn detections_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right
                         while i < test.end && flagged(i) {
                             i += 1;
                         }
-                        pts.push([a as f64 - 0.5, y]);
-                        pts.push([i as f64 - 0.5, y]);
-                        pts.push([f64::NAN, f64::NAN]);
+                        out.push((a, i));
                     } else {
                         i += 1;
                     }
                 }
-                pts.into()
+                out
             };
-            plot.line(
-                Line::new("labelled anomalies", lane(&|i| prep.labels[i] == 1, 2.0))
-                    .color(LABEL_COLOR)
-                    .width(6.0),
+            let mut lane = |name: &str, color: Color32, y: f64, segments: Vec<(usize, usize)>| {
+                for (a, b) in segments {
+                    let pts: PlotPoints = vec![[a as f64 - 0.5, y], [b as f64 - 0.5, y]].into();
+                    plot.line(Line::new(name, pts).color(color).width(6.0));
+                }
+            };
+            lane(
+                "labelled anomalies",
+                LABEL_COLOR,
+                2.0,
+                runs(&|i| prep.labels[i] == 1),
             );
             for (run, y) in [(left, 1.0), (right, 0.0)] {
                 let Some(scores) = run.scores.filter(|s| s.len() == prep.len()) else {
@@ -471,10 +496,11 @@ fn detections_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right
                     continue;
                 }
                 let flagged = flags(scores, &prep.missing, run.threshold);
-                plot.line(
-                    Line::new(format!("{} flags", run.name), lane(&|i| flagged[i], y))
-                        .color(run.color)
-                        .width(6.0),
+                lane(
+                    &format!("{} flags", run.name),
+                    run.color,
+                    y,
+                    runs(&|i| flagged[i]),
                 );
             }
         });

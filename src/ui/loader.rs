@@ -17,6 +17,8 @@ pub enum FileEvent {
     Saved(Result<PathBuf, String>),
     /// A saved run was read, with the series it was trained on when that could be read too.
     RunLoaded(Result<Box<LoadedRun>, String>),
+    /// A saved run was read to be pinned for comparison.
+    PinLoaded(Result<Box<crate::runfile::SavedRun>, String>),
 }
 
 /// A saved run and its data.
@@ -45,6 +47,14 @@ fn read_run(path: PathBuf) -> FileEvent {
         run,
         data: data.map(Arc::new),
     })))
+}
+
+fn read_pin(path: PathBuf) -> FileEvent {
+    FileEvent::PinLoaded(
+        crate::runfile::load(&path)
+            .map(Box::new)
+            .map_err(|e| e.to_string()),
+    )
 }
 
 /// Runs file jobs off the UI thread.
@@ -133,6 +143,27 @@ impl FileJobs {
     /// Reads a saved run (and its data) in the background.
     pub fn load_run(&mut self, ctx: &egui::Context, path: PathBuf) {
         self.spawn("run-loader", ctx.clone(), move || read_run(path));
+    }
+
+    /// Reads a saved run to pin, in the background.
+    pub fn load_pin(&mut self, ctx: &egui::Context, path: PathBuf) {
+        self.spawn("run-loader", ctx.clone(), move || read_pin(path));
+    }
+
+    /// Opens the picker for a saved run to pin, then reads it, in the background.
+    pub fn pick_and_load_pin(&mut self, ctx: &egui::Context) {
+        self.spawn(
+            "file-dialog",
+            ctx.clone(),
+            move || match rfd::FileDialog::new()
+                .add_filter("donut run", &["donut"])
+                .set_title("Pin a saved run")
+                .pick_file()
+            {
+                Some(path) => read_pin(path),
+                None => FileEvent::Cancelled,
+            },
+        );
     }
 
     /// Opens the picker for a saved run, then reads it, in the background.

@@ -181,6 +181,13 @@ fn save_then_load_scores_without_training() {
             .arg(&run)
             .args(QUICK),
     );
+    let saved = donut_explorer::runfile::load(&run).unwrap();
+    assert!(
+        saved.snapshots.len() >= 2,
+        "a saved run keeps latent snapshots for replay ({})",
+        saved.snapshots.len()
+    );
+    assert_eq!(saved.snapshots.last().unwrap().step, saved.steps.len());
     let loaded = json_of(bin().args(["train", "--json", "--load"]).arg(&run));
     assert_eq!(
         loaded["best_f1"], trained["best_f1"],
