@@ -56,19 +56,60 @@ impl Default for Persisted {
 
 impl Persisted {
     /// Reads the saved state; anything missing, corrupt or invalid falls back to the defaults.
+    /// Looks in the app's own state file first (see [`Persisted::save_file`]), then in eframe's
+    /// storage (where versions before 0.2 kept it).
     pub fn load(storage: Option<&dyn eframe::Storage>) -> Self {
-        let state: Persisted = storage
-            .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
-            .unwrap_or_default();
-        if state.config.validate().is_err() {
+        Self::load_from(state_file_path().as_deref(), storage)
+    }
+
+    /// [`Persisted::load`] with the state file's path given (None: eframe's storage only).
+    pub fn load_from(
+        file: Option<&std::path::Path>,
+        storage: Option<&dyn eframe::Storage>,
+    ) -> Self {
+        let from_file = file.and_then(Self::load_file);
+        let state = from_file.unwrap_or_else(|| {
+            storage
+                .and_then(|s| eframe::get_value::<Persisted>(s, eframe::APP_KEY))
+                .unwrap_or_default()
+        });
+        state.checked()
+    }
+
+    /// Reads a state file; None when it is missing or unreadable (the caller uses defaults).
+    pub fn load_file(path: &std::path::Path) -> Option<Self> {
+        let text = std::fs::read_to_string(path).ok()?;
+        serde_json::from_str::<Persisted>(&text)
+            .ok()
+            .map(Persisted::checked)
+    }
+
+    /// Writes the state to `path` atomically (a temporary file, synced, then renamed over the
+    /// old one), so that a crash or a full disk mid-write leaves the previous state intact.
+    pub fn save_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        crate::runfile::write_atomically(path, |w| w.write_all(text.as_bytes()))
+    }
+
+    /// The state with an out-of-range config replaced by the defaults (the rest kept).
+    fn checked(self) -> Self {
+        if self.config.validate().is_err() {
             Persisted {
                 config: DonutConfig::default(),
-                ..state
+                ..self
             }
         } else {
-            state
+            self
         }
     }
+}
+
+/// Where the app keeps its state: `state.json` in eframe's storage folder for this app.
+pub fn state_file_path() -> Option<PathBuf> {
+    eframe::storage_dir("donut-explorer").map(|d| d.join("state.json"))
 }
 
 /// Launch options from the command line.
@@ -228,6 +269,8 @@ pub struct DonutApp {
     pub sweeps: super::sweeps::SweepPanel,
     /// The compare window and the pinned run.
     pub compare: super::compare::ComparePanel,
+    /// The thread writing the last saved state, if any.
+    state_saver: Option<std::thread::JoinHandle<()>>,
 }
 
 impl DonutApp {
@@ -269,6 +312,7 @@ impl DonutApp {
             restart_pending: false,
             sweeps: Default::default(),
             compare: Default::default(),
+            state_saver: None,
         }
     }
 
@@ -993,11 +1037,30 @@ impl eframe::App for DonutApp {
         self.ui_frame(ui);
     }
 
-    fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.state);
+    /// Saves the state to the app's own file, atomically, on a named background thread (eframe's
+    /// storage writes its file in place, which a crash mid-write can leave half-written).
+    fn save(&mut self, _storage: &mut dyn eframe::Storage) {
+        let Some(path) = state_file_path() else {
+            return;
+        };
+        if let Some(previous) = self.state_saver.take() {
+            let _ = previous.join();
+        }
+        let state = self.state.clone();
+        self.state_saver = std::thread::Builder::new()
+            .name("state-saver".into())
+            .spawn(move || {
+                if let Err(e) = state.save_file(&path) {
+                    log::warn!("could not save the app state to {}: {e}", path.display());
+                }
+            })
+            .ok();
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        if let Some(saver) = self.state_saver.take() {
+            let _ = saver.join();
+        }
         self.write_frame_report();
         self.shutdown_worker(Duration::from_secs(2));
     }

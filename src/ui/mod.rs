@@ -14,7 +14,7 @@ mod loss;
 mod series;
 mod sweeps;
 
-pub use app::{AppOptions, DonutApp, Persisted};
+pub use app::{AppOptions, DonutApp, Persisted, state_file_path};
 
 /// Opens the app window (glow renderer, which is the lighter one under software rendering).
 pub fn run_native(options: AppOptions) -> eframe::Result {

@@ -214,7 +214,7 @@ fn corrupt_saved_state_falls_back_to_defaults() {
         fn flush(&mut self) {}
     }
     assert_eq!(
-        Persisted::load(Some(&Store("(not valid ron".into()))),
+        Persisted::load_from(None, Some(&Store("(not valid ron".into()))),
         Persisted::default()
     );
     // A saved state whose config is out of range keeps the rest but resets the config.
@@ -222,12 +222,51 @@ fn corrupt_saved_state_falls_back_to_defaults() {
     state.config.latent_dim = 99;
     state.controls_width = 400.0;
     let text = ron::to_string(&state).unwrap();
-    let loaded = Persisted::load(Some(&Store(text)));
+    let loaded = Persisted::load_from(None, Some(&Store(text)));
     assert_eq!(
         loaded.config,
         donut_explorer::config::DonutConfig::default()
     );
     assert_eq!(loaded.controls_width, 400.0);
+}
+
+#[test]
+fn the_state_file_round_trips_and_a_damaged_one_falls_back_to_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("state.json");
+    let mut state = Persisted::default();
+    state.config.latent_dim = 7;
+    state.teaching = true;
+    state.recent_files = vec!["/data/kpi.csv".into()];
+    state.save_file(&path).unwrap();
+    // Written by rename: no temporary file is left beside it.
+    let names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["state.json"]);
+    assert_eq!(Persisted::load_from(Some(&path), None), state);
+    // The file wins over eframe's storage.
+    struct Store;
+    impl eframe::Storage for Store {
+        fn get_string(&self, _key: &str) -> Option<String> {
+            Some(ron::to_string(&Persisted::default()).unwrap())
+        }
+        fn set_string(&mut self, _key: &str, _value: String) {}
+        fn remove_string(&mut self, _key: &str) {}
+        fn flush(&mut self) {}
+    }
+    assert_eq!(Persisted::load_from(Some(&path), Some(&Store)), state);
+    // A file cut short (as by a crash in a non-atomic write) is not half-read: eframe's storage
+    // or the defaults are used instead.
+    let text = std::fs::read_to_string(&path).unwrap();
+    for cut in [1, text.len() / 3, text.len() - 2] {
+        std::fs::write(&path, &text[..cut]).unwrap();
+        assert_eq!(
+            Persisted::load_from(Some(&path), None),
+            Persisted::default()
+        );
+    }
 }
 
 #[test]
