@@ -34,6 +34,9 @@ pub struct Cli {
     /// App only: pin this saved run (.donut) at launch and open the compare window.
     #[arg(long, value_name = "RUN")]
     pub pin: Option<PathBuf>,
+    /// App only: a setting over the saved ones, as key=value (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
 }
 
 impl Cli {
@@ -46,6 +49,7 @@ impl Cli {
             frame_report: self.frame_report.clone(),
             run: self.run.clone(),
             pin: self.pin.clone(),
+            settings: self.settings.clone(),
         }
     }
 }

@@ -502,7 +502,6 @@ impl DonutConfig {
             || self.latent_dist != other.latent_dist
             || self.student_t_df != other.student_t_df
             || self.backend != other.backend
-            || self.threads != other.threads
             || self.seed != other.seed
     }
 }

@@ -14,6 +14,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Training threads in the app when the `threads` setting is 0: one core is left to the UI (whose
+/// rendering is on the CPU too without a GPU). Measured on 2 cores (BENCHMARKS.md): a second
+/// training thread added under 2 % to training throughput while the app draws, and tripled the
+/// worst frame time.
+pub fn app_worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .max(1)
+}
+
 /// Steps between latent snapshots while training in the app.
 const LATENT_EVERY_STEPS: usize = 10;
 
@@ -127,6 +138,8 @@ pub struct AppOptions {
     pub run: Option<PathBuf>,
     /// A saved run to pin for comparison at launch.
     pub pin: Option<PathBuf>,
+    /// Settings (`key=value`) applied over the saved ones at launch.
+    pub settings: Vec<String>,
 }
 
 /// The loaded series and its preparation for the current window and split.
@@ -281,7 +294,15 @@ impl DonutApp {
 
     /// Creates the app from a state (tests use this). Starts on the bundled sample unless
     /// `options.data` or the saved last file names another CSV, which is loaded in the background.
-    pub fn with_state(state: Persisted, options: AppOptions) -> Self {
+    pub fn with_state(mut state: Persisted, options: AppOptions) -> Self {
+        let mut launch_error = None;
+        for assignment in &options.settings {
+            let mut config = state.config.clone();
+            match config.set(assignment).and_then(|()| config.validate()) {
+                Ok(()) => state.config = config,
+                Err(e) => launch_error = Some(format!("--set {assignment}: {e}")),
+            }
+        }
         let data = data::load_sample()
             .ok()
             .map(|raw| Dataset::new(Arc::new(raw), &state.config));
@@ -299,7 +320,7 @@ impl DonutApp {
             replay: None,
             result: None,
             threshold: 0.0,
-            error: None,
+            error: launch_error,
             notice: None,
             score_progress: None,
             highlight_end: None,
@@ -352,12 +373,16 @@ impl DonutApp {
             return;
         }
         let config = self.state.config.clone();
+        let mut worker_config = config.clone();
+        if worker_config.threads == 0 {
+            worker_config.threads = app_worker_threads();
+        }
         // A run in progress is told to end; it finishes on its own within a step.
         self.worker = None;
         let wake_ctx = ctx.clone();
         let spawned = Worker::spawn(
             prep,
-            config.clone(),
+            worker_config,
             Box::new(move || wake_ctx.request_repaint()),
             LATENT_EVERY_STEPS,
         );
