@@ -152,31 +152,30 @@ impl FileJobs {
 
     /// Opens the picker for a saved run to pin, then reads it, in the background.
     pub fn pick_and_load_pin(&mut self, ctx: &egui::Context) {
-        self.spawn(
-            "file-dialog",
-            ctx.clone(),
-            move || match rfd::FileDialog::new()
-                .add_filter("donut run", &["donut"])
-                .set_title("Pin a saved run")
-                .pick_file()
-            {
-                Some(path) => read_pin(path),
-                None => FileEvent::Cancelled,
-            },
-        );
+        self.pick_run_then(ctx, "Pin a saved run", read_pin);
     }
 
     /// Opens the picker for a saved run, then reads it, in the background.
     pub fn pick_and_load_run(&mut self, ctx: &egui::Context) {
+        self.pick_run_then(ctx, "Open a saved run", read_run);
+    }
+
+    /// The picker for `.donut` files titled `title`, then `read` on the chosen path, on a thread.
+    fn pick_run_then(
+        &mut self,
+        ctx: &egui::Context,
+        title: &'static str,
+        read: fn(PathBuf) -> FileEvent,
+    ) {
         self.spawn(
             "file-dialog",
             ctx.clone(),
             move || match rfd::FileDialog::new()
                 .add_filter("donut run", &["donut"])
-                .set_title("Open a saved run")
+                .set_title(title)
                 .pick_file()
             {
-                Some(path) => read_run(path),
+                Some(path) => read(path),
                 None => FileEvent::Cancelled,
             },
         );

@@ -262,8 +262,17 @@ mod fuzz {
             .prop_map(|(h, rows, nl)| format!("{h}{nl}{}", rows.join(nl)))
     }
 
+    /// Cases per fuzz test: 1,500 in the plain test run; CI runs a longer pass with
+    /// `DONUT_FUZZ_CASES` set (see `.ci/run`).
+    fn cases() -> u32 {
+        std::env::var("DONUT_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1500)
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1500))]
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
@@ -280,7 +289,10 @@ mod fuzz {
                     prop_assert!(raw.labels.iter().all(|&l| l <= 1));
                     // Whatever loads also prepares or says why, without panicking.
                     let config = donut_explorer::config::DonutConfig { window: 2, ..Default::default() };
-                    let _ = donut_explorer::data::Prepared::new(&raw, &config);
+                    if let Ok(prep) = donut_explorer::data::Prepared::new(&raw, &config) {
+                        prop_assert!(prep.values.iter().all(|v| v.is_finite()));
+                        prop_assert!(prep.std.is_finite() && prep.std > 0.0);
+                    }
                 }
                 Err(e) => prop_assert!(e.to_string().starts_with("test.csv")),
             }
