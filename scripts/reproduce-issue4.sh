@@ -13,6 +13,7 @@ seeds=${SEEDS:-3}
 presets=${PRESETS:-ablation entropy-weight fixed-beta latent-dim}
 mkdir -p "$out"
 git rev-parse HEAD > "$out/commit.txt" 2>/dev/null || true
+pids=()
 for series in cpu4 server_res_eth1out_curve_61; do
   (
     for preset in $presets; do
@@ -23,5 +24,10 @@ for series in cpu4 server_res_eth1out_curve_61; do
       echo "$series $preset: $(( $(date +%s) - start )) s"
     done
   ) &
+  pids+=($!)
 done
-wait
+status=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || status=1
+done
+exit $status

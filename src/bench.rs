@@ -116,18 +116,23 @@ pub fn stop_latency_secs(prep: &std::sync::Arc<Prepared>, config: &DonutConfig) 
     use crate::train::worker::{Command, Phase, Worker, WorkerEvent};
     use crate::train::{TrainEvent, ValidStats};
     use std::time::Duration;
-    let wait_for = |worker: &Worker, done: &mut dyn FnMut(&WorkerEvent) -> bool| -> Instant {
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while Instant::now() < deadline {
-            for e in worker.drain(Duration::from_millis(50)) {
-                if done(&e) {
-                    return Instant::now();
+    // When `done` holds for an event; None if the run failed, ended, or took 10 minutes first.
+    let wait_for =
+        |worker: &Worker, done: &mut dyn FnMut(&WorkerEvent) -> bool| -> Option<Instant> {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while Instant::now() < deadline {
+                for e in worker.drain(Duration::from_millis(50)) {
+                    if done(&e) {
+                        return Some(Instant::now());
+                    }
+                    if matches!(e, WorkerEvent::Failed(_) | WorkerEvent::Phase(Phase::Idle)) {
+                        return None;
+                    }
                 }
+                std::thread::sleep(Duration::from_millis(1));
             }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Instant::now()
-    };
+            None
+        };
     let run = |config: DonutConfig,
                stop_when: &mut dyn FnMut(&WorkerEvent) -> bool,
                ended: &mut dyn FnMut(&WorkerEvent) -> bool|
@@ -135,10 +140,14 @@ pub fn stop_latency_secs(prep: &std::sync::Arc<Prepared>, config: &DonutConfig) 
         let Ok(mut worker) = Worker::spawn(prep.clone(), config, Box::new(|| {}), 1_000_000) else {
             return f64::NAN;
         };
-        wait_for(&worker, stop_when);
-        let sent = Instant::now();
-        worker.send(Command::Stop);
-        let secs = (wait_for(&worker, ended) - sent).as_secs_f64();
+        let mut secs = f64::NAN;
+        if wait_for(&worker, stop_when).is_some() {
+            let sent = Instant::now();
+            worker.send(Command::Stop);
+            if let Some(at) = wait_for(&worker, ended) {
+                secs = (at - sent).as_secs_f64();
+            }
+        }
         worker.shutdown(Duration::from_secs(30));
         secs
     };
@@ -172,7 +181,8 @@ pub fn stop_latency_secs(prep: &std::sync::Arc<Prepared>, config: &DonutConfig) 
             ..config.clone()
         },
         &mut { scoring_starts },
-        &mut |e| matches!(e, WorkerEvent::Phase(Phase::Idle)),
+        // A stopped scoring pass reports that it has no scores, then goes idle.
+        &mut |e| matches!(e, WorkerEvent::Phase(Phase::Idle) | WorkerEvent::Failed(_)),
     );
     [training, validation, scoring]
 }

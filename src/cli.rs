@@ -34,7 +34,8 @@ pub struct Cli {
     /// App only: pin this saved run (.donut) at launch and open the compare window.
     #[arg(long, value_name = "RUN")]
     pub pin: Option<PathBuf>,
-    /// App only: a setting over the saved ones, as key=value (repeatable).
+    /// App only: a setting over the saved ones, as key=value (repeatable); kept, like a change
+    /// made with the controls.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
 }
@@ -265,7 +266,7 @@ impl TrainHooks for ProgressHooks {
         Flow::Continue
     }
     fn latent_every_steps(&self) -> Option<usize> {
-        (self.snapshots > 0).then(|| (self.total_steps / self.snapshots).max(1))
+        (self.snapshots > 0).then(|| self.total_steps.div_ceil(self.snapshots).max(1))
     }
 }
 

@@ -22,6 +22,15 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// True for a GPU backend.
+    pub fn is_gpu(self) -> bool {
+        match self {
+            BackendKind::Flex | BackendKind::Ndarray => false,
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu => true,
+        }
+    }
+
     /// Every backend compiled into this binary.
     pub const ALL: &'static [BackendKind] = &[
         BackendKind::Flex,

@@ -17,7 +17,10 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 
-/// Rows (window x sample) fed to the decoder at once.
+/// Rows (window x sample) fed to the decoder at once on a GPU backend.
+const GPU_ROWS_PER_CHUNK: usize = 16_384;
+
+/// Rows (window x sample) fed to the decoder at once on a CPU backend.
 const ROWS_PER_CHUNK: usize = 2_048;
 
 /// Scoring was stopped on request.
@@ -40,8 +43,14 @@ pub fn score_windows(
     keep_going: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<f32>, Stopped> {
     let n_z = config.n_z.max(1);
-    let windows_per_chunk = (ROWS_PER_CHUNK / n_z).clamp(1, 1024);
-    let threads = config.worker_threads();
+    let threads = crate::train::backend_threads(config);
+    // Small chunks keep the CPU's caches warm; a GPU wants one large launch per chunk.
+    let rows = if config.backend.is_gpu() {
+        GPU_ROWS_PER_CHUNK
+    } else {
+        ROWS_PER_CHUNK
+    };
+    let windows_per_chunk = (rows / n_z).clamp(1, 1024);
     let pool = crate::train::thread_pool(threads);
     let chunks: Vec<(usize, &[usize])> = ends.chunks(windows_per_chunk).enumerate().collect();
     let mut out = Vec::with_capacity(ends.len());

@@ -398,7 +398,13 @@ pub fn run_sweep(
                         let Some((variant, seed, config)) = jobs.get(i) else {
                             break;
                         };
-                        match run_job(raw, *variant, *seed, config, cancel) {
+                        // Runs at once share the cores: an automatic thread count is split
+                        // between them rather than each taking every core.
+                        let mut config = config.clone();
+                        if config.threads == 0 {
+                            config.threads = (config.worker_threads() / threads).max(1);
+                        }
+                        match run_job(raw, *variant, *seed, &config, cancel) {
                             Ok(Some(r)) => {
                                 on_run(Ok(&r));
                                 if let Ok(mut all) = finished.lock() {

@@ -172,14 +172,16 @@ impl CnnStack {
         channels * ((window / 2) / 2)
     }
 
-    /// `[n, W]` -> `[n, (W / 4) * C]` (time-major).
+    /// `[n, W]` -> `[n, C * (W / 4)]`, flattened channel-major as `Conv1d`'s `[n, C, L]` output
+    /// would be (so the first dense layer's weights mean the same as in runs saved before the
+    /// im2col forward pass).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let [n, _w] = x.dims();
         let h = x.unsqueeze_dim::<3>(2); // [n, W, 1]
         let h = max_pool2(relu(conv_same3(&self.conv1, h))); // [n, W/2, C]
         let h = max_pool2(relu(conv_same3(&self.conv2, h))); // [n, W/4, C]
         let [_, l, c] = h.dims();
-        h.reshape([n, l * c])
+        h.swap_dims(1, 2).reshape([n, c * l]) // [n, C, W/4] -> [n, C * W/4]
     }
 
     fn kernel_squares(&self) -> Tensor<1> {
@@ -425,5 +427,38 @@ impl DonutModel {
             ));
         }
         Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+    use rand::SeedableRng;
+
+    #[test]
+    fn the_cnn_encoder_computes_what_burns_conv1d_and_max_pool_stack_computes() {
+        // Runs saved before the im2col forward pass used Conv1d + MaxPool1d and flattened
+        // [n, C, L] channel-major: the same weights must give the same features.
+        let device = Device::flex();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let stack = CnnStack::new(&mut rng, 4, &device);
+        let x = Tensor::<2>::random([3, 16], Distribution::Normal(0.0, 1.0), &device);
+        let pool = burn::nn::pool::MaxPool1dConfig::new(2).init();
+        let h = x.clone().unsqueeze_dim::<3>(1); // [n, 1, W]
+        let h = pool.forward(relu(stack.conv1.forward(h)));
+        let h = pool.forward(relu(stack.conv2.forward(h))); // [n, C, W/4]
+        let reference = h.reshape([3, 4 * 4]);
+        let ours = stack.forward(x);
+        let a = ours.into_data().try_to_vec::<f32>().unwrap_or_default();
+        let b = reference
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        assert_eq!(a.len(), 48);
+        assert_eq!(a.len(), b.len());
+        for (u, v) in a.iter().zip(&b) {
+            assert!((u - v).abs() < 1e-5, "{a:?}\nvs\n{b:?}");
+        }
     }
 }

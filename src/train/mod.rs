@@ -309,6 +309,16 @@ pub fn shard_count(threads: usize, batch_size: usize) -> usize {
     threads.min(batch_size / MIN_SHARD_WINDOWS).max(1)
 }
 
+/// Threads for a run on `config.backend`: the CPU backends use `config.worker_threads()`; a GPU
+/// backend gets one (a whole batch per kernel launch is what a GPU wants).
+pub fn backend_threads(config: &DonutConfig) -> usize {
+    if config.backend.is_gpu() {
+        1
+    } else {
+        config.worker_threads()
+    }
+}
+
 /// A pool of `threads` named threads for training and scoring. burn's CPU kernels that use rayon
 /// run inside it too, so `threads` bounds the CPU that a run takes.
 pub fn thread_pool(threads: usize) -> rayon::ThreadPool {
@@ -396,7 +406,7 @@ pub fn train(
     config: &DonutConfig,
     hooks: &mut dyn TrainHooks,
 ) -> Result<TrainOutcome, TrainError> {
-    let pool = thread_pool(config.worker_threads());
+    let pool = thread_pool(backend_threads(config));
     pool.install(|| train_in_pool(prep, config, hooks, &pool))
 }
 
@@ -426,7 +436,7 @@ fn train_in_pool(
         return Err(TrainError::NoWindows);
     }
     let batch_size = config.batch_size.min(ends.len());
-    let shards = shard_count(config.worker_threads(), batch_size);
+    let shards = shard_count(backend_threads(&config), batch_size);
     let steps_per_epoch = ends.len() / batch_size;
     let k = config.latent_dim;
     let w = prep.window;
@@ -454,7 +464,7 @@ fn train_in_pool(
                 ends: latent_ends.clone(),
                 means,
             };
-            snapshots.push(snap.clone());
+            push_thinned(&mut snapshots, snap.clone(), MAX_KEPT_SNAPSHOTS);
             hooks.event(TrainEvent::Latent(snap));
         };
     if latent_every.is_some() {

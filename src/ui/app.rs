@@ -542,7 +542,13 @@ impl DonutApp {
                 WorkerEvent::ScoreProgress { done, total } => {
                     self.score_progress = Some((done, total))
                 }
-                WorkerEvent::Finished(result) => {
+                WorkerEvent::Finished(mut result) => {
+                    // The worker ran with the app's resolved thread count; the run's settings keep
+                    // the requested one (0 = automatic), so that pinned, saved and reopened runs do
+                    // not carry this machine's core count into other settings.
+                    if let Some(r) = self.run_config.as_ref() {
+                        result.config.threads = r.threads;
+                    }
                     self.threshold = result.metrics.best_f1.threshold;
                     if let Some(r) = self.run_config.as_mut() {
                         *r = result.config.clone();
@@ -736,14 +742,15 @@ impl DonutApp {
             return;
         }
         self.load_requested = true;
-        // A run opened at launch brings its own data: the last CSV is not reopened over it.
-        let path = self.options.data.clone().or_else(|| {
-            if self.options.run.is_some() {
-                None
-            } else {
-                self.state.last_file.clone()
-            }
-        });
+        // A run opened at launch brings its own data: no CSV is loaded over it.
+        let path = if self.options.run.is_some() {
+            None
+        } else {
+            self.options
+                .data
+                .clone()
+                .or_else(|| self.state.last_file.clone())
+        };
         if let Some(path) = path {
             self.open_path(ctx, path);
         }

@@ -34,6 +34,17 @@ pub struct ComparePanel {
     pub progress: Option<f32>,
     /// Show only the settings that differ (the default; the full table on request).
     pub only_differences: bool,
+    /// Projected points and colours of the two latent plots, kept while their snapshot is shown.
+    latent_cache: [Option<LatentEntry>; 2],
+}
+
+/// One latent plot's projection, and what it was computed from.
+struct LatentEntry {
+    /// (the run's shared window list, snapshot step, K, coloured by time of day).
+    key: (usize, usize, usize, bool),
+    points: Vec<[f32; 3]>,
+    colors: Vec<Color32>,
+    names: [String; 3],
 }
 
 impl Default for ComparePanel {
@@ -44,6 +55,7 @@ impl Default for ComparePanel {
             camera: Camera::default(),
             progress: None,
             only_differences: true,
+            latent_cache: [None, None],
         }
     }
 }
@@ -152,6 +164,7 @@ pub fn compare_ui(app: &mut DonutApp, ui: &mut Ui) {
         ui,
         &mut app.compare.camera,
         &mut app.compare.progress,
+        &mut app.compare.latent_cache,
         prep.as_deref(),
         &left,
         &right,
@@ -362,10 +375,12 @@ fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
     });
 }
 
+#[allow(clippy::too_many_arguments)]
 fn latents_ui(
     ui: &mut Ui,
     camera: &mut Camera,
     progress: &mut Option<f32>,
+    cache: &mut [Option<LatentEntry>; 2],
     prep: Option<&Prepared>,
     left: &RunView<'_>,
     right: &RunView<'_>,
@@ -396,7 +411,7 @@ fn latents_ui(
     ui.small("Coloured by time of day · drag either plot to turn both");
     let width = (ui.available_width() / 2.0 - 8.0).max(160.0);
     ui.horizontal(|ui| {
-        for run in [left, right] {
+        for (run, slot) in [left, right].into_iter().zip(cache.iter_mut()) {
             ui.vertical(|ui| {
                 let Some(snap) = snapshot_at(run.snapshots, *progress) else {
                     ui.colored_label(run.color, format!("{}: no latent snapshots", run.name));
@@ -409,18 +424,36 @@ fn latents_ui(
                         run.name, snap.dim, snap.epoch, snap.step
                     ),
                 );
-                let (raw, names) = project(snap, Projection::Pca);
-                let points = normalise(&raw);
                 let fits = prep
                     .filter(|p| p.source == run.source && snap.ends.iter().all(|&e| e < p.len()));
-                let colors = match fits {
-                    Some(p) => colors(snap, p, ColorBy::TimeOfDay, None),
-                    None => vec![run.color; points.len()],
+                // Every snapshot of a run shares one `ends` list, so its address names the run.
+                let key = (
+                    Arc::as_ptr(&snap.ends) as usize,
+                    snap.step,
+                    snap.dim,
+                    fits.is_some(),
+                );
+                if slot.as_ref().is_none_or(|e| e.key != key) {
+                    let (raw, names) = project(snap, Projection::Pca);
+                    let points = normalise(&raw);
+                    let colors = match fits {
+                        Some(p) => colors(snap, p, ColorBy::TimeOfDay, None),
+                        None => vec![run.color; points.len()],
+                    };
+                    *slot = Some(LatentEntry {
+                        key,
+                        points,
+                        colors,
+                        names,
+                    });
+                }
+                let Some(entry) = slot.as_ref() else {
+                    return;
                 };
                 let cloud = Cloud {
-                    points: &points,
-                    colors: &colors,
-                    axis_names: names,
+                    points: &entry.points,
+                    colors: &entry.colors,
+                    axis_names: entry.names.clone(),
                     highlight: None,
                 };
                 scatter_ui(ui, camera, &cloud, egui::vec2(width, 260.0), 2.5);
@@ -453,8 +486,10 @@ fn detections_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right
         .allow_scroll(false)
         .show(ui, |plot| {
             // The series, scaled into the band [3, 5].
+            let stride = (test.len() / 5_000).max(1);
             let values: PlotPoints = test
                 .clone()
+                .step_by(stride)
                 .filter(|&i| !prep.missing[i])
                 .map(|i| [i as f64, 3.0 + 2.0 * (prep.raw_values[i] - lo) / span])
                 .collect();

@@ -426,6 +426,10 @@ fn a_pinned_run_is_compared_with_the_next_one_setting_by_setting() {
     h.run_steps(2);
     let first = h.state().compare.pinned.clone().expect("pinned");
     assert_eq!(first.0.config.latent_dim, 5);
+    assert_eq!(
+        first.0.config.threads, 0,
+        "the run keeps the requested (automatic) thread count, not this machine's"
+    );
     assert!(h.state().compare.open, "pinning opens the compare window");
 
     // A second run with another latent dimension.
