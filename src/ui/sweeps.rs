@@ -106,6 +106,11 @@ impl SweepPanel {
         base: DonutConfig,
     ) {
         self.cancel();
+        // As for a single run in the app: every core but one, shared by the runs at once.
+        let mut base = base;
+        if base.threads == 0 {
+            base.threads = (super::app::app_worker_threads() / self.jobs.max(1)).max(1);
+        }
         let spec = SweepSpec {
             variants: self.chosen_variants(),
             seeds: self.seeds.max(1),
