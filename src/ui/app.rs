@@ -404,6 +404,14 @@ impl DonutApp {
         }
     }
 
+    /// Ends the run in progress without waiting for it or taking any more of its events (the
+    /// worker is told to shut down and finishes on its own within a step).
+    pub fn abandon_run(&mut self) {
+        self.worker = None;
+        self.phase = Phase::Idle;
+        self.score_progress = None;
+    }
+
     /// Sends a command to the worker, if there is one.
     pub fn send(&mut self, command: Command) {
         if let Some(w) = &self.worker {
@@ -542,6 +550,16 @@ impl DonutApp {
                 WorkerEvent::ScoreProgress { done, total } => {
                     self.score_progress = Some((done, total))
                 }
+                WorkerEvent::Finished(result)
+                    if self
+                        .prepared()
+                        .is_none_or(|p| p.len() != result.scores.len()) =>
+                {
+                    self.error = Some(
+                        "A run finished on data that is no longer loaded: its results were dropped."
+                            .into(),
+                    );
+                }
                 WorkerEvent::Finished(mut result) => {
                     // The worker ran with the app's resolved thread count; the run's settings keep
                     // the requested one (0 = automatic), so that pinned, saved and reopened runs do
@@ -576,14 +594,14 @@ impl DonutApp {
                     } else {
                         self.error = None;
                     }
+                    // The run on the old data is abandoned, not stopped: a stopped run would still
+                    // score the old series and deliver results that do not fit the new one.
+                    self.abandon_run();
                     self.data = Some(dataset);
                     self.result = None;
                     self.latent = None;
                     self.snapshots.clear();
                     self.history = History::default();
-                    if self.is_running() {
-                        self.send(Command::Stop);
-                    }
                     self.state.recent_files.retain(|p| p != &path);
                     self.state.recent_files.insert(0, path.clone());
                     self.state.recent_files.truncate(8);
@@ -867,13 +885,12 @@ impl DonutApp {
             if ui.button("Sample data").on_hover_text("Load the bundled sample series").clicked()
                 && let Ok(raw) = data::load_sample()
             {
-                if self.is_running() {
-                    self.send(Command::Stop);
-                }
+                self.abandon_run();
                 self.data = Some(Dataset::new(Arc::new(raw), &self.state.config));
                 self.state.last_file = None;
                 self.result = None;
                 self.latent = None;
+                self.snapshots.clear();
                 self.history = History::default();
             }
             if ui.button("Sweeps…").on_hover_text("Repeat runs over a setting's values and seeds; compare their F1 and latent spaces").clicked() {

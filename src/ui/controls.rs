@@ -83,7 +83,7 @@ fn run_buttons_ui(app: &mut DonutApp, ui: &mut Ui) {
             .on_hover_text("Stop and clear the run: losses, latent space and scores")
             .clicked()
         {
-            app.send(Command::Stop);
+            app.abandon_run();
             app.history = Default::default();
             app.latent = None;
             app.snapshots.clear();

@@ -306,6 +306,10 @@ pub fn latent_ui(app: &mut DonutApp, ui: &mut Ui) {
         ui.label("Press Train: the latent means of the windows appear here and move as the model learns.");
         return;
     };
+    if snap.ends.iter().any(|&e| e >= prep.len()) {
+        ui.label("These latent points belong to other data than the series loaded now.");
+        return;
+    }
     let scores = app.result.as_ref().map(|r| r.scores.clone());
     let key = (
         snap.step,

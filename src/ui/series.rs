@@ -55,8 +55,9 @@ pub fn series_ui(app: &mut DonutApp, ui: &mut Ui) {
         return;
     };
     threshold_ui(app, ui, &prep);
-    let result = app.result.clone();
     let n = prep.len();
+    // A result belongs to the data it was scored on: never index this series with another's.
+    let result = app.result.clone().filter(|r| r.scores.len() == n);
     let step = stride(n);
     let flagged = result
         .as_ref()
@@ -193,7 +194,7 @@ pub fn series_ui(app: &mut DonutApp, ui: &mut Ui) {
 }
 
 fn threshold_ui(app: &mut DonutApp, ui: &mut Ui, prep: &std::sync::Arc<Prepared>) {
-    let Some(result) = app.result.clone() else {
+    let Some(result) = app.result.clone().filter(|r| r.scores.len() == prep.len()) else {
         ui.horizontal(|ui| {
             ui.strong("Series");
             ui.label("· shaded red: labelled anomalies · crosses: missing points · grey bands below: points with no score (the first W-1 of each part)");

@@ -465,3 +465,42 @@ fn a_pinned_run_is_compared_with_the_next_one_setting_by_setting() {
     h.run_steps(2);
     assert!(h.state().compare.pinned.is_none());
 }
+
+#[test]
+fn opening_a_longer_csv_mid_run_abandons_the_run_and_never_mixes_the_two_series() {
+    // A series longer than the bundled sample: a result or latent points of the old run indexed
+    // with the new series' length would read past their end.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.csv");
+    let mut text = String::from("timestamp,value,label\n");
+    for i in 0..12_000u64 {
+        let v = ((i % 288) as f64 / 288.0 * std::f64::consts::TAU).sin();
+        text.push_str(&format!("{},{v:.4},0\n", 1_500_000_000 + 300 * i));
+    }
+    std::fs::write(&path, text).unwrap();
+
+    let mut h = harness(quick_state());
+    h.run_steps(2);
+    h.get_by_label("Train").click();
+    assert!(
+        step_until(&mut h, 600, |app| app.latent.is_some()),
+        "training did not start"
+    );
+    let ctx = h.ctx.clone();
+    h.state_mut().open_path(&ctx, path);
+    assert!(
+        step_until(&mut h, 600, |app| app
+            .prepared()
+            .is_some_and(|p| p.len() == 12_000)),
+        "the longer file did not load"
+    );
+    assert!(!h.state().is_running(), "the old run is abandoned at once");
+    // Let the abandoned worker wind down while frames keep drawing: nothing of it may show up.
+    for _ in 0..100 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let app = h.state();
+    assert!(app.result.is_none());
+    assert!(app.latent.is_none() && app.snapshots.is_empty());
+}
