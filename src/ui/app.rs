@@ -284,6 +284,8 @@ pub struct DonutApp {
     pub compare: super::compare::ComparePanel,
     /// The thread writing the last saved state, if any.
     state_saver: Option<std::thread::JoinHandle<()>>,
+    /// `--autostart` waits for the CSV being loaded at launch.
+    autostart_pending: bool,
 }
 
 impl DonutApp {
@@ -334,6 +336,7 @@ impl DonutApp {
             sweeps: Default::default(),
             compare: Default::default(),
             state_saver: None,
+            autostart_pending: false,
         }
     }
 
@@ -769,7 +772,7 @@ impl DonutApp {
                 .clone()
                 .or_else(|| self.state.last_file.clone())
         };
-        if let Some(path) = path {
+        if let Some(path) = path.clone() {
             self.open_path(ctx, path);
         }
         if let Some(run) = self.options.run.clone() {
@@ -778,8 +781,13 @@ impl DonutApp {
         if let Some(pin) = self.options.pin.clone() {
             self.files.load_pin(ctx, pin);
         }
-        if self.options.autostart && self.options.data.is_none() {
-            self.start_training(ctx);
+        if self.options.autostart {
+            if path.is_some() {
+                // Train on the file once it has loaded (or on what is loaded if it fails).
+                self.autostart_pending = true;
+            } else if self.options.run.is_none() {
+                self.start_training(ctx);
+            }
         }
     }
 
@@ -790,10 +798,11 @@ impl DonutApp {
         self.first_frame(&ctx);
         let had_data = self.data.as_ref().map(|d| Arc::as_ptr(&d.raw));
         self.handle_file_events();
-        if self.options.autostart
-            && self.options.data.is_some()
-            && self.data.as_ref().map(|d| Arc::as_ptr(&d.raw)) != had_data
+        if self.autostart_pending
+            && (self.data.as_ref().map(|d| Arc::as_ptr(&d.raw)) != had_data
+                || self.files.pending == 0)
         {
+            self.autostart_pending = false;
             self.start_training(&ctx);
         }
         self.handle_worker_events();
