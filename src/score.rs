@@ -32,9 +32,8 @@ pub struct Stopped;
 /// `keep_going` is asked between groups of chunks; returning false stops with [`Stopped`].
 ///
 /// Chunks of windows are scored in parallel (`config.worker_threads()` threads on a CPU backend,
-/// one on a GPU). Each chunk draws
-/// from generators seeded by the run's seed and the chunk's index, so the scores do not depend on
-/// the thread count.
+/// one on a GPU). Each chunk draws from generators seeded by the run's seed and the chunk's index,
+/// so the scores do not depend on the thread count.
 pub fn score_windows(
     model: &DonutModel,
     prep: &Prepared,
