@@ -1069,7 +1069,7 @@ fn remember(list: &mut Vec<PathBuf>, path: &std::path::Path) {
     list.truncate(8);
 }
 
-fn short_name(source: &str) -> String {
+pub(super) fn short_name(source: &str) -> String {
     std::path::Path::new(source)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -2,9 +2,11 @@
 //! the differences highlighted, both runs' figures, both loss curves, both latent spaces (one
 //! camera and one replay slider for the two), and both runs' detections on the test part.
 
-use super::app::DonutApp;
+use super::app::{DonutApp, short_name};
 use super::latent::{ColorBy, Projection, colors, project};
 use super::latent3d::{Camera, Cloud, normalise, scatter_ui};
+use super::loss::bucketed;
+use super::series::runs;
 use crate::config::{DonutConfig, setting_pairs};
 use crate::data::{Part, Prepared};
 use crate::eval::{Adjust, Metrics, f1_at, flags};
@@ -102,7 +104,7 @@ pub fn compare_ui(app: &mut DonutApp, ui: &mut Ui) {
     };
     ui.horizontal(|ui| {
         ui.colored_label(PINNED_COLOR, RichText::new("pinned").strong());
-        ui.label(format!("trained on {}", short(&pinned.source)));
+        ui.label(format!("trained on {}", short_name(&pinned.source)));
         ui.colored_label(CURRENT_COLOR, RichText::new("current").strong());
         if ui.button("Unpin").clicked() {
             app.compare.pinned = None;
@@ -173,12 +175,6 @@ pub fn compare_ui(app: &mut DonutApp, ui: &mut Ui) {
     detections_ui(ui, prep.as_deref(), &left, &right);
 }
 
-fn short(source: &str) -> String {
-    std::path::Path::new(source)
-        .file_name()
-        .map_or_else(|| source.to_string(), |n| n.to_string_lossy().into_owned())
-}
-
 fn settings_ui(ui: &mut Ui, only: &mut bool, left: &RunView<'_>, right: &RunView<'_>) {
     let pairs = setting_pairs(left.config, right.config);
     let differing: Vec<&str> = pairs
@@ -196,8 +192,8 @@ fn settings_ui(ui: &mut Ui, only: &mut bool, left: &RunView<'_>, right: &RunView
             ui.visuals().warn_fg_color,
             format!(
                 "The runs were trained on different data: {} and {}",
-                short(left.source),
-                short(right.source)
+                short_name(left.source),
+                short_name(right.source)
             ),
         );
     }
@@ -306,21 +302,6 @@ fn figures_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right: &
         });
 }
 
-/// (step, value) pairs, averaged into at most 1,000 buckets.
-fn curve(steps: &[StepStats], value: impl Fn(&StepStats) -> f64) -> PlotPoints<'static> {
-    let bucket = steps.len().div_ceil(1_000).max(1);
-    steps
-        .chunks(bucket)
-        .map(|c| {
-            let n = c.len() as f64;
-            [
-                c.iter().map(|s| s.step as f64).sum::<f64>() / n,
-                c.iter().map(&value).sum::<f64>() / n,
-            ]
-        })
-        .collect()
-}
-
 fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
     let link = egui::Id::unique("compare-loss-link");
     ui.columns(2, |cols| {
@@ -333,7 +314,7 @@ fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
             .show(&mut cols[0], |plot| {
                 for run in [left, right] {
                     plot.line(
-                        Line::new(run.name, curve(run.steps, |s| s.terms.total)).color(run.color),
+                        Line::new(run.name, bucketed(run.steps, |t| t.total)).color(run.color),
                     );
                 }
             });
@@ -349,7 +330,7 @@ fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
                     plot.line(
                         Line::new(
                             format!("{} reconstruction", run.name),
-                            curve(run.steps, |s| s.terms.recon),
+                            bucketed(run.steps, |t| t.recon),
                         )
                         .color(run.color)
                         .style(style),
@@ -357,7 +338,7 @@ fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
                     plot.line(
                         Line::new(
                             format!("{} β log p(z)", run.name),
-                            curve(run.steps, |s| s.terms.prior),
+                            bucketed(run.steps, |t| t.prior),
                         )
                         .color(run.color.gamma_multiply(0.7))
                         .style(egui_plot::LineStyle::dashed_loose()),
@@ -365,7 +346,7 @@ fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
                     plot.line(
                         Line::new(
                             format!("{} −λ log q(z|x)", run.name),
-                            curve(run.steps, |s| s.terms.entropy),
+                            bucketed(run.steps, |t| t.entropy),
                         )
                         .color(run.color.gamma_multiply(0.7))
                         .style(egui_plot::LineStyle::dotted_loose()),
@@ -495,21 +476,12 @@ fn detections_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right
                 .collect();
             plot.line(Line::new("value", values).color(Color32::GRAY).width(1.0));
             // Runs of flagged points at height y, one short line each (same name: one legend entry).
+            // Runs of flagged test points as (start, end-exclusive) point indices.
             let runs = |flagged: &dyn Fn(usize) -> bool| -> Vec<(usize, usize)> {
-                let mut out = Vec::new();
-                let mut i = test.start;
-                while i < test.end {
-                    if flagged(i) {
-                        let a = i;
-                        while i < test.end && flagged(i) {
-                            i += 1;
-                        }
-                        out.push((a, i));
-                    } else {
-                        i += 1;
-                    }
-                }
-                out
+                runs(test.len(), |j| flagged(test.start + j))
+                    .into_iter()
+                    .map(|(a, b)| (test.start + a, test.start + b))
+                    .collect()
             };
             let mut lane = |name: &str, color: Color32, y: f64, segments: Vec<(usize, usize)>| {
                 for (a, b) in segments {

@@ -17,7 +17,7 @@ pub const ENTROPY_COLOR: Color32 = Color32::from_rgb(120, 200, 120);
 const MAX_POINTS: usize = 2_000;
 
 /// Bucket-averaged (step, value) pairs.
-fn bucketed(
+pub(super) fn bucketed(
     steps: &[crate::train::StepStats],
     value: impl Fn(&LossTerms) -> f64,
 ) -> PlotPoints<'static> {

@@ -26,7 +26,7 @@ pub fn format_time(prep: &Prepared, index: usize) -> String {
 }
 
 /// Runs of consecutive indices where `pred` holds, as (start, end-exclusive).
-fn runs(n: usize, pred: impl Fn(usize) -> bool) -> Vec<(usize, usize)> {
+pub(super) fn runs(n: usize, pred: impl Fn(usize) -> bool) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < n {
