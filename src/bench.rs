@@ -211,8 +211,13 @@ pub fn score_throughput(prep: &Prepared, config: &DonutConfig, windows: usize) -
     median(rates)
 }
 
-/// Runs every benchmark; `quick` shortens each.
-pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow> {
+/// The groups of benchmarks, as `--only` names them.
+pub const GROUPS: [&str; 6] = ["train", "score", "metric", "csv", "stop", "paint"];
+
+/// Runs the benchmarks of the groups in `only` (every group when it is empty); `quick` shortens
+/// each.
+pub fn run_all(quick: bool, only: &[String], progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow> {
+    let wants = |group: &str| only.is_empty() || only.iter().any(|g| g == group);
     let mut rows = Vec::new();
     let mut push = |name: String, value: f64, unit: &'static str| {
         let row = BenchRow { name, value, unit };
@@ -231,7 +236,7 @@ pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow
     };
     let steps = if quick { 10 } else { 60 };
     let all_threads = base.worker_threads();
-    for backend in BackendKind::ALL {
+    for backend in BackendKind::ALL.iter().filter(|_| wants("train")) {
         for encoder in [EncoderKind::Dense, EncoderKind::Cnn] {
             let mut thread_counts = vec![1, all_threads];
             thread_counts.dedup();
@@ -263,7 +268,12 @@ pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow
         }
     }
     let windows = if quick { 256 } else { 2048 };
-    for (n_z, mcmc) in [(1, 0), (100, 0), (1024, 0), (1024, 10)] {
+    let score_cases: &[(usize, usize)] = if wants("score") {
+        &[(1, 0), (100, 0), (1024, 0), (1024, 10)]
+    } else {
+        &[]
+    };
+    for &(n_z, mcmc) in score_cases {
         let config = DonutConfig {
             n_z,
             mcmc_iterations: mcmc,
@@ -288,97 +298,107 @@ pub fn run_all(quick: bool, progress: &mut dyn FnMut(&BenchRow)) -> Vec<BenchRow
             "windows/s",
         );
     }
-    // The target case of the performance issue: 5,151 test windows at n_z 1024 with MCMC 10.
-    let config = DonutConfig {
-        n_z: 1024,
-        mcmc_iterations: 10,
-        ..base.clone()
-    };
-    let ends: Vec<usize> = prep.window_ends(Part::Test).take(5_151).collect();
-    let device = device_for(config.backend);
-    let model = DonutModel::new(&config, &mut Xoshiro256PlusPlus::seed_from_u64(0), &device);
-    let secs = median(
-        (0..if quick { 1 } else { 3 })
-            .map(|_| {
-                let start = Instant::now();
-                let _ = score_windows(&model, &prep, &ends, &config, &device, &mut |_| true);
-                start.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
-    push(
-        format!("score {} test windows, n_z 1024, MCMC 10", ends.len()),
-        secs,
-        "s",
-    );
-
-    // The metric on 1,000,000 points.
-    let n = 1_000_000;
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
-    let scores: Vec<Option<f64>> = (0..n).map(|_| Some(rng.random::<f64>())).collect();
-    let labels: Vec<u8> = (0..n).map(|i| ((i / 50) % 40 == 0) as u8).collect();
-    let missing = vec![false; n];
-    let secs = median(
-        (0..3)
-            .map(|_| {
-                let start = Instant::now();
-                let _ = best_f1(&scores, &labels, &missing, Adjust::Segment);
-                start.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
-    push(
-        "best F1 (point-adjusted) on 1,000,000 points".into(),
-        secs * 1000.0,
-        "ms",
-    );
-
-    // CSV loading of 1,000,000 rows.
-    let big = synthetic(1_000_000);
-    let mut text = String::from("timestamp,value,label\n");
-    for i in 0..big.values.len() {
-        use std::fmt::Write;
-        let _ = writeln!(
-            text,
-            "{},{:.5},{}",
-            big.timestamps[i], big.values[i], big.labels[i]
+    if wants("score") {
+        // The target case of the performance issue: 5,151 test windows at n_z 1024 with MCMC 10.
+        let config = DonutConfig {
+            n_z: 1024,
+            mcmc_iterations: 10,
+            ..base.clone()
+        };
+        let ends: Vec<usize> = prep.window_ends(Part::Test).take(5_151).collect();
+        let device = device_for(config.backend);
+        let model = DonutModel::new(&config, &mut Xoshiro256PlusPlus::seed_from_u64(0), &device);
+        let secs = median(
+            (0..if quick { 1 } else { 3 })
+                .map(|_| {
+                    let start = Instant::now();
+                    let _ = score_windows(&model, &prep, &ends, &config, &device, &mut |_| true);
+                    start.elapsed().as_secs_f64()
+                })
+                .collect(),
+        );
+        push(
+            format!("score {} test windows, n_z 1024, MCMC 10", ends.len()),
+            secs,
+            "s",
         );
     }
-    let secs = median(
-        (0..3)
-            .map(|_| {
-                let start = Instant::now();
-                let _ = crate::data::parse_csv(text.as_bytes(), "bench.csv");
-                start.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
-    push("load CSV of 1,000,000 rows".into(), secs * 1000.0, "ms");
 
-    // Stop latency on a 1,000,000-point series, where every phase is long.
-    if let Ok(big_prep) = Prepared::new(&big, &base) {
-        let big_prep = std::sync::Arc::new(big_prep);
-        let [training, validation, scoring] = stop_latency_secs(&big_prep, &base);
-        for (phase, secs) in [
-            ("training", training),
-            ("validation", validation),
-            ("scoring", scoring),
-        ] {
-            push(
-                format!("stop during {phase} (1,000,000 points): until the phase ends"),
-                secs * 1000.0,
-                "ms",
+    if wants("metric") {
+        // The metric on 1,000,000 points.
+        let n = 1_000_000;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let scores: Vec<Option<f64>> = (0..n).map(|_| Some(rng.random::<f64>())).collect();
+        let labels: Vec<u8> = (0..n).map(|i| ((i / 50) % 40 == 0) as u8).collect();
+        let missing = vec![false; n];
+        let secs = median(
+            (0..3)
+                .map(|_| {
+                    let start = Instant::now();
+                    let _ = best_f1(&scores, &labels, &missing, Adjust::Segment);
+                    start.elapsed().as_secs_f64()
+                })
+                .collect(),
+        );
+        push(
+            "best F1 (point-adjusted) on 1,000,000 points".into(),
+            secs * 1000.0,
+            "ms",
+        );
+    }
+
+    if wants("csv") {
+        // CSV loading of 1,000,000 rows.
+        let big = synthetic(1_000_000);
+        let mut text = String::from("timestamp,value,label\n");
+        for i in 0..big.values.len() {
+            use std::fmt::Write;
+            let _ = writeln!(
+                text,
+                "{},{:.5},{}",
+                big.timestamps[i], big.values[i], big.labels[i]
             );
+        }
+        let secs = median(
+            (0..3)
+                .map(|_| {
+                    let start = Instant::now();
+                    let _ = crate::data::parse_csv(text.as_bytes(), "bench.csv");
+                    start.elapsed().as_secs_f64()
+                })
+                .collect(),
+        );
+        push("load CSV of 1,000,000 rows".into(), secs * 1000.0, "ms");
+    }
+
+    if wants("stop") {
+        // Stop latency on a 1,000,000-point series, where every phase is long.
+        if let Ok(big_prep) = Prepared::new(&synthetic(1_000_000), &base) {
+            let big_prep = std::sync::Arc::new(big_prep);
+            let [training, validation, scoring] = stop_latency_secs(&big_prep, &base);
+            for (phase, secs) in [
+                ("training", training),
+                ("validation", validation),
+                ("scoring", scoring),
+            ] {
+                push(
+                    format!("stop during {phase} (1,000,000 points): until the phase ends"),
+                    secs * 1000.0,
+                    "ms",
+                );
+            }
         }
     }
 
-    // Painting latent points: layout + tessellation of one frame of the 3-D panel.
-    for points in [10_000usize, 100_000] {
-        push(
-            format!("paint {points} latent points (one frame, CPU)"),
-            paint_ms(points),
-            "ms",
-        );
+    if wants("paint") {
+        // Painting latent points: layout + tessellation of one frame of the 3-D panel.
+        for points in [10_000usize, 100_000] {
+            push(
+                format!("paint {points} latent points (one frame, CPU)"),
+                paint_ms(points),
+                "ms",
+            );
+        }
     }
     rows
 }

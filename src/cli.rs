@@ -70,6 +70,9 @@ pub enum Command {
         /// Print one JSON array of the rows as the last line of stdout.
         #[arg(long)]
         json: bool,
+        /// Run only these groups (repeat or separate with commas).
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::bench::GROUPS))]
+        only: Vec<String>,
     },
     /// Write the bundled sample series (seeded) to a CSV file.
     GenerateSample {
@@ -575,9 +578,9 @@ pub fn run_command(command: &Command) -> Result<()> {
     match command {
         Command::Train(args) => train_command(args),
         Command::Sweep(args) => sweep_command(args),
-        Command::Bench { quick, json } => {
+        Command::Bench { quick, json, only } => {
             println!("| benchmark | value | unit |\n|---|---|---|");
-            let rows = crate::bench::run_all(*quick, &mut |row| {
+            let rows = crate::bench::run_all(*quick, only, &mut |row| {
                 println!("| {} | {:.1} | {} |", row.name, row.value, row.unit);
             });
             if *json {

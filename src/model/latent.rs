@@ -46,8 +46,24 @@ impl Latent {
         }
     }
 
+    /// The standard member's log-density kernel at `u` (without the constant) and its slope
+    /// (what the hand-derived gradient of [`super::fused`] needs).
+    #[inline]
+    pub(crate) fn log_kernel_and_slope(&self, u: f32) -> (f32, f32) {
+        match *self {
+            Latent::Gaussian => (-0.5 * u * u, -u),
+            Latent::StudentT { df } => {
+                let df = df as f32;
+                (
+                    -(df + 1.0) / 2.0 * (u * u / df).ln_1p(),
+                    -(df + 1.0) * u / (df + u * u),
+                )
+            }
+        }
+    }
+
     /// The normalising constant of the standard member (per dimension).
-    fn log_constant(&self) -> f64 {
+    pub(crate) fn log_constant(&self) -> f64 {
         match *self {
             Latent::Gaussian => -HALF_LN_2PI,
             Latent::StudentT { df } => {

@@ -5,6 +5,7 @@
 //! `std_x = softplus(.) + eps`. Kernels are Glorot-uniform, biases zero, drawn from the run's own
 //! seeded generator so that a seed gives the same network on every backend.
 
+pub mod fused;
 pub mod latent;
 pub mod loss;
 
@@ -365,6 +366,14 @@ impl burn::module::ModuleVisitor for Collect {
     }
 }
 
+struct CollectIds(Vec<burn::module::ParamId>);
+
+impl burn::module::ModuleVisitor for CollectIds {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push(param.id);
+    }
+}
+
 struct Restore<'a> {
     weights: &'a [Weight],
     next: usize,
@@ -395,7 +404,12 @@ impl burn::module::ModuleMapper for Restore<'_> {
             return param;
         }
         let values = w.values.clone();
-        param.map(|t| Tensor::from_data(TensorData::new(values, expected), &t.device()))
+        // Keeps whether the parameter is trained, so a restored autodiff model still learns.
+        param.map(|t| {
+            let trained = t.is_require_grad();
+            Tensor::from_data(TensorData::new(values, expected), &t.device())
+                .set_require_grad(trained)
+        })
     }
 }
 
@@ -403,6 +417,13 @@ impl DonutModel {
     /// Every parameter tensor, in module order (what a saved run stores).
     pub fn weights(&self) -> Vec<Weight> {
         let mut c = Collect(Vec::new());
+        self.visit(&mut c);
+        c.0
+    }
+
+    /// The id of every parameter tensor, in module order (the order of [`DonutModel::weights`]).
+    pub fn param_ids(&self) -> Vec<burn::module::ParamId> {
+        let mut c = CollectIds(Vec::new());
         self.visit(&mut c);
         c.0
     }

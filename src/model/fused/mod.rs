@@ -1,0 +1,984 @@
+//! The M-ELBO and its gradient derived by hand, for training on the CPU.
+//!
+//! burn's autodiff records each operation of a step in a graph (behind one lock shared by every
+//! thread) and runs each element-wise operation as its own pass over memory. For DONUT's small
+//! networks that bookkeeping costs more than the arithmetic. This module computes the same loss
+//! and gradient as [`super::loss::m_elbo`] followed by `backward`, for the dense and the CNN
+//! encoder, in one forward and one backward pass over buffers that are reused from step to step:
+//! the matrix products through `gemm` (the kernels flex runs), the element-wise parts fused into
+//! single loops. Parameters and gradients are flat vectors in the module order of
+//! [`super::DonutModel::weights`]. A test checks every gradient against burn's autodiff.
+
+pub mod matmul;
+
+use super::Weight;
+use super::latent::Latent;
+use crate::config::{DonutConfig, EncoderKind, LatentDist};
+use matmul::{MatRef, matmul};
+
+const HALF_LN_2PI: f32 = 0.918_938_5;
+
+/// Where a dense layer's kernel `[d_in, d_out]` and bias `[d_out]` start in the flat vector.
+#[derive(Clone, Copy, Debug)]
+struct LinearAt {
+    weight: usize,
+    bias: usize,
+    d_in: usize,
+    d_out: usize,
+}
+
+/// Where a kernel-3 convolution's kernel `[c_out, c_in, 3]` and bias `[c_out]` start.
+#[derive(Clone, Copy, Debug)]
+struct ConvAt {
+    weight: usize,
+    bias: usize,
+    c_in: usize,
+    c_out: usize,
+}
+
+#[derive(Clone, Debug)]
+enum EncoderAt {
+    Dense(Vec<LinearAt>),
+    Cnn { conv1: ConvAt, conv2: ConvAt },
+}
+
+/// The network's shape, and where each parameter tensor sits in the flat parameter vector.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    shapes: Vec<Vec<usize>>,
+    offsets: Vec<usize>,
+    len: usize,
+    encoder: EncoderAt,
+    z_mean: LinearAt,
+    z_std: LinearAt,
+    decoder: Vec<LinearAt>,
+    x_mean: LinearAt,
+    x_std: LinearAt,
+    window: usize,
+    latent_dim: usize,
+    latent: Latent,
+    /// The latent family's log normalising constant per dimension.
+    log_constant: f32,
+    std_epsilon: f32,
+}
+
+#[derive(Default)]
+struct Builder {
+    shapes: Vec<Vec<usize>>,
+    offsets: Vec<usize>,
+    len: usize,
+}
+
+impl Builder {
+    fn push(&mut self, shape: Vec<usize>) -> usize {
+        let offset = self.len;
+        self.len += shape.iter().product::<usize>();
+        self.shapes.push(shape);
+        self.offsets.push(offset);
+        offset
+    }
+
+    fn linear(&mut self, d_in: usize, d_out: usize) -> LinearAt {
+        LinearAt {
+            weight: self.push(vec![d_in, d_out]),
+            bias: self.push(vec![d_out]),
+            d_in,
+            d_out,
+        }
+    }
+
+    fn conv(&mut self, c_in: usize, c_out: usize) -> ConvAt {
+        ConvAt {
+            weight: self.push(vec![c_out, c_in, 3]),
+            bias: self.push(vec![c_out]),
+            c_in,
+            c_out,
+        }
+    }
+
+    fn stack(&mut self, d_in: usize, width: usize, depth: usize) -> Vec<LinearAt> {
+        (0..depth)
+            .map(|i| self.linear(if i == 0 { d_in } else { width }, width))
+            .collect()
+    }
+}
+
+/// Sums over one shard's windows of the three M-ELBO terms (not yet divided by the batch size).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TermSums {
+    /// Sum of `sum_w alpha_w log p(x_w|z)`.
+    pub recon: f64,
+    /// Sum of `beta log p(z)`.
+    pub prior: f64,
+    /// Sum of `-lambda log q(z|x)`.
+    pub entropy: f64,
+}
+
+impl std::ops::AddAssign for TermSums {
+    fn add_assign(&mut self, other: Self) {
+        self.recon += other.recon;
+        self.prior += other.prior;
+        self.entropy += other.entropy;
+    }
+}
+
+/// One shard of a batch, row-major like [`crate::train::batch::HostBatch`].
+#[derive(Clone, Copy, Debug)]
+pub struct Shard<'a> {
+    /// Windows `[n, W]`.
+    pub x: &'a [f32],
+    /// Reconstruction weights `[n, W]`.
+    pub alpha: &'a [f32],
+    /// Prior weights `[n]`.
+    pub beta: &'a [f32],
+    /// Entropy weights `[n]`.
+    pub lambda: &'a [f32],
+    /// Standard latent noise `[n, K]`.
+    pub noise: &'a [f32],
+}
+
+/// Buffers for one shard's forward and backward passes, kept between steps.
+#[derive(Default)]
+pub struct Workspace {
+    /// Dense encoder: hidden outputs per layer. CNN: conv1 im2col, relu1, pool1, conv2 im2col,
+    /// relu2, pool2, features.
+    encoder: Vec<Vec<f32>>,
+    mu_z: Vec<f32>,
+    pre_std_z: Vec<f32>,
+    std_z: Vec<f32>,
+    z: Vec<f32>,
+    decoder: Vec<Vec<f32>>,
+    mu_x: Vec<f32>,
+    pre_std_x: Vec<f32>,
+    d_mu_x: Vec<f32>,
+    d_pre_std_x: Vec<f32>,
+    d_a: Vec<f32>,
+    d_b: Vec<f32>,
+    d_z: Vec<f32>,
+    d_mu_z: Vec<f32>,
+    d_pre_std_z: Vec<f32>,
+    /// CNN kernels as im2col matrices `[(k, c_in), c_out]` and their gradients.
+    kernel1: Vec<f32>,
+    kernel2: Vec<f32>,
+    d_kernel: Vec<f32>,
+    d_cols: Vec<f32>,
+}
+
+/// `v` resized to `len` (contents unspecified).
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    v.resize(len, 0.0);
+    &mut v[..len]
+}
+
+fn sized_list(v: &mut Vec<Vec<f32>>, count: usize) -> &mut [Vec<f32>] {
+    v.resize_with(count, Vec::new);
+    &mut v[..count]
+}
+
+/// `softplus(s)` and `sigmoid(s)` (its derivative), sharing one exponential; stable for any `s`.
+#[inline]
+fn softplus_sigmoid(s: f32) -> (f32, f32) {
+    let e = (-s.abs()).exp();
+    let softplus = s.max(0.0) + e.ln_1p();
+    let sigmoid = if s >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    };
+    (softplus, sigmoid)
+}
+
+/// ReLU in place (NaN stays NaN, as in burn).
+fn relu(v: &mut [f32]) {
+    for x in v {
+        if *x < 0.0 {
+            *x = 0.0;
+        }
+    }
+}
+
+/// Zeroes the gradient `d` where the ReLU output `h` is not positive.
+fn relu_backward(d: &mut [f32], h: &[f32]) {
+    for (g, &h) in d.iter_mut().zip(h) {
+        if h <= 0.0 {
+            *g = 0.0;
+        }
+    }
+}
+
+/// Adds the column sums of the row-major `[rows, cols]` matrix `d` to `out[cols]`.
+fn add_column_sums(out: &mut [f32], d: &[f32]) {
+    for row in d.chunks_exact(out.len()) {
+        for (o, v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+}
+
+impl Layout {
+    /// The layout of the network that [`super::DonutModel::new`] builds for `config`.
+    pub fn new(config: &DonutConfig) -> Self {
+        let (w, width, depth, k) = (
+            config.window,
+            config.hidden_width,
+            config.hidden_depth,
+            config.latent_dim,
+        );
+        let mut b = Builder::default();
+        let (encoder, features) = match config.encoder {
+            EncoderKind::Dense => (EncoderAt::Dense(b.stack(w, width, depth)), width),
+            EncoderKind::Cnn => {
+                let c = config.cnn_channels;
+                let conv1 = b.conv(1, c);
+                let conv2 = b.conv(c, c);
+                (EncoderAt::Cnn { conv1, conv2 }, c * ((w / 2) / 2))
+            }
+        };
+        let z_mean = b.linear(features, k);
+        let z_std = b.linear(features, k);
+        let decoder = b.stack(k, width, depth);
+        let x_mean = b.linear(width, w);
+        let x_std = b.linear(width, w);
+        let latent = match config.latent_dist {
+            LatentDist::Gaussian => Latent::Gaussian,
+            LatentDist::StudentT => Latent::StudentT {
+                df: config.student_t_df,
+            },
+        };
+        Self {
+            shapes: b.shapes,
+            offsets: b.offsets,
+            len: b.len,
+            encoder,
+            z_mean,
+            z_std,
+            decoder,
+            x_mean,
+            x_std,
+            window: w,
+            latent_dim: k,
+            latent,
+            log_constant: latent.log_constant() as f32,
+            std_epsilon: config.std_epsilon as f32,
+        }
+    }
+
+    /// Values in the flat parameter vector.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a network without parameters (never built by [`Layout::new`]).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Shapes of the parameter tensors, in module order.
+    pub fn shapes(&self) -> &[Vec<usize>] {
+        &self.shapes
+    }
+
+    /// `weights` (from [`super::DonutModel::weights`]) as one flat vector, or `None` when their
+    /// shapes are not this layout's.
+    pub fn flatten(&self, weights: &[Weight]) -> Option<Vec<f32>> {
+        let fits = weights.len() == self.shapes.len()
+            && weights
+                .iter()
+                .zip(&self.shapes)
+                .all(|(w, s)| &w.shape == s && w.values.len() == s.iter().product::<usize>());
+        fits.then(|| {
+            weights
+                .iter()
+                .flat_map(|w| w.values.iter().copied())
+                .collect()
+        })
+    }
+
+    /// The flat vector `flat` cut into one slice per parameter tensor, in module order.
+    pub fn tensors<'a>(
+        &'a self,
+        flat: &'a [f32],
+    ) -> impl Iterator<Item = (&'a [usize], &'a [f32])> {
+        self.shapes.iter().zip(&self.offsets).map(move |(s, &o)| {
+            let len = s.iter().product::<usize>();
+            (s.as_slice(), &flat[o..o + len])
+        })
+    }
+
+    /// Ranges of the hidden kernels (encoder and decoder bodies), which the L2 penalty covers.
+    fn hidden_kernels(&self) -> Vec<std::ops::Range<usize>> {
+        let mut ranges = Vec::new();
+        match &self.encoder {
+            EncoderAt::Dense(layers) => {
+                ranges.extend(layers.iter().map(|l| l.weight..l.weight + l.d_in * l.d_out))
+            }
+            EncoderAt::Cnn { conv1, conv2 } => {
+                for c in [conv1, conv2] {
+                    ranges.push(c.weight..c.weight + c.c_out * c.c_in * 3);
+                }
+            }
+        }
+        ranges.extend(
+            self.decoder
+                .iter()
+                .map(|l| l.weight..l.weight + l.d_in * l.d_out),
+        );
+        ranges
+    }
+
+    /// Adds the L2 penalty `l2_weight / 2 * sum(hidden kernels^2)` to `grad` and returns its value.
+    pub fn add_l2(&self, params: &[f32], l2_weight: f64, grad: &mut [f32]) -> f64 {
+        let mut squares = 0.0f64;
+        let l2 = l2_weight as f32;
+        for range in self.hidden_kernels() {
+            for (g, &p) in grad[range.clone()].iter_mut().zip(&params[range]) {
+                squares += (p as f64) * (p as f64);
+                *g += l2 * p;
+            }
+        }
+        0.5 * l2_weight * squares
+    }
+
+    /// Forward and backward pass of one shard: adds `scale` times the gradient of the negated
+    /// sum of the shard's three M-ELBO terms to `grad` (use `scale = 1 / batch size` for the
+    /// batch mean) and returns the sums of the terms. The L2 penalty is not included
+    /// ([`Layout::add_l2`] adds it once per batch).
+    ///
+    /// # Panics
+    /// When `params` or `grad` do not have [`Layout::len`] values or the shard's slices
+    /// disagree on the number of windows.
+    pub fn accumulate_gradient(
+        &self,
+        params: &[f32],
+        shard: &Shard<'_>,
+        scale: f32,
+        ws: &mut Workspace,
+        grad: &mut [f32],
+    ) -> TermSums {
+        assert_eq!(params.len(), self.len, "parameter vector");
+        assert_eq!(grad.len(), self.len, "gradient vector");
+        let (w, k) = (self.window, self.latent_dim);
+        let n = shard.beta.len();
+        assert!(
+            shard.x.len() == n * w
+                && shard.alpha.len() == n * w
+                && shard.lambda.len() == n
+                && shard.noise.len() == n * k,
+            "shard of {n} windows"
+        );
+        let features = self.encoder_forward(params, shard.x, n, ws);
+
+        // q(z|x) and the reparameterised sample.
+        let feat = MatRef::new(features_of(&self.encoder, &ws.encoder), n, features);
+        linear_forward(sized(&mut ws.mu_z, n * k), feat, params, &self.z_mean);
+        linear_forward(sized(&mut ws.pre_std_z, n * k), feat, params, &self.z_std);
+        let std_z = sized(&mut ws.std_z, n * k);
+        for (s, &pre) in std_z.iter_mut().zip(&ws.pre_std_z) {
+            *s = softplus_sigmoid(pre).0 + self.std_epsilon;
+        }
+        let z = sized(&mut ws.z, n * k);
+        for i in 0..n * k {
+            z[i] = ws.mu_z[i] + ws.std_z[i] * shard.noise[i];
+        }
+
+        // p(x|z).
+        let width = self.x_mean.d_in;
+        dense_stack_forward(&self.decoder, params, &ws.z, n, &mut ws.decoder);
+        let hx = MatRef::new(&ws.decoder[self.decoder.len() - 1], n, width);
+        linear_forward(sized(&mut ws.mu_x, n * w), hx, params, &self.x_mean);
+        linear_forward(sized(&mut ws.pre_std_x, n * w), hx, params, &self.x_std);
+
+        // Reconstruction term and its gradient with respect to the decoder's two heads.
+        let mut sums = TermSums::default();
+        let d_mu_x = sized(&mut ws.d_mu_x, n * w);
+        let d_pre_std_x = sized(&mut ws.d_pre_std_x, n * w);
+        for idx in 0..n * w {
+            let a = shard.alpha[idx];
+            if a == 0.0 {
+                d_mu_x[idx] = 0.0;
+                d_pre_std_x[idx] = 0.0;
+                continue;
+            }
+            let (softplus, sigmoid) = softplus_sigmoid(ws.pre_std_x[idx]);
+            let std = softplus + self.std_epsilon;
+            let inv_std = 1.0 / std;
+            let u = (shard.x[idx] - ws.mu_x[idx]) * inv_std;
+            sums.recon += (a * (-0.5 * u * u - std.ln() - HALF_LN_2PI)) as f64;
+            d_mu_x[idx] = -scale * a * u * inv_std;
+            d_pre_std_x[idx] = -scale * a * (u * u - 1.0) * inv_std * sigmoid;
+        }
+
+        // Back through the decoder's heads and body, to z.
+        let d_hx = sized(&mut ws.d_a, n * width);
+        linear_backward(
+            grad,
+            params,
+            &self.x_mean,
+            hx,
+            &ws.d_mu_x,
+            Some((d_hx, false)),
+        );
+        linear_backward(
+            grad,
+            params,
+            &self.x_std,
+            hx,
+            &ws.d_pre_std_x,
+            Some((d_hx, true)),
+        );
+        let d_z = sized(&mut ws.d_z, n * k);
+        dense_stack_backward(
+            &self.decoder,
+            params,
+            grad,
+            &ws.z,
+            n,
+            &ws.decoder,
+            &mut ws.d_a,
+            &mut ws.d_b,
+            Some(d_z),
+        );
+
+        // The prior and entropy terms, and the gradient at q(z|x)'s two heads.
+        let d_mu_z = sized(&mut ws.d_mu_z, n * k);
+        let d_pre_std_z = sized(&mut ws.d_pre_std_z, n * k);
+        let k_constant = k as f32 * self.log_constant;
+        for i in 0..n {
+            let (beta, lambda) = (shard.beta[i], shard.lambda[i]);
+            let mut log_prior = k_constant;
+            let mut log_posterior = k_constant;
+            for j in i * k..(i + 1) * k {
+                let (z, eps, std) = (ws.z[j], shard.noise[j], ws.std_z[j]);
+                let (log_z, d_log_z) = self.latent.log_kernel_and_slope(z);
+                log_prior += log_z;
+                log_posterior += self.latent.log_kernel_and_slope(eps).0 - std.ln();
+                let dz = ws.d_z[j] - scale * beta * d_log_z;
+                d_mu_z[j] = dz;
+                let d_std = dz * eps - scale * lambda / std;
+                d_pre_std_z[j] = d_std * softplus_sigmoid(ws.pre_std_z[j]).1;
+            }
+            sums.prior += (beta * log_prior) as f64;
+            sums.entropy -= (lambda * log_posterior) as f64;
+        }
+
+        // Back through q(z|x)'s heads and the encoder.
+        let feat = MatRef::new(features_of(&self.encoder, &ws.encoder), n, features);
+        let d_feat = sized(&mut ws.d_a, n * features);
+        linear_backward(
+            grad,
+            params,
+            &self.z_mean,
+            feat,
+            &ws.d_mu_z,
+            Some((d_feat, false)),
+        );
+        linear_backward(
+            grad,
+            params,
+            &self.z_std,
+            feat,
+            &ws.d_pre_std_z,
+            Some((d_feat, true)),
+        );
+        self.encoder_backward(params, grad, shard.x, n, ws);
+        sums
+    }
+
+    /// Runs the encoder body on `x: [n, W]`; returns its number of output features (the
+    /// output itself is `features_of` the workspace's encoder buffers).
+    fn encoder_forward(&self, params: &[f32], x: &[f32], n: usize, ws: &mut Workspace) -> usize {
+        match &self.encoder {
+            EncoderAt::Dense(layers) => {
+                dense_stack_forward(layers, params, x, n, &mut ws.encoder);
+                layers[layers.len() - 1].d_out
+            }
+            EncoderAt::Cnn { conv1, conv2 } => {
+                let w = self.window;
+                let c = conv2.c_out;
+                let (half, quarter) = (w / 2, (w / 2) / 2);
+                kernel_matrix(params, conv1, sized(&mut ws.kernel1, 3 * conv1.c_in * c));
+                kernel_matrix(params, conv2, sized(&mut ws.kernel2, 3 * conv2.c_in * c));
+                let [cols1, relu1, pool1, cols2, relu2, pool2, feat] =
+                    sized_list(&mut ws.encoder, 7)
+                else {
+                    unreachable!("seven buffers")
+                };
+                conv_forward(x, n, w, conv1, params, &ws.kernel1, cols1, relu1);
+                pool_forward(relu1, n, w, c, sized(pool1, n * half * c));
+                conv_forward(pool1, n, half, conv2, params, &ws.kernel2, cols2, relu2);
+                pool_forward(relu2, n, half, c, sized(pool2, n * quarter * c));
+                // [n, L, C] -> [n, C * L], channel-major.
+                let feat = sized(feat, n * c * quarter);
+                for i in 0..n {
+                    for t in 0..quarter {
+                        for ch in 0..c {
+                            feat[i * c * quarter + ch * quarter + t] =
+                                pool2[(i * quarter + t) * c + ch];
+                        }
+                    }
+                }
+                c * quarter
+            }
+        }
+    }
+
+    /// Back-propagates the gradient at the encoder's output (in `ws.d_a`) into `grad`.
+    fn encoder_backward(
+        &self,
+        params: &[f32],
+        grad: &mut [f32],
+        x: &[f32],
+        n: usize,
+        ws: &mut Workspace,
+    ) {
+        match &self.encoder {
+            EncoderAt::Dense(layers) => dense_stack_backward(
+                layers,
+                params,
+                grad,
+                x,
+                n,
+                &ws.encoder,
+                &mut ws.d_a,
+                &mut ws.d_b,
+                None,
+            ),
+            EncoderAt::Cnn { conv1, conv2 } => {
+                let w = self.window;
+                let c = conv2.c_out;
+                let (half, quarter) = (w / 2, (w / 2) / 2);
+                let [cols1, relu1, _pool1, cols2, relu2, _pool2, _feat] = &ws.encoder[..7] else {
+                    unreachable!("seven buffers")
+                };
+                // Features [n, C * L] -> pool2 gradient [n, L, C].
+                let d_pool2 = sized(&mut ws.d_b, n * quarter * c);
+                for i in 0..n {
+                    for t in 0..quarter {
+                        for ch in 0..c {
+                            d_pool2[(i * quarter + t) * c + ch] =
+                                ws.d_a[i * c * quarter + ch * quarter + t];
+                        }
+                    }
+                }
+                let d_relu2 = sized(&mut ws.d_a, n * half * c);
+                pool_backward(d_pool2, relu2, n, half, c, d_relu2);
+                relu_backward(d_relu2, relu2);
+                let d_pool1 = sized(&mut ws.d_b, n * half * c);
+                conv_backward(
+                    grad,
+                    conv2,
+                    &ws.kernel2,
+                    cols2,
+                    d_relu2,
+                    n,
+                    half,
+                    &mut ws.d_kernel,
+                    Some((&mut ws.d_cols, d_pool1)),
+                );
+                let d_relu1 = sized(&mut ws.d_a, n * w * c);
+                pool_backward(d_pool1, relu1, n, w, c, d_relu1);
+                relu_backward(d_relu1, relu1);
+                conv_backward(
+                    grad,
+                    conv1,
+                    &ws.kernel1,
+                    cols1,
+                    d_relu1,
+                    n,
+                    w,
+                    &mut ws.d_kernel,
+                    None,
+                );
+            }
+        }
+    }
+}
+
+/// The encoder's output in the workspace.
+fn features_of<'a>(encoder: &EncoderAt, buffers: &'a [Vec<f32>]) -> &'a [f32] {
+    match encoder {
+        EncoderAt::Dense(layers) => &buffers[layers.len() - 1],
+        EncoderAt::Cnn { .. } => &buffers[6],
+    }
+}
+
+fn weight_of<'a>(params: &'a [f32], at: &LinearAt) -> MatRef<'a> {
+    MatRef::new(
+        &params[at.weight..at.weight + at.d_in * at.d_out],
+        at.d_in,
+        at.d_out,
+    )
+}
+
+/// `out [n, d_out] = input [n, d_in] W + b`.
+fn linear_forward(out: &mut [f32], input: MatRef<'_>, params: &[f32], at: &LinearAt) {
+    let bias = &params[at.bias..at.bias + at.d_out];
+    for row in out.chunks_exact_mut(at.d_out) {
+        row.copy_from_slice(bias);
+    }
+    matmul(out, input, weight_of(params, at), true);
+}
+
+/// Adds the layer's kernel and bias gradients for output gradient `d_out [n, d_out]` to `grad`,
+/// and writes (or, with `true`, adds) the input gradient `d_out W^T` into `d_input`.
+fn linear_backward(
+    grad: &mut [f32],
+    params: &[f32],
+    at: &LinearAt,
+    input: MatRef<'_>,
+    d_out: &[f32],
+    d_input: Option<(&mut [f32], bool)>,
+) {
+    let n = input.rows();
+    let d_out_m = MatRef::new(d_out, n, at.d_out);
+    matmul(
+        &mut grad[at.weight..at.weight + at.d_in * at.d_out],
+        input.t(),
+        d_out_m,
+        true,
+    );
+    add_column_sums(&mut grad[at.bias..at.bias + at.d_out], d_out);
+    if let Some((d_input, accumulate)) = d_input {
+        matmul(d_input, d_out_m, weight_of(params, at).t(), accumulate);
+    }
+}
+
+/// Dense layers with ReLU on `x: [n, d_in]`; each layer's output is kept in `outputs`.
+fn dense_stack_forward(
+    layers: &[LinearAt],
+    params: &[f32],
+    x: &[f32],
+    n: usize,
+    outputs: &mut Vec<Vec<f32>>,
+) {
+    let outputs = sized_list(outputs, layers.len());
+    for (i, at) in layers.iter().enumerate() {
+        let (done, rest) = outputs.split_at_mut(i);
+        let input = if i == 0 { x } else { &done[i - 1] };
+        let out = sized(&mut rest[0], n * at.d_out);
+        linear_forward(out, MatRef::new(input, n, at.d_in), params, at);
+        relu(out);
+    }
+}
+
+/// Back-propagates the gradient at the stack's output (in `d_a`) through its layers (using `d_b`
+/// as scratch), adding kernel and bias gradients to `grad`; writes the input gradient into
+/// `d_input` when asked.
+#[allow(clippy::too_many_arguments)]
+fn dense_stack_backward(
+    layers: &[LinearAt],
+    params: &[f32],
+    grad: &mut [f32],
+    x: &[f32],
+    n: usize,
+    outputs: &[Vec<f32>],
+    d_a: &mut Vec<f32>,
+    d_b: &mut Vec<f32>,
+    mut d_input: Option<&mut [f32]>,
+) {
+    for (i, at) in layers.iter().enumerate().rev() {
+        let d_out = &mut d_a[..n * at.d_out];
+        relu_backward(d_out, &outputs[i][..n * at.d_out]);
+        let input = MatRef::new(if i == 0 { x } else { &outputs[i - 1] }, n, at.d_in);
+        if i > 0 {
+            let d_in = sized(d_b, n * at.d_in);
+            linear_backward(grad, params, at, input, d_out, Some((d_in, false)));
+            std::mem::swap(d_a, d_b);
+        } else {
+            let d_in = d_input.take().map(|d| (d, false));
+            linear_backward(grad, params, at, input, d_out, d_in);
+        }
+    }
+}
+
+/// The convolution's kernel `[c_out, c_in, 3]` as an im2col matrix `[(k, c_in), c_out]`.
+fn kernel_matrix(params: &[f32], at: &ConvAt, out: &mut [f32]) {
+    let weight = &params[at.weight..at.weight + at.c_out * at.c_in * 3];
+    for o in 0..at.c_out {
+        for c in 0..at.c_in {
+            for k in 0..3 {
+                out[(k * at.c_in + c) * at.c_out + o] = weight[(o * at.c_in + c) * 3 + k];
+            }
+        }
+    }
+}
+
+/// "Same"-padded kernel-3 convolution of channels-last `input: [n, L, c_in]`, then ReLU:
+/// `out: [n, L, c_out]`. The im2col matrix is kept in `cols` for the backward pass.
+#[allow(clippy::too_many_arguments)]
+fn conv_forward(
+    input: &[f32],
+    n: usize,
+    length: usize,
+    at: &ConvAt,
+    params: &[f32],
+    kernel: &[f32],
+    cols: &mut Vec<f32>,
+    out: &mut Vec<f32>,
+) {
+    let c_in = at.c_in;
+    let row = 3 * c_in;
+    let cols = sized(cols, n * length * row);
+    for i in 0..n {
+        for t in 0..length {
+            let dst = &mut cols[(i * length + t) * row..(i * length + t + 1) * row];
+            for k in 0..3 {
+                let dst = &mut dst[k * c_in..(k + 1) * c_in];
+                match (t + k).checked_sub(1).filter(|&s| s < length) {
+                    Some(s) => dst.copy_from_slice(
+                        &input[(i * length + s) * c_in..(i * length + s + 1) * c_in],
+                    ),
+                    None => dst.fill(0.0),
+                }
+            }
+        }
+    }
+    let out = sized(out, n * length * at.c_out);
+    let bias = &params[at.bias..at.bias + at.c_out];
+    for r in out.chunks_exact_mut(at.c_out) {
+        r.copy_from_slice(bias);
+    }
+    matmul(
+        out,
+        MatRef::new(cols, n * length, row),
+        MatRef::new(kernel, row, at.c_out),
+        true,
+    );
+    relu(out);
+}
+
+/// The gradient of a convolution from its output gradient `d_out: [n, L, c_out]`: kernel and
+/// bias into `grad`, and (when asked) the input gradient into `d_input: [n, L, c_in]`.
+#[allow(clippy::too_many_arguments)]
+fn conv_backward(
+    grad: &mut [f32],
+    at: &ConvAt,
+    kernel: &[f32],
+    cols: &[f32],
+    d_out: &[f32],
+    n: usize,
+    length: usize,
+    d_kernel: &mut Vec<f32>,
+    d_input: Option<(&mut Vec<f32>, &mut [f32])>,
+) {
+    let c_in = at.c_in;
+    let row = 3 * c_in;
+    let rows = n * length;
+    let d_out_m = MatRef::new(d_out, rows, at.c_out);
+    let d_kernel = sized(d_kernel, row * at.c_out);
+    matmul(d_kernel, MatRef::new(cols, rows, row).t(), d_out_m, false);
+    let weight = &mut grad[at.weight..at.weight + at.c_out * c_in * 3];
+    for o in 0..at.c_out {
+        for c in 0..c_in {
+            for k in 0..3 {
+                weight[(o * c_in + c) * 3 + k] += d_kernel[(k * c_in + c) * at.c_out + o];
+            }
+        }
+    }
+    add_column_sums(&mut grad[at.bias..at.bias + at.c_out], d_out);
+    if let Some((d_cols, d_input)) = d_input {
+        let d_cols = sized(d_cols, rows * row);
+        matmul(
+            d_cols,
+            d_out_m,
+            MatRef::new(kernel, row, at.c_out).t(),
+            false,
+        );
+        // col2im: each column block k of row (i, t) came from input position t + k - 1.
+        d_input.fill(0.0);
+        for i in 0..n {
+            for t in 0..length {
+                let src = &d_cols[(i * length + t) * row..(i * length + t + 1) * row];
+                for k in 0..3 {
+                    if let Some(s) = (t + k).checked_sub(1).filter(|&s| s < length) {
+                        let dst =
+                            &mut d_input[(i * length + s) * c_in..(i * length + s + 1) * c_in];
+                        for (d, v) in dst.iter_mut().zip(&src[k * c_in..(k + 1) * c_in]) {
+                            *d += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Max-pooling of 2 along time, channels-last: `[n, L, C]` -> `[n, L / 2, C]` (an odd last step
+/// dropped).
+fn pool_forward(input: &[f32], n: usize, length: usize, c: usize, out: &mut [f32]) {
+    let half = length / 2;
+    for i in 0..n {
+        for t in 0..half {
+            let even = &input[(i * length + 2 * t) * c..(i * length + 2 * t + 1) * c];
+            let odd = &input[(i * length + 2 * t + 1) * c..(i * length + 2 * t + 2) * c];
+            let dst = &mut out[(i * half + t) * c..(i * half + t + 1) * c];
+            for ((d, &e), &o) in dst.iter_mut().zip(even).zip(odd) {
+                *d = e.max(o);
+            }
+        }
+    }
+}
+
+/// Routes the pooled gradient `d_out: [n, L / 2, C]` to the larger of each pair of `input: [n, L,
+/// C]` (the even one on ties), writing `d_input: [n, L, C]`.
+fn pool_backward(
+    d_out: &[f32],
+    input: &[f32],
+    n: usize,
+    length: usize,
+    c: usize,
+    d_input: &mut [f32],
+) {
+    let half = length / 2;
+    d_input.fill(0.0);
+    for i in 0..n {
+        for t in 0..half {
+            for ch in 0..c {
+                let even = (i * length + 2 * t) * c + ch;
+                let odd = even + c;
+                let target = if input[even] >= input[odd] { even } else { odd };
+                d_input[target] = d_out[(i * half + t) * c + ch];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DonutModel;
+    use crate::model::loss::{Batch, m_elbo};
+    use burn::optim::GradientsParams;
+    use burn::prelude::*;
+    use burn::tensor::TensorData;
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{RngExt, SeedableRng};
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// burn's autodiff and the hand-derived pass give the same terms and gradients.
+    fn check(encoder: EncoderKind, latent_dist: LatentDist, window: usize) {
+        let config = DonutConfig {
+            window,
+            hidden_width: 9,
+            hidden_depth: 2,
+            latent_dim: 3,
+            cnn_channels: 4,
+            encoder,
+            latent_dist,
+            ..Default::default()
+        };
+        let device = Device::flex().autodiff();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        let model = DonutModel::new(&config, &mut rng, &device);
+        // Non-zero biases and varied kernels, so every parameter's gradient is exercised.
+        let weights: Vec<_> = model
+            .weights()
+            .into_iter()
+            .map(|mut w| {
+                for v in &mut w.values {
+                    *v += 0.3 * Distribution::<f32>::sample(&StandardNormal, &mut rng);
+                }
+                w
+            })
+            .collect();
+        let model = model.with_weights(&weights).expect("same shapes");
+        let n = 5;
+        let k = config.latent_dim;
+        let x: Vec<f32> = (0..n * window)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
+        let alpha: Vec<f32> = (0..n * window)
+            .map(|_| f32::from(u8::from(rng.random_bool(0.8))))
+            .collect();
+        let beta: Vec<f32> = (0..n).map(|_| rng.random_range(0.2..1.0)).collect();
+        let lambda: Vec<f32> = (0..n).map(|_| rng.random_range(0.2..1.0)).collect();
+        let noise = model.latent().sample_noise(&mut rng, n * k);
+        let l2_weight = 0.01;
+
+        let tensor = |v: &Vec<f32>, shape: Vec<usize>| {
+            Tensor::<2>::from_data(TensorData::new(v.clone(), shape), &device)
+        };
+        let batch = Batch {
+            x: tensor(&x, vec![n, window]),
+            alpha: tensor(&alpha, vec![n, window]),
+            beta: Tensor::from_data(TensorData::new(beta.clone(), [n]), &device),
+            lambda: Tensor::from_data(TensorData::new(lambda.clone(), [n]), &device),
+            noise: tensor(&noise, vec![n, k]),
+        };
+        let loss = m_elbo(&model, batch, l2_weight);
+        let terms = loss.to_terms();
+        let grads = GradientsParams::from_grads(loss.total.backward(), &model);
+
+        let layout = Layout::new(&config);
+        let params = layout
+            .flatten(&model.weights())
+            .expect("layout fits the model");
+        let mut grad = vec![0.0; layout.len()];
+        let shard = Shard {
+            x: &x,
+            alpha: &alpha,
+            beta: &beta,
+            lambda: &lambda,
+            noise: &noise,
+        };
+        let sums = layout.accumulate_gradient(
+            &params,
+            &shard,
+            1.0 / n as f32,
+            &mut Workspace::default(),
+            &mut grad,
+        );
+        let l2 = layout.add_l2(&params, l2_weight, &mut grad);
+
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 * (1.0 + b.abs());
+        assert!(
+            close(sums.recon / n as f64, terms.recon),
+            "{sums:?} {terms:?}"
+        );
+        assert!(
+            close(sums.prior / n as f64, terms.prior),
+            "{sums:?} {terms:?}"
+        );
+        assert!(
+            close(sums.entropy / n as f64, terms.entropy),
+            "{sums:?} {terms:?}"
+        );
+        assert!(close(l2, terms.l2), "{l2} {terms:?}");
+
+        let ids = model.param_ids();
+        assert_eq!(ids.len(), layout.shapes().len());
+        for (i, ((shape, ours), id)) in layout.tensors(&grad).zip(ids).enumerate() {
+            let theirs: Vec<f32> = match shape.len() {
+                1 => grads.get::<1>(id).map(|t| t.into_data()),
+                2 => grads.get::<2>(id).map(|t| t.into_data()),
+                _ => grads.get::<3>(id).map(|t| t.into_data()),
+            }
+            .and_then(|d| d.try_to_vec::<f32>().ok())
+            .unwrap_or_else(|| panic!("burn has no gradient for tensor {i}"));
+            let peak = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(peak > 0.0, "tensor {i} {shape:?}: zero gradient");
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + peak),
+                    "{encoder:?} {latent_dist:?}: tensor {i} {shape:?}\nours   {ours:?}\nautodiff {theirs:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dense_gaussian_gradients_equal_burns_autodiff() {
+        check(EncoderKind::Dense, LatentDist::Gaussian, 12);
+    }
+
+    #[test]
+    fn dense_student_t_gradients_equal_burns_autodiff() {
+        check(EncoderKind::Dense, LatentDist::StudentT, 12);
+    }
+
+    #[test]
+    fn cnn_gradients_equal_burns_autodiff_for_even_and_odd_windows() {
+        check(EncoderKind::Cnn, LatentDist::Gaussian, 16);
+        check(EncoderKind::Cnn, LatentDist::StudentT, 15);
+    }
+}
