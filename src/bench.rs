@@ -59,7 +59,8 @@ pub fn synthetic(n: usize) -> RawSeries {
 /// Training windows per second: `steps` optimisation steps (after 5 warm-up steps), batch 256,
 /// with the training loop's own data-parallel step on `config.worker_threads()` threads.
 pub fn train_throughput(prep: &Prepared, config: &DonutConfig, steps: usize) -> f64 {
-    let device = device_for(config.backend).autodiff();
+    let inner = device_for(config.backend);
+    let device = inner.clone().autodiff();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
     let mut model = DonutModel::new(config, &mut rng, &device);
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
@@ -71,6 +72,7 @@ pub fn train_throughput(prep: &Prepared, config: &DonutConfig, steps: usize) -> 
     let threads = config.worker_threads();
     let shards = crate::train::shard_count(threads, ends.len());
     let pool = crate::train::thread_pool(threads);
+    let mut fused = crate::train::fused::FusedStep::new(config, &model, shards);
     pool.install(|| {
         let mut run = |n: usize, model: DonutModel| -> (DonutModel, f64) {
             let start = Instant::now();
@@ -80,17 +82,20 @@ pub fn train_throughput(prep: &Prepared, config: &DonutConfig, steps: usize) -> 
                 let noise = model
                     .latent()
                     .sample_noise(&mut rng, ends.len() * config.latent_dim);
-                let (_terms, grads) = crate::train::sharded_step(
-                    &pool,
-                    &model,
-                    host,
-                    noise,
-                    shards,
-                    config.latent_dim,
-                    config.window,
-                    config.l2_weight,
-                    &device,
-                );
+                let (_terms, grads) = match fused.as_mut() {
+                    Some(f) => f.step(&pool, &model, &host, &noise, config.l2_weight, &inner),
+                    None => crate::train::sharded_step(
+                        &pool,
+                        &model,
+                        host,
+                        noise,
+                        shards,
+                        config.latent_dim,
+                        config.window,
+                        config.l2_weight,
+                        &device,
+                    ),
+                };
                 model = optim.step(config.learning_rate, model, grads);
             }
             (model, start.elapsed().as_secs_f64())

@@ -50,6 +50,32 @@ impl BackendKind {
     }
 }
 
+/// How a training step computes the gradient of the loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GradientEngine {
+    /// The forward and backward passes derived by hand for DONUT's networks, on the CPU
+    /// (`model::fused`; checked against burn's autodiff): several times faster. A GPU backend
+    /// uses autodiff whatever this says.
+    #[default]
+    Fused,
+    /// burn's autodiff on the chosen backend.
+    Autodiff,
+}
+
+impl GradientEngine {
+    /// Both engines.
+    pub const ALL: [GradientEngine; 2] = [GradientEngine::Fused, GradientEngine::Autodiff];
+
+    /// Lower-case name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            GradientEngine::Fused => "fused",
+            GradientEngine::Autodiff => "autodiff",
+        }
+    }
+}
+
 /// The encoder network q(z|x).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -159,6 +185,9 @@ pub struct DonutConfig {
     pub seed: u64,
     /// burn backend.
     pub backend: BackendKind,
+    /// How training steps compute gradients: hand-derived CPU passes (`fused`) or burn's autodiff
+    /// on `backend`. Both give the same gradient up to rounding; scoring always runs on `backend`.
+    pub gradients: GradientEngine,
     /// CPU threads for training and scoring (0 = every core). Each training batch is split into
     /// this many shards whose gradients are summed, so a seed reproduces a run exactly for the
     /// same thread count; other counts differ in the last bits of the sums.
@@ -202,6 +231,7 @@ impl Default for DonutConfig {
             valid_every_steps: 100,
             seed: 0,
             backend: BackendKind::Flex,
+            gradients: GradientEngine::Fused,
             threads: 0,
             mcmc_iterations: 10,
             n_z: 1024,

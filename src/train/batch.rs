@@ -35,15 +35,25 @@ pub fn host_batch(
     let mut beta = Vec::with_capacity(n);
     let mut lambda = Vec::with_capacity(n);
     for &end in ends {
-        let start = end + 1 - w;
-        let mut normal = 0usize;
-        for i in start..=end {
-            let inj = injected.get(i).copied().unwrap_or(false);
-            let ok = prep.labels[i] == 0 && !prep.missing[i] && !inj;
-            x.push(if inj { 0.0 } else { prep.values[i] });
-            alpha.push(if ok { 1.0 } else { 0.0 });
-            normal += ok as usize;
+        let window = end + 1 - w..end + 1;
+        let labels = &prep.labels[window.clone()];
+        let missing = &prep.missing[window.clone()];
+        let first_alpha = alpha.len();
+        x.extend_from_slice(&prep.values[window.clone()]);
+        alpha.extend(
+            labels
+                .iter()
+                .zip(missing)
+                .map(|(&l, &m)| if l == 0 && !m { 1.0 } else { 0.0 }),
+        );
+        if let Some(injected) = injected.get(window) {
+            let (xs, alphas) = (&mut x[first_alpha..], &mut alpha[first_alpha..]);
+            for ((v, a), _) in xs.iter_mut().zip(alphas).zip(injected).filter(|(_, i)| **i) {
+                *v = 0.0;
+                *a = 0.0;
+            }
         }
+        let normal = alpha[first_alpha..].iter().filter(|&&a| a > 0.0).count();
         let b = match live.beta_mode {
             BetaMode::Mean => normal as f64 / w as f64,
             BetaMode::Fixed => live.beta_value,

@@ -6,6 +6,7 @@
 //! line drives it with a progress bar, the app from its worker thread ([`worker`]).
 
 pub mod batch;
+pub mod fused;
 pub mod worker;
 
 use crate::config::{DonutConfig, LiveSettings};
@@ -437,6 +438,7 @@ fn train_in_pool(
     }
     let batch_size = config.batch_size.min(ends.len());
     let shards = shard_count(backend_threads(&config), batch_size);
+    let mut fused = fused::FusedStep::new(&config, &model, shards);
     let steps_per_epoch = ends.len() / batch_size;
     let k = config.latent_dim;
     let w = prep.window;
@@ -545,17 +547,20 @@ fn train_in_pool(
             let t0 = Instant::now();
             let host = host_batch(prep, batch_ends, &injected, &live);
             let noise = model.latent().sample_noise(&mut rng, batch_size * k);
-            let (terms, grads) = sharded_step(
-                pool,
-                &model,
-                host,
-                noise,
-                shards,
-                k,
-                w,
-                config.l2_weight,
-                &ad_device,
-            );
+            let (terms, grads) = match fused.as_mut() {
+                Some(f) => f.step(pool, &model, &host, &noise, config.l2_weight, &device),
+                None => sharded_step(
+                    pool,
+                    &model,
+                    host,
+                    noise,
+                    shards,
+                    k,
+                    w,
+                    config.l2_weight,
+                    &ad_device,
+                ),
+            };
             if !terms.is_finite() || terms.total.abs() > EXPLODED_LOSS {
                 let (term, value) = [
                     ("total loss", terms.total),

@@ -2,7 +2,9 @@
 //! explained control for every setting.
 
 use super::app::DonutApp;
-use crate::config::{BackendKind, BetaMode, DonutConfig, EncoderKind, EntropyMode, LatentDist};
+use crate::config::{
+    BackendKind, BetaMode, DonutConfig, EncoderKind, EntropyMode, GradientEngine, LatentDist,
+};
 use crate::train::worker::{Command, Phase};
 use egui::{RichText, Slider, Ui};
 
@@ -200,6 +202,16 @@ fn model_ui(c: &mut DonutConfig, ui: &mut Ui) {
         );
         for b in BackendKind::ALL {
             ui.selectable_value(&mut c.backend, *b, b.name());
+        }
+    });
+    ui.horizontal(|ui| {
+        ui.label("gradients").on_hover_text(
+            "How training differentiates the loss: fused (passes derived by hand for these networks, \
+             several times faster on the CPU) or autodiff (burn's, on the backend above). Same \
+             gradients up to rounding; applies to the next run",
+        );
+        for g in GradientEngine::ALL {
+            ui.selectable_value(&mut c.gradients, g, g.name());
         }
     });
 }
