@@ -6,10 +6,11 @@
 use crate::config::{BackendKind, DonutConfig, EncoderKind};
 use crate::data::{Part, Prepared, RawSeries};
 use crate::eval::{Adjust, best_f1};
+use crate::model::Latent;
 use crate::model::{DonutModel, device_for};
 use crate::score::score_windows;
 use crate::train::batch::host_batch;
-use burn::optim::AdamConfig;
+use crate::train::learner::Learner;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use std::time::Instant;
@@ -59,11 +60,8 @@ pub fn synthetic(n: usize) -> RawSeries {
 /// Training windows per second: `steps` optimisation steps (after 5 warm-up steps), batch 256,
 /// with the training loop's own data-parallel step on `config.worker_threads()` threads.
 pub fn train_throughput(prep: &Prepared, config: &DonutConfig, steps: usize) -> f64 {
-    let inner = device_for(config.backend);
-    let device = inner.clone().autodiff();
+    let device = device_for(config.backend);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
-    let mut model = DonutModel::new(config, &mut rng, &device);
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let ends: Vec<usize> = prep
         .window_ends(Part::Train)
         .take(config.batch_size)
@@ -72,42 +70,23 @@ pub fn train_throughput(prep: &Prepared, config: &DonutConfig, steps: usize) -> 
     let threads = config.worker_threads();
     let shards = crate::train::shard_count(threads, ends.len());
     let pool = crate::train::thread_pool(threads);
-    let mut fused = crate::train::fused::FusedStep::new(config, &model, shards);
+    let mut learner = Learner::new(config, &mut rng, &device, shards);
+    let latent = Latent::of(config);
     pool.install(|| {
-        let mut run = |n: usize, model: DonutModel| -> (DonutModel, f64) {
+        let mut run = |n: usize| -> f64 {
             let start = Instant::now();
-            let mut model = model;
             for _ in 0..n {
                 let host = host_batch(prep, &ends, &[], &live);
-                let noise = model
-                    .latent()
-                    .sample_noise(&mut rng, ends.len() * config.latent_dim);
-                let (_terms, grads) = match fused.as_mut() {
-                    Some(f) => f.step(&pool, &model, &host, &noise, config.l2_weight, &inner),
-                    None => crate::train::sharded_step(
-                        &pool,
-                        &model,
-                        host,
-                        noise,
-                        shards,
-                        config.latent_dim,
-                        config.window,
-                        config.l2_weight,
-                        &device,
-                    ),
-                };
-                model = optim.step(config.learning_rate, model, grads);
+                let noise = latent.sample_noise(&mut rng, ends.len() * config.latent_dim);
+                let _terms = learner.gradient(&pool, host, noise, config.l2_weight);
+                learner.apply(config.learning_rate);
             }
-            (model, start.elapsed().as_secs_f64())
+            start.elapsed().as_secs_f64()
         };
-        let (m, _) = run(5, model);
-        model = m;
-        let mut rates = Vec::new();
-        for _ in 0..3 {
-            let (m, secs) = run(steps, model);
-            model = m;
-            rates.push((steps * ends.len()) as f64 / secs);
-        }
+        run(5);
+        let rates: Vec<f64> = (0..3)
+            .map(|_| (steps * ends.len()) as f64 / run(steps))
+            .collect();
         median(rates)
     })
 }

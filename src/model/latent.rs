@@ -23,6 +23,16 @@ pub enum Latent {
 }
 
 impl Latent {
+    /// The family `config` asks for.
+    pub fn of(config: &crate::config::DonutConfig) -> Self {
+        match config.latent_dist {
+            crate::config::LatentDist::Gaussian => Latent::Gaussian,
+            crate::config::LatentDist::StudentT => Latent::StudentT {
+                df: config.student_t_df,
+            },
+        }
+    }
+
     /// Draws `count` standard noise values.
     pub fn sample_noise(&self, rng: &mut Xoshiro256PlusPlus, count: usize) -> Vec<f32> {
         match *self {

@@ -9,7 +9,7 @@ pub mod fused;
 pub mod latent;
 pub mod loss;
 
-use crate::config::{BackendKind, DonutConfig, EncoderKind, LatentDist};
+use crate::config::{BackendKind, DonutConfig, EncoderKind};
 use burn::module::Param;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig1d};
@@ -267,12 +267,7 @@ impl DonutModel {
         let decoder = DenseStack::new(rng, k, width, config.hidden_depth, device);
         let x_mean = dense(rng, width, w, device);
         let x_std = dense(rng, width, w, device);
-        let latent = match config.latent_dist {
-            LatentDist::Gaussian => Latent::Gaussian,
-            LatentDist::StudentT => Latent::StudentT {
-                df: config.student_t_df,
-            },
-        };
+        let latent = Latent::of(config);
         Self {
             encoder,
             z_mean,

@@ -1,63 +1,58 @@
 //! The data-parallel training step on the hand-derived gradient of [`crate::model::fused`]: the
 //! batch is cut into one shard per thread, each shard's gradient is computed in its own reused
-//! buffers, and the sums become burn gradients for the optimiser.
+//! buffers and the gradients are summed; Adam then updates the flat parameter vector.
 
+use super::adam::FlatAdam;
 use super::batch::HostBatch;
 use crate::config::{DonutConfig, GradientEngine};
 use crate::model::DonutModel;
 use crate::model::fused::{Layout, Shard, TermSums, Workspace};
 use crate::model::loss::LossTerms;
-use burn::module::ParamId;
-use burn::optim::GradientsParams;
-use burn::prelude::*;
-use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-/// The fused engine's state: the network layout, the parameter ids in module order, and one
-/// workspace and gradient buffer per shard.
+/// True when training with `config` uses the fused engine: it asks for it and its backend is a
+/// CPU backend.
+pub fn uses_fused(config: &DonutConfig) -> bool {
+    config.gradients == GradientEngine::Fused && !config.backend.is_gpu()
+}
+
+/// The fused engine's buffers: the network layout, and one workspace and gradient buffer per
+/// shard.
 pub struct FusedStep {
     layout: Layout,
-    ids: Vec<ParamId>,
     workspaces: Vec<Workspace>,
     grads: Vec<Vec<f32>>,
 }
 
 impl FusedStep {
-    /// The fused step for `model` with `shards` shards, or `None` when `config` asks for autodiff,
-    /// its backend is a GPU, or (never expected) the model's tensors do not fit the layout.
-    pub fn new(config: &DonutConfig, model: &DonutModel, shards: usize) -> Option<Self> {
-        if config.gradients != GradientEngine::Fused || config.backend.is_gpu() {
-            return None;
-        }
+    /// Buffers for `shards` shards of the network `config` describes.
+    pub fn new(config: &DonutConfig, shards: usize) -> Self {
         let layout = Layout::new(config);
-        layout.flatten(&model.weights())?;
         let shards = shards.max(1);
-        Some(Self {
-            ids: model.param_ids(),
+        Self {
             workspaces: (0..shards).map(|_| Workspace::default()).collect(),
             grads: vec![vec![0.0; layout.len()]; shards],
             layout,
-        })
+        }
     }
 
-    /// The loss terms of `host` (with latent noise `noise: [n, K]`) and the gradient of its mean
-    /// loss with respect to `model`'s parameters, as tensors on `device` (the model's device
-    /// without autodiff), ready for the optimiser.
+    /// The network layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The loss terms of `host` (with latent noise `noise: [n, K]`) at `params`; the gradient of
+    /// its mean loss is left in [`FusedStep::gradient`].
     pub fn step(
         &mut self,
         pool: &rayon::ThreadPool,
-        model: &DonutModel,
+        params: &[f32],
         host: &HostBatch,
         noise: &[f32],
         l2_weight: f64,
-        device: &Device,
-    ) -> (LossTerms, GradientsParams) {
+    ) -> LossTerms {
         let n = host.n;
         let layout = &self.layout;
-        let Some(params) = layout.flatten(&model.weights()) else {
-            // `new` checked the layout against this model's shapes, which training keeps.
-            unreachable!("the model's parameters changed shape during training")
-        };
         let w = host.x.len() / n.max(1);
         let k = noise.len() / n.max(1);
         let shards = self.workspaces.len().min(n).max(1);
@@ -74,7 +69,7 @@ impl FusedStep {
         };
         let work = |(s, (ws, grad)): (usize, (&mut Workspace, &mut Vec<f32>))| {
             grad.fill(0.0);
-            layout.accumulate_gradient(&params, &shard(s), scale, ws, grad)
+            layout.accumulate_gradient(params, &shard(s), scale, ws, grad)
         };
         let parts = self.workspaces[..shards]
             .iter_mut()
@@ -99,7 +94,7 @@ impl FusedStep {
                 *g += o;
             }
         }
-        let l2 = layout.add_l2(&params, l2_weight, grad);
+        let l2 = layout.add_l2(params, l2_weight, grad);
         let mut total = TermSums::default();
         for s in sums {
             total += s;
@@ -109,23 +104,100 @@ impl FusedStep {
             total.prior / n as f64,
             total.entropy / n as f64,
         );
-        let terms = LossTerms {
+        LossTerms {
             total: -(recon + prior + entropy) + l2,
             recon,
             prior,
             entropy,
             l2,
-        };
-
-        let mut grads = GradientsParams::new();
-        for ((shape, values), id) in layout.tensors(grad).zip(&self.ids) {
-            let data = TensorData::new(values.to_vec(), shape.to_vec());
-            match shape.len() {
-                1 => grads.register(*id, Tensor::<1>::from_data(data, device)),
-                2 => grads.register(*id, Tensor::<2>::from_data(data, device)),
-                _ => grads.register(*id, Tensor::<3>::from_data(data, device)),
-            }
         }
-        (terms, grads)
     }
+
+    /// The gradient of the last [`FusedStep::step`].
+    pub fn gradient(&mut self) -> &mut [f32] {
+        &mut self.grads[0]
+    }
+}
+
+/// Training with the fused engine: flat parameters, the hand-derived gradient, and Adam on flat
+/// vectors. The burn model is rebuilt from the parameters when asked for.
+pub struct FusedLearner {
+    step: FusedStep,
+    params: Vec<f32>,
+    adam: FlatAdam,
+    model: DonutModel,
+    model_is_current: bool,
+}
+
+impl FusedLearner {
+    /// Starts from `model`'s parameters (a model on a CPU backend without autodiff); `None` when
+    /// its tensors do not fit the layout of `config` (never expected).
+    pub fn new(
+        config: &DonutConfig,
+        model: DonutModel,
+        shards: usize,
+        adam: AdamSettings,
+    ) -> Option<Self> {
+        let step = FusedStep::new(config, shards);
+        let params = step.layout().flatten(&model.weights())?;
+        Some(Self {
+            adam: FlatAdam::new(
+                params.len(),
+                adam.beta_1,
+                adam.beta_2,
+                adam.epsilon,
+                adam.clip_norm,
+            ),
+            step,
+            params,
+            model,
+            model_is_current: true,
+        })
+    }
+
+    /// Forward and backward pass; the gradient waits for [`FusedLearner::apply`].
+    pub fn gradient(
+        &mut self,
+        pool: &rayon::ThreadPool,
+        host: &HostBatch,
+        noise: &[f32],
+        l2_weight: f64,
+    ) -> LossTerms {
+        self.step.step(pool, &self.params, host, noise, l2_weight)
+    }
+
+    /// One Adam step along the last gradient.
+    pub fn apply(&mut self, learning_rate: f64) {
+        let ranges: Vec<_> = self.step.layout().ranges().collect();
+        let grad = &mut self.step.grads[0];
+        self.adam
+            .step(learning_rate, &mut self.params, grad, ranges.into_iter());
+        self.model_is_current = false;
+    }
+
+    /// The current parameters as a burn model.
+    pub fn model(&mut self) -> &DonutModel {
+        if !self.model_is_current {
+            let weights = self.step.layout().unflatten(&self.params);
+            let model = self.model.clone();
+            self.model = model
+                .with_weights(&weights)
+                .unwrap_or_else(|e| unreachable!("the layout was checked at the start: {e}"));
+            self.model_is_current = true;
+        }
+        &self.model
+    }
+}
+
+/// Adam's settings, shared by both engines.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamSettings {
+    /// First-moment decay.
+    pub beta_1: f32,
+    /// Second-moment decay.
+    pub beta_2: f32,
+    /// Added to the root of the second moment.
+    pub epsilon: f32,
+    /// Bound on each parameter tensor's gradient norm.
+    pub clip_norm: Option<f32>,
 }

@@ -5,19 +5,21 @@
 //! snapshots) and polls for live setting changes and stop requests between steps. The command
 //! line drives it with a progress bar, the app from its worker thread ([`worker`]).
 
+pub mod adam;
 pub mod batch;
 pub mod fused;
+pub mod learner;
 pub mod worker;
 
 use crate::config::{DonutConfig, LiveSettings};
 use crate::data::{Part, Prepared};
 use crate::model::loss::{Batch, LossTerms, m_elbo};
-use crate::model::{DonutModel, device_for};
+use crate::model::{DonutModel, Latent, device_for};
 use batch::host_batch;
-use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use learner::Learner;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -420,28 +422,17 @@ fn train_in_pool(
     let mut config = config.clone();
     let started = Instant::now();
     let device = device_for(config.backend);
-    let ad_device = device.clone().autodiff();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed);
-    let mut model = DonutModel::new(&config, &mut rng, &ad_device);
-    let mut optim = AdamConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.999)
-        .with_epsilon(1e-8)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(
-            config.grad_clip_norm as f32,
-        )))
-        .init();
-
     let mut ends: Vec<usize> = prep.window_ends(Part::Train).collect();
     if ends.is_empty() {
         return Err(TrainError::NoWindows);
     }
     let batch_size = config.batch_size.min(ends.len());
     let shards = shard_count(backend_threads(&config), batch_size);
-    let mut fused = fused::FusedStep::new(&config, &model, shards);
+    let mut learner = Learner::new(&config, &mut rng, &device, shards);
+    let latent = Latent::of(&config);
     let steps_per_epoch = ends.len() / batch_size;
     let k = config.latent_dim;
-    let w = prep.window;
     let train_range = prep.part(Part::Train);
     hooks.event(TrainEvent::Started {
         steps_per_epoch,
@@ -470,7 +461,7 @@ fn train_in_pool(
             hooks.event(TrainEvent::Latent(snap));
         };
     if latent_every.is_some() {
-        snapshot(&model, 0, 0, hooks);
+        snapshot(learner.model(), 0, 0, hooks);
     }
 
     let mut live = config.live();
@@ -546,21 +537,8 @@ fn train_in_pool(
             let learning_rate = live.learning_rate * lr_factor;
             let t0 = Instant::now();
             let host = host_batch(prep, batch_ends, &injected, &live);
-            let noise = model.latent().sample_noise(&mut rng, batch_size * k);
-            let (terms, grads) = match fused.as_mut() {
-                Some(f) => f.step(pool, &model, &host, &noise, config.l2_weight, &device),
-                None => sharded_step(
-                    pool,
-                    &model,
-                    host,
-                    noise,
-                    shards,
-                    k,
-                    w,
-                    config.l2_weight,
-                    &ad_device,
-                ),
-            };
+            let noise = latent.sample_noise(&mut rng, batch_size * k);
+            let terms = learner.gradient(pool, host, noise, config.l2_weight);
             if !terms.is_finite() || terms.total.abs() > EXPLODED_LOSS {
                 let (term, value) = [
                     ("total loss", terms.total),
@@ -580,7 +558,7 @@ fn train_in_pool(
                     hint: divergence_hint(&config, &live),
                 });
             }
-            model = optim.step(learning_rate, model, grads);
+            learner.apply(learning_rate);
             step += 1;
             let now = Instant::now();
             step_secs += (now - t0).as_secs_f64();
@@ -613,7 +591,7 @@ fn train_in_pool(
 
             if step.is_multiple_of(config.valid_every_steps)
                 && validate(
-                    &model,
+                    learner.model(),
                     step,
                     &mut live,
                     &mut valid_rng,
@@ -628,7 +606,7 @@ fn train_in_pool(
             if let Some(every) = latent_every
                 && step.is_multiple_of(every)
             {
-                snapshot(&model, step, epoch, hooks);
+                snapshot(learner.model(), step, epoch, hooks);
             }
         }
         epochs_done = epoch + 1;
@@ -642,7 +620,7 @@ fn train_in_pool(
     // must end the run promptly: the best parameters validated so far are kept).
     if !stopped {
         validate(
-            &model,
+            learner.model(),
             step,
             &mut live,
             &mut valid_rng,
@@ -651,7 +629,10 @@ fn train_in_pool(
             hooks,
         );
     }
-    let final_model = best.map(|(_, m)| m).unwrap_or(model);
+    let final_model = match best {
+        Some((_, m)) => m,
+        None => learner.model().clone(),
+    };
     if latent_every.is_some() {
         snapshot(&final_model, step, epochs_done, hooks);
     }

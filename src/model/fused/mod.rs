@@ -14,7 +14,7 @@ pub mod matmul;
 
 use super::Weight;
 use super::latent::Latent;
-use crate::config::{DonutConfig, EncoderKind, LatentDist};
+use crate::config::{DonutConfig, EncoderKind};
 use matmul::{MatRef, matmul};
 
 const HALF_LN_2PI: f32 = 0.918_938_5;
@@ -284,12 +284,7 @@ impl Layout {
         let decoder = b.stack(k, width, depth);
         let x_mean = b.linear(width, w);
         let x_std = b.linear(width, w);
-        let latent = match config.latent_dist {
-            LatentDist::Gaussian => Latent::Gaussian,
-            LatentDist::StudentT => Latent::StudentT {
-                df: config.student_t_df,
-            },
-        };
+        let latent = Latent::of(config);
         Self {
             shapes: b.shapes,
             offsets: b.offsets,
@@ -348,6 +343,24 @@ impl Layout {
             let len = s.iter().product::<usize>();
             (s.as_slice(), &flat[o..o + len])
         })
+    }
+
+    /// The range of each parameter tensor in the flat vector, in module order.
+    pub fn ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        self.shapes
+            .iter()
+            .zip(&self.offsets)
+            .map(|(s, &o)| o..o + s.iter().product::<usize>())
+    }
+
+    /// The flat vector `flat` as [`Weight`]s (what [`super::DonutModel::with_weights`] takes).
+    pub fn unflatten(&self, flat: &[f32]) -> Vec<Weight> {
+        self.tensors(flat)
+            .map(|(shape, values)| Weight {
+                shape: shape.to_vec(),
+                values: values.to_vec(),
+            })
+            .collect()
     }
 
     /// Ranges of the hidden kernels (encoder and decoder bodies), which the L2 penalty covers.
@@ -422,8 +435,8 @@ impl Layout {
             *s = softplus_sigmoid(pre).0 + self.std_epsilon;
         }
         let z = sized(&mut ws.z, n * k);
-        for i in 0..n * k {
-            z[i] = ws.mu_z[i] + ws.std_z[i] * shard.noise[i];
+        for (((z, &mu), &std), &eps) in z.iter_mut().zip(&ws.mu_z).zip(&ws.std_z).zip(shard.noise) {
+            *z = mu + std * eps;
         }
 
         // p(x|z).
@@ -891,6 +904,7 @@ fn pool_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LatentDist;
     use crate::model::DonutModel;
     use crate::model::loss::{Batch, m_elbo};
     use burn::optim::GradientsParams;
