@@ -3,7 +3,7 @@
 //! Each figure is the median of several timed repetitions after a warm-up, on synthetic data of the
 //! stated size (a seasonal series from the sample generator's recipe), so no file is needed.
 
-use crate::config::{BackendKind, DonutConfig, EncoderKind};
+use crate::config::{BackendKind, DonutConfig, EncoderKind, GradientEngine};
 use crate::data::{Part, Prepared, RawSeries};
 use crate::eval::{Adjust, best_f1};
 use crate::model::Latent;
@@ -220,29 +220,41 @@ pub fn run_all(quick: bool, only: &[String], progress: &mut dyn FnMut(&BenchRow)
     };
     let steps = if quick { 10 } else { 60 };
     let all_threads = base.worker_threads();
-    for backend in BackendKind::ALL.iter().filter(|_| wants("train")) {
+    // The fused engine (backend-independent) first, then burn's autodiff on each backend.
+    let engines: Vec<(GradientEngine, BackendKind)> =
+        std::iter::once((GradientEngine::Fused, BackendKind::Flex))
+            .chain(
+                BackendKind::ALL
+                    .iter()
+                    .map(|b| (GradientEngine::Autodiff, *b)),
+            )
+            .filter(|_| wants("train"))
+            .collect();
+    for (gradients, backend) in engines {
         for encoder in [EncoderKind::Dense, EncoderKind::Cnn] {
             let mut thread_counts = vec![1, all_threads];
             thread_counts.dedup();
             for threads in thread_counts {
                 let config = DonutConfig {
-                    backend: *backend,
+                    backend,
+                    gradients,
                     encoder,
                     threads,
                     ..base.clone()
                 };
-                let steps = if encoder == EncoderKind::Cnn && *backend == BackendKind::Ndarray {
+                let steps = if encoder == EncoderKind::Cnn && backend == BackendKind::Ndarray {
                     steps / 5
                 } else {
                     steps
                 };
                 let rate = train_throughput(&prep, &config, steps.max(2));
+                let engine = match gradients {
+                    GradientEngine::Fused => "fused gradients".to_string(),
+                    GradientEngine::Autodiff => format!("autodiff on {}", backend.name()),
+                };
                 push(
                     format!(
-                        "train {:?} encoder, {}, {} thread{} (batch 256, W 120, K 3)",
-                        encoder,
-                        backend.name(),
-                        threads,
+                        "train {encoder:?} encoder, {engine}, {threads} thread{} (batch 256, W 120, K 3)",
                         if threads == 1 { "" } else { "s" }
                     ),
                     rate,
