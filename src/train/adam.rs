@@ -2,8 +2,6 @@
 //! gradient-norm clipping) computes, for the fused engine, whose parameters are not burn tensors
 //! while training. A test steps both side by side.
 
-use std::ops::Range;
-
 /// Adam's settings and state for one flat parameter vector.
 pub struct FlatAdam {
     beta_1: f32,
@@ -30,45 +28,56 @@ impl FlatAdam {
         }
     }
 
-    /// One step: clips each tensor's part of `grad` (the ranges in `tensors`) to the norm bound,
-    /// updates the moments and moves `params` by `learning_rate` times the bias-corrected ratio.
-    pub fn step(
-        &mut self,
-        learning_rate: f64,
-        params: &mut [f32],
-        grad: &mut [f32],
-        tensors: impl Iterator<Item = Range<usize>>,
-    ) {
-        assert!(params.len() == self.moment_1.len() && grad.len() == params.len());
+    /// Starts step `t + 1` at `learning_rate`: its constants, and the two moment vectors (to be
+    /// cut per tensor like the parameters and handed to [`AdamStep::update`]).
+    pub fn next_step(&mut self, learning_rate: f64) -> (AdamStep, &mut [f32], &mut [f32]) {
         self.steps += 1;
         let (b1, b2) = (self.beta_1, self.beta_2);
         let bias_correction_2 = (1.0 - b2.powi(self.steps)).sqrt();
-        let factor = bias_correction_2 / (1.0 - b1.powi(self.steps));
-        let epsilon = self.epsilon * bias_correction_2;
-        let lr = learning_rate as f32;
-        for range in tensors {
-            let g = &mut grad[range.clone()];
-            if let Some(bound) = self.clip_norm {
-                let norm = sum_of_squares(g).sqrt() as f32;
-                let coefficient = (bound / (norm + f32::MIN_POSITIVE)).min(1.0);
-                for x in g.iter_mut() {
-                    *x *= coefficient;
-                }
+        let step = AdamStep {
+            factors: AdamFactors {
+                b1,
+                b2,
+                factor: bias_correction_2 / (1.0 - b1.powi(self.steps)),
+                epsilon: self.epsilon * bias_correction_2,
+                lr: learning_rate as f32,
+            },
+            clip_norm: self.clip_norm,
+        };
+        (step, &mut self.moment_1, &mut self.moment_2)
+    }
+}
+
+/// One step's constants; [`AdamStep::update`] applies them to one tensor.
+#[derive(Clone, Copy)]
+pub struct AdamStep {
+    factors: AdamFactors,
+    clip_norm: Option<f32>,
+}
+
+impl AdamStep {
+    /// Clips the tensor's gradient `grad` to the norm bound, updates its moments `moment_1`,
+    /// `moment_2` and moves its parameters `params` by the bias-corrected ratio.
+    pub fn update(
+        &self,
+        params: &mut [f32],
+        grad: &mut [f32],
+        moment_1: &mut [f32],
+        moment_2: &mut [f32],
+    ) {
+        assert!(
+            params.len() == grad.len()
+                && moment_1.len() == grad.len()
+                && moment_2.len() == grad.len()
+        );
+        if let Some(bound) = self.clip_norm {
+            let norm = crate::model::fused::sum_of_squares(grad).sqrt() as f32;
+            let coefficient = (bound / (norm + f32::MIN_POSITIVE)).min(1.0);
+            for x in grad.iter_mut() {
+                *x *= coefficient;
             }
-            adam_update(
-                AdamFactors {
-                    b1,
-                    b2,
-                    factor,
-                    epsilon,
-                    lr,
-                },
-                &mut self.moment_1[range.clone()],
-                &mut self.moment_2[range.clone()],
-                &mut params[range],
-                g,
-            );
         }
+        adam_update(self.factors, moment_1, moment_2, params, grad);
     }
 }
 
@@ -95,17 +104,4 @@ fn adam_update(f: AdamFactors, m: &mut [f32], v: &mut [f32], p: &mut [f32], g: &
         v[i] = v[i] * f.b2 + g[i] * g[i] * (1.0 - f.b2);
         p[i] -= (m[i] * f.factor / (v[i].sqrt() + f.epsilon)) * f.lr;
     }
-}
-
-/// The sum of squares of `v` in f64, in eight interleaved partial sums (so that it vectorises).
-fn sum_of_squares(v: &[f32]) -> f64 {
-    let mut lanes = [0f64; 8];
-    let chunks = v.chunks_exact(8);
-    let tail: f64 = chunks.remainder().iter().map(|&x| f64::from(x * x)).sum();
-    for chunk in chunks {
-        for (l, &x) in lanes.iter_mut().zip(chunk) {
-            *l += f64::from(x) * f64::from(x);
-        }
-    }
-    lanes.iter().sum::<f64>() + tail
 }

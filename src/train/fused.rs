@@ -22,6 +22,8 @@ pub struct FusedStep {
     layout: Layout,
     workspaces: Vec<Workspace>,
     grads: Vec<Vec<f32>>,
+    /// Shards of the last step.
+    shards_used: usize,
 }
 
 impl FusedStep {
@@ -32,6 +34,7 @@ impl FusedStep {
         Self {
             workspaces: (0..shards).map(|_| Workspace::default()).collect(),
             grads: vec![vec![0.0; layout.len()]; shards],
+            shards_used: 0,
             layout,
         }
     }
@@ -41,8 +44,8 @@ impl FusedStep {
         &self.layout
     }
 
-    /// The loss terms of `host` (with latent noise `noise: [n, K]`) at `params`; the gradient of
-    /// its mean loss is left in [`FusedStep::gradient`].
+    /// The loss terms of `host` (with latent noise `noise: [n, K]`) at `params`; the shards'
+    /// gradients stay in their buffers until they are summed tensor by tensor.
     pub fn step(
         &mut self,
         pool: &rayon::ThreadPool,
@@ -87,14 +90,8 @@ impl FusedStep {
             })
         };
 
-        let (first, rest) = self.grads.split_at_mut(1);
-        let grad = &mut first[0];
-        for other in &rest[..shards - 1] {
-            for (g, o) in grad.iter_mut().zip(other) {
-                *g += o;
-            }
-        }
-        let l2 = layout.add_l2(params, l2_weight, grad);
+        self.shards_used = shards;
+        let l2 = layout.l2_penalty(params, l2_weight);
         let mut total = TermSums::default();
         for s in sums {
             total += s;
@@ -113,10 +110,58 @@ impl FusedStep {
         }
     }
 
-    /// The gradient of the last [`FusedStep::step`].
-    pub fn gradient(&mut self) -> &mut [f32] {
-        &mut self.grads[0]
+    /// The gradient of the last [`FusedStep::step`] (the shards' gradients summed, plus the L2
+    /// penalty's at `l2_weight`), handed tensor by tensor to `update(parameters, gradient,
+    /// state)` with that tensor's item of `states`, the tensors in parallel on `pool`.
+    fn for_each_tensor_gradient<T: Send>(
+        &mut self,
+        pool: &rayon::ThreadPool,
+        params: &mut [f32],
+        l2_weight: f64,
+        states: Vec<T>,
+        update: impl Fn(&mut [f32], &mut [f32], T) + Sync,
+    ) {
+        let sizes: Vec<usize> = self.layout.ranges().map(|r| r.len()).collect();
+        let penalised = self.layout.penalised();
+        let (first, rest) = self.grads.split_at_mut(1);
+        let others = &rest[..self.shards_used.max(1) - 1];
+        let l2 = l2_weight as f32;
+        let tensors: Vec<_> = cut(params, &sizes)
+            .into_iter()
+            .zip(cut(&mut first[0], &sizes))
+            .zip(self.layout.ranges().zip(penalised))
+            .zip(states)
+            .collect();
+        pool.install(|| {
+            tensors
+                .into_par_iter()
+                .for_each(|(((p, g), (range, penalised)), state)| {
+                    for other in others {
+                        for (g, o) in g.iter_mut().zip(&other[range.clone()]) {
+                            *g += o;
+                        }
+                    }
+                    if penalised {
+                        for (g, &p) in g.iter_mut().zip(p.iter()) {
+                            *g += l2 * p;
+                        }
+                    }
+                    update(p, g, state);
+                })
+        });
     }
+}
+
+/// `v` cut into consecutive pieces of the given sizes.
+fn cut<'a>(mut v: &'a mut [f32], sizes: &[usize]) -> Vec<&'a mut [f32]> {
+    sizes
+        .iter()
+        .map(|&n| {
+            let (head, tail) = std::mem::take(&mut v).split_at_mut(n);
+            v = tail;
+            head
+        })
+        .collect()
 }
 
 /// Training with the fused engine: flat parameters, the hand-derived gradient, and Adam on flat
@@ -124,6 +169,8 @@ impl FusedStep {
 pub struct FusedLearner {
     step: FusedStep,
     params: Vec<f32>,
+    /// The L2 weight of the last gradient.
+    l2_weight: f64,
     adam: FlatAdam,
     model: DonutModel,
     model_is_current: bool,
@@ -150,6 +197,7 @@ impl FusedLearner {
             ),
             step,
             params,
+            l2_weight: 0.0,
             model,
             model_is_current: true,
         })
@@ -163,15 +211,25 @@ impl FusedLearner {
         noise: &[f32],
         l2_weight: f64,
     ) -> LossTerms {
+        self.l2_weight = l2_weight;
         self.step.step(pool, &self.params, host, noise, l2_weight)
     }
 
-    /// One Adam step along the last gradient.
-    pub fn apply(&mut self, learning_rate: f64) {
-        let ranges: Vec<_> = self.step.layout().ranges().collect();
-        let grad = &mut self.step.grads[0];
-        self.adam
-            .step(learning_rate, &mut self.params, grad, ranges.into_iter());
+    /// One Adam step along the last gradient, tensor by tensor in parallel on `pool`.
+    pub fn apply(&mut self, pool: &rayon::ThreadPool, learning_rate: f64) {
+        let sizes: Vec<usize> = self.step.layout().ranges().map(|r| r.len()).collect();
+        let (adam, moment_1, moment_2) = self.adam.next_step(learning_rate);
+        let moments: Vec<_> = cut(moment_1, &sizes)
+            .into_iter()
+            .zip(cut(moment_2, &sizes))
+            .collect();
+        self.step.for_each_tensor_gradient(
+            pool,
+            &mut self.params,
+            self.l2_weight,
+            moments,
+            |params, grad, (m1, m2)| adam.update(params, grad, m1, m2),
+        );
         self.model_is_current = false;
     }
 

@@ -108,10 +108,11 @@ impl Learner {
         }
     }
 
-    /// One Adam step along the last gradient (nothing when there is none).
-    pub fn apply(&mut self, learning_rate: f64) {
+    /// One Adam step along the last gradient (nothing when there is none); the fused engine
+    /// updates its tensors in parallel on `pool`.
+    pub fn apply(&mut self, pool: &rayon::ThreadPool, learning_rate: f64) {
         match self {
-            Learner::Fused(f) => f.apply(learning_rate),
+            Learner::Fused(f) => f.apply(pool, learning_rate),
             Learner::Autodiff {
                 model,
                 optim,
@@ -186,8 +187,8 @@ mod tests {
                 (a.total - b.total).abs() <= 1e-4 * (1.0 + b.total.abs()),
                 "step {step}: {a:?} vs {b:?}"
             );
-            fused.apply(1e-2);
-            autodiff.apply(1e-2);
+            fused.apply(&pool, 1e-2);
+            autodiff.apply(&pool, 1e-2);
         }
         for (i, (a, b)) in fused
             .model()

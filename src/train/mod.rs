@@ -558,7 +558,7 @@ fn train_in_pool(
                     hint: divergence_hint(&config, &live),
                 });
             }
-            learner.apply(learning_rate);
+            learner.apply(pool, learning_rate);
             step += 1;
             let now = Instant::now();
             step_secs += (now - t0).as_secs_f64();

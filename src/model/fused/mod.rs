@@ -236,6 +236,23 @@ fn sum_f64(v: &[f32]) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
+/// The sum of squares of `v` in f64, in eight interleaved partial sums (so that it vectorises).
+pub fn sum_of_squares(v: &[f32]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let tail: f64 = chunks
+        .remainder()
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum();
+    for chunk in chunks {
+        for (l, &x) in lanes.iter_mut().zip(chunk) {
+            *l += f64::from(x) * f64::from(x);
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
+}
+
 /// ReLU in place (NaN stays NaN, as in burn). Written as a select, not a branch, so that it
 /// vectorises and does not mispredict on the random signs of activations.
 fn relu(v: &mut [f32]) {
@@ -384,7 +401,24 @@ impl Layout {
         ranges
     }
 
-    /// Adds the L2 penalty `l2_weight / 2 * sum(hidden kernels^2)` to `grad` and returns its value.
+    /// For each parameter tensor (module order), whether it is a hidden kernel, which the L2
+    /// penalty covers.
+    pub fn penalised(&self) -> Vec<bool> {
+        let hidden: Vec<usize> = self.hidden_kernels().iter().map(|r| r.start).collect();
+        self.offsets.iter().map(|o| hidden.contains(o)).collect()
+    }
+
+    /// The L2 penalty `l2_weight / 2 * sum(hidden kernels^2)`.
+    pub fn l2_penalty(&self, params: &[f32], l2_weight: f64) -> f64 {
+        let squares: f64 = self
+            .hidden_kernels()
+            .into_iter()
+            .map(|range| sum_of_squares(&params[range]))
+            .sum();
+        0.5 * l2_weight * squares
+    }
+
+    /// Adds the L2 penalty's gradient to `grad` and returns the penalty.
     pub fn add_l2(&self, params: &[f32], l2_weight: f64, grad: &mut [f32]) -> f64 {
         let mut squares = 0.0f64;
         let l2 = l2_weight as f32;
