@@ -912,26 +912,26 @@ fn pool_forward(input: &[f32], n: usize, length: usize, c: usize, out: &mut [f32
 }
 
 /// Routes the pooled gradient `d_out: [n, L / 2, C]` to the larger of each pair of `input: [n, L,
-/// C]` (the even one on ties), writing `d_input: [n, L, C]`.
-fn pool_backward(
-    d_out: &[f32],
-    input: &[f32],
-    n: usize,
-    length: usize,
-    c: usize,
-    d_input: &mut [f32],
-) {
+/// C]` (the even one on ties), writing `d_input: [n, L, C]`. Branch-free, so that it vectorises
+/// and does not mispredict on the random order of each pair.
+fn pool_backward(d_out: &[f32], input: &[f32], n: usize, length: usize, c: usize, d_input: &mut [f32]) {
     let half = length / 2;
-    d_input.fill(0.0);
     for i in 0..n {
+        let window = &input[i * length * c..(i + 1) * length * c];
+        let d_window = &mut d_input[i * length * c..(i + 1) * length * c];
         for t in 0..half {
+            let pair = &window[2 * t * c..(2 * t + 2) * c];
+            let (even, odd) = pair.split_at(c);
+            let (d_even, d_odd) = d_window[2 * t * c..(2 * t + 2) * c].split_at_mut(c);
+            let d = &d_out[(i * half + t) * c..(i * half + t + 1) * c];
             for ch in 0..c {
-                let even = (i * length + 2 * t) * c + ch;
-                let odd = even + c;
-                let target = if input[even] >= input[odd] { even } else { odd };
-                d_input[target] = d_out[(i * half + t) * c + ch];
+                let even_wins = even[ch] >= odd[ch];
+                d_even[ch] = if even_wins { d[ch] } else { 0.0 };
+                d_odd[ch] = if even_wins { 0.0 } else { d[ch] };
             }
         }
+        // An odd last step was dropped by the pooling: no gradient reaches it.
+        d_window[2 * half * c..].fill(0.0);
     }
 }
 
