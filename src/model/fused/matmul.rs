@@ -32,6 +32,36 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// The `rows x cols` view of `data` with element `(r, c)` at `r * row_stride + c *
+    /// col_stride` (rows may overlap: an im2col matrix is such a view).
+    ///
+    /// # Panics
+    /// When the last element lies outside `data`.
+    pub fn strided(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Self {
+        if rows > 0 && cols > 0 {
+            let last = (rows - 1) * row_stride + (cols - 1) * col_stride;
+            assert!(
+                last < data.len(),
+                "a {rows} x {cols} view with strides {row_stride}, {col_stride} reads element \
+                 {last} of {}",
+                data.len()
+            );
+        }
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        }
+    }
+
     /// The transposed view (no copy).
     pub fn t(self) -> Self {
         Self {
@@ -76,8 +106,8 @@ pub fn matmul(out: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
         return;
     }
     // Every element the kernel reads lies inside its slice: the largest offset of a view is
-    // (rows - 1) * row_stride + (cols - 1) * col_stride, checked by `MatRef::new` for row-major
-    // views and unchanged by `t`.
+    // (rows - 1) * row_stride + (cols - 1) * col_stride, checked by `MatRef::new` and
+    // `MatRef::strided` and unchanged by `t`; checked again here.
     for view in [&a, &b] {
         let last = (view.rows - 1) * view.row_stride + (view.cols - 1) * view.col_stride;
         assert!(last < view.data.len());

@@ -141,8 +141,8 @@ pub struct Shard<'a> {
 /// Buffers for one shard's forward and backward passes, kept between steps.
 #[derive(Default)]
 pub struct Workspace {
-    /// Dense encoder: hidden outputs per layer. CNN: conv1 im2col, relu1, pool1, conv2 im2col,
-    /// relu2, pool2, features.
+    /// Dense encoder: hidden outputs per layer. CNN: the padded input, conv1's output, pool1
+    /// (padded), conv2's output, pool2, features.
     encoder: Vec<Vec<f32>>,
     mu_z: Vec<f32>,
     pre_std_z: Vec<f32>,
@@ -162,7 +162,6 @@ pub struct Workspace {
     kernel1: Vec<f32>,
     kernel2: Vec<f32>,
     d_kernel: Vec<f32>,
-    d_cols: Vec<f32>,
 }
 
 /// `v` resized to `len` (contents unspecified).
@@ -590,15 +589,23 @@ impl Layout {
                 let (half, quarter) = (w / 2, (w / 2) / 2);
                 kernel_matrix(params, conv1, sized(&mut ws.kernel1, 3 * conv1.c_in * c));
                 kernel_matrix(params, conv2, sized(&mut ws.kernel2, 3 * conv2.c_in * c));
-                let [cols1, relu1, pool1, cols2, relu2, pool2, feat] =
-                    sized_list(&mut ws.encoder, 7)
+                let [x_padded, out1, pool1, out2, pool2, feat] = sized_list(&mut ws.encoder, 6)
                 else {
-                    unreachable!("seven buffers")
+                    unreachable!("six buffers")
                 };
-                conv_forward(x, n, w, conv1, params, &ws.kernel1, cols1, relu1);
-                pool_forward(relu1, n, w, c, sized(pool1, n * half * c));
-                conv_forward(pool1, n, half, conv2, params, &ws.kernel2, cols2, relu2);
-                pool_forward(relu2, n, half, c, sized(pool2, n * quarter * c));
+                // Each window with a zero before and after it ("same" padding).
+                let x_padded = sized(x_padded, n * (w + 2));
+                for (dst, src) in x_padded.chunks_exact_mut(w + 2).zip(x.chunks_exact(w)) {
+                    dst[0] = 0.0;
+                    dst[1..=w].copy_from_slice(src);
+                    dst[w + 1] = 0.0;
+                }
+                conv_forward(x_padded, n, w, conv1, params, &ws.kernel1, out1);
+                let pool1 = sized(pool1, n * (half + 2) * c);
+                pool_forward(out1, conv_out(w), pool1, padded(half), n, w, c);
+                conv_forward(pool1, n, half, conv2, params, &ws.kernel2, out2);
+                let pool2 = sized(pool2, n * quarter * c);
+                pool_forward(out2, conv_out(half), pool2, dense_rows(quarter), n, half, c);
                 // [n, L, C] -> [n, C * L], channel-major.
                 let feat = sized(feat, n * c * quarter);
                 for i in 0..n {
@@ -639,8 +646,8 @@ impl Layout {
                 let w = self.window;
                 let c = conv2.c_out;
                 let (half, quarter) = (w / 2, (w / 2) / 2);
-                let [cols1, relu1, _pool1, cols2, relu2, _pool2, _feat] = &ws.encoder[..7] else {
-                    unreachable!("seven buffers")
+                let [x_padded, out1, pool1, out2, _pool2, _feat] = &ws.encoder[..6] else {
+                    unreachable!("six buffers")
                 };
                 // Features [n, C * L] -> pool2 gradient [n, L, C].
                 let d_pool2 = sized(&mut ws.d_b, n * quarter * c);
@@ -652,30 +659,39 @@ impl Layout {
                         }
                     }
                 }
-                let d_relu2 = sized(&mut ws.d_a, n * half * c);
-                pool_backward(d_pool2, relu2, n, half, c, d_relu2);
-                relu_backward(d_relu2, relu2);
-                let d_pool1 = sized(&mut ws.d_b, n * half * c);
+                let d_out2 = sized(&mut ws.d_a, n * (half + 2) * c);
+                pool_backward(
+                    d_pool2,
+                    dense_rows(quarter),
+                    out2,
+                    conv_out(half),
+                    d_out2,
+                    n,
+                    half,
+                    c,
+                );
+                relu_backward(d_out2, out2);
+                let d_pool1 = sized(&mut ws.d_b, n * (half + 2) * c);
                 conv_backward(
                     grad,
                     conv2,
                     &ws.kernel2,
-                    cols2,
-                    d_relu2,
+                    pool1,
+                    d_out2,
                     n,
                     half,
                     &mut ws.d_kernel,
-                    Some((&mut ws.d_cols, d_pool1)),
+                    Some(d_pool1),
                 );
-                let d_relu1 = sized(&mut ws.d_a, n * w * c);
-                pool_backward(d_pool1, relu1, n, w, c, d_relu1);
-                relu_backward(d_relu1, relu1);
+                let d_out1 = sized(&mut ws.d_a, n * (w + 2) * c);
+                pool_backward(d_pool1, padded(half), out1, conv_out(w), d_out1, n, w, c);
+                relu_backward(d_out1, out1);
                 conv_backward(
                     grad,
                     conv1,
                     &ws.kernel1,
-                    cols1,
-                    d_relu1,
+                    x_padded,
+                    d_out1,
                     n,
                     w,
                     &mut ws.d_kernel,
@@ -690,7 +706,7 @@ impl Layout {
 fn features_of<'a>(encoder: &EncoderAt, buffers: &'a [Vec<f32>]) -> &'a [f32] {
     match encoder {
         EncoderAt::Dense(layers) => &buffers[layers.len() - 1],
-        EncoderAt::Cnn { .. } => &buffers[6],
+        EncoderAt::Cnn { .. } => &buffers[5],
     }
 }
 
@@ -795,9 +811,50 @@ fn kernel_matrix(params: &[f32], at: &ConvAt, out: &mut [f32]) {
     }
 }
 
-/// "Same"-padded kernel-3 convolution of channels-last `input: [n, L, c_in]`, then ReLU:
-/// `out: [n, L, c_out]`. The im2col matrix is kept in `cols` for the backward pass.
-#[allow(clippy::too_many_arguments)]
+/// Where one window's rows sit in a channels-last buffer: `stride` rows per window, its first
+/// data row at `offset`.
+#[derive(Clone, Copy, Debug)]
+struct Rows {
+    stride: usize,
+    offset: usize,
+}
+
+/// A convolution's input of `length` steps: a zero row before and after each window.
+fn padded(length: usize) -> Rows {
+    Rows {
+        stride: length + 2,
+        offset: 1,
+    }
+}
+
+/// A convolution's output over a padded input of `length` steps: the window's rows first, then
+/// two rows of no meaning (computed across the boundary to the next window, never read).
+fn conv_out(length: usize) -> Rows {
+    Rows {
+        stride: length + 2,
+        offset: 0,
+    }
+}
+
+/// Windows of `length` rows back to back.
+fn dense_rows(length: usize) -> Rows {
+    Rows {
+        stride: length,
+        offset: 0,
+    }
+}
+
+/// The im2col matrix of a "same"-padded kernel-3 convolution, without a copy: in the padded
+/// channels-last `input` (`[n, L + 2, c_in]`, see [`padded`]), row `r` of the matrix is the three
+/// input rows from `r` on, which is the view with row stride `c_in` and `3 c_in` columns. Row
+/// `i (L + 2) + t` is output step `t` of window `i`; the last two rows of each window are the
+/// meaningless ones of [`conv_out`], and the view stops before the last window's.
+fn im2col(input: &[f32], n: usize, length: usize, c_in: usize) -> MatRef<'_> {
+    MatRef::strided(input, n * (length + 2) - 2, 3 * c_in, c_in, 1)
+}
+
+/// Kernel-3 "same" convolution of the padded `input` (see [`padded`]), then ReLU, into `out`
+/// (`[n, L + 2, c_out]`, see [`conv_out`]): one matrix product of the im2col view and the kernel.
 fn conv_forward(
     input: &[f32],
     n: usize,
@@ -805,60 +862,47 @@ fn conv_forward(
     at: &ConvAt,
     params: &[f32],
     kernel: &[f32],
-    cols: &mut Vec<f32>,
     out: &mut Vec<f32>,
 ) {
-    let c_in = at.c_in;
-    let row = 3 * c_in;
-    let cols = sized(cols, n * length * row);
-    for i in 0..n {
-        for t in 0..length {
-            let dst = &mut cols[(i * length + t) * row..(i * length + t + 1) * row];
-            for k in 0..3 {
-                let dst = &mut dst[k * c_in..(k + 1) * c_in];
-                match (t + k).checked_sub(1).filter(|&s| s < length) {
-                    Some(s) => dst.copy_from_slice(
-                        &input[(i * length + s) * c_in..(i * length + s + 1) * c_in],
-                    ),
-                    None => dst.fill(0.0),
-                }
-            }
-        }
-    }
-    let out = sized(out, n * length * at.c_out);
+    let cols = im2col(input, n, length, at.c_in);
+    let out = sized(out, n * (length + 2) * at.c_out);
     let bias = &params[at.bias..at.bias + at.c_out];
     for r in out.chunks_exact_mut(at.c_out) {
         r.copy_from_slice(bias);
     }
+    let rows = cols.rows();
     matmul(
-        out,
-        MatRef::new(cols, n * length, row),
-        MatRef::new(kernel, row, at.c_out),
+        &mut out[..rows * at.c_out],
+        cols,
+        MatRef::new(kernel, 3 * at.c_in, at.c_out),
         true,
     );
     relu(out);
 }
 
-/// The gradient of a convolution from its output gradient `d_out: [n, L, c_out]`: kernel and
-/// bias into `grad`, and (when asked) the input gradient into `d_input: [n, L, c_in]`.
+/// The gradient of a convolution from its output gradient `d_out` (in the [`conv_out`] layout,
+/// zero on the meaningless rows): kernel and bias into `grad`, and (when asked) the gradient of
+/// the padded input into `d_input` (the [`padded`] layout; its pad rows get the pads' gradient,
+/// which nothing reads).
 #[allow(clippy::too_many_arguments)]
 fn conv_backward(
     grad: &mut [f32],
     at: &ConvAt,
     kernel: &[f32],
-    cols: &[f32],
+    input: &[f32],
     d_out: &[f32],
     n: usize,
     length: usize,
     d_kernel: &mut Vec<f32>,
-    d_input: Option<(&mut Vec<f32>, &mut [f32])>,
+    d_input: Option<&mut [f32]>,
 ) {
     let c_in = at.c_in;
-    let row = 3 * c_in;
-    let rows = n * length;
-    let d_out_m = MatRef::new(d_out, rows, at.c_out);
-    let d_kernel = sized(d_kernel, row * at.c_out);
-    matmul(d_kernel, MatRef::new(cols, rows, row).t(), d_out_m, false);
+    let cols = im2col(input, n, length, c_in);
+    let rows = cols.rows();
+    let d_out_values = &d_out[..rows * at.c_out];
+    let d_out = MatRef::new(d_out_values, rows, at.c_out);
+    let d_kernel = sized(d_kernel, 3 * c_in * at.c_out);
+    matmul(d_kernel, cols.t(), d_out, false);
     let weight = &mut grad[at.weight..at.weight + at.c_out * c_in * 3];
     for o in 0..at.c_out {
         for c in 0..c_in {
@@ -867,71 +911,91 @@ fn conv_backward(
             }
         }
     }
-    add_column_sums(&mut grad[at.bias..at.bias + at.c_out], d_out);
-    if let Some((d_cols, d_input)) = d_input {
-        let d_cols = sized(d_cols, rows * row);
-        matmul(
-            d_cols,
-            d_out_m,
-            MatRef::new(kernel, row, at.c_out).t(),
-            false,
-        );
-        // col2im: each column block k of row (i, t) came from input position t + k - 1.
+    add_column_sums(&mut grad[at.bias..at.bias + at.c_out], d_out_values);
+    if let Some(d_input) = d_input {
+        // Output row r read input rows r, r + 1, r + 2 through kernel taps 0, 1, 2: each tap's
+        // share is one product into the input gradient shifted by the tap.
         d_input.fill(0.0);
-        for i in 0..n {
-            for t in 0..length {
-                let src = &d_cols[(i * length + t) * row..(i * length + t + 1) * row];
-                for k in 0..3 {
-                    if let Some(s) = (t + k).checked_sub(1).filter(|&s| s < length) {
-                        let dst =
-                            &mut d_input[(i * length + s) * c_in..(i * length + s + 1) * c_in];
-                        for (d, v) in dst.iter_mut().zip(&src[k * c_in..(k + 1) * c_in]) {
-                            *d += v;
-                        }
-                    }
-                }
-            }
+        for k in 0..3 {
+            let tap = MatRef::new(
+                &kernel[k * c_in * at.c_out..(k + 1) * c_in * at.c_out],
+                c_in,
+                at.c_out,
+            );
+            matmul(
+                &mut d_input[k * c_in..(k + rows) * c_in],
+                d_out,
+                tap.t(),
+                true,
+            );
         }
     }
 }
 
-/// Max-pooling of 2 along time, channels-last: `[n, L, C]` -> `[n, L / 2, C]` (an odd last step
-/// dropped).
-fn pool_forward(input: &[f32], n: usize, length: usize, c: usize, out: &mut [f32]) {
+/// Max-pooling of 2 along time, channels-last, from windows of `length` steps laid out as
+/// `input_rows` to windows of `length / 2` laid out as `output_rows` (an odd last step dropped;
+/// the output's other rows, such as pads, set to 0).
+#[allow(clippy::too_many_arguments)]
+fn pool_forward(
+    input: &[f32],
+    input_rows: Rows,
+    out: &mut [f32],
+    output_rows: Rows,
+    n: usize,
+    length: usize,
+    c: usize,
+) {
     let half = length / 2;
     for i in 0..n {
+        let window = &input[i * input_rows.stride * c..];
+        let dst = &mut out[i * output_rows.stride * c..(i + 1) * output_rows.stride * c];
+        dst[..output_rows.offset * c].fill(0.0);
+        dst[(output_rows.offset + half) * c..].fill(0.0);
         for t in 0..half {
-            let even = &input[(i * length + 2 * t) * c..(i * length + 2 * t + 1) * c];
-            let odd = &input[(i * length + 2 * t + 1) * c..(i * length + 2 * t + 2) * c];
-            let dst = &mut out[(i * half + t) * c..(i * half + t + 1) * c];
-            for ((d, &e), &o) in dst.iter_mut().zip(even).zip(odd) {
+            let pair =
+                &window[(input_rows.offset + 2 * t) * c..(input_rows.offset + 2 * t + 2) * c];
+            let (even, odd) = pair.split_at(c);
+            let d = &mut dst[(output_rows.offset + t) * c..(output_rows.offset + t + 1) * c];
+            for ((d, &e), &o) in d.iter_mut().zip(even).zip(odd) {
                 *d = e.max(o);
             }
         }
     }
 }
 
-/// Routes the pooled gradient `d_out: [n, L / 2, C]` to the larger of each pair of `input: [n, L,
-/// C]` (the even one on ties), writing `d_input: [n, L, C]`. Branch-free, so that it vectorises
-/// and does not mispredict on the random order of each pair.
-fn pool_backward(d_out: &[f32], input: &[f32], n: usize, length: usize, c: usize, d_input: &mut [f32]) {
+/// Routes the pooled gradient `d_out` (laid out as `output_rows`) to the larger of each pair of
+/// `input` (laid out as `input_rows`; the even one on ties), writing every row of `d_input` in
+/// the input's layout: 0 on a dropped odd step and on rows that are not data. Branch-free, so
+/// that it vectorises and does not mispredict on the random order of each pair.
+#[allow(clippy::too_many_arguments)]
+fn pool_backward(
+    d_out: &[f32],
+    output_rows: Rows,
+    input: &[f32],
+    input_rows: Rows,
+    d_input: &mut [f32],
+    n: usize,
+    length: usize,
+    c: usize,
+) {
     let half = length / 2;
     for i in 0..n {
-        let window = &input[i * length * c..(i + 1) * length * c];
-        let d_window = &mut d_input[i * length * c..(i + 1) * length * c];
+        let window = &input[i * input_rows.stride * c..(i + 1) * input_rows.stride * c];
+        let d_window = &mut d_input[i * input_rows.stride * c..(i + 1) * input_rows.stride * c];
+        let d = &d_out[(i * output_rows.stride + output_rows.offset) * c..];
+        d_window[..input_rows.offset * c].fill(0.0);
+        d_window[(input_rows.offset + 2 * half) * c..].fill(0.0);
         for t in 0..half {
-            let pair = &window[2 * t * c..(2 * t + 2) * c];
-            let (even, odd) = pair.split_at(c);
-            let (d_even, d_odd) = d_window[2 * t * c..(2 * t + 2) * c].split_at_mut(c);
-            let d = &d_out[(i * half + t) * c..(i * half + t + 1) * c];
+            let at = (input_rows.offset + 2 * t) * c;
+            let (even, odd) = window[at..at + 2 * c].split_at(c);
+            let (d_even, d_odd) = d_window[at..at + 2 * c].split_at_mut(c);
+            let d = &d[t * c..(t + 1) * c];
             for ch in 0..c {
                 let even_wins = even[ch] >= odd[ch];
                 d_even[ch] = if even_wins { d[ch] } else { 0.0 };
                 d_odd[ch] = if even_wins { 0.0 } else { d[ch] };
             }
         }
-        // An odd last step was dropped by the pooling: no gradient reaches it.
-        d_window[2 * half * c..].fill(0.0);
     }
 }
 
@@ -1056,6 +1120,51 @@ mod tests {
                     "{encoder:?} {latent_dist:?}: tensor {i} {shape:?}\nours   {ours:?}\nautodiff {theirs:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_reused_workspace_gives_what_a_fresh_one_gives_for_another_shard_size() {
+        // Buffers keep their contents between steps; pads and other rows that no pass writes must
+        // not carry values from a step with another number of windows into the next.
+        for encoder in [EncoderKind::Dense, EncoderKind::Cnn] {
+            let window = 14;
+            let config = DonutConfig {
+                window,
+                hidden_width: 6,
+                latent_dim: 2,
+                cnn_channels: 3,
+                encoder,
+                ..Default::default()
+            };
+            let layout = Layout::new(&config);
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+            let mut normal = |count: usize| -> Vec<f32> {
+                (0..count)
+                    .map(|_| Distribution::<f32>::sample(&StandardNormal, &mut rng))
+                    .collect()
+            };
+            let params = normal(layout.len());
+            let gradient = |n: usize, data: &[Vec<f32>], ws: &mut Workspace| {
+                let mut grad = vec![0.0; layout.len()];
+                let ones = vec![1.0; n * window];
+                let shard = Shard {
+                    x: &data[0][..n * window],
+                    alpha: &ones,
+                    beta: &ones[..n],
+                    lambda: &ones[..n],
+                    noise: &data[1][..n * 2],
+                };
+                layout.accumulate_gradient(&params, &shard, 0.1, ws, &mut grad);
+                grad
+            };
+            let big = [normal(7 * window), normal(7 * 2)];
+            let small = [normal(4 * window), normal(4 * 2)];
+            let mut reused = Workspace::default();
+            gradient(7, &big, &mut reused);
+            let after_big = gradient(4, &small, &mut reused);
+            let fresh = gradient(4, &small, &mut Workspace::default());
+            assert_eq!(after_big, fresh, "{encoder:?}");
         }
     }
 
