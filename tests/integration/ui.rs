@@ -504,3 +504,41 @@ fn opening_a_longer_csv_mid_run_abandons_the_run_and_never_mixes_the_two_series(
     assert!(app.result.is_none());
     assert!(app.latent.is_none() && app.snapshots.is_empty());
 }
+
+#[test]
+fn the_gradients_control_picks_the_engine_of_the_next_run() {
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 1,
+        ..super::quick_config()
+    };
+    assert_eq!(
+        config.gradients,
+        donut_explorer::config::GradientEngine::Fused,
+        "fused is the default"
+    );
+    let mut h = harness(Persisted {
+        config,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("autodiff").click();
+    h.run_steps(1);
+    assert_eq!(
+        h.state().state.config.gradients,
+        donut_explorer::config::GradientEngine::Autodiff
+    );
+    h.get_by_label("Train").click();
+    assert!(
+        step_until(&mut h, 1500, |app| app.result.is_some()
+            && !app.is_running()),
+        "the autodiff run did not finish: error {:?}",
+        h.state().error
+    );
+    let result = h.state().result.as_ref().expect("finished");
+    assert_eq!(
+        result.config.gradients,
+        donut_explorer::config::GradientEngine::Autodiff
+    );
+    assert!(h.state().history.steps.iter().all(|s| s.terms.is_finite()));
+    assert!(!h.state().history.steps.is_empty());
+}
