@@ -57,9 +57,10 @@ pub fn synthetic(n: usize) -> RawSeries {
     }
 }
 
-/// Training windows per second: `steps` optimisation steps (after 5 warm-up steps), batch 256,
-/// with the training loop's own data-parallel step on `config.worker_threads()` threads.
-pub fn train_throughput(prep: &Prepared, config: &DonutConfig, steps: usize) -> f64 {
+/// Training windows per second, batch 256, with the training loop's own step on
+/// `config.worker_threads()` threads: the median of 3 repetitions of as many steps as take about
+/// `secs_per_repetition` (at least 10), after 5 warm-up steps.
+pub fn train_throughput(prep: &Prepared, config: &DonutConfig, secs_per_repetition: f64) -> f64 {
     let device = device_for(config.backend);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
     let ends: Vec<usize> = prep
@@ -83,7 +84,8 @@ pub fn train_throughput(prep: &Prepared, config: &DonutConfig, steps: usize) -> 
             }
             start.elapsed().as_secs_f64()
         };
-        run(5);
+        let warm_up_secs = run(5);
+        let steps = ((secs_per_repetition / (warm_up_secs / 5.0)) as usize).max(10);
         let rates: Vec<f64> = (0..3)
             .map(|_| (steps * ends.len()) as f64 / run(steps))
             .collect();
@@ -218,7 +220,7 @@ pub fn run_all(quick: bool, only: &[String], progress: &mut dyn FnMut(&BenchRow)
         Ok(p) => p,
         Err(_) => return rows,
     };
-    let steps = if quick { 10 } else { 60 };
+    let secs_per_repetition = if quick { 0.05 } else { 1.0 };
     let all_threads = base.worker_threads();
     // The fused engine (backend-independent) first, then burn's autodiff on each backend.
     let engines: Vec<(GradientEngine, BackendKind)> =
@@ -242,12 +244,7 @@ pub fn run_all(quick: bool, only: &[String], progress: &mut dyn FnMut(&BenchRow)
                     threads,
                     ..base.clone()
                 };
-                let steps = if encoder == EncoderKind::Cnn && backend == BackendKind::Ndarray {
-                    steps / 5
-                } else {
-                    steps
-                };
-                let rate = train_throughput(&prep, &config, steps.max(2));
+                let rate = train_throughput(&prep, &config, secs_per_repetition);
                 let engine = match gradients {
                     GradientEngine::Fused => "fused gradients".to_string(),
                     GradientEngine::Autodiff => format!("autodiff on {}", backend.name()),
