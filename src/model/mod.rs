@@ -330,6 +330,11 @@ impl DonutModel {
         }
     }
 
+    /// The device the parameters live on.
+    pub fn device(&self) -> Device {
+        self.x_mean.weight.val().device()
+    }
+
     /// Window length the model was built for.
     pub fn window(&self) -> usize {
         self.x_mean.weight.val().dims()[1]

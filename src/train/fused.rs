@@ -54,60 +54,42 @@ impl FusedStep {
         noise: &[f32],
         l2_weight: f64,
     ) -> LossTerms {
-        let n = host.n;
+        let scale = 1.0 / host.n as f32;
         let layout = &self.layout;
-        let w = host.x.len() / n.max(1);
-        let k = noise.len() / n.max(1);
-        let shards = self.workspaces.len().min(n).max(1);
-        let scale = 1.0 / n as f32;
-        let shard = |s: usize| {
-            let (a, b) = (s * n / shards, (s + 1) * n / shards);
-            Shard {
-                x: &host.x[a * w..b * w],
-                alpha: &host.alpha[a * w..b * w],
-                beta: &host.beta[a..b],
-                lambda: &host.lambda[a..b],
-                noise: &noise[a * k..b * k],
-            }
-        };
-        let work = |(s, (ws, grad)): (usize, (&mut Workspace, &mut Vec<f32>))| {
-            grad.fill(0.0);
-            layout.accumulate_gradient(params, &shard(s), scale, ws, grad)
-        };
-        let parts = self.workspaces[..shards]
-            .iter_mut()
-            .zip(self.grads[..shards].iter_mut());
-        let sums: Vec<TermSums> = if shards == 1 {
-            parts.enumerate().map(work).collect()
-        } else {
-            pool.install(|| {
-                parts
-                    .collect::<Vec<_>>()
-                    .into_par_iter()
-                    .enumerate()
-                    .map(work)
-                    .collect()
-            })
-        };
-
-        self.shards_used = shards;
-        let l2 = layout.l2_penalty(params, l2_weight);
-        let mut total = TermSums::default();
-        for s in sums {
-            total += s;
-        }
-        let (recon, prior, entropy) = (
-            total.recon / n as f64,
-            total.prior / n as f64,
-            total.entropy / n as f64,
+        self.shards_used = self.workspaces.len().min(host.n).max(1);
+        let sums = run_shards(
+            pool,
+            &mut self.workspaces,
+            &mut self.grads,
+            host,
+            noise,
+            |shard, ws, grad| {
+                grad.fill(0.0);
+                layout.accumulate_gradient(params, shard, scale, ws, grad)
+            },
         );
-        LossTerms {
-            total: -(recon + prior + entropy) + l2,
-            recon,
-            prior,
-            entropy,
-            l2,
-        }
+        terms(sums, host.n, layout.l2_penalty(params, l2_weight))
+    }
+
+    /// The loss terms of `host` at `params` (forward passes only; no gradient is touched).
+    pub fn loss(
+        &mut self,
+        pool: &rayon::ThreadPool,
+        params: &[f32],
+        host: &HostBatch,
+        noise: &[f32],
+        l2_weight: f64,
+    ) -> LossTerms {
+        let layout = &self.layout;
+        let sums = run_shards(
+            pool,
+            &mut self.workspaces,
+            &mut self.grads,
+            host,
+            noise,
+            |shard, ws, _| layout.loss_sums(params, shard, ws),
+        );
+        terms(sums, host.n, layout.l2_penalty(params, l2_weight))
     }
 
     /// The gradient of the last [`FusedStep::step`] (the shards' gradients summed, plus the L2
@@ -149,6 +131,70 @@ impl FusedStep {
                     update(p, g, state);
                 })
         });
+    }
+}
+
+/// Runs `work(shard, workspace, gradient buffer)` on each of up to `workspaces.len()` contiguous
+/// shards of `host` (and of its latent noise), in parallel on `pool`; returns the sum of the
+/// results.
+fn run_shards(
+    pool: &rayon::ThreadPool,
+    workspaces: &mut [Workspace],
+    grads: &mut [Vec<f32>],
+    host: &HostBatch,
+    noise: &[f32],
+    work: impl Fn(&Shard<'_>, &mut Workspace, &mut Vec<f32>) -> TermSums + Sync,
+) -> TermSums {
+    let n = host.n;
+    let w = host.x.len() / n.max(1);
+    let k = noise.len() / n.max(1);
+    let shards = workspaces.len().min(n).max(1);
+    let shard = |s: usize| {
+        let (a, b) = (s * n / shards, (s + 1) * n / shards);
+        Shard {
+            x: &host.x[a * w..b * w],
+            alpha: &host.alpha[a * w..b * w],
+            beta: &host.beta[a..b],
+            lambda: &host.lambda[a..b],
+            noise: &noise[a * k..b * k],
+        }
+    };
+    let run = |(s, (ws, grad)): (usize, (&mut Workspace, &mut Vec<f32>))| work(&shard(s), ws, grad);
+    let parts = workspaces[..shards]
+        .iter_mut()
+        .zip(grads[..shards].iter_mut());
+    let sums: Vec<TermSums> = if shards == 1 {
+        parts.enumerate().map(run).collect()
+    } else {
+        pool.install(|| {
+            parts
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .enumerate()
+                .map(run)
+                .collect()
+        })
+    };
+    let mut total = TermSums::default();
+    for s in sums {
+        total += s;
+    }
+    total
+}
+
+/// The batch means of the summed terms over `n` windows, with the L2 penalty `l2`.
+fn terms(sums: TermSums, n: usize, l2: f64) -> LossTerms {
+    let (recon, prior, entropy) = (
+        sums.recon / n as f64,
+        sums.prior / n as f64,
+        sums.entropy / n as f64,
+    );
+    LossTerms {
+        total: -(recon + prior + entropy) + l2,
+        recon,
+        prior,
+        entropy,
+        l2,
     }
 }
 
@@ -213,6 +259,17 @@ impl FusedLearner {
     ) -> LossTerms {
         self.l2_weight = l2_weight;
         self.step.step(pool, &self.params, host, noise, l2_weight)
+    }
+
+    /// The loss terms of `host` at the current parameters (validation; no gradient is touched).
+    pub fn loss(
+        &mut self,
+        pool: &rayon::ThreadPool,
+        host: &HostBatch,
+        noise: &[f32],
+        l2_weight: f64,
+    ) -> LossTerms {
+        self.step.loss(pool, &self.params, host, noise, l2_weight)
     }
 
     /// One Adam step along the last gradient, tensor by tensor in parallel on `pool`.

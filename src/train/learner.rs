@@ -7,7 +7,7 @@ use super::fused::{AdamSettings, FusedLearner, uses_fused};
 use super::sharded_step;
 use crate::config::DonutConfig;
 use crate::model::DonutModel;
-use crate::model::loss::LossTerms;
+use crate::model::loss::{LossTerms, m_elbo};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -122,6 +122,33 @@ impl Learner {
                 if let (Some(g), Some(m)) = (grads.take(), model.take()) {
                     *model = Some(optim.step(learning_rate, m, g));
                 }
+            }
+        }
+    }
+
+    /// The loss terms of `host` with latent noise `noise` at the current parameters, without
+    /// gradients (validation). The fused engine runs its own forward pass; autodiff runs burn's
+    /// on the model's non-autodiff form.
+    pub fn loss(
+        &mut self,
+        pool: &rayon::ThreadPool,
+        host: HostBatch,
+        noise: Vec<f32>,
+        l2_weight: f64,
+    ) -> LossTerms {
+        match self {
+            Learner::Fused(f) => f.loss(pool, &host, &noise, l2_weight),
+            Learner::Autodiff { .. } => {
+                let latent_dim = noise.len() / host.n.max(1);
+                let window = host.x.len() / host.n.max(1);
+                let model = self.model().valid();
+                let device = model.device();
+                m_elbo(
+                    &model,
+                    host.upload(noise, latent_dim, window, &device),
+                    l2_weight,
+                )
+                .to_terms()
             }
         }
     }

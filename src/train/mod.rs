@@ -15,7 +15,7 @@ use crate::config::{DonutConfig, LiveSettings};
 use crate::data::{Part, Prepared};
 use crate::model::loss::{Batch, LossTerms, m_elbo};
 use crate::model::{DonutModel, Latent, device_for};
-use batch::host_batch;
+use batch::{HostBatch, host_batch};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -256,37 +256,33 @@ fn divergence_hint(config: &DonutConfig, live: &LiveSettings) -> String {
     }
 }
 
-/// Mean loss terms over all windows of `part` (no injection, no gradients). `keep_going` is asked
-/// before each chunk of windows; None when it says no, or when the part has no window.
+/// Mean loss terms over all windows of `part` (no injection, no gradients), each chunk of windows
+/// (with latent noise of `latent` drawn from `rng`) measured by `chunk_loss`. `keep_going` is
+/// asked before each chunk; None when it says no, or when the part has no window.
 #[allow(clippy::too_many_arguments)]
 pub fn part_loss(
-    model: &DonutModel,
     prep: &Prepared,
     part: Part,
     live: &LiveSettings,
     config: &DonutConfig,
+    latent: Latent,
     rng: &mut Xoshiro256PlusPlus,
-    device: &Device,
     keep_going: &mut dyn FnMut() -> bool,
+    chunk_loss: &mut dyn FnMut(HostBatch, Vec<f32>) -> LossTerms,
 ) -> Option<LossTerms> {
     let ends: Vec<usize> = prep.window_ends(part).collect();
     if ends.is_empty() {
         return None;
     }
-    let k = model.latent_dim();
+    let k = config.latent_dim;
     let mut sum = LossTerms::default();
     for chunk in ends.chunks(config.batch_size.max(1024)) {
         if !keep_going() {
             return None;
         }
         let host = host_batch(prep, chunk, &[], live);
-        let noise = model.latent().sample_noise(rng, chunk.len() * k);
-        let t = m_elbo(
-            model,
-            host.upload(noise, k, prep.window, device),
-            config.l2_weight,
-        )
-        .to_terms();
+        let noise = latent.sample_noise(rng, chunk.len() * k);
+        let t = chunk_loss(host, noise);
         let f = chunk.len() as f64;
         sum.total += t.total * f;
         sum.recon += t.recon * f;
@@ -479,7 +475,7 @@ fn train_in_pool(
     // Validation loss of the current parameters; the best parameters so far are kept.
     // The hooks are polled between its chunks: a stop request abandons it (returns Stop), and
     // live changes made meanwhile reach `live` for the next steps.
-    let validate = |model: &DonutModel,
+    let validate = |learner: &mut Learner,
                     step: usize,
                     live: &mut LiveSettings,
                     rng: &mut Xoshiro256PlusPlus,
@@ -490,17 +486,17 @@ fn train_in_pool(
         let settings = *live;
         let mut flow = Flow::Continue;
         let terms = part_loss(
-            &model.valid(),
             prep,
             Part::Valid,
             &settings,
             &config,
+            latent,
             rng,
-            &device,
             &mut || {
                 flow = hooks.poll(live);
                 flow == Flow::Continue
             },
+            &mut |host, noise| learner.loss(pool, host, noise, config.l2_weight),
         );
         let Some(terms) = terms else {
             return flow;
@@ -508,7 +504,7 @@ fn train_in_pool(
         let is_best =
             terms.total.is_finite() && best.as_ref().is_none_or(|(b, _)| terms.total < *b);
         if is_best {
-            *best = Some((terms.total, model.clone()));
+            *best = Some((terms.total, learner.model().clone()));
         }
         let v = ValidStats {
             step,
@@ -591,7 +587,7 @@ fn train_in_pool(
 
             if step.is_multiple_of(config.valid_every_steps)
                 && validate(
-                    learner.model(),
+                    &mut learner,
                     step,
                     &mut live,
                     &mut valid_rng,
@@ -620,7 +616,7 @@ fn train_in_pool(
     // must end the run promptly: the best parameters validated so far are kept).
     if !stopped {
         validate(
-            learner.model(),
+            &mut learner,
             step,
             &mut live,
             &mut valid_rng,

@@ -446,8 +446,30 @@ impl Layout {
         ws: &mut Workspace,
         grad: &mut [f32],
     ) -> TermSums {
-        assert_eq!(params.len(), self.len, "parameter vector");
         assert_eq!(grad.len(), self.len, "gradient vector");
+        let (sums, features) = self.forward(params, shard, scale, ws);
+        self.backward(params, shard, scale, features, ws, grad);
+        sums
+    }
+
+    /// The sums of the shard's three M-ELBO terms (a forward pass only: validation).
+    ///
+    /// # Panics
+    /// As [`Layout::accumulate_gradient`].
+    pub fn loss_sums(&self, params: &[f32], shard: &Shard<'_>, ws: &mut Workspace) -> TermSums {
+        self.forward(params, shard, 0.0, ws).0
+    }
+
+    /// The forward pass: every activation into `ws`, the gradient at the decoder's heads (times
+    /// `scale`), and the sums of the terms; also returns the encoder's output width.
+    fn forward(
+        &self,
+        params: &[f32],
+        shard: &Shard<'_>,
+        scale: f32,
+        ws: &mut Workspace,
+    ) -> (TermSums, usize) {
+        assert_eq!(params.len(), self.len, "parameter vector");
         let (w, k) = (self.window, self.latent_dim);
         let n = shard.beta.len();
         assert!(
@@ -499,6 +521,37 @@ impl Layout {
             ..TermSums::default()
         };
 
+        // The prior and entropy terms.
+        let k_constant = k as f32 * self.log_constant;
+        for i in 0..n {
+            let (beta, lambda) = (shard.beta[i], shard.lambda[i]);
+            let mut log_prior = k_constant;
+            let mut log_posterior = k_constant;
+            for j in i * k..(i + 1) * k {
+                log_prior += self.latent.log_kernel_and_slope(ws.z[j]).0;
+                log_posterior +=
+                    self.latent.log_kernel_and_slope(shard.noise[j]).0 - ws.std_z[j].ln();
+            }
+            sums.prior += (beta * log_prior) as f64;
+            sums.entropy -= (lambda * log_posterior) as f64;
+        }
+        (sums, features)
+    }
+
+    /// The backward pass after [`Layout::forward`]: adds the gradient to `grad`.
+    fn backward(
+        &self,
+        params: &[f32],
+        shard: &Shard<'_>,
+        scale: f32,
+        features: usize,
+        ws: &mut Workspace,
+        grad: &mut [f32],
+    ) {
+        let k = self.latent_dim;
+        let n = shard.beta.len();
+        let width = self.x_mean.d_in;
+        let hx = MatRef::new(&ws.decoder[self.decoder.len() - 1], n, width);
         // Back through the decoder's heads and body, to z.
         let d_hx = sized(&mut ws.d_a, n * width);
         linear_backward(
@@ -530,26 +583,19 @@ impl Layout {
             Some(d_z),
         );
 
-        // The prior and entropy terms, and the gradient at q(z|x)'s two heads.
+        // The gradient at q(z|x)'s two heads, the prior and entropy terms' share included.
         let d_mu_z = sized(&mut ws.d_mu_z, n * k);
         let d_pre_std_z = sized(&mut ws.d_pre_std_z, n * k);
-        let k_constant = k as f32 * self.log_constant;
         for i in 0..n {
             let (beta, lambda) = (shard.beta[i], shard.lambda[i]);
-            let mut log_prior = k_constant;
-            let mut log_posterior = k_constant;
             for j in i * k..(i + 1) * k {
                 let (z, eps, std) = (ws.z[j], shard.noise[j], ws.std_z[j]);
-                let (log_z, d_log_z) = self.latent.log_kernel_and_slope(z);
-                log_prior += log_z;
-                log_posterior += self.latent.log_kernel_and_slope(eps).0 - std.ln();
+                let d_log_z = self.latent.log_kernel_and_slope(z).1;
                 let dz = ws.d_z[j] - scale * beta * d_log_z;
                 d_mu_z[j] = dz;
                 let d_std = dz * eps - scale * lambda / std;
                 d_pre_std_z[j] = d_std * softplus_sigmoid(ws.pre_std_z[j]).1;
             }
-            sums.prior += (beta * log_prior) as f64;
-            sums.entropy -= (lambda * log_posterior) as f64;
         }
 
         // Back through q(z|x)'s heads and the encoder.
@@ -572,7 +618,6 @@ impl Layout {
             Some((d_feat, true)),
         );
         self.encoder_backward(params, grad, shard.x, n, ws);
-        sums
     }
 
     /// Runs the encoder body on `x: [n, W]`; returns its number of output features (the
