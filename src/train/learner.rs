@@ -216,6 +216,17 @@ mod tests {
             );
             fused.apply(&pool, 1e-2);
             autodiff.apply(&pool, 1e-2);
+            // Validation's forward-only loss agrees too, and equals the step's loss at the same
+            // parameters and noise.
+            let noise = Latent::of(&base).sample_noise(&mut rng, 64 * base.latent_dim);
+            let a = fused.loss(&pool, host(), noise.clone(), base.l2_weight);
+            let b = autodiff.loss(&pool, host(), noise.clone(), base.l2_weight);
+            assert!(
+                (a.total - b.total).abs() <= 1e-4 * (1.0 + b.total.abs()),
+                "validation after step {step}: {a:?} vs {b:?}"
+            );
+            let c = fused.gradient(&pool, host(), noise, base.l2_weight);
+            assert_eq!(a, c, "a forward pass alone gives the step's terms");
         }
         for (i, (a, b)) in fused
             .model()
