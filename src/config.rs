@@ -527,7 +527,7 @@ impl DonutConfig {
     }
 
     /// True when going from `self` to `other` needs a new model (architecture, window, data split,
-    /// backend or seed changed), false when the difference is only in live settings or in
+    /// backend, gradient engine or seed changed), false when the difference is only in live settings or in
     /// scoring / schedule settings.
     pub fn needs_restart(&self, other: &DonutConfig) -> bool {
         self.window != other.window
@@ -541,6 +541,7 @@ impl DonutConfig {
             || self.latent_dist != other.latent_dist
             || self.student_t_df != other.student_t_df
             || self.backend != other.backend
+            || self.gradients != other.gradients
             || self.seed != other.seed
     }
 }
@@ -709,6 +710,14 @@ mod tests {
         assert!(!a.needs_restart(&b));
         b.latent_dim = 3;
         assert!(a.needs_restart(&b));
+        let engine = DonutConfig {
+            gradients: GradientEngine::Autodiff,
+            ..a.clone()
+        };
+        assert!(
+            a.needs_restart(&engine),
+            "the engine changes the run's arithmetic"
+        );
     }
 
     #[test]

@@ -208,7 +208,7 @@ fn model_ui(c: &mut DonutConfig, ui: &mut Ui) {
         ui.label("gradients").on_hover_text(
             "How training differentiates the loss: fused (passes derived by hand for these networks, \
              several times faster on the CPU) or autodiff (burn's, on the backend above). Same \
-             gradients up to rounding; applies to the next run",
+             gradients up to rounding",
         );
         for g in GradientEngine::ALL {
             ui.selectable_value(&mut c.gradients, g, g.name());
