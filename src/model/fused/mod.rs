@@ -123,7 +123,7 @@ impl std::ops::AddAssign for TermSums {
     }
 }
 
-/// One shard of a batch, row-major like [`crate::train::batch::HostBatch`].
+/// One shard of a batch: row-major slices of its windows and their weights.
 #[derive(Clone, Copy, Debug)]
 pub struct Shard<'a> {
     /// Windows `[n, W]`.
