@@ -417,23 +417,10 @@ impl Layout {
         0.5 * l2_weight * squares
     }
 
-    /// Adds the L2 penalty's gradient to `grad` and returns the penalty.
-    pub fn add_l2(&self, params: &[f32], l2_weight: f64, grad: &mut [f32]) -> f64 {
-        let mut squares = 0.0f64;
-        let l2 = l2_weight as f32;
-        for range in self.hidden_kernels() {
-            for (g, &p) in grad[range.clone()].iter_mut().zip(&params[range]) {
-                squares += (p as f64) * (p as f64);
-                *g += l2 * p;
-            }
-        }
-        0.5 * l2_weight * squares
-    }
-
     /// Forward and backward pass of one shard: adds `scale` times the gradient of the negated
     /// sum of the shard's three M-ELBO terms to `grad` (use `scale = 1 / batch size` for the
     /// batch mean) and returns the sums of the terms. The L2 penalty is not included
-    /// ([`Layout::add_l2`] adds it once per batch).
+    /// (see [`Layout::l2_penalty`] and [`Layout::penalised`]: it is added once per batch).
     ///
     /// # Panics
     /// When `params` or `grad` do not have [`Layout::len`] values or the shard's slices
@@ -1130,7 +1117,15 @@ mod tests {
             &mut Workspace::default(),
             &mut grad,
         );
-        let l2 = layout.add_l2(&params, l2_weight, &mut grad);
+        // The L2 penalty as the training step adds it: once, on the penalised tensors.
+        for (range, penalised) in layout.ranges().zip(layout.penalised()) {
+            if penalised {
+                for i in range {
+                    grad[i] += l2_weight as f32 * params[i];
+                }
+            }
+        }
+        let l2 = layout.l2_penalty(&params, l2_weight);
 
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 * (1.0 + b.abs());
         assert!(
