@@ -222,34 +222,29 @@ fn recon_pass<'a>(
     }
 }
 
-/// The sum of `v` in f64, in eight interleaved partial sums (so that it vectorises).
-fn sum_f64(v: &[f32]) -> f64 {
+/// The sum of `term(x)` over `v` in f64, in eight interleaved partial sums (so that it
+/// vectorises).
+#[inline(always)]
+fn lane_sum(v: &[f32], term: impl Fn(f32) -> f64) -> f64 {
     let mut lanes = [0f64; 8];
     let chunks = v.chunks_exact(8);
-    let tail: f64 = chunks.remainder().iter().map(|&x| f64::from(x)).sum();
+    let tail: f64 = chunks.remainder().iter().map(|&x| term(x)).sum();
     for chunk in chunks {
         for (l, &x) in lanes.iter_mut().zip(chunk) {
-            *l += f64::from(x);
+            *l += term(x);
         }
     }
     lanes.iter().sum::<f64>() + tail
 }
 
-/// The sum of squares of `v` in f64, in eight interleaved partial sums (so that it vectorises).
+/// The sum of `v` in f64.
+fn sum_f64(v: &[f32]) -> f64 {
+    lane_sum(v, f64::from)
+}
+
+/// The sum of squares of `v` in f64.
 pub fn sum_of_squares(v: &[f32]) -> f64 {
-    let mut lanes = [0f64; 8];
-    let chunks = v.chunks_exact(8);
-    let tail: f64 = chunks
-        .remainder()
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum();
-    for chunk in chunks {
-        for (l, &x) in lanes.iter_mut().zip(chunk) {
-            *l += f64::from(x) * f64::from(x);
-        }
-    }
-    lanes.iter().sum::<f64>() + tail
+    lane_sum(v, |x| f64::from(x) * f64::from(x))
 }
 
 /// ReLU in place (NaN stays NaN, as in burn). Written as a select, not a branch, so that it
