@@ -79,7 +79,7 @@ pub fn train_throughput(prep: &Prepared, config: &DonutConfig, secs_per_repetiti
             for _ in 0..n {
                 let host = host_batch(prep, &ends, &[], &live);
                 let noise = latent.sample_noise(&mut rng, ends.len() * config.latent_dim);
-                let _terms = learner.gradient(&pool, host, noise, config.l2_weight);
+                let _terms = learner.gradient(&pool, host, noise);
                 learner.apply(&pool, config.learning_rate);
             }
             start.elapsed().as_secs_f64()

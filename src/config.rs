@@ -527,8 +527,8 @@ impl DonutConfig {
     }
 
     /// True when going from `self` to `other` needs a new model (architecture, window, data split,
-    /// backend, gradient engine or seed changed), false when the difference is only in live settings or in
-    /// scoring / schedule settings.
+    /// backend, gradient engine or seed changed), false when the difference is only in live
+    /// settings or in scoring / schedule settings.
     pub fn needs_restart(&self, other: &DonutConfig) -> bool {
         self.window != other.window
             || self.test_fraction != other.test_fraction

@@ -366,14 +366,6 @@ impl burn::module::ModuleVisitor for Collect {
     }
 }
 
-struct CollectIds(Vec<burn::module::ParamId>);
-
-impl burn::module::ModuleVisitor for CollectIds {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.push(param.id);
-    }
-}
-
 struct Restore<'a> {
     weights: &'a [Weight],
     next: usize,
@@ -417,13 +409,6 @@ impl DonutModel {
     /// Every parameter tensor, in module order (what a saved run stores).
     pub fn weights(&self) -> Vec<Weight> {
         let mut c = Collect(Vec::new());
-        self.visit(&mut c);
-        c.0
-    }
-
-    /// The id of every parameter tensor, in module order (the order of [`DonutModel::weights`]).
-    pub fn param_ids(&self) -> Vec<burn::module::ParamId> {
-        let mut c = CollectIds(Vec::new());
         self.visit(&mut c);
         c.0
     }

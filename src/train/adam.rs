@@ -2,6 +2,19 @@
 //! gradient-norm clipping) computes, for the fused engine, whose parameters are not burn tensors
 //! while training. A test steps both side by side.
 
+/// Adam's settings, shared by both engines.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamSettings {
+    /// First-moment decay.
+    pub beta_1: f32,
+    /// Second-moment decay.
+    pub beta_2: f32,
+    /// Added to the root of the second moment.
+    pub epsilon: f32,
+    /// Bound on each parameter tensor's gradient norm.
+    pub clip_norm: Option<f32>,
+}
+
 /// Adam's settings and state for one flat parameter vector.
 pub struct FlatAdam {
     beta_1: f32,
@@ -14,14 +27,13 @@ pub struct FlatAdam {
 }
 
 impl FlatAdam {
-    /// Adam with zero moments for `len` parameters; `clip_norm` bounds the L2 norm of each
-    /// tensor's gradient.
-    pub fn new(len: usize, beta_1: f32, beta_2: f32, epsilon: f32, clip_norm: Option<f32>) -> Self {
+    /// Adam with zero moments for `len` parameters.
+    pub fn new(len: usize, settings: AdamSettings) -> Self {
         Self {
-            beta_1,
-            beta_2,
-            epsilon,
-            clip_norm,
+            beta_1: settings.beta_1,
+            beta_2: settings.beta_2,
+            epsilon: settings.epsilon,
+            clip_norm: settings.clip_norm,
             moment_1: vec![0.0; len],
             moment_2: vec![0.0; len],
             steps: 0,

@@ -2,7 +2,7 @@
 //! batch is cut into one shard per thread, each shard's gradient is computed in its own reused
 //! buffers and the gradients are summed; Adam then updates the flat parameter vector.
 
-use super::adam::FlatAdam;
+use super::adam::{AdamSettings, FlatAdam};
 use super::batch::HostBatch;
 use crate::config::{DonutConfig, GradientEngine};
 use crate::model::DonutModel;
@@ -20,6 +20,8 @@ pub fn uses_fused(config: &DonutConfig) -> bool {
 /// shard.
 pub struct FusedStep {
     layout: Layout,
+    /// The weight of the L2 penalty on the hidden kernels.
+    l2_weight: f64,
     workspaces: Vec<Workspace>,
     grads: Vec<Vec<f32>>,
     /// Shards of the last step.
@@ -27,7 +29,7 @@ pub struct FusedStep {
 }
 
 impl FusedStep {
-    /// Buffers for `shards` shards of the network `config` describes.
+    /// Buffers for `shards` shards of the network `config` describes, with its L2 weight.
     pub fn new(config: &DonutConfig, shards: usize) -> Self {
         let layout = Layout::new(config);
         let shards = shards.max(1);
@@ -35,13 +37,9 @@ impl FusedStep {
             workspaces: (0..shards).map(|_| Workspace::default()).collect(),
             grads: vec![vec![0.0; layout.len()]; shards],
             shards_used: 0,
+            l2_weight: config.l2_weight,
             layout,
         }
-    }
-
-    /// The network layout.
-    pub fn layout(&self) -> &Layout {
-        &self.layout
     }
 
     /// The loss terms of `host` (with latent noise `noise: [n, K]`) at `params`; the shards'
@@ -52,7 +50,6 @@ impl FusedStep {
         params: &[f32],
         host: &HostBatch,
         noise: &[f32],
-        l2_weight: f64,
     ) -> LossTerms {
         let scale = 1.0 / host.n as f32;
         let layout = &self.layout;
@@ -68,7 +65,7 @@ impl FusedStep {
                 layout.accumulate_gradient(params, shard, scale, ws, grad)
             },
         );
-        terms(sums, host.n, layout.l2_penalty(params, l2_weight))
+        terms(sums, host.n, layout.l2_penalty(params, self.l2_weight))
     }
 
     /// The loss terms of `host` at `params` (forward passes only; no gradient is touched).
@@ -78,7 +75,6 @@ impl FusedStep {
         params: &[f32],
         host: &HostBatch,
         noise: &[f32],
-        l2_weight: f64,
     ) -> LossTerms {
         let layout = &self.layout;
         let sums = run_shards(
@@ -89,17 +85,16 @@ impl FusedStep {
             noise,
             |shard, ws, _| layout.loss_sums(params, shard, ws),
         );
-        terms(sums, host.n, layout.l2_penalty(params, l2_weight))
+        terms(sums, host.n, layout.l2_penalty(params, self.l2_weight))
     }
 
     /// The gradient of the last [`FusedStep::step`] (the shards' gradients summed, plus the L2
-    /// penalty's at `l2_weight`), handed tensor by tensor to `update(parameters, gradient,
+    /// penalty's), handed tensor by tensor to `update(parameters, gradient,
     /// state)` with that tensor's item of `states`, the tensors in parallel on `pool`.
     fn for_each_tensor_gradient<T: Send>(
         &mut self,
         pool: &rayon::ThreadPool,
         params: &mut [f32],
-        l2_weight: f64,
         states: Vec<T>,
         update: impl Fn(&mut [f32], &mut [f32], T) + Sync,
     ) {
@@ -107,7 +102,7 @@ impl FusedStep {
         let penalised = self.layout.penalised();
         let (first, rest) = self.grads.split_at_mut(1);
         let others = &rest[..self.shards_used.max(1) - 1];
-        let l2 = l2_weight as f32;
+        let l2 = self.l2_weight as f32;
         let tensors: Vec<_> = cut(params, &sizes)
             .into_iter()
             .zip(cut(&mut first[0], &sizes))
@@ -215,8 +210,6 @@ fn cut<'a>(mut v: &'a mut [f32], sizes: &[usize]) -> Vec<&'a mut [f32]> {
 pub struct FusedLearner {
     step: FusedStep,
     params: Vec<f32>,
-    /// The L2 weight of the last gradient.
-    l2_weight: f64,
     adam: FlatAdam,
     model: DonutModel,
     model_is_current: bool,
@@ -232,18 +225,11 @@ impl FusedLearner {
         adam: AdamSettings,
     ) -> Option<Self> {
         let step = FusedStep::new(config, shards);
-        let params = step.layout().flatten(&model.weights())?;
+        let params = step.layout.flatten(&model.weights())?;
         Some(Self {
-            adam: FlatAdam::new(
-                params.len(),
-                adam.beta_1,
-                adam.beta_2,
-                adam.epsilon,
-                adam.clip_norm,
-            ),
+            adam: FlatAdam::new(params.len(), adam),
             step,
             params,
-            l2_weight: 0.0,
             model,
             model_is_current: true,
         })
@@ -255,26 +241,18 @@ impl FusedLearner {
         pool: &rayon::ThreadPool,
         host: &HostBatch,
         noise: &[f32],
-        l2_weight: f64,
     ) -> LossTerms {
-        self.l2_weight = l2_weight;
-        self.step.step(pool, &self.params, host, noise, l2_weight)
+        self.step.step(pool, &self.params, host, noise)
     }
 
     /// The loss terms of `host` at the current parameters (validation; no gradient is touched).
-    pub fn loss(
-        &mut self,
-        pool: &rayon::ThreadPool,
-        host: &HostBatch,
-        noise: &[f32],
-        l2_weight: f64,
-    ) -> LossTerms {
-        self.step.loss(pool, &self.params, host, noise, l2_weight)
+    pub fn loss(&mut self, pool: &rayon::ThreadPool, host: &HostBatch, noise: &[f32]) -> LossTerms {
+        self.step.loss(pool, &self.params, host, noise)
     }
 
     /// One Adam step along the last gradient, tensor by tensor in parallel on `pool`.
     pub fn apply(&mut self, pool: &rayon::ThreadPool, learning_rate: f64) {
-        let sizes: Vec<usize> = self.step.layout().ranges().map(|r| r.len()).collect();
+        let sizes: Vec<usize> = self.step.layout.ranges().map(|r| r.len()).collect();
         let (adam, moment_1, moment_2) = self.adam.next_step(learning_rate);
         let moments: Vec<_> = cut(moment_1, &sizes)
             .into_iter()
@@ -283,7 +261,6 @@ impl FusedLearner {
         self.step.for_each_tensor_gradient(
             pool,
             &mut self.params,
-            self.l2_weight,
             moments,
             |params, grad, (m1, m2)| adam.update(params, grad, m1, m2),
         );
@@ -293,7 +270,7 @@ impl FusedLearner {
     /// The current parameters as a burn model.
     pub fn model(&mut self) -> &DonutModel {
         if !self.model_is_current {
-            let weights = self.step.layout().unflatten(&self.params);
+            let weights = self.step.layout.unflatten(&self.params);
             let model = self.model.clone();
             self.model = model
                 .with_weights(&weights)
@@ -302,17 +279,4 @@ impl FusedLearner {
         }
         &self.model
     }
-}
-
-/// Adam's settings, shared by both engines.
-#[derive(Clone, Copy, Debug)]
-pub struct AdamSettings {
-    /// First-moment decay.
-    pub beta_1: f32,
-    /// Second-moment decay.
-    pub beta_2: f32,
-    /// Added to the root of the second moment.
-    pub epsilon: f32,
-    /// Bound on each parameter tensor's gradient norm.
-    pub clip_norm: Option<f32>,
 }

@@ -2,8 +2,9 @@
 //! the hand-derived gradient, Adam on flat vectors) or burn's autodiff (a burn model on the
 //! backend's autodiff device and burn's Adam). Both apply the same Adam settings.
 
+use super::adam::AdamSettings;
 use super::batch::HostBatch;
-use super::fused::{AdamSettings, FusedLearner, uses_fused};
+use super::fused::{FusedLearner, uses_fused};
 use super::sharded_step;
 use crate::config::DonutConfig;
 use crate::model::DonutModel;
@@ -39,6 +40,8 @@ pub enum Learner {
         grads: Option<GradientsParams>,
         /// Shards of a data-parallel step.
         shards: usize,
+        /// The weight of the L2 penalty.
+        l2_weight: f64,
         /// The autodiff device.
         device: Device,
     },
@@ -72,6 +75,7 @@ impl Learner {
                 .init(),
             grads: None,
             shards,
+            l2_weight: config.l2_weight,
             device,
         }
     }
@@ -83,14 +87,14 @@ impl Learner {
         pool: &rayon::ThreadPool,
         host: HostBatch,
         noise: Vec<f32>,
-        l2_weight: f64,
     ) -> LossTerms {
         match self {
-            Learner::Fused(f) => f.gradient(pool, &host, &noise, l2_weight),
+            Learner::Fused(f) => f.gradient(pool, &host, &noise),
             Learner::Autodiff {
                 model,
                 grads,
                 shards,
+                l2_weight,
                 device,
                 ..
             } => {
@@ -100,7 +104,7 @@ impl Learner {
                     unreachable!("the model is only taken out within `apply`")
                 };
                 let (terms, g) = sharded_step(
-                    pool, model, host, noise, *shards, latent_dim, window, l2_weight, device,
+                    pool, model, host, noise, *shards, latent_dim, window, *l2_weight, device,
                 );
                 *grads = Some(g);
                 terms
@@ -134,11 +138,11 @@ impl Learner {
         pool: &rayon::ThreadPool,
         host: HostBatch,
         noise: Vec<f32>,
-        l2_weight: f64,
     ) -> LossTerms {
         match self {
-            Learner::Fused(f) => f.loss(pool, &host, &noise, l2_weight),
-            Learner::Autodiff { .. } => {
+            Learner::Fused(f) => f.loss(pool, &host, &noise),
+            Learner::Autodiff { l2_weight, .. } => {
+                let l2_weight = *l2_weight;
                 let latent_dim = noise.len() / host.n.max(1);
                 let window = host.x.len() / host.n.max(1);
                 let model = self.model().valid();
@@ -153,7 +157,8 @@ impl Learner {
         }
     }
 
-    /// The current parameters as a burn model (for validation, latent snapshots and the result).
+    /// The current parameters as a burn model (for the best parameters kept, latent snapshots and
+    /// the result).
     pub fn model(&mut self) -> &DonutModel {
         match self {
             Learner::Fused(f) => f.model(),
@@ -208,8 +213,8 @@ mod tests {
         for step in 0..6 {
             let host = || host_batch(&prep, &ends, &[], &base.live());
             let noise = Latent::of(&base).sample_noise(&mut rng, 64 * base.latent_dim);
-            let a = fused.gradient(&pool, host(), noise.clone(), base.l2_weight);
-            let b = autodiff.gradient(&pool, host(), noise, base.l2_weight);
+            let a = fused.gradient(&pool, host(), noise.clone());
+            let b = autodiff.gradient(&pool, host(), noise);
             assert!(
                 (a.total - b.total).abs() <= 1e-4 * (1.0 + b.total.abs()),
                 "step {step}: {a:?} vs {b:?}"
@@ -219,13 +224,13 @@ mod tests {
             // Validation's forward-only loss agrees too, and equals the step's loss at the same
             // parameters and noise.
             let noise = Latent::of(&base).sample_noise(&mut rng, 64 * base.latent_dim);
-            let a = fused.loss(&pool, host(), noise.clone(), base.l2_weight);
-            let b = autodiff.loss(&pool, host(), noise.clone(), base.l2_weight);
+            let a = fused.loss(&pool, host(), noise.clone());
+            let b = autodiff.loss(&pool, host(), noise.clone());
             assert!(
                 (a.total - b.total).abs() <= 1e-4 * (1.0 + b.total.abs()),
                 "validation after step {step}: {a:?} vs {b:?}"
             );
-            let c = fused.gradient(&pool, host(), noise, base.l2_weight);
+            let c = fused.gradient(&pool, host(), noise);
             assert_eq!(a, c, "a forward pass alone gives the step's terms");
         }
         for (i, (a, b)) in fused

@@ -496,7 +496,7 @@ fn train_in_pool(
                 flow = hooks.poll(live);
                 flow == Flow::Continue
             },
-            &mut |host, noise| learner.loss(pool, host, noise, config.l2_weight),
+            &mut |host, noise| learner.loss(pool, host, noise),
         );
         let Some(terms) = terms else {
             return flow;
@@ -534,7 +534,7 @@ fn train_in_pool(
             let t0 = Instant::now();
             let host = host_batch(prep, batch_ends, &injected, &live);
             let noise = latent.sample_noise(&mut rng, batch_size * k);
-            let terms = learner.gradient(pool, host, noise, config.l2_weight);
+            let terms = learner.gradient(pool, host, noise);
             if !terms.is_finite() || terms.total.abs() > EXPLODED_LOSS {
                 let (term, value) = [
                     ("total loss", terms.total),

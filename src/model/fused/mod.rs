@@ -1137,7 +1137,16 @@ mod tests {
         );
         assert!(close(l2, terms.l2), "{l2} {terms:?}");
 
-        let ids = model.param_ids();
+        // Parameter ids in module order, the order of `weights()` and of the layout.
+        struct Ids(Vec<burn::module::ParamId>);
+        impl burn::module::ModuleVisitor for Ids {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                self.0.push(param.id);
+            }
+        }
+        let mut ids = Ids(Vec::new());
+        model.visit(&mut ids);
+        let ids = ids.0;
         assert_eq!(ids.len(), layout.shapes().len());
         for (i, ((shape, ours), id)) in layout.tensors(&grad).zip(ids).enumerate() {
             let theirs: Vec<f32> = match shape.len() {
