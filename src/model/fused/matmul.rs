@@ -88,6 +88,7 @@ impl<'a> MatRef<'a> {
 ///
 /// # Panics
 /// When the inner dimensions differ or `out` has the wrong length.
+#[allow(unsafe_code)]
 pub fn matmul(out: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(
