@@ -4,7 +4,7 @@
 //! stated size (a seasonal series from the sample generator's recipe), so no file is needed.
 
 use crate::config::{BackendKind, DonutConfig, EncoderKind, GradientEngine};
-use crate::data::{Part, Prepared, RawSeries};
+use crate::data::{Part, Prepared};
 use crate::eval::{Adjust, best_f1};
 use crate::model::Latent;
 use crate::model::{DonutModel, device_for};
@@ -31,34 +31,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// A synthetic seasonal series of `n` points at 5-minute steps, with 1 % labelled spikes.
-pub fn synthetic(n: usize) -> RawSeries {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
-    let mut values = Vec::with_capacity(n);
-    let mut labels = Vec::with_capacity(n);
-    for i in 0..n {
-        let phase = (i % 288) as f64 / 288.0;
-        let spike = rng.random_bool(0.01);
-        values.push(
-            (std::f64::consts::TAU * phase).sin() * 5.0
-                + rng.random_range(-0.5..0.5)
-                + if spike { 8.0 } else { 0.0 },
-        );
-        labels.push(spike as u8);
-    }
-    RawSeries {
-        source: format!("synthetic ({n} points)"),
-        timestamps: (0..n as i64).map(|i| 1_500_000_000 + 300 * i).collect(),
-        values,
-        labels,
-        interval: 300,
-        has_timestamps: true,
-        has_labels: true,
-    }
-}
-
 /// Training windows per second, batch 256, with the training loop's own step on
-/// `config.worker_threads()` threads: the median of 3 repetitions of as many steps as take about
+/// `crate::threads::requested(config)` threads: the median of 3 repetitions of as many steps as take about
 /// `secs_per_repetition` (at least 10), after 5 warm-up steps.
 pub fn train_throughput(prep: &Prepared, config: &DonutConfig, secs_per_repetition: f64) -> f64 {
     let device = device_for(config.backend);
@@ -68,9 +42,9 @@ pub fn train_throughput(prep: &Prepared, config: &DonutConfig, secs_per_repetiti
         .take(config.batch_size)
         .collect();
     let live = config.live();
-    let threads = config.worker_threads();
-    let shards = crate::train::shard_count(threads, ends.len());
-    let pool = crate::train::thread_pool(threads);
+    let threads = crate::threads::requested(config);
+    let shards = crate::threads::shard_count(threads, ends.len());
+    let pool = crate::threads::pool(threads);
     let mut learner = Learner::new(config, &mut rng, &device, shards);
     let latent = Latent::of(config);
     pool.install(|| {
@@ -99,8 +73,9 @@ pub fn train_throughput(prep: &Prepared, config: &DonutConfig, secs_per_repetiti
 /// validation, until scoring starts. Scoring: Stop after scoring has begun, until the worker is
 /// idle.
 pub fn stop_latency_secs(prep: &std::sync::Arc<Prepared>, config: &DonutConfig) -> [f64; 3] {
-    use crate::train::worker::{Command, Phase, Worker, WorkerEvent};
-    use crate::train::{TrainEvent, ValidStats};
+    use crate::history::ValidStats;
+    use crate::train::TrainEvent;
+    use crate::worker::{Command, Phase, Worker, WorkerEvent};
     use std::time::Duration;
     // When `done` holds for an event; None if the run failed, ended, or took 10 minutes first.
     let wait_for =
@@ -123,6 +98,8 @@ pub fn stop_latency_secs(prep: &std::sync::Arc<Prepared>, config: &DonutConfig) 
                stop_when: &mut dyn FnMut(&WorkerEvent) -> bool,
                ended: &mut dyn FnMut(&WorkerEvent) -> bool|
      -> f64 {
+        // Every core, as before the worker resolved automatic counts for the app.
+        let config = crate::threads::resolved(&config, crate::threads::Host::Cli, 1);
         let Ok(mut worker) = Worker::spawn(prep.clone(), config, Box::new(|| {}), 1_000_000) else {
             return f64::NAN;
         };
@@ -210,7 +187,7 @@ pub fn run_all(quick: bool, only: &[String], progress: &mut dyn FnMut(&BenchRow)
         progress(&row);
         rows.push(row);
     };
-    let raw = synthetic(17_568);
+    let raw = crate::data::sample::synthetic(17_568);
     let base = DonutConfig {
         latent_dim: 3,
         batch_size: 256,
@@ -221,7 +198,7 @@ pub fn run_all(quick: bool, only: &[String], progress: &mut dyn FnMut(&BenchRow)
         Err(_) => return rows,
     };
     let secs_per_repetition = if quick { 0.05 } else { 1.0 };
-    let all_threads = base.worker_threads();
+    let all_threads = crate::threads::requested(&base);
     // The fused engine (backend-independent) first, then burn's autodiff on each backend.
     let engines: Vec<(GradientEngine, BackendKind)> =
         std::iter::once((GradientEngine::Fused, BackendKind::Flex))
@@ -342,7 +319,7 @@ pub fn run_all(quick: bool, only: &[String], progress: &mut dyn FnMut(&BenchRow)
 
     if wants("csv") {
         // CSV loading of 1,000,000 rows.
-        let big = synthetic(1_000_000);
+        let big = crate::data::sample::synthetic(1_000_000);
         let mut text = String::from("timestamp,value,label\n");
         for i in 0..big.values.len() {
             use std::fmt::Write;
@@ -366,7 +343,7 @@ pub fn run_all(quick: bool, only: &[String], progress: &mut dyn FnMut(&BenchRow)
 
     if wants("stop") {
         // Stop latency on a 1,000,000-point series, where every phase is long.
-        if let Ok(big_prep) = Prepared::new(&synthetic(1_000_000), &base) {
+        if let Ok(big_prep) = Prepared::new(&crate::data::sample::synthetic(1_000_000), &base) {
             let big_prep = std::sync::Arc::new(big_prep);
             let [training, validation, scoring] = stop_latency_secs(&big_prep, &base);
             for (phase, secs) in [

@@ -2,7 +2,8 @@
 
 use crate::config::{BackendKind, DonutConfig, EncoderKind};
 use crate::data::{self, Part, Prepared, RawSeries};
-use crate::run::{RunReport, run, write_detections};
+use crate::pipeline::{DataSummary, RunHooks, RunRecord, write_detections};
+use crate::threads::Host;
 use crate::train::{Flow, TrainEvent, TrainHooks};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -38,21 +39,6 @@ pub struct Cli {
     /// made with the controls.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
-}
-
-impl Cli {
-    /// The app's launch options.
-    pub fn app_options(&self) -> crate::ui::AppOptions {
-        crate::ui::AppOptions {
-            data: self.open.clone(),
-            autostart: self.autostart,
-            quit_after_secs: self.quit_after,
-            frame_report: self.frame_report.clone(),
-            run: self.run.clone(),
-            pin: self.pin.clone(),
-            settings: self.settings.clone(),
-        }
-    }
 }
 
 /// The subcommands.
@@ -189,11 +175,7 @@ impl RunArgs {
         if let Some(v) = self.backend {
             config.backend = v;
         }
-        for assignment in &self.set {
-            config.set(assignment)?;
-        }
-        config.validate()?;
-        Ok(config)
+        Ok(config.with_overrides(&self.set)?)
     }
 
     /// Loads the data named by `--data`, or the bundled sample.
@@ -205,9 +187,11 @@ impl RunArgs {
     }
 }
 
-/// Progress on stderr: a bar over the planned steps, its message the latest loss terms.
+/// Progress on stderr: a bar over the planned steps, its message the latest loss terms; then a
+/// bar over the windows scored.
 pub struct ProgressHooks {
     bar: ProgressBar,
+    score_bar: Option<ProgressBar>,
     label: String,
     /// Take about this many latent snapshots over the run (0: none).
     snapshots: usize,
@@ -219,6 +203,7 @@ impl ProgressHooks {
     pub fn new(label: impl Into<String>) -> Self {
         Self {
             bar: ProgressBar::hidden(),
+            score_bar: None,
             label: label.into(),
             snapshots: 0,
             total_steps: 0,
@@ -273,44 +258,74 @@ impl TrainHooks for ProgressHooks {
     }
 }
 
-impl Drop for ProgressHooks {
-    fn drop(&mut self) {
+impl RunHooks for ProgressHooks {
+    fn score_after_training(&mut self) -> bool {
         self.bar.finish_and_clear();
+        true
     }
-}
 
-/// A scoring progress bar; returns the callback for [`run`].
-pub fn score_bar(label: &str) -> impl FnMut(usize, usize) -> bool + use<> {
-    let bar = ProgressBar::hidden();
-    let label = label.to_string();
-    let mut started = false;
-    move |done, total| {
-        if !started {
-            started = true;
-            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            bar.set_length(total as u64);
+    fn scoring(&mut self, done: usize, total: usize) -> bool {
+        let label = &self.label;
+        let bar = self.score_bar.get_or_insert_with(|| {
+            let bar = ProgressBar::new(total as u64);
             bar.set_style(bar_style(
                 "{prefix} score [{elapsed_precise}] {wide_bar} {pos}/{len} windows",
             ));
             bar.set_prefix(label.clone());
-        }
+            bar
+        });
         bar.set_position(done as u64);
-        if done >= total {
-            bar.finish_and_clear();
-        }
         true
     }
 }
 
-/// The report as the JSON object `train --json` prints.
-pub fn report_json(report: &RunReport) -> serde_json::Value {
-    let mut value = serde_json::to_value(report).unwrap_or_default();
-    if let Some(map) = value.as_object_mut()
-        && let Some(delay) = map.remove("best_f1_delay")
-    {
-        map.insert(format!("best_f1_delay{}", report.config.eval_delay), delay);
+impl Drop for ProgressHooks {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+        if let Some(bar) = &self.score_bar {
+            bar.finish_and_clear();
+        }
     }
-    value
+}
+
+/// The parts to score: every part when detections are written, else the test part.
+fn parts_for(detections: bool) -> &'static [Part] {
+    if detections {
+        &Part::ALL
+    } else {
+        &[Part::Test]
+    }
+}
+
+/// One line of best-F1 figures, as `train` prints it.
+fn f1_line(record: &RunRecord) -> String {
+    let m = record.metrics.unwrap_or_default();
+    format!(
+        "best F1 {:.3} (P {:.3}, R {:.3}, threshold {:.3}) | delay {}: {:.3} | point-wise: {:.3}",
+        m.best_f1.f1,
+        m.best_f1.precision,
+        m.best_f1.recall,
+        m.best_f1.threshold,
+        record.config.eval_delay,
+        m.best_f1_delay.f1,
+        m.best_f1_pointwise.f1
+    )
+}
+
+/// Writes a file atomically (a temporary file beside it, then a rename), with the path in errors.
+fn write_file(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<()> {
+    crate::fsio::write_atomically(path, write)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn write_detections_file(path: &Path, prep: &Prepared, record: &RunRecord) -> Result<()> {
+    let threshold = record.metrics.unwrap_or_default().best_f1.threshold;
+    write_file(path, |w| {
+        write_detections(w, prep, &record.scores, threshold)
+    })
 }
 
 fn train_command(args: &TrainArgs) -> Result<()> {
@@ -320,7 +335,7 @@ fn train_command(args: &TrainArgs) -> Result<()> {
     let config = args.run.config()?;
     let raw = args.run.load()?;
     let prep = Prepared::new(&raw, &config)?;
-    let summary = crate::run::DataSummary::of(&prep);
+    let summary = DataSummary::of(&prep);
     eprintln!(
         "{}: {} points every {} s, {} missing, {} anomalous ({:.2} %), roughness {:.3}; split {} / {} / {}",
         summary.source,
@@ -334,90 +349,50 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         summary.split[1],
         summary.split[2]
     );
-    let parts: &[Part] = if args.detections.is_some() {
-        &Part::ALL
-    } else {
-        &[Part::Test]
-    };
     // A saved run keeps latent snapshots for replay and comparison.
     let snapshots = if args.save.is_some() {
-        crate::train::MAX_KEPT_SNAPSHOTS
+        crate::history::MAX_KEPT_SNAPSHOTS
     } else {
         0
     };
     let mut hooks = ProgressHooks::new("").with_snapshots(snapshots);
-    let finished = run(&prep, &config, parts, &mut hooks, &mut score_bar(""))?;
+    let record = crate::pipeline::run(
+        &prep,
+        &config,
+        parts_for(args.detections.is_some()),
+        &mut hooks,
+    )?;
     drop(hooks);
-    let r = &finished.report;
     if let Some(path) = &args.save {
-        let saved = crate::runfile::SavedRun {
-            app_version: env!("CARGO_PKG_VERSION").to_string(),
-            source: prep.source.clone(),
-            config: r.config.clone(),
-            weights: finished.outcome.model.weights(),
-            metrics: Some(r.metrics()),
-            steps: finished.outcome.steps.clone(),
-            validations: finished.outcome.validations.clone(),
-            snapshots: finished.outcome.snapshots.clone(),
-            scores: finished.scores.clone(),
-            epochs_done: r.epochs,
-            train_secs: r.train_secs,
-            train_windows_per_sec: r.train_windows_per_sec,
-            score_secs: r.score_secs,
-        };
-        crate::runfile::save(path, &saved)?;
+        crate::runfile::save(path, &record)?;
         eprintln!("run saved to {}", path.display());
     }
     if let Some(path) = &args.detections {
-        write_detections_file(path, &prep, &finished.scores, r.best_f1.threshold)?;
+        write_detections_file(path, &prep, &record)?;
         eprintln!("detections written to {}", path.display());
     }
-    println!(
-        "best F1 {:.3} (P {:.3}, R {:.3}, threshold {:.3}) | delay {}: {:.3} | point-wise: {:.3}",
-        r.best_f1.f1,
-        r.best_f1.precision,
-        r.best_f1.recall,
-        r.best_f1.threshold,
-        r.config.eval_delay,
-        r.best_f1_delay.f1,
-        r.best_f1_pointwise.f1
-    );
+    println!("{}", f1_line(&record));
     println!(
         "trained {} epochs ({} steps) in {:.1} s at {:.0} windows/s; scored {} windows in {:.1} s (n_z {}, MCMC {})",
-        r.epochs,
-        r.steps,
-        r.train_secs,
-        r.train_windows_per_sec,
-        r.scored_windows,
-        r.score_secs,
-        r.config.n_z,
-        r.config.mcmc_iterations
+        record.stats.epochs_done,
+        record.history.steps.len(),
+        record.stats.train_secs,
+        record.stats.train_windows_per_sec,
+        record.scored_windows,
+        record.score_secs,
+        record.config.n_z,
+        record.config.mcmc_iterations
     );
-    if let (Some(step), Some(loss)) = (r.best_valid_step, r.best_valid_loss) {
-        println!("kept the parameters of step {step} (lowest validation loss, {loss:.2})");
+    if let Some(best) = record.history.best_validation() {
+        println!(
+            "kept the parameters of step {} (lowest validation loss, {:.2})",
+            best.step, best.terms.total
+        );
     }
     if args.json {
-        println!("{}", serde_json::to_string(&report_json(r))?);
+        println!("{}", serde_json::to_string(&record.report())?);
     }
     Ok(())
-}
-
-/// Writes a file atomically (a temporary file beside it, then a rename), with the path in errors.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
-) -> Result<()> {
-    crate::runfile::write_atomically(path, write)
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-fn write_detections_file(
-    path: &Path,
-    prep: &Prepared,
-    scores: &[Option<f64>],
-    threshold: f64,
-) -> Result<()> {
-    write_atomically(path, |w| write_detections(w, prep, scores, threshold))
 }
 
 fn sweep_command(args: &SweepArgs) -> Result<()> {
@@ -439,6 +414,7 @@ fn sweep_command(args: &SweepArgs) -> Result<()> {
         seeds: args.seeds.max(1),
         base,
         jobs: args.jobs.max(1),
+        host: Host::Cli,
     };
     let total = spec.variants.len() as u64 * spec.seeds;
     let bar = ProgressBar::new(total);
@@ -457,17 +433,20 @@ fn sweep_command(args: &SweepArgs) -> Result<()> {
     };
     let runs = run_sweep(&raw, &spec, cancel, &|outcome| {
         match outcome {
-            Ok(r) => say(format!(
-                "{} seed {}: best F1 {:.3} | delay {} {:.3} | point-wise {:.3} | {:.1} s at {:.0} win/s",
-                variants[r.variant].label,
-                r.seed,
-                r.report.best_f1.f1,
-                r.report.config.eval_delay,
-                r.report.best_f1_delay.f1,
-                r.report.best_f1_pointwise.f1,
-                r.report.train_secs,
-                r.report.train_windows_per_sec
-            )),
+            Ok(r) => {
+                let m = r.record.metrics.unwrap_or_default();
+                say(format!(
+                    "{} seed {}: best F1 {:.3} | delay {} {:.3} | point-wise {:.3} | {:.1} s at {:.0} win/s",
+                    variants[r.variant].label,
+                    r.seed,
+                    m.best_f1.f1,
+                    r.record.config.eval_delay,
+                    m.best_f1_delay.f1,
+                    m.best_f1_pointwise.f1,
+                    r.record.stats.train_secs,
+                    r.record.stats.train_windows_per_sec
+                ))
+            }
             Err(e) => say(format!("failed: {e}")),
         }
         bar.inc(1);
@@ -477,16 +456,19 @@ fn sweep_command(args: &SweepArgs) -> Result<()> {
     let markdown = to_markdown(&rows, spec.base.eval_delay);
     println!("{markdown}");
     if let Some(path) = &args.markdown {
-        write_atomically(path, |w| w.write_all(markdown.as_bytes()))?;
+        write_file(path, |w| w.write_all(markdown.as_bytes()))?;
     }
     if let Some(path) = &args.csv {
         let text = to_csv(&rows)?;
-        write_atomically(path, |w| w.write_all(text.as_bytes()))?;
+        write_file(path, |w| w.write_all(text.as_bytes()))?;
     }
     if args.json {
         println!(
             "{}",
-            serde_json::to_string(&serde_json::json!({ "rows": rows, "runs": runs }))?
+            serde_json::to_string(&serde_json::json!({
+                "rows": rows,
+                "runs": runs.iter().map(crate::sweep::SweepRun::to_json).collect::<Vec<_>>(),
+            }))?
         );
     }
     if runs.len() as u64 != total {
@@ -499,12 +481,8 @@ fn sweep_command(args: &SweepArgs) -> Result<()> {
 fn evaluate_saved(args: &TrainArgs, path: &Path) -> Result<()> {
     let saved = crate::runfile::load(path)?;
     let name = path.display().to_string();
-    let model = saved.model(&name)?;
-    let mut config = saved.config.clone();
-    for assignment in &args.run.set {
-        config.set(assignment)?;
-    }
-    config.validate()?;
+    let model = crate::runfile::model_of(&saved, &name)?;
+    let config = saved.config.with_overrides(&args.run.set)?;
     if config.needs_restart(&saved.config) {
         anyhow::bail!(
             "--load: only scoring settings (n_z, mcmc_iterations, eval_delay) may change with --set"
@@ -512,63 +490,34 @@ fn evaluate_saved(args: &TrainArgs, path: &Path) -> Result<()> {
     }
     let raw = args.run.load()?;
     let prep = Prepared::new(&raw, &config)?;
-    let parts: &[Part] = if args.detections.is_some() {
-        &Part::ALL
-    } else {
-        &[Part::Test]
-    };
-    let ends: Vec<usize> = parts.iter().flat_map(|&p| prep.window_ends(p)).collect();
-    let device = crate::model::device_for(config.backend);
-    let started = std::time::Instant::now();
-    let mut progress = score_bar("");
-    let total = ends.len();
-    let scores = crate::score::score_series(&model, &prep, &ends, &config, &device, &mut |done| {
-        progress(done, total)
-    })?;
-    let test = prep.part(Part::Test);
-    let m = crate::eval::evaluate(
-        &scores[test.clone()],
-        &prep.labels[test.clone()],
-        &prep.missing[test],
-        config.eval_delay,
-    );
+    let mut hooks = ProgressHooks::new("");
+    let record = crate::pipeline::rescore(
+        &saved,
+        &model,
+        &prep,
+        &config,
+        parts_for(args.detections.is_some()),
+        &mut hooks,
+    )?;
+    drop(hooks);
     println!(
         "loaded {} (trained on {}, {} epochs); scored {} windows of {} in {:.1} s",
         name,
         saved.source,
-        saved.epochs_done,
-        total,
+        saved.stats.epochs_done,
+        record.scored_windows,
         prep.source,
-        started.elapsed().as_secs_f64()
+        record.score_secs
     );
-    println!(
-        "best F1 {:.3} (P {:.3}, R {:.3}, threshold {:.3}) | delay {}: {:.3} | point-wise: {:.3}",
-        m.best_f1.f1,
-        m.best_f1.precision,
-        m.best_f1.recall,
-        m.best_f1.threshold,
-        config.eval_delay,
-        m.best_f1_delay.f1,
-        m.best_f1_pointwise.f1
-    );
+    println!("{}", f1_line(&record));
     if let Some(out) = &args.detections {
-        write_detections_file(out, &prep, &scores, m.best_f1.threshold)?;
+        write_detections_file(out, &prep, &record)?;
     }
     if args.json {
-        let mut v = serde_json::json!({
-            "best_f1": m.best_f1,
-            "best_f1_pointwise": m.best_f1_pointwise,
-            "score_secs": started.elapsed().as_secs_f64(),
-            "loaded": name,
-            "trained_on": saved.source,
-            "epochs": saved.epochs_done,
-            "train_secs": saved.train_secs,
-            "train_windows_per_sec": saved.train_windows_per_sec,
-            "seed": config.seed,
-            "config": config,
-        });
-        v[format!("best_f1_delay{}", config.eval_delay)] = serde_json::to_value(m.best_f1_delay)?;
-        println!("{}", serde_json::to_string(&v)?);
+        let mut report = record.report();
+        report["loaded"] = name.into();
+        report["trained_on"] = saved.source.clone().into();
+        println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
 }
@@ -594,7 +543,7 @@ pub fn run_command(command: &Command) -> Result<()> {
                 ..Default::default()
             };
             let text = data::sample::to_csv(&data::sample::generate(&spec));
-            write_atomically(out, |w| w.write_all(text.as_bytes()))?;
+            write_file(out, |w| w.write_all(text.as_bytes()))?;
             eprintln!("wrote {} ({} bytes)", out.display(), text.len());
             Ok(())
         }

@@ -241,7 +241,7 @@ impl Default for DonutConfig {
 }
 
 /// A setting that is out of range, unknown, or of the wrong type.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A value outside its allowed range.
     #[error("setting `{key}` = {value} is invalid: {reason}")]
@@ -259,9 +259,44 @@ pub enum ConfigError {
     /// `--set` without `=`.
     #[error("`{0}` is not of the form key=value")]
     NotKeyValue(String),
-    /// A value that does not parse as the setting's type, or a config file that does not parse.
-    #[error("{0}")]
-    Parse(String),
+    /// A `key=value` whose value does not parse as the setting's type.
+    #[error("--set {key}={raw}: {source}")]
+    Value {
+        /// The setting.
+        key: String,
+        /// The value as given.
+        raw: String,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A config file that cannot be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TOML config file that does not parse.
+    #[error("{path}: {source}")]
+    Toml {
+        /// The file.
+        path: String,
+        /// The parser's error (boxed: it is large).
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// A JSON config file that does not parse.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 fn check(
@@ -443,28 +478,26 @@ impl DonutConfig {
         Ok(())
     }
 
-    /// The thread count in force: `threads`, or every core when it is 0.
-    pub fn worker_threads(&self) -> usize {
-        match self.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        }
-    }
-
     /// Reads a config from a TOML (`.toml`) or JSON (any other extension) file; missing keys take
     /// their defaults, unknown keys are an error.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Parse(format!("{}: cannot read: {e}", path.display())))?;
-        let parsed = if path
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        if path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
         {
-            toml::from_str::<Self>(&text).map_err(|e| e.to_string())
+            toml::from_str::<Self>(&text).map_err(|source| ConfigError::Toml {
+                path: name,
+                source: Box::new(source),
+            })
         } else {
-            serde_json::from_str::<Self>(&text).map_err(|e| e.to_string())
-        };
-        parsed.map_err(|e| ConfigError::Parse(format!("{}: {e}", path.display())))
+            serde_json::from_str::<Self>(&text)
+                .map_err(|source| ConfigError::Json { path: name, source })
+        }
     }
 
     /// Applies one `key=value` override. The value is read as JSON when it parses as such
@@ -474,44 +507,67 @@ impl DonutConfig {
             .split_once('=')
             .ok_or_else(|| ConfigError::NotKeyValue(assignment.to_string()))?;
         let (key, raw) = (key.trim(), raw.trim());
-        let mut object = match serde_json::to_value(&*self) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => return Err(ConfigError::Parse("config is not an object".into())),
-        };
+        let mut object = self.as_object();
         if !object.contains_key(key) {
             return Err(ConfigError::Unknown(key.to_string()));
         }
         let value = serde_json::from_str::<serde_json::Value>(raw)
             .unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
         object.insert(key.to_string(), value);
-        *self = serde_json::from_value(serde_json::Value::Object(object))
-            .map_err(|e| ConfigError::Parse(format!("--set {key}={raw}: {e}")))?;
+        *self = serde_json::from_value(serde_json::Value::Object(object)).map_err(|source| {
+            ConfigError::Value {
+                key: key.to_string(),
+                raw: raw.to_string(),
+                source,
+            }
+        })?;
         Ok(())
+    }
+
+    /// Applies `key=value` overrides in order, then validates the result: the one step that
+    /// turns `--set` flags (of the app, `train`, `sweep` and sweep variants) into a config.
+    /// On an error the config is left as it was.
+    pub fn with_overrides<S: AsRef<str>>(&self, assignments: &[S]) -> Result<Self, ConfigError> {
+        let mut config = self.clone();
+        for assignment in assignments {
+            config.set(assignment.as_ref())?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The settings as a JSON object, in declaration order.
+    fn as_object(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        }
     }
 
     /// The names of every setting, in declaration order.
     pub fn keys() -> Vec<String> {
-        match serde_json::to_value(Self::default()) {
-            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
-            _ => Vec::new(),
-        }
+        Self::default().as_object().keys().cloned().collect()
     }
 
     /// Every setting as `(name, value as text)`, in declaration order.
     pub fn entries(&self) -> Vec<(String, String)> {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(map)) => map
-                .into_iter()
-                .map(|(k, v)| {
-                    let text = match v {
-                        serde_json::Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    (k, text)
-                })
-                .collect(),
-            _ => Vec::new(),
-        }
+        self.as_object()
+            .into_iter()
+            .map(|(k, v)| (k, value_text(&v)))
+            .collect()
+    }
+
+    /// The settings that differ between `self` (before) and `other` (after), in declaration
+    /// order, each with what its change does to a run.
+    pub fn changes(&self, other: &DonutConfig) -> Vec<SettingChange> {
+        setting_pairs(self, other)
+            .into_iter()
+            .filter(SettingPair::differs)
+            .map(|pair| SettingChange {
+                group: SettingGroup::of(&pair.key),
+                pair,
+            })
+            .collect()
     }
 
     /// The settings that a running training loop can change without a restart.
@@ -530,19 +586,76 @@ impl DonutConfig {
     /// backend, gradient engine or seed changed), false when the difference is only in live
     /// settings or in scoring / schedule settings.
     pub fn needs_restart(&self, other: &DonutConfig) -> bool {
-        self.window != other.window
-            || self.test_fraction != other.test_fraction
-            || self.valid_fraction != other.valid_fraction
-            || self.encoder != other.encoder
-            || self.hidden_width != other.hidden_width
-            || self.hidden_depth != other.hidden_depth
-            || self.cnn_channels != other.cnn_channels
-            || self.latent_dim != other.latent_dim
-            || self.latent_dist != other.latent_dist
-            || self.student_t_df != other.student_t_df
-            || self.backend != other.backend
-            || self.gradients != other.gradients
-            || self.seed != other.seed
+        self.changes(other).iter().any(|c| c.group.restarts())
+    }
+
+    /// True when going from `self` to `other` changes how the data is prepared (window, split).
+    pub fn reshapes_data(&self, other: &DonutConfig) -> bool {
+        self.changes(other)
+            .iter()
+            .any(|c| c.group == SettingGroup::Split)
+    }
+}
+
+/// What changing a setting does to a run: the one table behind [`DonutConfig::needs_restart`],
+/// [`DonutConfig::reshapes_data`] and [`DonutConfig::live`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettingGroup {
+    /// How the data is windowed and split: the data is prepared again and a run restarts.
+    Split,
+    /// The network, its seed and where it runs: a run restarts.
+    Model,
+    /// Loss weights, injection and learning rate: a run takes them at its next step.
+    Live,
+    /// The schedule and the rest of training: taken by the next run.
+    NextRun,
+    /// Scoring and evaluation: taken when a run scores.
+    Scoring,
+}
+
+impl SettingGroup {
+    /// The group of the setting named `key`.
+    pub fn of(key: &str) -> Self {
+        match key {
+            "window" | "test_fraction" | "valid_fraction" => Self::Split,
+            "encoder" | "hidden_width" | "hidden_depth" | "cnn_channels" | "latent_dim"
+            | "latent_dist" | "student_t_df" | "backend" | "gradients" | "seed" => Self::Model,
+            "beta_mode" | "beta_value" | "entropy_mode" | "entropy_value" | "injection_rate"
+            | "learning_rate" => Self::Live,
+            "mcmc_iterations" | "n_z" | "eval_delay" => Self::Scoring,
+            _ => Self::NextRun,
+        }
+    }
+
+    /// True when a change in this group needs a new model.
+    pub fn restarts(self) -> bool {
+        matches!(self, Self::Split | Self::Model)
+    }
+}
+
+/// One setting that differs between two configs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SettingChange {
+    /// The setting, before (`left`) and after (`right`).
+    pub pair: SettingPair,
+    /// What its change does to a run.
+    pub group: SettingGroup,
+}
+
+impl std::fmt::Display for SettingChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} -> {}",
+            self.pair.key, self.pair.left, self.pair.right
+        )
+    }
+}
+
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -564,23 +677,14 @@ impl SettingPair {
     }
 }
 
-/// Every setting of `left` and `right`, sorted by key.
+/// Every setting of `left` and `right`, in declaration order.
 pub fn setting_pairs(left: &DonutConfig, right: &DonutConfig) -> Vec<SettingPair> {
-    let as_map = |c: &DonutConfig| match serde_json::to_value(c) {
-        Ok(serde_json::Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
-    let (l, r) = (as_map(left), as_map(right));
-    let text = |v: Option<&serde_json::Value>| match v {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
-        None => String::new(),
-    };
-    l.keys()
-        .map(|key| SettingPair {
+    let (l, r) = (left.as_object(), right.as_object());
+    l.iter()
+        .map(|(key, value)| SettingPair {
             key: key.clone(),
-            left: text(l.get(key)),
-            right: text(r.get(key)),
+            left: value_text(value),
+            right: r.get(key).map(value_text).unwrap_or_default(),
         })
         .collect()
 }
@@ -648,16 +752,19 @@ mod tests {
     #[test]
     fn set_rejects_unknown_keys_and_bad_values() {
         let mut c = DonutConfig::default();
-        assert_eq!(c.set("nope=1"), Err(ConfigError::Unknown("nope".into())));
+        assert!(matches!(c.set("nope=1"), Err(ConfigError::Unknown(k)) if k == "nope"));
         assert!(matches!(
             c.set("latent_dim"),
             Err(ConfigError::NotKeyValue(_))
         ));
         assert!(matches!(
             c.set("latent_dim=abc"),
-            Err(ConfigError::Parse(_))
+            Err(ConfigError::Value { .. })
         ));
-        assert!(matches!(c.set("encoder=rnn"), Err(ConfigError::Parse(_))));
+        assert!(matches!(
+            c.set("encoder=rnn"),
+            Err(ConfigError::Value { .. })
+        ));
         assert_eq!(
             c,
             DonutConfig::default(),

@@ -1,23 +1,28 @@
 //! donut-explorer: train, watch, tune and understand DONUT, the VAE anomaly detector for seasonal
 //! KPIs (Xu et al., WWW 2018).
 //!
-//! Layers, data flowing one way: [`data`] (load, complete, standardise, window) -> [`model`]
-//! (burn modules and the M-ELBO) -> [`train`] (the loop and the worker thread) -> [`score`] /
-//! [`eval`] (reconstruction probability, point-adjusted F1) -> `ui` (panels). [`config`] holds
-//! every hyperparameter; [`run`] chains a whole experiment; [`cli`] is the headless front end.
+//! Layers, data flowing one way (ARCHITECTURE.md has the table): the base ([`config`],
+//! [`history`], [`threads`], [`fsio`]) -> [`data`] (load, complete, standardise, window) ->
+//! [`model`] (burn modules and the M-ELBO) -> [`train`] (the loop) -> [`score`] / [`eval`]
+//! (reconstruction probability, point-adjusted F1) -> [`pipeline`] (one run end to end, its
+//! [`pipeline::RunRecord`]) -> [`worker`], [`runfile`], [`sweep`] -> the front ends: `ui`
+//! (panels), [`cli`] and [`bench`].
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
-#![warn(missing_docs)]
 
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod fsio;
+pub mod history;
 pub mod model;
-pub mod run;
+pub mod pipeline;
 pub mod runfile;
 pub mod score;
 pub mod sweep;
+pub mod threads;
 pub mod train;
 pub mod ui;
+pub mod worker;

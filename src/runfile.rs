@@ -1,67 +1,81 @@
-//! Saved runs: one file holding a run's settings, trained weights, metrics, loss history, latent
-//! snapshots and scores, so that it opens later with nothing lost.
+//! Saved runs: one file holding a [`RunRecord`] (settings, trained weights, metrics, loss
+//! history, latent snapshots and scores), so that a run opens later with nothing lost.
 //!
 //! Layout: the magic bytes `DONUTRUN`, the format version (u32, little-endian), the payload length
-//! (u64), the payload (postcard-encoded [`SavedRun`]), and a CRC-32 of the payload (u32). A file cut
-//! short at any byte, or altered, is rejected before anything is decoded; a file from a newer format
-//! says so. Files are written atomically (a temporary file, then a rename).
+//! (u64), the payload (postcard-encoded), and a CRC-32 of the payload (u32). A file cut short at
+//! any byte, or altered, is rejected before anything is decoded; a file from a newer format says
+//! so. Format 1 (donut-explorer 0.1 before the run record) is read and converted. Files are
+//! written atomically (a temporary file, then a rename).
 
 use crate::config::DonutConfig;
 use crate::eval::Metrics;
-use crate::model::{DonutModel, Weight, device_for};
-use crate::train::{LatentSnapshot, StepStats, ValidStats};
-use rand::SeedableRng;
-use rand::rngs::Xoshiro256PlusPlus;
-use serde::{Deserialize, Serialize};
-use std::io::Write;
+use crate::history::{History, LatentSnapshot, StepStats, TrainStats, ValidStats};
+use crate::model::{DonutModel, Weight};
+use crate::pipeline::RunRecord;
+use serde::Deserialize;
 use std::path::Path;
 
-/// The format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this build writes; it reads this one and every earlier one.
+pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"DONUTRUN";
 const HEADER_LEN: usize = 8 + 4 + 8;
 
-/// Everything a finished run leaves behind.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SavedRun {
-    /// The donut-explorer version that wrote it.
-    pub app_version: String,
-    /// The data it was trained on (a path or a name).
-    pub source: String,
-    /// Every setting (live changes included).
-    pub config: DonutConfig,
-    /// Trained parameters, in module order.
-    pub weights: Vec<Weight>,
-    /// Best-F1 figures on the test part, when scored.
-    pub metrics: Option<Metrics>,
-    /// Every training step.
-    pub steps: Vec<StepStats>,
-    /// Every validation.
-    pub validations: Vec<ValidStats>,
-    /// Latent snapshots (thinned).
-    pub snapshots: Vec<LatentSnapshot>,
-    /// Anomaly score per point of the series (None where not scored).
-    pub scores: Vec<Option<f64>>,
-    /// Epochs completed.
-    pub epochs_done: usize,
-    /// Training wall seconds.
-    pub train_secs: f64,
-    /// Training throughput.
-    pub train_windows_per_sec: f64,
-    /// Scoring seconds.
-    pub score_secs: f64,
+/// Format 1's payload, as postcard laid it out: read and converted to a [`RunRecord`].
+#[derive(Deserialize)]
+struct RecordV1 {
+    app_version: String,
+    source: String,
+    config: DonutConfig,
+    weights: Vec<Weight>,
+    metrics: Option<Metrics>,
+    steps: Vec<StepStats>,
+    validations: Vec<ValidStats>,
+    snapshots: Vec<LatentSnapshot>,
+    scores: Vec<Option<f64>>,
+    epochs_done: usize,
+    train_secs: f64,
+    train_windows_per_sec: f64,
+    score_secs: f64,
+}
+
+impl From<RecordV1> for RunRecord {
+    fn from(v1: RecordV1) -> Self {
+        RunRecord {
+            app_version: v1.app_version,
+            source: v1.source,
+            config: v1.config,
+            data: None,
+            stats: TrainStats {
+                epochs_done: v1.epochs_done,
+                train_secs: v1.train_secs,
+                train_windows_per_sec: v1.train_windows_per_sec,
+                stopped: false,
+            },
+            score_secs: v1.score_secs,
+            scored_windows: v1.scores.iter().flatten().count(),
+            weights: v1.weights,
+            history: History {
+                steps: v1.steps,
+                validations: v1.validations,
+                snapshots: v1.snapshots,
+            },
+            scores: v1.scores,
+            metrics: v1.metrics,
+        }
+    }
 }
 
 /// Why a run file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum RunFileError {
     /// The file system said no.
-    #[error("{path}: {message}")]
+    #[error("{path}: {source}")]
     Io {
         /// The file.
         path: String,
         /// What went wrong.
-        message: String,
+        #[source]
+        source: std::io::Error,
     },
     /// Not a run file at all.
     #[error("{0}: not a donut-explorer run file (it does not start with DONUTRUN)")]
@@ -94,12 +108,22 @@ pub enum RunFileError {
     #[error("{0}: the file is damaged (checksum mismatch)")]
     Damaged(String),
     /// The payload does not decode (a broken writer).
-    #[error("{path}: the contents do not decode: {message}")]
+    #[error("{path}: the contents do not decode: {source}")]
     Decode {
         /// The file.
         path: String,
-        /// The decoder's message.
-        message: String,
+        /// The decoder's error.
+        #[source]
+        source: postcard::Error,
+    },
+    /// The run cannot be encoded.
+    #[error("{path}: the run cannot be encoded: {source}")]
+    Encode {
+        /// The file.
+        path: String,
+        /// The encoder's error.
+        #[source]
+        source: postcard::Error,
     },
     /// The weights do not fit the model the settings describe.
     #[error("{path}: the weights do not fit the model of its settings: {message}")]
@@ -112,7 +136,7 @@ pub enum RunFileError {
 }
 
 /// Encodes a run into the file layout.
-pub fn encode(run: &SavedRun) -> Result<Vec<u8>, postcard::Error> {
+pub fn encode(run: &RunRecord) -> Result<Vec<u8>, postcard::Error> {
     let payload = postcard::to_stdvec(run)?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + 4);
     out.extend_from_slice(MAGIC);
@@ -124,7 +148,7 @@ pub fn encode(run: &SavedRun) -> Result<Vec<u8>, postcard::Error> {
 }
 
 /// Decodes the file layout; `name` is used in errors.
-pub fn decode(bytes: &[u8], name: &str) -> Result<SavedRun, RunFileError> {
+pub fn decode(bytes: &[u8], name: &str) -> Result<RunRecord, RunFileError> {
     let name = name.to_string();
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         // A prefix of the magic is a run file cut inside its header.
@@ -175,71 +199,42 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<SavedRun, RunFileError> {
     if crc32fast::hash(payload) != crc {
         return Err(RunFileError::Damaged(name));
     }
-    postcard::from_bytes(payload).map_err(|e| RunFileError::Decode {
-        path: name,
-        message: e.to_string(),
-    })
-}
-
-/// Writes a file atomically: a temporary file beside it, synced, then renamed over the target.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        {
-            let mut writer = std::io::BufWriter::new(&mut file);
-            write(&mut writer)?;
-            writer.flush()?;
-        }
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let decoded = if version == 1 {
+        postcard::from_bytes::<RecordV1>(payload).map(RunRecord::from)
+    } else {
+        postcard::from_bytes::<RunRecord>(payload)
+    };
+    decoded.map_err(|source| RunFileError::Decode { path: name, source })
 }
 
 /// Saves a run to `path`, atomically.
-pub fn save(path: &Path, run: &SavedRun) -> Result<(), RunFileError> {
-    let io = |message: String| RunFileError::Io {
-        path: path.display().to_string(),
-        message,
-    };
-    let bytes = encode(run).map_err(|e| io(e.to_string()))?;
-    write_atomically(path, |w| w.write_all(&bytes)).map_err(|e| io(e.to_string()))
+pub fn save(path: &Path, run: &RunRecord) -> Result<(), RunFileError> {
+    let name = || path.display().to_string();
+    let bytes = encode(run).map_err(|source| RunFileError::Encode {
+        path: name(),
+        source,
+    })?;
+    crate::fsio::write_atomically(path, |w| w.write_all(&bytes)).map_err(|source| {
+        RunFileError::Io {
+            path: name(),
+            source,
+        }
+    })
 }
 
 /// Loads a run from `path`.
-pub fn load(path: &Path) -> Result<SavedRun, RunFileError> {
-    let bytes = std::fs::read(path).map_err(|e| RunFileError::Io {
+pub fn load(path: &Path) -> Result<RunRecord, RunFileError> {
+    let bytes = std::fs::read(path).map_err(|source| RunFileError::Io {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source,
     })?;
     decode(&bytes, &path.display().to_string())
 }
 
-impl SavedRun {
-    /// Rebuilds the trained model (inference device of the run's backend).
-    pub fn model(&self, name: &str) -> Result<DonutModel, RunFileError> {
-        let device = device_for(self.config.backend);
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.config.seed);
-        DonutModel::new(&self.config, &mut rng, &device)
-            .with_weights(&self.weights)
-            .map_err(|message| RunFileError::Weights {
-                path: name.to_string(),
-                message,
-            })
-    }
+/// Rebuilds a loaded run's model; `name` (the file) is used in errors.
+pub fn model_of(run: &RunRecord, name: &str) -> Result<DonutModel, RunFileError> {
+    run.model().map_err(|message| RunFileError::Weights {
+        path: name.to_string(),
+        message,
+    })
 }

@@ -43,7 +43,7 @@ pub fn score_windows(
     keep_going: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<f32>, Stopped> {
     let n_z = config.n_z.max(1);
-    let threads = crate::train::backend_threads(config);
+    let threads = crate::threads::for_backend(config);
     // Small chunks keep the CPU's caches warm; a GPU wants one large launch per chunk.
     let rows = if config.backend.is_gpu() {
         GPU_ROWS_PER_CHUNK
@@ -51,7 +51,7 @@ pub fn score_windows(
         ROWS_PER_CHUNK
     };
     let windows_per_chunk = (rows / n_z).clamp(1, 1024);
-    let pool = crate::train::thread_pool(threads);
+    let pool = crate::threads::pool(threads);
     let chunks: Vec<(usize, &[usize])> = ends.chunks(windows_per_chunk).enumerate().collect();
     let mut out = Vec::with_capacity(ends.len());
     // A few chunks per thread between stop checks: small enough to stop within a fraction of a

@@ -3,7 +3,9 @@
 
 use crate::config::DonutConfig;
 use crate::data::{Part, Prepared, RawSeries};
-use crate::run::{RunReport, run};
+use crate::history::LatentSnapshot;
+use crate::pipeline::{RunError, RunHooks, RunRecord};
+use crate::threads::Host;
 use crate::train::{Flow, TrainEvent, TrainHooks};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -146,17 +148,27 @@ impl MeanStd {
 }
 
 /// One finished run of a sweep.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct SweepRun {
     /// Index of the variant.
     pub variant: usize,
     /// Its seed.
     pub seed: u64,
-    /// Its report.
-    pub report: RunReport,
-    /// Latent means of the trained model on a sample of windows (for the gallery).
-    #[serde(skip)]
-    pub latent: Option<crate::train::LatentSnapshot>,
+    /// Its record without the bulk ([`RunRecord::summary`]); its one snapshot holds the latent
+    /// means of the trained model on [`GALLERY_POINTS`] windows (for the gallery).
+    pub record: RunRecord,
+}
+
+impl SweepRun {
+    /// The latent means of the trained model (for the gallery).
+    pub fn latent(&self) -> Option<&LatentSnapshot> {
+        self.record.history.latest_snapshot()
+    }
+
+    /// The run as JSON: variant, seed and the record's report.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "variant": self.variant, "seed": self.seed, "report": self.record.report() })
+    }
 }
 
 /// Windows in each run's latent sample.
@@ -183,20 +195,21 @@ pub fn table(variants: &[Variant], runs: &[SweepRun]) -> Vec<SweepRow> {
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let mine: Vec<&RunReport> = runs
+            let mine: Vec<&RunRecord> = runs
                 .iter()
-                .filter(|r| r.variant == i)
-                .map(|r| &r.report)
+                .filter(|r| r.variant == i && r.record.metrics.is_some())
+                .map(|r| &r.record)
                 .collect();
-            let col = |f: &dyn Fn(&RunReport) -> f64| {
+            let col = |f: &dyn Fn(&RunRecord) -> f64| {
                 MeanStd::of(&mine.iter().map(|r| f(r)).collect::<Vec<_>>())
             };
+            let f1 = |r: &RunRecord| r.metrics.unwrap_or_default();
             SweepRow {
                 variant: v.clone(),
-                best_f1: col(&|r| r.best_f1.f1),
-                best_f1_delay: col(&|r| r.best_f1_delay.f1),
-                best_f1_pointwise: col(&|r| r.best_f1_pointwise.f1),
-                train_secs: col(&|r| r.train_secs),
+                best_f1: col(&|r| f1(r).best_f1.f1),
+                best_f1_delay: col(&|r| f1(r).best_f1_delay.f1),
+                best_f1_pointwise: col(&|r| f1(r).best_f1_pointwise.f1),
+                train_secs: col(&|r| r.stats.train_secs),
             }
         })
         .collect()
@@ -273,18 +286,21 @@ pub struct SweepSpec {
     pub base: DonutConfig,
     /// Runs at once.
     pub jobs: usize,
+    /// Where the sweep runs (what an automatic thread count means).
+    pub host: Host,
 }
 
 /// Why a sweep could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     /// A variant's setting is invalid.
-    #[error("variant `{label}`: {message}")]
+    #[error("variant `{label}`: {source}")]
     BadVariant {
         /// The variant.
         label: String,
         /// What is wrong.
-        message: String,
+        #[source]
+        source: crate::config::ConfigError,
     },
 }
 
@@ -292,17 +308,13 @@ pub enum SweepError {
 pub fn job_configs(spec: &SweepSpec) -> Result<Vec<(usize, u64, DonutConfig)>, SweepError> {
     let mut jobs = Vec::new();
     for (i, v) in spec.variants.iter().enumerate() {
-        let mut config = spec.base.clone();
-        for s in &v.settings {
-            config.set(s).map_err(|e| SweepError::BadVariant {
-                label: v.label.clone(),
-                message: e.to_string(),
-            })?;
-        }
-        config.validate().map_err(|e| SweepError::BadVariant {
-            label: v.label.clone(),
-            message: e.to_string(),
-        })?;
+        let config =
+            spec.base
+                .with_overrides(&v.settings)
+                .map_err(|source| SweepError::BadVariant {
+                    label: v.label.clone(),
+                    source,
+                })?;
         for s in 0..spec.seeds {
             let seed = spec.base.seed + s;
             jobs.push((
@@ -322,14 +334,29 @@ struct CancelHooks<'a> {
     cancel: &'a AtomicBool,
 }
 
+impl CancelHooks<'_> {
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
 impl TrainHooks for CancelHooks<'_> {
     fn event(&mut self, _event: TrainEvent) {}
     fn poll(&mut self, _live: &mut crate::config::LiveSettings) -> Flow {
-        if self.cancel.load(Ordering::Relaxed) {
+        if self.cancelled() {
             Flow::Stop
         } else {
             Flow::Continue
         }
+    }
+}
+
+impl RunHooks for CancelHooks<'_> {
+    fn score_after_training(&mut self) -> bool {
+        !self.cancelled()
+    }
+    fn scoring(&mut self, _done: usize, _total: usize) -> bool {
+        !self.cancelled()
     }
 }
 
@@ -344,30 +371,30 @@ fn run_job(
 ) -> Result<Option<SweepRun>, String> {
     let prep = Prepared::new(raw, config).map_err(|e| e.to_string())?;
     let mut hooks = CancelHooks { cancel };
-    let keep_going = &mut |_, _| !cancel.load(Ordering::Relaxed);
-    let f = match run(&prep, config, &[Part::Test], &mut hooks, keep_going) {
-        Ok(f) => f,
-        Err(crate::run::RunError::Stopped(_)) => return Ok(None),
+    let record = match crate::pipeline::run(&prep, config, &[Part::Test], &mut hooks) {
+        Ok(record) => record,
+        Err(RunError::Stopped(_)) => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
-    if f.report.stopped {
+    if record.stats.stopped {
         return Ok(None);
     }
+    let model = record.model()?;
     let ends = Arc::new(crate::train::latent_sample_ends(&prep, GALLERY_POINTS));
     let device = crate::model::device_for(config.backend);
-    let means = crate::train::latent_means(&f.outcome.model, &prep, &ends, &device);
-    let latent = crate::train::LatentSnapshot {
-        step: f.report.steps,
-        epoch: f.report.epochs,
+    let means = crate::train::latent_means(&model, &prep, &ends, &device);
+    let mut summary = record.summary();
+    summary.history.snapshots = vec![LatentSnapshot {
+        step: record.history.steps.len(),
+        epoch: record.stats.epochs_done,
         dim: config.latent_dim,
         ends,
         means,
-    };
+    }];
     Ok(Some(SweepRun {
         variant,
         seed,
-        report: f.report,
-        latent: Some(latent),
+        record: summary,
     }))
 }
 
@@ -400,10 +427,7 @@ pub fn run_sweep(
                         };
                         // Runs at once share the cores: an automatic thread count is split
                         // between them rather than each taking every core.
-                        let mut config = config.clone();
-                        if config.threads == 0 {
-                            config.threads = (config.worker_threads() / threads).max(1);
-                        }
+                        let config = crate::threads::resolved(config, spec.host, threads);
                         match run_job(raw, *variant, *seed, &config, cancel) {
                             Ok(Some(r)) => {
                                 on_run(Ok(&r));
@@ -434,38 +458,32 @@ mod tests {
     use super::*;
     use crate::eval::F1Score;
 
-    fn report(f1: f64) -> RunReport {
+    fn record(f1: f64) -> RunRecord {
         let s = F1Score {
             f1,
             precision: f1,
             recall: f1,
             threshold: 1.0,
         };
-        RunReport {
-            best_f1: s,
-            best_f1_delay: F1Score { f1: f1 / 2.0, ..s },
-            best_f1_pointwise: F1Score { f1: f1 / 4.0, ..s },
-            train_secs: 2.0,
-            train_windows_per_sec: 1.0,
+        RunRecord {
+            app_version: String::new(),
+            source: String::new(),
+            config: DonutConfig::default(),
+            data: None,
+            stats: crate::history::TrainStats {
+                train_secs: 2.0,
+                ..Default::default()
+            },
             score_secs: 1.0,
             scored_windows: 1,
-            epochs: 1,
-            steps: 1,
-            seed: 0,
-            stopped: false,
-            best_valid_step: None,
-            best_valid_loss: None,
-            data: crate::run::DataSummary {
-                source: String::new(),
-                points: 0,
-                interval_secs: 1,
-                missing: 0,
-                anomalies: 0,
-                anomaly_ratio: 0.0,
-                roughness: 0.0,
-                split: [0; 3],
-            },
-            config: DonutConfig::default(),
+            weights: Vec::new(),
+            history: Default::default(),
+            scores: Vec::new(),
+            metrics: Some(crate::eval::Metrics {
+                best_f1: s,
+                best_f1_delay: F1Score { f1: f1 / 2.0, ..s },
+                best_f1_pointwise: F1Score { f1: f1 / 4.0, ..s },
+            }),
         }
     }
 
@@ -485,20 +503,17 @@ mod tests {
             SweepRun {
                 variant: 0,
                 seed: 0,
-                report: report(0.5),
-                latent: None,
+                record: record(0.5),
             },
             SweepRun {
                 variant: 0,
                 seed: 1,
-                report: report(0.7),
-                latent: None,
+                record: record(0.7),
             },
             SweepRun {
                 variant: 1,
                 seed: 0,
-                report: report(0.9),
-                latent: None,
+                record: record(0.9),
             },
         ];
         let rows = table(&variants, &runs);
@@ -529,6 +544,7 @@ mod tests {
                 seeds: 2,
                 base: DonutConfig::default(),
                 jobs: 1,
+                host: Host::Cli,
             };
             let jobs = job_configs(&spec).unwrap();
             assert_eq!(jobs.len(), spec.variants.len() * 2, "{name}");
@@ -538,6 +554,7 @@ mod tests {
             seeds: 1,
             base: DonutConfig::default(),
             jobs: 1,
+            host: Host::Cli,
         })
         .unwrap();
         assert_eq!(
@@ -554,6 +571,7 @@ mod tests {
             seeds: 1,
             base: DonutConfig::default(),
             jobs: 1,
+            host: Host::Cli,
         };
         let err = job_configs(&spec).unwrap_err().to_string();
         assert!(err.contains("latent_dim=99"), "{err}");

@@ -36,7 +36,7 @@ pub struct RawSeries {
 pub enum Problem {
     /// The file could not be opened or read.
     #[error("cannot read the file: {0}")]
-    Io(String),
+    Io(#[source] IoError),
     /// Nothing in the file.
     #[error("the file is empty")]
     Empty,
@@ -149,6 +149,34 @@ pub enum Problem {
     TooLong(u64),
 }
 
+/// An I/O error, shared between the clones of a [`Problem`] and compared by kind and message.
+#[derive(Debug, Clone)]
+pub struct IoError(pub std::sync::Arc<std::io::Error>);
+
+impl From<std::io::Error> for IoError {
+    fn from(e: std::io::Error) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
+}
+
+impl PartialEq for IoError {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl std::fmt::Display for IoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for IoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
 /// A bad input: which file, which line (1-based, the header is line 1), and what is wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{file}{}: {problem}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
@@ -170,7 +198,7 @@ pub fn load_csv(path: &Path) -> Result<RawSeries, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError {
         file: name.clone(),
         line: None,
-        problem: Problem::Io(e.to_string()),
+        problem: Problem::Io(e.into()),
     })?;
     parse_csv(std::io::BufReader::new(file), &name)
 }
@@ -291,7 +319,7 @@ pub fn parse_csv(mut reader: impl Read, name: &str) -> Result<RawSeries, DataErr
     (&mut reader)
         .take(64 * 1024)
         .read_to_end(&mut head)
-        .map_err(|e| err(None, Problem::Io(e.to_string())))?;
+        .map_err(|e| err(None, Problem::Io(e.into())))?;
     let bom = head.starts_with(&[0xEF, 0xBB, 0xBF]);
     let head_body = if bom { &head[3..] } else { &head[..] };
     if head_body.iter().all(|b| b.is_ascii_whitespace()) {
@@ -310,9 +338,10 @@ pub fn parse_csv(mut reader: impl Read, name: &str) -> Result<RawSeries, DataErr
     let line_of = |r: &csv::ByteRecord| r.position().map(|p| p.line()).unwrap_or(0);
     let csv_error = |e: csv::Error| {
         let line = e.position().map(|p| p.line());
-        match e.kind() {
-            csv::ErrorKind::Io(io) => err(line, Problem::Io(io.to_string())),
-            _ => err(line, Problem::Malformed(e.to_string())),
+        let message = e.to_string();
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => err(line, Problem::Io(io.into())),
+            _ => err(line, Problem::Malformed(message)),
         }
     };
 

@@ -130,3 +130,29 @@ pub fn to_csv(points: &[SamplePoint]) -> String {
     }
     out
 }
+
+/// A synthetic seasonal series of `n` points at 5-minute steps, with 1 % labelled spikes.
+pub fn synthetic(n: usize) -> super::RawSeries {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+    let mut values = Vec::with_capacity(n);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let phase = (i % 288) as f64 / 288.0;
+        let spike = rng.random_bool(0.01);
+        values.push(
+            (std::f64::consts::TAU * phase).sin() * 5.0
+                + rng.random_range(-0.5..0.5)
+                + if spike { 8.0 } else { 0.0 },
+        );
+        labels.push(spike as u8);
+    }
+    super::RawSeries {
+        source: format!("synthetic ({n} points)"),
+        timestamps: (0..n as i64).map(|i| 1_500_000_000 + 300 * i).collect(),
+        values,
+        labels,
+        interval: 300,
+        has_timestamps: true,
+        has_labels: true,
+    }
+}

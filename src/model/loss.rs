@@ -7,6 +7,7 @@
 
 use super::DonutModel;
 use super::latent::gaussian_log_density;
+use crate::history::LossTerms;
 use burn::prelude::*;
 
 /// One batch as the objective reads it. All tensors on the model's device.
@@ -35,30 +36,6 @@ pub struct LossTensors {
     pub entropy: Tensor<1>,
     /// The L2 penalty.
     pub l2: Tensor<1>,
-}
-
-/// The terms as numbers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LossTerms {
-    /// The loss minimised.
-    pub total: f64,
-    /// Reconstruction term (higher is better).
-    pub recon: f64,
-    /// beta * log p(z) (higher is better).
-    pub prior: f64,
-    /// -lambda * log q(z|x) (higher is better).
-    pub entropy: f64,
-    /// L2 penalty.
-    pub l2: f64,
-}
-
-impl LossTerms {
-    /// True when every term is a finite number.
-    pub fn is_finite(&self) -> bool {
-        [self.total, self.recon, self.prior, self.entropy, self.l2]
-            .iter()
-            .all(|v| v.is_finite())
-    }
 }
 
 impl LossTensors {

@@ -5,9 +5,9 @@
 use super::adam::{AdamSettings, FlatAdam};
 use super::batch::HostBatch;
 use crate::config::{DonutConfig, GradientEngine};
+use crate::history::LossTerms;
 use crate::model::DonutModel;
 use crate::model::fused::{Layout, Shard, TermSums, Workspace};
-use crate::model::loss::LossTerms;
 use rayon::prelude::*;
 
 /// True when training with `config` uses the fused engine: it asks for it and its backend is a

@@ -5,14 +5,15 @@
 use super::adam::AdamSettings;
 use super::batch::HostBatch;
 use super::fused::{FusedLearner, uses_fused};
-use super::sharded_step;
 use crate::config::DonutConfig;
+use crate::history::LossTerms;
 use crate::model::DonutModel;
-use crate::model::loss::{LossTerms, m_elbo};
+use crate::model::loss::{Batch, m_elbo};
 use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand::rngs::Xoshiro256PlusPlus;
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 /// DONUT's Adam: beta 0.9 / 0.999, epsilon 1e-8, each tensor's gradient clipped to
 /// `config.grad_clip_norm`.
@@ -169,6 +170,63 @@ impl Learner {
     }
 }
 
+/// One data-parallel optimisation step's forward and backward passes: the batch is cut into
+/// `shards` contiguous parts, each part's loss (scaled by its share of the batch) is
+/// differentiated on its own thread against a fork of `model`, and the gradients are summed, which
+/// gives the gradient of the whole batch's mean loss. Returns the batch's loss terms (the shards'
+/// terms weighted by their share) and the summed gradients.
+#[allow(clippy::too_many_arguments)]
+fn sharded_step(
+    pool: &rayon::ThreadPool,
+    model: &DonutModel,
+    host: HostBatch,
+    noise: Vec<f32>,
+    shards: usize,
+    latent_dim: usize,
+    window: usize,
+    l2_weight: f64,
+    device: &Device,
+) -> (LossTerms, GradientsParams) {
+    let n = host.n;
+    if shards <= 1 {
+        let loss = m_elbo(
+            model,
+            host.upload(noise, latent_dim, window, device),
+            l2_weight,
+        );
+        let terms = loss.to_terms();
+        let grads = GradientsParams::from_grads(loss.total.backward(), model);
+        return (terms, grads);
+    }
+    let parts: Vec<(DonutModel, Batch, f64)> = host
+        .split(&noise, shards, latent_dim)
+        .into_iter()
+        .map(|(part, noise)| {
+            let share = part.n as f64 / n as f64;
+            let batch = part.upload(noise, latent_dim, window, device);
+            (model.clone().fork(device), batch, share)
+        })
+        .collect();
+    let results: Vec<(LossTerms, GradientsParams, f64)> = pool.install(|| {
+        parts
+            .into_par_iter()
+            .map(|(replica, batch, share)| {
+                let loss = m_elbo(&replica, batch, l2_weight);
+                let terms = loss.to_terms();
+                let grads = loss.total.mul_scalar(share).backward();
+                (terms, GradientsParams::from_grads(grads, &replica), share)
+            })
+            .collect()
+    });
+    let mut accumulator = GradientsAccumulator::<DonutModel>::new();
+    let mut terms = LossTerms::default();
+    for (t, grads, share) in results {
+        accumulator.accumulate(model, grads);
+        terms.add_weighted(&t, share);
+    }
+    (terms, accumulator.grads())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +239,7 @@ mod tests {
     /// Both engines, started from the same seed and fed the same batches, stay together step
     /// after step: the same gradient (up to rounding) and the same Adam, clipping included.
     fn engines_agree(encoder: EncoderKind, grad_clip_norm: f64) {
-        let raw = crate::bench::synthetic(3_000);
+        let raw = crate::data::sample::synthetic(3_000);
         let base = DonutConfig {
             encoder,
             grad_clip_norm,
@@ -194,7 +252,7 @@ mod tests {
         let prep = Prepared::new(&raw, &base).expect("synthetic series prepares");
         let ends: Vec<usize> = prep.window_ends(Part::Train).take(64).collect();
         let device = Device::flex();
-        let pool = crate::train::thread_pool(2);
+        let pool = crate::threads::pool(2);
         let learners: Vec<Learner> = [GradientEngine::Fused, GradientEngine::Autodiff]
             .into_iter()
             .map(|gradients| {

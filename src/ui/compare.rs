@@ -2,16 +2,15 @@
 //! the differences highlighted, both runs' figures, both loss curves, both latent spaces (one
 //! camera and one replay slider for the two), and both runs' detections on the test part.
 
-use super::app::{DonutApp, short_name};
-use super::latent::{ColorBy, Projection, colors, project};
+use super::commands::AppCommand;
 use super::latent3d::{Camera, Cloud, normalise, scatter_ui};
-use super::loss::bucketed;
-use super::series::runs;
+use super::projection::{ColorBy, Projection, colors, project};
+use super::widgets::{bucketed, runs, short_name};
 use crate::config::{DonutConfig, setting_pairs};
 use crate::data::{Part, Prepared};
 use crate::eval::{Adjust, Metrics, f1_at, flags};
-use crate::runfile::SavedRun;
-use crate::train::{LatentSnapshot, StepStats};
+use crate::history::{LatentSnapshot, StepStats};
+use crate::pipeline::RunRecord;
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 use std::sync::Arc;
@@ -29,7 +28,7 @@ pub struct ComparePanel {
     /// Whether the window is shown.
     pub open: bool,
     /// The pinned run, and the threshold chosen for it when it was pinned.
-    pub pinned: Option<(Arc<SavedRun>, f64)>,
+    pub pinned: Option<(Arc<RunRecord>, f64)>,
     /// The camera both latent plots share.
     pub camera: Camera,
     /// Replay position for both latent plots, as a fraction of training (None: the newest).
@@ -63,17 +62,45 @@ impl Default for ComparePanel {
 }
 
 /// One run as the compare window reads it (borrowed: nothing is copied per frame).
-struct RunView<'a> {
-    name: &'a str,
-    color: Color32,
-    source: &'a str,
-    config: &'a DonutConfig,
-    metrics: Option<&'a Metrics>,
-    steps: &'a [StepStats],
-    snapshots: &'a [LatentSnapshot],
-    scores: Option<&'a [Option<f64>]>,
-    threshold: f64,
-    train_secs: Option<f64>,
+pub struct RunView<'a> {
+    /// "pinned" or "current".
+    pub name: &'a str,
+    /// Its colour in every plot.
+    pub color: Color32,
+    /// The data it was trained on.
+    pub source: &'a str,
+    /// Its settings.
+    pub config: &'a DonutConfig,
+    /// Its best-F1 figures, once scored.
+    pub metrics: Option<&'a Metrics>,
+    /// Its training steps.
+    pub steps: &'a [StepStats],
+    /// Its latent snapshots.
+    pub snapshots: &'a [LatentSnapshot],
+    /// Its scores, once scored.
+    pub scores: Option<&'a [Option<f64>]>,
+    /// The threshold chosen for it.
+    pub threshold: f64,
+    /// Its training seconds, once finished.
+    pub train_secs: Option<f64>,
+}
+
+impl<'a> RunView<'a> {
+    /// A finished run's record, flagged at `threshold`.
+    pub fn of_record(name: &'a str, color: Color32, record: &'a RunRecord, threshold: f64) -> Self {
+        Self {
+            name,
+            color,
+            source: &record.source,
+            config: &record.config,
+            metrics: record.metrics.as_ref(),
+            steps: &record.history.steps,
+            snapshots: &record.history.snapshots,
+            scores: Some(&record.scores),
+            threshold,
+            train_secs: Some(record.stats.train_secs),
+        }
+    }
 }
 
 /// The snapshot nearest to `progress` (a fraction of the run's last snapshot step), or the newest.
@@ -90,15 +117,21 @@ fn snapshot_at(snapshots: &[LatentSnapshot], progress: Option<f32>) -> Option<&L
     })
 }
 
-/// Draws the compare window's contents.
-pub fn compare_ui(app: &mut DonutApp, ui: &mut Ui) {
-    let Some((pinned, pinned_threshold)) = app.compare.pinned.clone() else {
+/// Draws the compare window's contents: the pinned run beside `current` on `prep`.
+pub fn compare_ui(
+    ui: &mut Ui,
+    panel: &mut ComparePanel,
+    prep: Option<&Prepared>,
+    current: RunView<'_>,
+    commands: &mut Vec<AppCommand>,
+) {
+    let Some((pinned, pinned_threshold)) = panel.pinned.clone() else {
         ui.label(
             "Pin a finished run (\"Pin run\" in the top bar) or a saved one, then train another or \
              open a saved run: the two appear here side by side.",
         );
         if ui.button("Pin a saved run…").clicked() {
-            app.files.pick_and_load_pin(ui.ctx());
+            commands.push(AppCommand::PickPin);
         }
         return;
     };
@@ -107,72 +140,38 @@ pub fn compare_ui(app: &mut DonutApp, ui: &mut Ui) {
         ui.label(format!("trained on {}", short_name(&pinned.source)));
         ui.colored_label(CURRENT_COLOR, RichText::new("current").strong());
         if ui.button("Unpin").clicked() {
-            app.compare.pinned = None;
+            panel.pinned = None;
         }
         if ui.button("Pin a saved run…").clicked() {
-            app.files.pick_and_load_pin(ui.ctx());
+            commands.push(AppCommand::PickPin);
         }
     });
-    if app.compare.pinned.is_none() {
+    if panel.pinned.is_none() {
         return;
     }
-    let prep = app.prepared().cloned();
-    let current_config = app
-        .result
-        .as_ref()
-        .map(|r| r.config.clone())
-        .or_else(|| app.run_config.clone())
-        .unwrap_or_else(|| app.state.config.clone());
-    let source = app
-        .data
-        .as_ref()
-        .map(|d| d.raw.source.clone())
-        .unwrap_or_default();
-    let left = RunView {
-        name: "pinned",
-        color: PINNED_COLOR,
-        source: &pinned.source,
-        config: &pinned.config,
-        metrics: pinned.metrics.as_ref(),
-        steps: &pinned.steps,
-        snapshots: &pinned.snapshots,
-        scores: Some(&pinned.scores),
-        threshold: pinned_threshold,
-        train_secs: Some(pinned.train_secs),
-    };
-    let right = RunView {
-        name: "current",
-        color: CURRENT_COLOR,
-        source: &source,
-        config: &current_config,
-        metrics: app.result.as_ref().map(|r| &r.metrics),
-        steps: &app.history.steps,
-        snapshots: &app.snapshots,
-        scores: app.result.as_ref().map(|r| r.scores.as_slice()),
-        threshold: app.threshold,
-        train_secs: app.result.as_ref().map(|r| r.train_secs),
-    };
-
-    let only = &mut app.compare.only_differences;
+    let left = RunView::of_record("pinned", PINNED_COLOR, &pinned, pinned_threshold);
+    let right = current;
     egui::CollapsingHeader::new("Settings")
         .default_open(true)
-        .show(ui, |ui| settings_ui(ui, only, &left, &right));
-    figures_ui(ui, prep.as_deref(), &left, &right);
+        .show(ui, |ui| {
+            settings_ui(ui, &mut panel.only_differences, &left, &right)
+        });
+    figures_ui(ui, prep, &left, &right);
     ui.separator();
     ui.strong("Loss");
     losses_ui(ui, &left, &right);
     ui.separator();
     latents_ui(
         ui,
-        &mut app.compare.camera,
-        &mut app.compare.progress,
-        &mut app.compare.latent_cache,
-        prep.as_deref(),
+        &mut panel.camera,
+        &mut panel.progress,
+        &mut panel.latent_cache,
+        prep,
         &left,
         &right,
     );
     ui.separator();
-    detections_ui(ui, prep.as_deref(), &left, &right);
+    detections_ui(ui, prep, &left, &right);
 }
 
 fn settings_ui(ui: &mut Ui, only: &mut bool, left: &RunView<'_>, right: &RunView<'_>) {
@@ -516,7 +515,7 @@ fn detections_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right
 #[cfg(test)]
 mod tests {
     use super::snapshot_at;
-    use crate::train::LatentSnapshot;
+    use crate::history::LatentSnapshot;
     use std::sync::Arc;
 
     fn snap(step: usize) -> LatentSnapshot {

@@ -1,22 +1,28 @@
 //! The controls panel: run buttons, the M-ELBO with its current weights, and a labelled,
 //! explained control for every setting.
 
-use super::app::DonutApp;
+use super::commands::AppCommand;
 use crate::config::{
     BackendKind, BetaMode, DonutConfig, EncoderKind, EntropyMode, GradientEngine, LatentDist,
 };
-use crate::train::worker::{Command, Phase};
+use crate::worker::Phase;
 use egui::{RichText, Slider, Ui};
 
-/// Draws the controls; settings changes are forwarded to the app after the frame's edits.
-pub fn controls_ui(app: &mut DonutApp, ui: &mut Ui) {
-    let before = app.state.config.clone();
-    run_buttons_ui(app, ui);
+/// Draws the controls over `config`; a change queues [`AppCommand::SettingsChanged`] after the
+/// frame's edits. `phase` is the current run's, `can_train` whether the settings fit the data.
+pub fn controls_ui(
+    ui: &mut Ui,
+    c: &mut DonutConfig,
+    teaching: bool,
+    phase: Phase,
+    can_train: bool,
+    commands: &mut Vec<AppCommand>,
+) {
+    let before = c.clone();
+    run_buttons_ui(ui, phase, can_train, commands);
     ui.separator();
-    formula_ui(&app.state.config, ui);
+    formula_ui(c, ui);
     ui.separator();
-    let teaching = app.state.teaching;
-    let c = &mut app.state.config;
     objective_ui(c, ui, teaching);
     ui.separator();
     model_ui(c, ui);
@@ -32,15 +38,13 @@ pub fn controls_ui(app: &mut DonutApp, ui: &mut Ui) {
     {
         *c = DonutConfig::default();
     }
-    if app.state.config != before {
-        let ctx = ui.ctx().clone();
-        app.settings_changed(&ctx, &before);
+    if *c != before {
+        commands.push(AppCommand::SettingsChanged { before });
     }
 }
 
-fn run_buttons_ui(app: &mut DonutApp, ui: &mut Ui) {
+fn run_buttons_ui(ui: &mut Ui, phase: Phase, can_train: bool, commands: &mut Vec<AppCommand>) {
     ui.horizontal(|ui| {
-        let can_train = app.prepared().is_some();
         if ui
             .add_enabled(
                 can_train,
@@ -49,11 +53,10 @@ fn run_buttons_ui(app: &mut DonutApp, ui: &mut Ui) {
             .on_hover_text("Train a fresh model with these settings (restarts a run in progress)")
             .clicked()
         {
-            let ctx = ui.ctx().clone();
-            app.start_training(&ctx);
+            commands.push(AppCommand::StartTraining);
         }
-        let running = matches!(app.phase, Phase::Training | Phase::Paused);
-        let paused = app.phase == Phase::Paused;
+        let running = matches!(phase, Phase::Training | Phase::Paused);
+        let paused = phase == Phase::Paused;
         if ui
             .add_enabled(
                 running,
@@ -62,35 +65,25 @@ fn run_buttons_ui(app: &mut DonutApp, ui: &mut Ui) {
             .on_hover_text("Pause or resume between steps")
             .clicked()
         {
-            app.send(if paused {
-                Command::Resume
+            commands.push(if paused {
+                AppCommand::Resume
             } else {
-                Command::Pause
+                AppCommand::Pause
             });
-            app.phase = if paused {
-                Phase::Training
-            } else {
-                Phase::Paused
-            };
         }
         if ui
-            .add_enabled(app.is_running(), egui::Button::new("Stop"))
+            .add_enabled(phase != Phase::Idle, egui::Button::new("Stop"))
             .on_hover_text("Stop training: the best parameters so far are scored")
             .clicked()
         {
-            app.send(Command::Stop);
+            commands.push(AppCommand::Stop);
         }
         if ui
             .button("Reset")
             .on_hover_text("Stop and clear the run: losses, latent space and scores")
             .clicked()
         {
-            app.abandon_run();
-            app.history = Default::default();
-            app.latent = None;
-            app.snapshots.clear();
-            app.result = None;
-            app.run_config = None;
+            commands.push(AppCommand::Reset);
         }
     });
 }

@@ -1,180 +1,14 @@
-//! The latent panel: the 3-D scatter of latent means, its colouring, axes choice, legend and hover.
+//! The latent panel: the rotatable 3-D cloud of latent means, its colouring and projection
+//! choices, and the replay slider.
 
-use super::app::DonutApp;
-use super::latent3d::{Cloud, cyclic, normalise, principal_axes, ramp, scatter_ui};
-use crate::data::{Part, Prepared};
-use crate::train::LatentSnapshot;
+use super::latent3d::{Camera, Cloud, cyclic, normalise, ramp, scatter_ui};
+use super::projection::{ColorBy, LatentCache, LatentView, Projection, colors, project};
+use super::widgets::format_time;
+use crate::data::Prepared;
+use crate::history::LatentSnapshot;
+use crate::pipeline::RunRecord;
 use egui::{Color32, Ui};
-use serde::{Deserialize, Serialize};
-
-/// What colours the points.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ColorBy {
-    /// Hour of the day of the window's last point (the study's choice).
-    TimeOfDay,
-    /// Labelled anomaly or not.
-    Label,
-    /// Anomaly score of the last run.
-    Score,
-    /// Train / validation / test.
-    Split,
-}
-
-/// Which three coordinates are shown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Projection {
-    /// Three chosen latent dimensions.
-    Axes([usize; 3]),
-    /// The top three principal components.
-    Pca,
-}
-
-/// The panel's saved choices.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LatentView {
-    /// Colouring.
-    pub color_by: ColorBy,
-    /// Projection when K > 3.
-    pub projection: Projection,
-    /// Point size in pixels.
-    pub point_px: f32,
-}
-
-impl Default for LatentView {
-    fn default() -> Self {
-        Self {
-            color_by: ColorBy::TimeOfDay,
-            projection: Projection::Pca,
-            point_px: 3.0,
-        }
-    }
-}
-
-/// Projected points and colours, recomputed only when their inputs change.
-#[derive(Default)]
-pub struct LatentCache {
-    key: Option<(usize, usize, Projection, ColorBy, usize)>,
-    /// Normalised 3-D points.
-    pub points: Vec<[f32; 3]>,
-    /// Colours.
-    pub colors: Vec<Color32>,
-    /// Axis names.
-    pub axis_names: [String; 3],
-}
-
-pub(super) fn project(
-    snap: &LatentSnapshot,
-    projection: Projection,
-) -> (Vec<[f32; 3]>, [String; 3]) {
-    let k = snap.dim;
-    let rows = &snap.means;
-    match projection {
-        _ if k <= 3 => {
-            let pts = rows
-                .chunks_exact(k)
-                .map(|r| {
-                    [
-                        r[0],
-                        if k > 1 { r[1] } else { 0.0 },
-                        if k > 2 { r[2] } else { 0.0 },
-                    ]
-                })
-                .collect();
-            (pts, ["z1".into(), "z2".into(), "z3".into()])
-        }
-        Projection::Axes(a) => {
-            let a = a.map(|i| i.min(k - 1));
-            let pts = rows
-                .chunks_exact(k)
-                .map(|r| [r[a[0]], r[a[1]], r[a[2]]])
-                .collect();
-            (pts, a.map(|i| format!("z{}", i + 1)))
-        }
-        Projection::Pca => {
-            let axes = principal_axes(rows, k);
-            let pts = rows
-                .chunks_exact(k)
-                .map(|r| {
-                    let dot = |v: &Vec<f32>| r.iter().zip(v).map(|(x, y)| x * y).sum::<f32>();
-                    [dot(&axes[0]), dot(&axes[1]), dot(&axes[2])]
-                })
-                .collect();
-            (pts, ["PC1".into(), "PC2".into(), "PC3".into()])
-        }
-    }
-}
-
-pub(super) fn colors(
-    snap: &LatentSnapshot,
-    prep: &Prepared,
-    color_by: ColorBy,
-    scores: Option<&[Option<f64>]>,
-) -> Vec<Color32> {
-    let normal = Color32::from_rgb(120, 160, 200);
-    match color_by {
-        ColorBy::TimeOfDay => snap
-            .ends
-            .iter()
-            .map(|&e| {
-                let secs = prep.timestamps[e].rem_euclid(86_400);
-                if prep.has_timestamps {
-                    cyclic(secs as f32 / 86_400.0)
-                } else {
-                    normal
-                }
-            })
-            .collect(),
-        ColorBy::Label => {
-            let w = prep.window;
-            snap.ends
-                .iter()
-                .map(|&e| {
-                    if prep.labels[e] == 1 {
-                        Color32::from_rgb(230, 40, 40)
-                    } else if prep.labels[e + 1 - w..=e].contains(&1) {
-                        Color32::from_rgb(240, 170, 60)
-                    } else {
-                        normal.gamma_multiply(0.8)
-                    }
-                })
-                .collect()
-        }
-        ColorBy::Score => {
-            let Some(scores) = scores else {
-                return vec![Color32::GRAY; snap.ends.len()];
-            };
-            let vals: Vec<f64> = snap
-                .ends
-                .iter()
-                .filter_map(|&e| scores.get(e).copied().flatten())
-                .collect();
-            let mut sorted = vals.clone();
-            sorted.sort_by(f64::total_cmp);
-            let rank =
-                |s: f64| sorted.partition_point(|&v| v < s) as f32 / sorted.len().max(1) as f32;
-            snap.ends
-                .iter()
-                .map(|&e| {
-                    scores
-                        .get(e)
-                        .copied()
-                        .flatten()
-                        .map_or(Color32::GRAY, |s| ramp(rank(s)))
-                })
-                .collect()
-        }
-        ColorBy::Split => snap
-            .ends
-            .iter()
-            .map(|&e| match prep.part_of(e) {
-                Part::Train => Color32::from_rgb(80, 140, 230),
-                Part::Valid => Color32::from_rgb(240, 160, 50),
-                Part::Test => Color32::from_rgb(90, 190, 100),
-            })
-            .collect(),
-    }
-}
+use std::sync::Arc;
 
 fn legend_ui(ui: &mut Ui, color_by: ColorBy, has_scores: bool) {
     let swatch = |ui: &mut Ui, c: Color32, text: &str| {
@@ -210,12 +44,34 @@ fn legend_ui(ui: &mut Ui, color_by: ColorBy, has_scores: bool) {
     });
 }
 
+/// What the latent panel draws and edits.
+pub struct LatentPanel<'a> {
+    /// The panel's saved choices (colouring, projection, point size).
+    pub view: &'a mut LatentView,
+    /// The 3-D camera.
+    pub camera: &'a mut Camera,
+    /// Projected points and colours of the snapshot shown.
+    pub cache: &'a mut LatentCache,
+    /// The run's snapshots, oldest first.
+    pub snapshots: &'a [LatentSnapshot],
+    /// The snapshot shown when replaying (None: the newest).
+    pub replay: &'a mut Option<usize>,
+    /// The data.
+    pub prep: Option<&'a Arc<Prepared>>,
+    /// The finished run, when there is one (its scores colour the points).
+    pub record: Option<&'a Arc<RunRecord>>,
+    /// K of the settings, for the axis choice before the first snapshot.
+    pub latent_dim: usize,
+    /// The window (its end point) marked in the series panel; set while a point is hovered.
+    pub highlight_end: &'a mut Option<usize>,
+}
+
 /// Draws the latent panel.
-pub fn latent_ui(app: &mut DonutApp, ui: &mut Ui) {
+pub fn latent_ui(ui: &mut Ui, p: LatentPanel<'_>) {
     ui.horizontal(|ui| {
         ui.strong("Latent space");
         egui::ComboBox::from_label("colour by")
-            .selected_text(format!("{:?}", app.state.latent.color_by))
+            .selected_text(format!("{:?}", p.view.color_by))
             .show_ui(ui, |ui| {
                 for c in [
                     ColorBy::TimeOfDay,
@@ -223,25 +79,22 @@ pub fn latent_ui(app: &mut DonutApp, ui: &mut Ui) {
                     ColorBy::Score,
                     ColorBy::Split,
                 ] {
-                    ui.selectable_value(&mut app.state.latent.color_by, c, format!("{c:?}"));
+                    ui.selectable_value(&mut p.view.color_by, c, format!("{c:?}"));
                 }
             });
     });
-    let k = app
-        .latent
-        .as_ref()
-        .map_or(app.state.config.latent_dim, |s| s.dim);
+    let k = p.snapshots.last().map_or(p.latent_dim, |s| s.dim);
     if k > 3 {
         ui.horizontal(|ui| {
-            let pca = app.state.latent.projection == Projection::Pca;
+            let pca = p.view.projection == Projection::Pca;
             if ui
                 .selectable_label(pca, "PCA")
                 .on_hover_text("Show the three directions of largest spread")
                 .clicked()
             {
-                app.state.latent.projection = Projection::Pca;
+                p.view.projection = Projection::Pca;
             }
-            let mut axes = match app.state.latent.projection {
+            let mut axes = match p.view.projection {
                 Projection::Axes(a) => a,
                 Projection::Pca => [0, 1, 2],
             };
@@ -259,29 +112,29 @@ pub fn latent_ui(app: &mut DonutApp, ui: &mut Ui) {
                     });
             }
             if changed {
-                app.state.latent.projection = Projection::Axes(axes);
+                p.view.projection = Projection::Axes(axes);
             }
         });
     }
-    legend_ui(ui, app.state.latent.color_by, app.result.is_some());
+    legend_ui(ui, p.view.color_by, p.record.is_some());
 
-    let Some(prep) = app.prepared().cloned() else {
+    let Some(prep) = p.prep else {
         ui.label("No data.");
         return;
     };
-    if app.snapshots.len() > 1 {
+    if p.snapshots.len() > 1 {
         ui.horizontal(|ui| {
-            let last = app.snapshots.len() - 1;
-            let mut index = app.replay.unwrap_or(last).min(last);
-            let mut live = app.replay.is_none();
+            let last = p.snapshots.len() - 1;
+            let mut index = p.replay.unwrap_or(last).min(last);
+            let mut live = p.replay.is_none();
             if ui
                 .checkbox(&mut live, "live")
                 .on_hover_text("Follow the newest snapshot")
                 .changed()
             {
-                app.replay = if live { None } else { Some(index) };
+                *p.replay = if live { None } else { Some(index) };
             }
-            let snap = &app.snapshots[index];
+            let snap = &p.snapshots[index];
             let text = format!("epoch {} · step {}", snap.epoch, snap.step);
             if ui
                 .add(
@@ -294,13 +147,13 @@ pub fn latent_ui(app: &mut DonutApp, ui: &mut Ui) {
                 )
                 .changed()
             {
-                app.replay = Some(index);
+                *p.replay = Some(index);
             }
         });
     }
-    let chosen = match app.replay {
-        Some(i) => app.snapshots.get(i).cloned(),
-        None => app.latent.clone(),
+    let chosen = match *p.replay {
+        Some(i) => p.snapshots.get(i),
+        None => p.snapshots.last(),
     };
     let Some(snap) = chosen else {
         ui.label("Press Train: the latent means of the windows appear here and move as the model learns.");
@@ -310,51 +163,39 @@ pub fn latent_ui(app: &mut DonutApp, ui: &mut Ui) {
         ui.label("These latent points belong to other data than the series loaded now.");
         return;
     }
-    let scores = app.result.as_ref().map(|r| r.scores.clone());
+    let scores = p.record.map(|r| r.scores.as_slice());
     let key = (
         snap.step,
         snap.ends.len(),
-        app.state.latent.projection,
-        app.state.latent.color_by,
-        app.result
-            .as_ref()
-            .map_or(0, |r| std::sync::Arc::as_ptr(r) as usize),
+        p.view.projection,
+        p.view.color_by,
+        p.record.map_or(0, |r| Arc::as_ptr(r) as usize),
     );
-    if app.latent_cache.key != Some(key) {
-        let (raw, names) = project(&snap, app.state.latent.projection);
-        app.latent_cache.points = normalise(&raw);
-        app.latent_cache.colors =
-            colors(&snap, &prep, app.state.latent.color_by, scores.as_deref());
-        app.latent_cache.axis_names = names;
-        app.latent_cache.key = Some(key);
+    if p.cache.key != Some(key) {
+        let (raw, names) = project(snap, p.view.projection);
+        p.cache.points = normalise(&raw);
+        p.cache.colors = colors(snap, prep, p.view.color_by, scores);
+        p.cache.axis_names = names;
+        p.cache.key = Some(key);
     }
     let size = egui::vec2(ui.available_width(), ui.available_height().max(200.0));
-    let highlight = app
+    let highlight = p
         .highlight_end
         .and_then(|e| snap.ends.iter().position(|&x| x == e));
     let cloud = Cloud {
-        points: &app.latent_cache.points,
-        colors: &app.latent_cache.colors,
-        axis_names: app.latent_cache.axis_names.clone(),
+        points: &p.cache.points,
+        colors: &p.cache.colors,
+        axis_names: p.cache.axis_names.clone(),
         highlight,
     };
-    let out = scatter_ui(
-        ui,
-        &mut app.state.camera,
-        &cloud,
-        size,
-        app.state.latent.point_px,
-    );
-    app.highlight_end = None;
+    let out = scatter_ui(ui, p.camera, &cloud, size, p.view.point_px);
+    *p.highlight_end = None;
     if let Some(i) = out.hovered {
         let end = snap.ends[i];
-        app.highlight_end = Some(end);
-        let score = scores.as_ref().and_then(|s| s[end]);
+        *p.highlight_end = Some(end);
+        let score = scores.and_then(|s| s[end]);
         out.response.on_hover_ui_at_pointer(|ui| {
-            ui.label(format!(
-                "window ending {}",
-                super::series::format_time(&prep, end)
-            ));
+            ui.label(format!("window ending {}", format_time(prep, end)));
             ui.label(format!(
                 "value {:.4} · label {} · {}",
                 prep.raw_values[end],

@@ -18,7 +18,7 @@ pub enum FileEvent {
     /// A saved run was read, with the series it was trained on when that could be read too.
     RunLoaded(Result<Box<LoadedRun>, String>),
     /// A saved run was read to be pinned for comparison.
-    PinLoaded(Result<Box<crate::runfile::SavedRun>, String>),
+    PinLoaded(Result<Box<crate::pipeline::RunRecord>, String>),
 }
 
 /// A saved run and its data.
@@ -27,7 +27,7 @@ pub struct LoadedRun {
     /// The run file.
     pub path: PathBuf,
     /// Its contents.
-    pub run: crate::runfile::SavedRun,
+    pub run: crate::pipeline::RunRecord,
     /// The series it was trained on, when found (the bundled sample, or a file that still loads).
     pub data: Option<Arc<RawSeries>>,
 }

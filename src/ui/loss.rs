@@ -1,8 +1,8 @@
 //! The loss panel: total loss (training and validation) and each ELBO term over steps, on plots
 //! that share their x axis.
 
-use super::app::DonutApp;
-use crate::model::loss::LossTerms;
+use super::widgets::{MAX_POINTS, bucketed};
+use crate::history::{History, StepStats};
 use egui::{Color32, Ui};
 use egui_plot::{FilledArea, Legend, Line, Plot, PlotPoints, Points};
 
@@ -13,27 +13,8 @@ pub const PRIOR_COLOR: Color32 = Color32::from_rgb(230, 150, 60);
 /// -lambda * log q(z|x).
 pub const ENTROPY_COLOR: Color32 = Color32::from_rgb(120, 200, 120);
 
-/// At most this many points per line (long runs are averaged into buckets).
-const MAX_POINTS: usize = 2_000;
-
-/// Bucket-averaged (step, value) pairs.
-pub(super) fn bucketed(
-    steps: &[crate::train::StepStats],
-    value: impl Fn(&LossTerms) -> f64,
-) -> PlotPoints<'static> {
-    let bucket = steps.len().div_ceil(MAX_POINTS).max(1);
-    steps
-        .chunks(bucket)
-        .map(|c| {
-            let x = c.iter().map(|s| s.step as f64).sum::<f64>() / c.len() as f64;
-            let y = c.iter().map(|s| value(&s.terms)).sum::<f64>() / c.len() as f64;
-            [x, y]
-        })
-        .collect()
-}
-
 /// Bucket averages of the three ELBO terms: (steps, recon, prior, entropy).
-fn term_buckets(steps: &[crate::train::StepStats]) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+fn term_buckets(steps: &[StepStats]) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
     let bucket = steps.len().div_ceil(MAX_POINTS / 4).max(1);
     let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for c in steps.chunks(bucket) {
@@ -48,8 +29,8 @@ fn term_buckets(steps: &[crate::train::StepStats]) -> (Vec<f64>, Vec<f64>, Vec<f
 }
 
 /// The teaching chart: the ELBO stacked from its terms, so its top edge is L itself.
-fn stacked_elbo_ui(app: &DonutApp, ui: &mut Ui) {
-    let (x, recon, prior, entropy) = term_buckets(&app.history.steps);
+fn stacked_elbo_ui(steps: &[StepStats], ui: &mut Ui) {
+    let (x, recon, prior, entropy) = term_buckets(steps);
     let zero = vec![0.0; x.len()];
     let after_prior: Vec<f64> = recon.iter().zip(&prior).map(|(r, p)| r + p).collect();
     let elbo: Vec<f64> = after_prior
@@ -84,18 +65,19 @@ fn stacked_elbo_ui(app: &DonutApp, ui: &mut Ui) {
         });
 }
 
-/// Draws the loss panel.
-pub fn loss_ui(app: &mut DonutApp, ui: &mut Ui) {
+/// Draws the loss panel for a run's `history`; `teaching` switches to the stacked ELBO chart.
+pub fn loss_ui(ui: &mut Ui, history: &History, teaching: &mut bool) {
     ui.horizontal(|ui| {
         ui.strong("Loss");
-        ui.checkbox(&mut app.state.teaching, "teaching view")
-            .on_hover_text("Show the ELBO as a stacked chart of its terms, and explanations beside the controls");
+        ui.checkbox(teaching, "teaching view").on_hover_text(
+            "Show the ELBO as a stacked chart of its terms, and explanations beside the controls",
+        );
     });
-    if app.state.teaching && !app.history.steps.is_empty() {
-        stacked_elbo_ui(app, ui);
+    let steps = &history.steps;
+    if *teaching && !steps.is_empty() {
+        stacked_elbo_ui(steps, ui);
         return;
     }
-    let steps = &app.history.steps;
     if steps.is_empty() {
         ui.label("The total loss and each ELBO term stream in here while training.");
         return;
@@ -119,16 +101,14 @@ pub fn loss_ui(app: &mut DonutApp, ui: &mut Ui) {
             plot.line(
                 Line::new("train loss", bucketed(steps, |t| t.total)).color(Color32::LIGHT_GRAY),
             );
-            let valid: PlotPoints = app
-                .history
-                .valid
+            let valid: PlotPoints = history
+                .validations
                 .iter()
                 .map(|v| [v.step as f64, v.terms.total])
                 .collect();
             plot.line(Line::new("validation loss", valid).color(Color32::from_rgb(220, 80, 160)));
-            let best: PlotPoints = app
-                .history
-                .valid
+            let best: PlotPoints = history
+                .validations
                 .iter()
                 .filter(|v| v.best)
                 .map(|v| [v.step as f64, v.terms.total])

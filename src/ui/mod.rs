@@ -1,20 +1,30 @@
 //! The desktop app: panels over the engine, which runs on the worker thread.
 //!
 //! The UI thread never touches tensors, files or dialogs: loading and saving run on short-lived
-//! named threads, training and scoring on the worker ([`crate::train::worker`]), and each frame
-//! drains their events within a time budget.
+//! named threads ([`loader`]), training and scoring on the worker ([`crate::worker`]), and their
+//! events are drained in `logic()` within a time budget. Panels draw from the narrow state they
+//! are given and queue [`commands::AppCommand`]s, applied after they are drawn.
 
 mod app;
+mod bars;
+pub mod commands;
 mod compare;
 mod controls;
+mod dataset;
 mod latent;
 pub mod latent3d;
 mod loader;
 mod loss;
+mod projection;
 mod series;
+mod session;
+mod state;
 mod sweeps;
+mod widgets;
 
-pub use app::{AppOptions, DonutApp, Persisted, state_file_path};
+pub use app::DonutApp;
+pub use session::RunState;
+pub use state::{AppOptions, Persisted, state_file_path};
 
 /// Opens the app window (glow renderer, which is the lighter one under software rendering).
 pub fn run_native(options: AppOptions) -> eframe::Result {

@@ -1,67 +1,64 @@
 //! The series panel: values with labels, parts, missing and flagged points; the anomaly score on a
 //! linked plot below; the threshold control with live precision / recall / F1; export.
 
-use super::app::DonutApp;
+use super::commands::AppCommand;
+use super::widgets::{format_time, runs};
 use crate::data::{Part, Prepared};
-use crate::eval::flags;
-use crate::run::write_detections;
+use crate::eval::{Adjust, F1Score, f1_at, flags};
+use crate::pipeline::RunRecord;
 use egui::{Color32, Ui};
 use egui_plot::{HLine, Line, MarkerShape, Plot, PlotPoints, Points, Span, VLine};
+use std::sync::Arc;
 
 const LABEL_FILL: Color32 = Color32::from_rgba_premultiplied(120, 20, 20, 60);
 const NO_SCORE_FILL: Color32 = Color32::from_rgba_premultiplied(60, 60, 60, 40);
-
-/// A point's time as text: a UTC date when the file had timestamps, else the row index.
-pub fn format_time(prep: &Prepared, index: usize) -> String {
-    let Some(&ts) = prep.timestamps.get(index) else {
-        return String::new();
-    };
-    if !prep.has_timestamps {
-        return format!("row {ts}");
-    }
-    chrono::DateTime::from_timestamp(ts, 0).map_or_else(
-        || ts.to_string(),
-        |d| d.format("%Y-%m-%d %H:%M").to_string(),
-    )
-}
-
-/// Runs of consecutive indices where `pred` holds, as (start, end-exclusive).
-pub(super) fn runs(n: usize, pred: impl Fn(usize) -> bool) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < n {
-        if pred(i) {
-            let s = i;
-            while i < n && pred(i) {
-                i += 1;
-            }
-            out.push((s, i));
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
 
 /// Indices to draw for a line of `n` points: all of them, or an even subsample for long series.
 fn stride(n: usize) -> usize {
     (n / 20_000).max(1)
 }
 
-/// Draws the series panel.
-pub fn series_ui(app: &mut DonutApp, ui: &mut Ui) {
-    let Some(prep) = app.prepared().cloned() else {
+/// What the series panel draws and edits.
+pub struct SeriesPanel<'a> {
+    /// The data.
+    pub prep: Option<&'a Arc<Prepared>>,
+    /// The finished run on this data, when there is one.
+    pub record: Option<&'a Arc<RunRecord>>,
+    /// The anomaly-score threshold for flagging.
+    pub threshold: &'a mut f64,
+    /// The window (its end point) to mark, hovered in the latent panel.
+    pub highlight_end: Option<usize>,
+}
+
+/// Precision / recall / F1 of the test part at `threshold`: (no delay, delay, point-wise).
+pub fn metrics_at(prep: &Prepared, record: &RunRecord, threshold: f64) -> [F1Score; 3] {
+    let test = prep.part(Part::Test);
+    let (s, l, m) = (
+        &record.scores[test.clone()],
+        &prep.labels[test.clone()],
+        &prep.missing[test],
+    );
+    [
+        f1_at(s, l, m, Adjust::Segment, threshold),
+        f1_at(s, l, m, Adjust::Delay(record.config.eval_delay), threshold),
+        f1_at(s, l, m, Adjust::PointWise, threshold),
+    ]
+}
+
+/// Draws the series panel; the export button queues its command.
+pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>) {
+    let Some(prep) = p.prep else {
         ui.label("No data prepared for these settings.");
         return;
     };
-    threshold_ui(app, ui, &prep);
     let n = prep.len();
-    // A result belongs to the data it was scored on: never index this series with another's.
-    let result = app.result.clone().filter(|r| r.scores.len() == n);
+    let result = p.record;
+    threshold_ui(ui, prep, result, p.threshold, commands);
+    let threshold = *p.threshold;
     let step = stride(n);
     let flagged = result
         .as_ref()
-        .map(|r| flags(&r.scores, &prep.missing, app.threshold));
+        .map(|r| flags(&r.scores, &prep.missing, threshold));
     let link = egui::Id::unique("series-link");
     let x_fmt = {
         let prep = prep.clone();
@@ -75,7 +72,7 @@ pub fn series_ui(app: &mut DonutApp, ui: &mut Ui) {
         }
     };
     let height = (ui.available_height() - 8.0).max(160.0);
-    let highlight = app.highlight_end;
+    let highlight = p.highlight_end;
 
     Plot::new("series")
         .height(height * 0.62)
@@ -173,15 +170,18 @@ pub fn series_ui(app: &mut DonutApp, ui: &mut Ui) {
                     );
                 }
                 plot.hline(
-                    HLine::new("threshold", app.threshold)
+                    HLine::new("threshold", threshold)
                         .color(Color32::from_rgb(240, 60, 60))
                         .width(1.0),
                 );
                 plot.hline(
-                    HLine::new("best-F1 threshold", r.metrics.best_f1.threshold)
-                        .color(Color32::from_rgb(60, 200, 90))
-                        .style(egui_plot::LineStyle::dashed_loose())
-                        .width(1.0),
+                    HLine::new(
+                        "best-F1 threshold",
+                        r.metrics.unwrap_or_default().best_f1.threshold,
+                    )
+                    .color(Color32::from_rgb(60, 200, 90))
+                    .style(egui_plot::LineStyle::dashed_loose())
+                    .width(1.0),
                 );
             } else {
                 plot.text(egui_plot::Text::new(
@@ -193,8 +193,14 @@ pub fn series_ui(app: &mut DonutApp, ui: &mut Ui) {
         });
 }
 
-fn threshold_ui(app: &mut DonutApp, ui: &mut Ui, prep: &std::sync::Arc<Prepared>) {
-    let Some(result) = app.result.clone().filter(|r| r.scores.len() == prep.len()) else {
+fn threshold_ui(
+    ui: &mut Ui,
+    prep: &Prepared,
+    record: Option<&Arc<RunRecord>>,
+    threshold: &mut f64,
+    commands: &mut Vec<AppCommand>,
+) {
+    let Some(result) = record else {
         ui.horizontal(|ui| {
             ui.strong("Series");
             ui.label("· shaded red: labelled anomalies · crosses: missing points · grey bands below: points with no score (the first W-1 of each part)");
@@ -211,7 +217,7 @@ fn threshold_ui(app: &mut DonutApp, ui: &mut Ui, prep: &std::sync::Arc<Prepared>
     ui.horizontal(|ui| {
         ui.strong("Threshold");
         if lo.is_finite() && hi > lo {
-            ui.add(egui::Slider::new(&mut app.threshold, lo..=hi).text("anomaly score ≥"))
+            ui.add(egui::Slider::new(threshold, lo..=hi).text("anomaly score ≥"))
                 .on_hover_text("Points whose anomaly score reaches this are flagged (red dots)");
         }
         if ui
@@ -219,29 +225,19 @@ fn threshold_ui(app: &mut DonutApp, ui: &mut Ui, prep: &std::sync::Arc<Prepared>
             .on_hover_text("Jump to the threshold of the best (no-delay) F1 on the test part")
             .clicked()
         {
-            app.threshold = result.metrics.best_f1.threshold;
+            *threshold = result.metrics.unwrap_or_default().best_f1.threshold;
         }
-        if let Some([adj, delay, point]) = app.metrics_at_threshold() {
-            ui.label(format!(
-                "test: P {:.3} R {:.3} F1 {:.3} · delay {}: F1 {:.3} · point-wise: F1 {:.3}",
-                adj.precision, adj.recall, adj.f1, result.config.eval_delay, delay.f1, point.f1
-            ));
-        }
+        let [adj, delay, point] = metrics_at(prep, result, *threshold);
+        ui.label(format!(
+            "test: P {:.3} R {:.3} F1 {:.3} · delay {}: F1 {:.3} · point-wise: F1 {:.3}",
+            adj.precision, adj.recall, adj.f1, result.config.eval_delay, delay.f1, point.f1
+        ));
         if ui
             .button("Export detections…")
             .on_hover_text("Write every point with its score and flag to a CSV")
             .clicked()
         {
-            let prep = prep.clone();
-            let scores = result.scores.clone();
-            let threshold = app.threshold;
-            let ctx = ui.ctx().clone();
-            app.files
-                .pick_and_save(&ctx, "detections.csv", move |path| {
-                    crate::cli::write_atomically(path, |w| {
-                        write_detections(w, &prep, &scores, threshold)
-                    })
-                });
+            commands.push(AppCommand::ExportDetections);
         }
     });
 }

@@ -2,13 +2,15 @@
 //! and parallel runs; runs go on a background thread and fill a table of mean ± std best F1, a plot
 //! of F1 against the variant, and a gallery of small latent plots that share one camera.
 
-use super::latent::{ColorBy, Projection, colors, project};
+use super::commands::AppCommand;
 use super::latent3d::{Camera, Cloud, normalise, scatter_ui};
+use super::projection::{ColorBy, Projection, colors, project};
 use crate::config::DonutConfig;
 use crate::data::{Prepared, RawSeries};
 use crate::sweep::{
     PRESETS, SweepRun, SweepSpec, Variant, grid, preset, run_sweep, table, to_csv, to_markdown,
 };
+use crate::threads::Host;
 use crossbeam_channel::{Receiver, bounded};
 use egui::{Color32, Ui};
 use egui_plot::{Line, Plot, PlotPoints, Points};
@@ -107,15 +109,12 @@ impl SweepPanel {
     ) {
         self.cancel();
         // As for a single run in the app: every core but one, shared by the runs at once.
-        let mut base = base;
-        if base.threads == 0 {
-            base.threads = (super::app::app_worker_threads() / self.jobs.max(1)).max(1);
-        }
         let spec = SweepSpec {
             variants: self.chosen_variants(),
             seeds: self.seeds.max(1),
             base,
             jobs: self.jobs.max(1),
+            host: Host::App,
         };
         if let Err(e) = crate::sweep::job_configs(&spec) {
             self.errors = vec![e.to_string()];
@@ -177,10 +176,16 @@ impl SweepPanel {
     }
 }
 
-/// Draws the sweep window's contents.
-pub fn sweeps_ui(app: &mut super::app::DonutApp, ui: &mut Ui) {
-    app.sweeps.poll();
-    let panel = &mut app.sweeps;
+/// Draws the sweep window's contents: `panel` over the loaded `data` (its series and its
+/// preparation for the current settings), with `base` the settings every run starts from.
+pub fn sweeps_ui(
+    ui: &mut Ui,
+    panel: &mut SweepPanel,
+    data: Option<(&Arc<RawSeries>, Option<&Arc<Prepared>>)>,
+    base: &DonutConfig,
+    commands: &mut Vec<AppCommand>,
+) {
+    panel.poll();
     ui.horizontal(|ui| {
         ui.label("experiment");
         egui::ComboBox::from_id_salt("sweep-preset")
@@ -223,60 +228,56 @@ pub fn sweeps_ui(app: &mut super::app::DonutApp, ui: &mut Ui) {
             .on_hover_text("Stop; finished rows stay")
             .clicked()
         {
-            app.sweeps.cancel();
+            panel.cancel();
         }
         if start.clicked() {
-            let ctx = ui.ctx().clone();
-            match app.data.as_ref() {
-                Some(d) => {
-                    let (raw, prep, base) =
-                        (d.raw.clone(), d.prepared.clone(), app.state.config.clone());
-                    app.sweeps.start(&ctx, raw, prep, base);
+            match data {
+                Some((raw, prep)) => {
+                    panel.start(ui.ctx(), raw.clone(), prep.cloned(), base.clone())
                 }
-                None => app.sweeps.errors = vec!["no data loaded".into()],
+                None => panel.errors = vec!["no data loaded".into()],
             }
         }
-        let rows = table(&app.sweeps.variants, &app.sweeps.runs);
-        let delay = app.state.config.eval_delay;
+        let rows = table(&panel.variants, &panel.runs);
+        let delay = base.eval_delay;
         if ui
             .add_enabled(!rows.is_empty(), egui::Button::new("Export CSV…"))
             .clicked()
         {
-            let rows = rows.clone();
-            let ctx = ui.ctx().clone();
-            app.files.pick_and_save(&ctx, "sweep.csv", move |path| {
-                let text = to_csv(&rows)?;
-                crate::cli::write_atomically(path, |w| w.write_all(text.as_bytes()))
-            });
+            match to_csv(&rows) {
+                Ok(text) => commands.push(AppCommand::SaveText {
+                    suggested_name: "sweep.csv",
+                    text,
+                }),
+                Err(e) => panel.errors = vec![format!("cannot write the table as CSV: {e}")],
+            }
         }
         if ui
             .add_enabled(!rows.is_empty(), egui::Button::new("Export Markdown…"))
             .clicked()
         {
-            let text = to_markdown(&rows, delay);
-            let ctx = ui.ctx().clone();
-            app.files.pick_and_save(&ctx, "sweep.md", move |path| {
-                crate::cli::write_atomically(path, |w| w.write_all(text.as_bytes()))
+            commands.push(AppCommand::SaveText {
+                suggested_name: "sweep.md",
+                text: to_markdown(&rows, delay),
             });
         }
-        if app.sweeps.is_running() {
+        if panel.is_running() {
             ui.spinner();
         }
         ui.label(format!(
             "{} of {} runs done",
-            app.sweeps.runs.len(),
-            app.sweeps.planned
+            panel.runs.len(),
+            panel.planned
         ));
     });
-    for e in &app.sweeps.errors {
+    for e in &panel.errors {
         ui.colored_label(ui.visuals().error_fg_color, e);
     }
-    let panel = &mut app.sweeps;
     let rows = table(&panel.variants, &panel.runs);
     if rows.is_empty() {
         return;
     }
-    let delay = app.state.config.eval_delay;
+    let delay = base.eval_delay;
     egui::Grid::new("sweep-table").striped(true).show(ui, |ui| {
         for h in [
             "variant",
@@ -372,7 +373,7 @@ fn gallery_ui(panel: &mut SweepPanel, ui: &mut Ui) {
                 .iter()
                 .filter(|r| r.variant == i)
                 .min_by_key(|r| r.seed)
-                .and_then(|r| r.latent.as_ref())
+                .and_then(|r| r.latent())
             else {
                 continue;
             };

@@ -183,11 +183,14 @@ fn save_then_load_scores_without_training() {
     );
     let saved = donut_explorer::runfile::load(&run).unwrap();
     assert!(
-        saved.snapshots.len() >= 2,
+        saved.history.snapshots.len() >= 2,
         "a saved run keeps latent snapshots for replay ({})",
-        saved.snapshots.len()
+        saved.history.snapshots.len()
     );
-    assert_eq!(saved.snapshots.last().unwrap().step, saved.steps.len());
+    assert_eq!(
+        saved.history.snapshots.last().unwrap().step,
+        saved.history.steps.len()
+    );
     let loaded = json_of(bin().args(["train", "--json", "--load"]).arg(&run));
     assert_eq!(
         loaded["best_f1"], trained["best_f1"],

@@ -2,6 +2,7 @@
 
 mod cli;
 mod data;
+mod layers;
 mod runs;
 mod training;
 mod ui;

@@ -3,32 +3,14 @@
 use super::quick_config;
 use donut_explorer::data::{Part, Prepared, load_sample};
 use donut_explorer::model::device_for;
-use donut_explorer::run::run;
-use donut_explorer::runfile::{FORMAT_VERSION, RunFileError, SavedRun, decode, encode, load, save};
+use donut_explorer::pipeline::{RunRecord, run};
+use donut_explorer::runfile::{FORMAT_VERSION, RunFileError, decode, encode, load, model_of, save};
 use donut_explorer::train::NoHooks;
 
-fn saved_run() -> (SavedRun, Prepared) {
+fn saved_run() -> (RunRecord, Prepared) {
     let config = quick_config();
     let prep = Prepared::new(&load_sample().unwrap(), &config).unwrap();
-    let f = run(&prep, &config, &[Part::Test], &mut NoHooks, &mut |_, _| {
-        true
-    })
-    .unwrap();
-    let saved = SavedRun {
-        app_version: "test".into(),
-        source: prep.source.clone(),
-        config: f.report.config.clone(),
-        weights: f.outcome.model.weights(),
-        metrics: Some(f.report.metrics()),
-        steps: f.outcome.steps.clone(),
-        validations: f.outcome.validations.clone(),
-        snapshots: f.outcome.snapshots.clone(),
-        scores: f.scores.clone(),
-        epochs_done: f.report.epochs,
-        train_secs: f.report.train_secs,
-        train_windows_per_sec: f.report.train_windows_per_sec,
-        score_secs: f.report.score_secs,
-    };
+    let saved = run(&prep, &config, &[Part::Test], &mut NoHooks).unwrap();
     (saved, prep)
 }
 
@@ -40,7 +22,7 @@ fn save_and_load_round_trip_is_bit_identical_and_scores_the_same() {
     save(&path, &saved).unwrap();
     let loaded = load(&path).unwrap();
     assert_eq!(loaded, saved, "every field survives");
-    let bits = |r: &SavedRun| {
+    let bits = |r: &RunRecord| {
         r.weights
             .iter()
             .flat_map(|w| w.values.iter().map(|v| v.to_bits()))
@@ -48,7 +30,7 @@ fn save_and_load_round_trip_is_bit_identical_and_scores_the_same() {
     };
     assert_eq!(bits(&loaded), bits(&saved));
     // The rebuilt model scores exactly like the original weights.
-    let model = loaded.model("run.donut").unwrap();
+    let model = model_of(&loaded, "run.donut").unwrap();
     assert_eq!(model.weights(), saved.weights);
     let ends: Vec<usize> = prep.window_ends(Part::Test).take(40).collect();
     let device = device_for(saved.config.backend);
@@ -61,7 +43,7 @@ fn save_and_load_round_trip_is_bit_identical_and_scores_the_same() {
         &mut |_| true,
     )
     .unwrap();
-    let original = saved.model("again").unwrap();
+    let original = model_of(&saved, "again").unwrap();
     let b = donut_explorer::score::score_windows(
         &original,
         &prep,

@@ -18,7 +18,7 @@ fn sample(config: &DonutConfig) -> Prepared {
 }
 
 /// The loss terms of one fixed batch under `config`, on a fresh model.
-fn batch_terms(config: &DonutConfig) -> donut_explorer::model::loss::LossTerms {
+fn batch_terms(config: &DonutConfig) -> donut_explorer::history::LossTerms {
     let prep = sample(config);
     let device = device_for(config.backend);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
@@ -44,8 +44,12 @@ fn training_lowers_the_loss() {
     };
     let prep = sample(&config);
     let out = train(&prep, &config, &mut NoHooks).unwrap();
-    let first: f64 = out.steps[..5].iter().map(|s| s.terms.total).sum::<f64>() / 5.0;
-    let last: f64 = out.steps[out.steps.len() - 5..]
+    let first: f64 = out.history.steps[..5]
+        .iter()
+        .map(|s| s.terms.total)
+        .sum::<f64>()
+        / 5.0;
+    let last: f64 = out.history.steps[out.history.steps.len() - 5..]
         .iter()
         .map(|s| s.terms.total)
         .sum::<f64>()
@@ -54,8 +58,8 @@ fn training_lowers_the_loss() {
         last < first - 10.0,
         "loss went from {first:.1} to {last:.1}"
     );
-    assert_eq!(out.epochs_done, 8);
-    assert!(!out.validations.is_empty());
+    assert_eq!(out.stats.epochs_done, 8);
+    assert!(!out.history.validations.is_empty());
 }
 
 #[test]
@@ -68,7 +72,11 @@ fn a_seed_reproduces_a_run_and_another_seed_does_not() {
     let a = train(&prep, &config, &mut NoHooks).unwrap();
     let b = train(&prep, &config, &mut NoHooks).unwrap();
     let losses = |o: &donut_explorer::train::TrainOutcome| {
-        o.steps.iter().map(|s| s.terms.total).collect::<Vec<_>>()
+        o.history
+            .steps
+            .iter()
+            .map(|s| s.terms.total)
+            .collect::<Vec<_>>()
     };
     assert_eq!(losses(&a), losses(&b));
     let c = train(
@@ -110,7 +118,8 @@ fn data_parallel_steps_follow_the_single_thread_path_and_reproduce_per_thread_co
             ..config.clone()
         };
         let out = train(&prep, &c, &mut NoHooks).unwrap();
-        out.steps
+        out.history
+            .steps
             .iter()
             .take(8)
             .map(|s| s.terms.total)
@@ -228,7 +237,7 @@ fn every_architecture_and_latent_family_trains() {
         let prep = sample(&config);
         let out = train(&prep, &config, &mut NoHooks).unwrap();
         assert!(
-            out.steps.iter().all(|s| s.terms.is_finite()),
+            out.history.steps.iter().all(|s| s.terms.is_finite()),
             "{encoder:?} {latent_dist:?} {backend:?}"
         );
         assert_eq!(out.model.latent_dim(), 4);
@@ -334,12 +343,12 @@ fn a_stop_request_during_validation_abandons_it_and_skips_the_final_one() {
         change_at: None,
     };
     let out = train(&prep, &config, &mut hooks).unwrap();
-    assert!(out.stopped);
-    assert_eq!(out.steps.len(), 5);
+    assert!(out.stats.stopped);
+    assert_eq!(out.history.steps.len(), 5);
     assert!(
-        out.validations.is_empty(),
+        out.history.validations.is_empty(),
         "the interrupted validation and the final one must not run: {:?}",
-        out.validations
+        out.history.validations
     );
 }
 
@@ -358,8 +367,8 @@ fn stop_request_ends_early_and_latent_snapshots_have_k_columns() {
         change_at: None,
     };
     let out = train(&prep, &config, &mut hooks).unwrap();
-    assert!(out.stopped);
-    assert_eq!(out.steps.len(), 12);
+    assert!(out.stats.stopped);
+    assert_eq!(out.history.steps.len(), 12);
     assert!(hooks.latent_dims.len() >= 3 && hooks.latent_dims.iter().all(|&k| k == 6));
 }
 
@@ -380,8 +389,8 @@ fn a_live_change_reaches_the_next_steps() {
         change_at: Some((5, live)),
     };
     let out = train(&prep, &config, &mut hooks).unwrap();
-    assert!(out.steps[..5].iter().all(|s| s.terms.prior != 0.0));
-    assert!(out.steps[5..].iter().all(|s| s.terms.prior == 0.0));
+    assert!(out.history.steps[..5].iter().all(|s| s.terms.prior != 0.0));
+    assert!(out.history.steps[5..].iter().all(|s| s.terms.prior == 0.0));
     assert_eq!(
         out.config.beta_value, 0.0,
         "the outcome records the live settings"
@@ -408,7 +417,7 @@ fn a_diverging_run_stops_with_a_message_not_a_panic() {
         }
         Ok(out) => panic!(
             "expected divergence; final loss {:?}",
-            out.steps.last().map(|s| s.terms)
+            out.history.steps.last().map(|s| s.terms)
         ),
     }
 }

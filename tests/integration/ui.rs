@@ -57,11 +57,16 @@ fn train_streams_losses_and_latent_points_then_stop_ends_the_worker() {
     h.run_steps(2);
     h.get_by_label("Train").click();
     let streamed = step_until(&mut h, 600, |app| {
-        !app.history.steps.is_empty() && app.latent.is_some()
+        !app.run.history().steps.is_empty() && app.run.latest_snapshot().is_some()
     });
     assert!(streamed, "no loss or latent events within 600 frames");
     assert!(h.state().worker_alive());
-    let points = h.state().latent.as_ref().map(|l| l.ends.len()).unwrap_or(0);
+    let points = h
+        .state()
+        .run
+        .latest_snapshot()
+        .map(|l| l.ends.len())
+        .unwrap_or(0);
     assert!(
         points > 1000,
         "latent snapshot covers the series ({points} points)"
@@ -74,7 +79,7 @@ fn train_streams_losses_and_latent_points_then_stop_ends_the_worker() {
     let ended = step_until(&mut h, 1500, |app| !app.worker_alive() && !app.is_running());
     assert!(ended, "the worker thread did not end after Stop");
     let app = h.state();
-    assert!(app.result.is_some() || app.error.is_some());
+    assert!(app.run.record.is_some() || app.error.is_some());
 }
 
 #[test]
@@ -83,7 +88,7 @@ fn a_slider_change_during_training_reaches_the_worker() {
     h.run_steps(2);
     h.get_by_label("Train").click();
     assert!(
-        step_until(&mut h, 600, |app| app.history.steps.len() >= 3),
+        step_until(&mut h, 600, |app| app.run.history().steps.len() >= 3),
         "training did not start"
     );
     h.get_by_label("fixed beta").click();
@@ -93,11 +98,12 @@ fn a_slider_change_during_training_reaches_the_worker() {
     h.step();
     assert_eq!(h.state().state.config.beta_mode, BetaMode::Fixed);
     assert_eq!(h.state().state.config.beta_value, 0.0);
-    let changed_at = h.state().history.steps.len();
+    let changed_at = h.state().run.history().steps.len();
     let seen = step_until(&mut h, 600, |app| {
-        app.history.steps.len() > changed_at + 5
+        app.run.history().steps.len() > changed_at + 5
             && app
-                .history
+                .run
+                .history()
                 .steps
                 .last()
                 .is_some_and(|s| s.terms.prior == 0.0)
@@ -107,7 +113,7 @@ fn a_slider_change_during_training_reaches_the_worker() {
         "the prior term did not drop to 0 after beta was set to 0"
     );
     assert!(
-        h.state().history.steps[..3]
+        h.state().run.history().steps[..3]
             .iter()
             .all(|s| s.terms.prior != 0.0)
     );
@@ -120,7 +126,7 @@ fn dragging_the_3d_panel_rotates_it() {
     h.run_steps(2);
     h.get_by_label("Train").click();
     assert!(
-        step_until(&mut h, 600, |app| app.latent.is_some()),
+        step_until(&mut h, 600, |app| app.run.latest_snapshot().is_some()),
         "no latent points"
     );
     h.run_steps(2);
@@ -282,7 +288,7 @@ fn a_saved_run_reopens_in_the_app_with_nothing_lost() {
     h.run_steps(2);
     h.get_by_label("Train").click();
     assert!(
-        step_until(&mut h, 1500, |app| app.result.is_some()),
+        step_until(&mut h, 1500, |app| app.run.record.is_some()),
         "the run did not finish"
     );
     let saved = h.state().saved_run().expect("a finished run");
@@ -295,7 +301,7 @@ fn a_saved_run_reopens_in_the_app_with_nothing_lost() {
     let ctx = fresh.ctx.clone();
     fresh.state_mut().open_run_path(&ctx, path.clone());
     assert!(
-        step_until(&mut fresh, 300, |app| app.result.is_some()),
+        step_until(&mut fresh, 300, |app| app.run.record.is_some()),
         "the run did not open"
     );
     let app = fresh.state();
@@ -371,7 +377,7 @@ fn a_worker_panic_is_reported_and_the_app_keeps_working() {
     h.state_mut().data.as_mut().unwrap().prepared = Some(good);
     h.get_by_label("Train").click();
     assert!(
-        step_until(&mut h, 600, |app| !app.history.steps.is_empty()),
+        step_until(&mut h, 600, |app| !app.run.history().steps.is_empty()),
         "training did not restart"
     );
     h.state_mut().shutdown_worker(Duration::from_secs(5));
@@ -393,7 +399,7 @@ fn learning_rate_10_and_injection_rate_1_do_not_crash() {
         h.run_steps(2);
         h.get_by_label("Train").click();
         let ended = step_until(&mut h, 3000, |app| {
-            app.result.is_some() || app.error.is_some()
+            app.run.record.is_some() || app.error.is_some()
         });
         assert!(
             ended,
@@ -418,7 +424,7 @@ fn a_pinned_run_is_compared_with_the_next_one_setting_by_setting() {
     h.run_steps(2);
     h.get_by_label("Train").click();
     assert!(
-        step_until(&mut h, 1500, |app| app.result.is_some()
+        step_until(&mut h, 1500, |app| app.run.record.is_some()
             && !app.is_running()),
         "the first run did not finish"
     );
@@ -434,15 +440,15 @@ fn a_pinned_run_is_compared_with_the_next_one_setting_by_setting() {
 
     // A second run with another latent dimension.
     h.state_mut().state.config.latent_dim = 3;
-    h.state_mut().result = None;
+    h.state_mut().run.record = None;
     h.get_by_label("Train").click();
     assert!(
-        step_until(&mut h, 1500, |app| app.result.is_some()
+        step_until(&mut h, 1500, |app| app.run.record.is_some()
             && !app.is_running()),
         "the second run did not finish: phase {:?}, error {:?}, steps {}",
-        h.state().phase,
+        h.state().run.phase,
         h.state().error,
-        h.state().history.steps.len()
+        h.state().run.history().steps.len()
     );
     h.run_steps(3);
     h.get_by_label("1 setting differs: latent_dim");
@@ -483,7 +489,7 @@ fn opening_a_longer_csv_mid_run_abandons_the_run_and_never_mixes_the_two_series(
     h.run_steps(2);
     h.get_by_label("Train").click();
     assert!(
-        step_until(&mut h, 600, |app| app.latent.is_some()),
+        step_until(&mut h, 600, |app| app.run.latest_snapshot().is_some()),
         "training did not start"
     );
     let ctx = h.ctx.clone();
@@ -501,8 +507,8 @@ fn opening_a_longer_csv_mid_run_abandons_the_run_and_never_mixes_the_two_series(
         std::thread::sleep(Duration::from_millis(5));
     }
     let app = h.state();
-    assert!(app.result.is_none());
-    assert!(app.latent.is_none() && app.snapshots.is_empty());
+    assert!(app.run.record.is_none());
+    assert!(app.run.latest_snapshot().is_none() && app.run.history().snapshots.is_empty());
 }
 
 #[test]
@@ -529,16 +535,63 @@ fn the_gradients_control_picks_the_engine_of_the_next_run() {
     );
     h.get_by_label("Train").click();
     assert!(
-        step_until(&mut h, 1500, |app| app.result.is_some()
+        step_until(&mut h, 1500, |app| app.run.record.is_some()
             && !app.is_running()),
         "the autodiff run did not finish: error {:?}",
         h.state().error
     );
-    let result = h.state().result.as_ref().expect("finished");
+    let result = h.state().run.record.as_ref().expect("finished");
     assert_eq!(
         result.config.gradients,
         donut_explorer::config::GradientEngine::Autodiff
     );
-    assert!(h.state().history.steps.iter().all(|s| s.terms.is_finite()));
-    assert!(!h.state().history.steps.is_empty());
+    assert!(
+        h.state()
+            .run
+            .history()
+            .steps
+            .iter()
+            .all(|s| s.terms.is_finite())
+    );
+    assert!(!h.state().run.history().steps.is_empty());
+}
+
+#[test]
+fn a_run_finishes_with_no_ui_calls_as_when_the_window_is_minimised() {
+    // eframe calls only `logic()` while the window is hidden. A run whose events outnumber the
+    // worker's channel (1,024) must still finish when only that path takes them: thousands of
+    // steps, validations and snapshots here.
+    let config = donut_explorer::config::DonutConfig {
+        window: 24,
+        hidden_width: 16,
+        batch_size: 16,
+        epochs: 20,
+        valid_every_steps: 2,
+        ..super::quick_config()
+    };
+    let mut app = DonutApp::with_state(
+        Persisted {
+            config,
+            ..Default::default()
+        },
+        AppOptions::default(),
+    );
+    let ctx = egui::Context::default();
+    app.apply(
+        &ctx,
+        donut_explorer::ui::commands::AppCommand::StartTraining,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while app.run.record.is_none() && app.error.is_none() && std::time::Instant::now() < deadline {
+        app.pump(&ctx); // what `logic()` does, frame or no frame
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(app.error.is_none(), "{:?}", app.error);
+    let history = app.run.history();
+    let events = history.steps.len() / 10 + history.validations.len() + history.snapshots.len();
+    assert!(
+        history.validations.len() + history.steps.len() / 10 > 1024,
+        "the run sent more events than the channel holds ({events})"
+    );
+    assert!(app.run.record.is_some(), "the run finished without a frame");
 }

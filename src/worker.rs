@@ -1,16 +1,16 @@
-//! The training worker: a named thread per run that owns the model and runs train -> score ->
-//! evaluate, then ends.
+//! The app's run worker: a named thread per run that owns the model and runs the pipeline
+//! (train -> score -> evaluate), then ends.
 //!
 //! The UI sends [`Command`]s over a bounded crossbeam channel and drains [`WorkerEvent`]s, which
 //! hold plain data only (no tensors). Step statistics are batched (one message per ~30 ms) so a
 //! fast loop never floods the channel; every send wakes the UI through the `wake` callback.
 
-use super::{Flow, TrainEvent, TrainHooks, TrainOutcome, train};
 use crate::config::{DonutConfig, LiveSettings};
 use crate::data::{Part, Prepared};
-use crate::eval::{Metrics, evaluate};
-use crate::model::device_for;
-use crate::score::score_series;
+use crate::history::StepStats;
+use crate::pipeline::{RunError, RunHooks, RunRecord};
+use crate::threads::Host;
+use crate::train::{Flow, TrainEvent, TrainHooks};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -32,9 +32,10 @@ pub enum Command {
 }
 
 /// Where a run is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Phase {
     /// Waiting for a command.
+    #[default]
     Idle,
     /// Optimising.
     Training,
@@ -44,36 +45,13 @@ pub enum Phase {
     Scoring,
 }
 
-/// The results of a finished run: plain data for the UI.
-#[derive(Clone, Debug)]
-pub struct RunResult {
-    /// Anomaly score of every point of the series (None for points that end no window).
-    pub scores: Vec<Option<f64>>,
-    /// Best-F1 figures on the test part.
-    pub metrics: Metrics,
-    /// The settings in force at the end.
-    pub config: DonutConfig,
-    /// Epochs completed.
-    pub epochs_done: usize,
-    /// Training wall seconds.
-    pub train_secs: f64,
-    /// Training throughput.
-    pub train_windows_per_sec: f64,
-    /// Scoring seconds.
-    pub score_secs: f64,
-    /// Stopped before the last epoch.
-    pub stopped: bool,
-    /// The trained parameters (plain data), for saving the run.
-    pub weights: Vec<crate::model::Weight>,
-}
-
 /// What the worker tells the UI.
 #[derive(Clone, Debug)]
 pub enum WorkerEvent {
     /// A training event (steps come batched in [`WorkerEvent::Steps`]).
     Train(TrainEvent),
     /// Several steps at once.
-    Steps(Vec<super::StepStats>),
+    Steps(Vec<StepStats>),
     /// The phase changed.
     Phase(Phase),
     /// Scoring progress: windows scored of total.
@@ -83,8 +61,9 @@ pub enum WorkerEvent {
         /// Total.
         total: usize,
     },
-    /// The run finished (also after Stop).
-    Finished(Box<RunResult>),
+    /// The run finished (also after Stop): its record, settings as requested (`threads` as
+    /// asked, not as resolved for this machine).
+    Finished(Box<RunRecord>),
     /// The run failed; the message says why.
     Failed(String),
 }
@@ -102,9 +81,10 @@ const COMMAND_CAPACITY: usize = 64;
 const EVENT_CAPACITY: usize = 1024;
 
 impl Worker {
-    /// Spawns a worker thread, named `donut-worker`, that trains on `data` with `config`, scores
-    /// every window, evaluates the test part, and ends. `wake` is called after every event (the UI
-    /// passes `ctx.request_repaint`). `latent_every_steps` sets the snapshot cadence.
+    /// Spawns a worker thread, named `donut-worker`, that trains on `data` with `config` (an
+    /// automatic thread count resolved for the app), scores every window, evaluates the test
+    /// part, and ends. `wake` is called after every event (the UI passes `ctx.request_repaint`).
+    /// `latent_every_steps` sets the snapshot cadence.
     pub fn spawn(
         data: Arc<Prepared>,
         config: DonutConfig,
@@ -192,6 +172,7 @@ struct WorkerState {
 }
 
 /// What the commands asked for during a run.
+#[derive(Clone, Copy)]
 enum Polled {
     Continue,
     Stop,
@@ -204,106 +185,45 @@ impl WorkerState {
         (self.wake)();
     }
 
-    fn run_one(&mut self, data: &Arc<Prepared>, config: &DonutConfig) -> Polled {
+    fn run_one(&mut self, data: &Arc<Prepared>, config: &DonutConfig) {
         self.emit(WorkerEvent::Phase(Phase::Training));
+        let resolved = crate::threads::resolved(config, Host::App, 1);
         let mut hooks = WorkerHooks {
             state: self,
             pending: Vec::new(),
             last_flush: Instant::now(),
             request: Polled::Continue,
+            last_progress: Instant::now(),
+            phase: Phase::Training,
         };
         // A panic inside burn must not take the app down: report it instead.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            train(data, config, &mut hooks)
+            crate::pipeline::run(data, &resolved, &Part::ALL, &mut hooks)
         }));
         hooks.flush();
-        let request = std::mem::replace(&mut hooks.request, Polled::Continue);
-        let outcome = match result {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => {
-                self.emit(WorkerEvent::Failed(e.to_string()));
-                return request;
-            }
-            Err(panic) => {
-                self.emit(WorkerEvent::Failed(format!(
-                    "the training thread panicked: {}",
-                    panic_message(&panic)
-                )));
-                return request;
-            }
-        };
+        let (request, phase) = (hooks.request, hooks.phase);
         if matches!(request, Polled::Shutdown) {
-            return request;
+            return;
         }
-        self.score(data, outcome)
-    }
-
-    fn score(&mut self, data: &Prepared, outcome: TrainOutcome) -> Polled {
-        self.emit(WorkerEvent::Phase(Phase::Scoring));
-        let started = Instant::now();
-        let config = outcome.config.clone();
-        let ends: Vec<usize> = Part::ALL
-            .iter()
-            .flat_map(|&p| data.window_ends(p))
-            .collect();
-        let total = ends.len();
-        let device = device_for(config.backend);
-        let mut request = Polled::Continue;
-        let mut last_report = Instant::now();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            score_series(&outcome.model, data, &ends, &config, &device, &mut |done| {
-                if last_report.elapsed() > Duration::from_millis(100) {
-                    last_report = Instant::now();
-                    self.emit(WorkerEvent::ScoreProgress { done, total });
-                }
-                match self.commands.try_recv() {
-                    Ok(Command::Stop) => {
-                        request = Polled::Stop;
-                        false
-                    }
-                    Ok(Command::Shutdown) => {
-                        request = Polled::Shutdown;
-                        false
-                    }
-                    _ => true,
-                }
-            })
-        }));
-        let scores = match result {
-            Ok(Ok(v)) => v,
-            Ok(Err(_stopped)) => {
-                self.emit(WorkerEvent::Failed(
-                    "scoring was stopped before it finished: no scores for this run".into(),
-                ));
-                return request;
+        match result {
+            Ok(Ok(mut record)) => {
+                record.config.threads = config.threads;
+                self.emit(WorkerEvent::Finished(Box::new(record)));
             }
-            Err(panic) => {
-                self.emit(WorkerEvent::Failed(format!(
-                    "scoring panicked: {}",
-                    panic_message(&panic)
-                )));
-                return request;
-            }
-        };
-        let test = data.part(Part::Test);
-        let metrics = evaluate(
-            &scores[test.clone()],
-            &data.labels[test.clone()],
-            &data.missing[test],
-            config.eval_delay,
-        );
-        self.emit(WorkerEvent::Finished(Box::new(RunResult {
-            scores,
-            metrics,
-            config,
-            epochs_done: outcome.epochs_done,
-            weights: outcome.model.weights(),
-            train_secs: outcome.train_secs,
-            train_windows_per_sec: outcome.train_windows_per_sec,
-            score_secs: started.elapsed().as_secs_f64(),
-            stopped: outcome.stopped,
-        })));
-        request
+            Ok(Err(RunError::Stopped(_))) => self.emit(WorkerEvent::Failed(
+                "scoring was stopped before it finished: no scores for this run".into(),
+            )),
+            Ok(Err(e)) => self.emit(WorkerEvent::Failed(e.to_string())),
+            Err(panic) => self.emit(WorkerEvent::Failed(format!(
+                "the run panicked while {}: {}",
+                if phase == Phase::Scoring {
+                    "scoring"
+                } else {
+                    "training"
+                },
+                panic_message(&panic)
+            ))),
+        }
     }
 }
 
@@ -317,9 +237,13 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 struct WorkerHooks<'a> {
     state: &'a WorkerState,
-    pending: Vec<super::StepStats>,
+    pending: Vec<StepStats>,
     last_flush: Instant,
     request: Polled,
+    /// When scoring progress was last reported.
+    last_progress: Instant,
+    /// Training, or scoring once training has handed over.
+    phase: Phase,
 }
 
 impl WorkerHooks<'_> {
@@ -397,5 +321,35 @@ impl TrainHooks for WorkerHooks<'_> {
 
     fn latent_every_steps(&self) -> Option<usize> {
         Some(self.state.latent_every_steps.max(1))
+    }
+}
+
+impl RunHooks for WorkerHooks<'_> {
+    fn score_after_training(&mut self) -> bool {
+        self.flush();
+        if matches!(self.request, Polled::Shutdown) {
+            return false;
+        }
+        self.phase = Phase::Scoring;
+        self.state.emit(WorkerEvent::Phase(Phase::Scoring));
+        true
+    }
+
+    fn scoring(&mut self, done: usize, total: usize) -> bool {
+        if self.last_progress.elapsed() > Duration::from_millis(100) {
+            self.last_progress = Instant::now();
+            self.state.emit(WorkerEvent::ScoreProgress { done, total });
+        }
+        match self.state.commands.try_recv() {
+            Ok(Command::Stop) => {
+                self.request = Polled::Stop;
+                false
+            }
+            Ok(Command::Shutdown) => {
+                self.request = Polled::Shutdown;
+                false
+            }
+            _ => true,
+        }
     }
 }

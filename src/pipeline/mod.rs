@@ -1,0 +1,201 @@
+//! One run, end to end: train -> score -> evaluate, leaving a [`RunRecord`]. The command line,
+//! the app's worker and the sweeps all call [`run`]; `train --load` calls [`rescore`].
+
+mod record;
+
+pub use record::{DataSummary, RunRecord};
+
+use crate::config::DonutConfig;
+use crate::data::{Part, Prepared};
+use crate::eval::{Metrics, evaluate};
+use crate::history::History;
+use crate::model::{DonutModel, device_for};
+use crate::score::{Stopped, score_series};
+use crate::train::{TrainError, TrainHooks, train};
+use std::time::Instant;
+
+/// A run's connection to its driver: the training loop's hooks, plus the hand-over to scoring
+/// and scoring's progress.
+pub trait RunHooks: TrainHooks {
+    /// Called when training has ended: false ends the run there, without scoring.
+    fn score_after_training(&mut self) -> bool {
+        true
+    }
+    /// Scoring progress (windows scored of total); false stops scoring.
+    fn scoring(&mut self, _done: usize, _total: usize) -> bool {
+        true
+    }
+}
+
+impl RunHooks for crate::train::NoHooks {}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// The run was stopped before its scores were complete.
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+}
+
+/// The parts whose windows a run scores: those asked for, and always the test part (the
+/// metrics need it), in series order.
+fn parts_to_score(parts: &[Part]) -> Vec<Part> {
+    let mut parts = parts.to_vec();
+    if !parts.contains(&Part::Test) {
+        parts.push(Part::Test);
+    }
+    parts.sort_by_key(|p| *p as usize);
+    parts.dedup();
+    parts
+}
+
+/// Scores for every point (None where not scored) and the test part's best-F1 figures.
+struct Scored {
+    scores: Vec<Option<f64>>,
+    metrics: Metrics,
+    score_secs: f64,
+    scored_windows: usize,
+}
+
+/// Scores the windows of `parts` (and the test part) with `model`, then evaluates the test part.
+fn score_and_evaluate(
+    model: &DonutModel,
+    prep: &Prepared,
+    config: &DonutConfig,
+    parts: &[Part],
+    hooks: &mut dyn RunHooks,
+) -> Result<Scored, Stopped> {
+    let ends: Vec<usize> = parts_to_score(parts)
+        .iter()
+        .flat_map(|&p| prep.window_ends(p))
+        .collect();
+    let total = ends.len();
+    let started = Instant::now();
+    let device = device_for(config.backend);
+    let scores = score_series(model, prep, &ends, config, &device, &mut |done| {
+        hooks.scoring(done, total)
+    })?;
+    let score_secs = started.elapsed().as_secs_f64();
+    let test = prep.part(Part::Test);
+    let metrics = evaluate(
+        &scores[test.clone()],
+        &prep.labels[test.clone()],
+        &prep.missing[test],
+        config.eval_delay,
+    );
+    Ok(Scored {
+        scores,
+        metrics,
+        score_secs,
+        scored_windows: total,
+    })
+}
+
+/// Trains on `prep`, scores `parts` (the test part always), evaluates on the test part.
+pub fn run(
+    prep: &Prepared,
+    config: &DonutConfig,
+    parts: &[Part],
+    hooks: &mut dyn RunHooks,
+) -> Result<RunRecord, RunError> {
+    let trained = train(prep, config, hooks)?;
+    if !hooks.score_after_training() {
+        return Err(Stopped.into());
+    }
+    let scored = score_and_evaluate(&trained.model, prep, &trained.config, parts, hooks)?;
+    Ok(RunRecord {
+        app_version: RunRecord::current_version(),
+        source: prep.source.clone(),
+        weights: trained.model.weights(),
+        config: trained.config,
+        data: Some(DataSummary::of(prep)),
+        stats: trained.stats,
+        score_secs: scored.score_secs,
+        scored_windows: scored.scored_windows,
+        history: trained.history,
+        scores: scored.scores,
+        metrics: Some(scored.metrics),
+    })
+}
+
+/// Scores `parts` of `prep` (the test part always) with the weights of `trained` under
+/// `config` (its settings, scoring settings changed), without training: a new record on this
+/// data that keeps the training statistics and history of `trained`.
+pub fn rescore(
+    trained: &RunRecord,
+    model: &DonutModel,
+    prep: &Prepared,
+    config: &DonutConfig,
+    parts: &[Part],
+    hooks: &mut dyn RunHooks,
+) -> Result<RunRecord, RunError> {
+    let scored = score_and_evaluate(model, prep, config, parts, hooks)?;
+    Ok(RunRecord {
+        app_version: RunRecord::current_version(),
+        source: trained.source.clone(),
+        config: config.clone(),
+        data: Some(DataSummary::of(prep)),
+        stats: trained.stats,
+        score_secs: scored.score_secs,
+        scored_windows: scored.scored_windows,
+        weights: trained.weights.clone(),
+        history: History {
+            steps: trained.history.steps.clone(),
+            validations: trained.history.validations.clone(),
+            snapshots: Vec::new(),
+        },
+        scores: scored.scores,
+        metrics: Some(scored.metrics),
+    })
+}
+
+/// Writes the detections CSV: every point with its part, value, label, missing flag, anomaly
+/// score and whether it is flagged at `threshold`. Points that end no window have an empty score;
+/// a comment line at the top says so.
+pub fn write_detections(
+    out: &mut dyn std::io::Write,
+    prep: &Prepared,
+    scores: &[Option<f64>],
+    threshold: f64,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "# donut-explorer detections for {}. score = anomaly score (-log p of the window ending at the point); \
+         it is empty for the first {} points of each part (train/validation/test), which end no window, and for parts \
+         not scored. flagged = score >= {threshold} (the best-F1 threshold on the test part); missing points are never flagged.",
+        prep.source,
+        prep.window - 1
+    )?;
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record([
+        "timestamp",
+        "part",
+        "value",
+        "label",
+        "missing",
+        "score",
+        "flagged",
+    ])?;
+    for (i, &score) in scores.iter().enumerate().take(prep.len()) {
+        let flagged = !prep.missing[i] && score.is_some_and(|s| s >= threshold);
+        let value = if prep.missing[i] {
+            String::new()
+        } else {
+            prep.raw_values[i].to_string()
+        };
+        w.write_record([
+            prep.timestamps[i].to_string(),
+            prep.part_of(i).name().to_string(),
+            value,
+            prep.labels[i].to_string(),
+            (prep.missing[i] as u8).to_string(),
+            score.map(|s| format!("{s:.6}")).unwrap_or_default(),
+            (flagged as u8).to_string(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! The current run as the app holds it: live while the worker trains and scores, then its
+//! record. It is replaced whole when the data changes or another run starts or opens, so that
+//! nothing of an old run (a late event, a record scored on other data) outlives it.
+
+use crate::config::DonutConfig;
+use crate::data::Prepared;
+use crate::history::{History, LatentSnapshot};
+use crate::pipeline::RunRecord;
+use crate::train::TrainEvent;
+use crate::worker::{Command, Phase, Worker, WorkerEvent};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Steps between latent snapshots while training in the app.
+const LATENT_EVERY_STEPS: usize = 10;
+
+/// How long one drain of the worker's events may take (a frame's share).
+pub const EVENT_BUDGET: Duration = Duration::from_millis(4);
+
+/// The current run: none yet, live, or finished.
+#[derive(Default)]
+pub struct RunState {
+    /// The settings of the run (None: no run).
+    pub config: Option<DonutConfig>,
+    /// Where the worker is.
+    pub phase: Phase,
+    /// Every step, validation and snapshot received so far (emptied once the record arrives,
+    /// whose history is the same and becomes the one copy).
+    pub(super) live: History,
+    /// Steps planned.
+    pub total_steps: usize,
+    /// The snapshot shown when replaying (None: the newest).
+    pub replay: Option<usize>,
+    /// The finished run.
+    pub record: Option<Arc<RunRecord>>,
+    /// Anomaly-score threshold for flagging (the best-F1 one when the run finishes).
+    pub threshold: f64,
+    /// Scoring progress (done, total).
+    pub score_progress: Option<(usize, usize)>,
+    /// When the run started.
+    pub started: Option<Instant>,
+    worker: Option<Worker>,
+}
+
+impl RunState {
+    /// Starts a run of `config` on `data` on its own worker thread; `wake` is called after every
+    /// event. The error says why the thread could not start.
+    pub fn start(
+        data: Arc<Prepared>,
+        config: DonutConfig,
+        wake: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<Self, String> {
+        let worker = Worker::spawn(data, config.clone(), wake, LATENT_EVERY_STEPS)
+            .map_err(|e| format!("cannot start the training thread: {e}"))?;
+        Ok(Self {
+            config: Some(config),
+            phase: Phase::Training,
+            started: Some(Instant::now()),
+            worker: Some(worker),
+            ..Default::default()
+        })
+    }
+
+    /// A finished run opened from a file (or pinned), flagged at its best-F1 threshold.
+    pub fn finished(record: Arc<RunRecord>) -> Self {
+        Self {
+            config: Some(record.config.clone()),
+            threshold: record.metrics.map_or(0.0, |m| m.best_f1.threshold),
+            total_steps: record.history.steps.len(),
+            record: Some(record),
+            ..Default::default()
+        }
+    }
+
+    /// A run opened from a file whose data could not be loaded: its settings and losses, no
+    /// scores or latent points.
+    pub fn without_data(record: &RunRecord) -> Self {
+        Self {
+            config: Some(record.config.clone()),
+            live: History {
+                steps: record.history.steps.clone(),
+                validations: record.history.validations.clone(),
+                snapshots: Vec::new(),
+            },
+            total_steps: record.history.steps.len(),
+            ..Default::default()
+        }
+    }
+
+    /// The run's history: the record's once finished, else what has streamed in.
+    pub fn history(&self) -> &History {
+        self.record.as_ref().map_or(&self.live, |r| &r.history)
+    }
+
+    /// The newest latent snapshot.
+    pub fn latest_snapshot(&self) -> Option<&LatentSnapshot> {
+        self.history().latest_snapshot()
+    }
+
+    /// True while the worker trains, pauses or scores.
+    pub fn is_running(&self) -> bool {
+        self.phase != Phase::Idle
+    }
+
+    /// True while the worker thread is alive.
+    pub fn worker_alive(&self) -> bool {
+        self.worker.as_ref().is_some_and(|w| w.is_alive())
+    }
+
+    /// Sends a command to the worker, if there is one.
+    pub fn send(&self, command: Command) {
+        if let Some(w) = &self.worker {
+            w.send(command);
+        }
+    }
+
+    /// Pauses or resumes between steps.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.send(if paused {
+            Command::Pause
+        } else {
+            Command::Resume
+        });
+        self.phase = if paused {
+            Phase::Paused
+        } else {
+            Phase::Training
+        };
+    }
+
+    /// Stops the run and ends the worker thread; true when it ended within the timeout.
+    pub fn shutdown(&mut self, timeout: Duration) -> bool {
+        match self.worker.as_mut() {
+            Some(w) => {
+                let ended = w.shutdown(timeout);
+                if ended {
+                    self.worker = None;
+                    self.phase = Phase::Idle;
+                }
+                ended
+            }
+            None => true,
+        }
+    }
+
+    /// Takes the worker's waiting events (within [`EVENT_BUDGET`]); returns the error of a failed
+    /// run, if one arrived.
+    pub fn pump(&mut self) -> Option<String> {
+        let events = match &self.worker {
+            Some(worker) => worker.drain(EVENT_BUDGET),
+            None => return None,
+        };
+        let mut failure = None;
+        for event in events {
+            match event {
+                WorkerEvent::Steps(steps) => self.live.steps.extend(steps),
+                WorkerEvent::Train(TrainEvent::Started { total_steps, .. }) => {
+                    self.total_steps = total_steps;
+                }
+                WorkerEvent::Train(TrainEvent::Step(s)) => self.live.steps.push(s),
+                WorkerEvent::Train(TrainEvent::Valid(v)) => self.live.validations.push(v),
+                WorkerEvent::Train(TrainEvent::Epoch { .. }) => {}
+                WorkerEvent::Train(TrainEvent::Latent(snap)) => {
+                    if self.live.push_snapshot(snap) {
+                        self.replay = None; // indices moved
+                    }
+                }
+                WorkerEvent::Phase(p) => {
+                    self.phase = p;
+                    if p != Phase::Scoring {
+                        self.score_progress = None;
+                    }
+                }
+                WorkerEvent::ScoreProgress { done, total } => {
+                    self.score_progress = Some((done, total))
+                }
+                WorkerEvent::Finished(record) => {
+                    self.threshold = record.metrics.map_or(0.0, |m| m.best_f1.threshold);
+                    self.config = Some(record.config.clone());
+                    self.record = Some(Arc::from(record));
+                    self.live = History::default();
+                    self.score_progress = None;
+                }
+                WorkerEvent::Failed(message) => failure = Some(message),
+            }
+        }
+        failure
+    }
+}
