@@ -98,6 +98,16 @@ pub struct RunArgs {
     /// Any setting, as key=value (repeatable); see the settings table in README.md.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// The column holding the time (a header name or a 1-based number); by default one named
+    /// timestamp, time, date, ...
+    #[arg(long, value_name = "NAME|N")]
+    pub time_column: Option<String>,
+    /// The column holding the value; by default one named value, kpi or y.
+    #[arg(long, value_name = "NAME|N")]
+    pub value_column: Option<String>,
+    /// The column holding the label (1 = anomaly); by default one named label, is_anomaly, ...
+    #[arg(long, value_name = "NAME|N")]
+    pub label_column: Option<String>,
 }
 
 /// `train`'s arguments.
@@ -178,12 +188,27 @@ impl RunArgs {
         Ok(config.with_overrides(&self.set)?)
     }
 
-    /// Loads the data named by `--data`, or the bundled sample.
-    pub fn load(&self) -> Result<RawSeries> {
-        Ok(match &self.data {
-            Some(path) => data::load_csv(path)?,
+    /// Loads the data named by `--data` (with the column flags and `config`'s duplicate
+    /// policy), or the bundled sample; says on stderr which loading policies were applied.
+    pub fn load(&self, config: &DonutConfig) -> Result<RawSeries> {
+        let raw = match &self.data {
+            Some(path) => {
+                let options = data::LoadOptions {
+                    columns: data::ColumnChoice {
+                        time: self.time_column.clone(),
+                        value: self.value_column.clone(),
+                        label: self.label_column.clone(),
+                    },
+                    duplicates: config.duplicates,
+                };
+                data::load_csv_with(path, &options)?
+            }
             None => data::load_sample()?,
-        })
+        };
+        for note in &raw.notes {
+            eprintln!("{}: {note}", raw.source);
+        }
+        Ok(raw)
     }
 }
 
@@ -297,19 +322,26 @@ fn parts_for(detections: bool) -> &'static [Part] {
     }
 }
 
-/// One line of best-F1 figures, as `train` prints it.
+/// One line of best-F1 figures, as `train` prints it (or why there are none, and the threshold).
 fn f1_line(record: &RunRecord) -> String {
-    let m = record.metrics.unwrap_or_default();
-    format!(
-        "best F1 {:.3} (P {:.3}, R {:.3}, threshold {:.3}) | delay {}: {:.3} | point-wise: {:.3}",
-        m.best_f1.f1,
-        m.best_f1.precision,
-        m.best_f1.recall,
-        m.best_f1.threshold,
-        record.config.eval_delay,
-        m.best_f1_delay.f1,
-        m.best_f1_pointwise.f1
-    )
+    match (&record.metrics, &record.no_f1_reason) {
+        (Some(m), _) => format!(
+            "best F1 {:.3} (P {:.3}, R {:.3}, threshold {:.3}) | delay {}: {:.3} | point-wise: {:.3}",
+            m.best_f1.f1,
+            m.best_f1.precision,
+            m.best_f1.recall,
+            m.best_f1.threshold,
+            record.config.eval_delay,
+            m.best_f1_delay.f1,
+            m.best_f1_pointwise.f1
+        ),
+        (None, reason) => format!(
+            "no F1: {}; points are flagged at {:.3}, {}",
+            reason.as_deref().unwrap_or("no labels"),
+            record.threshold.value,
+            record.threshold.rule
+        ),
+    }
 }
 
 /// Writes a file atomically (a temporary file beside it, then a rename), with the path in errors.
@@ -321,11 +353,24 @@ fn write_file(
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes the detections CSV at the run's threshold, and its provenance beside it
+/// (`<path>.json`).
 fn write_detections_file(path: &Path, prep: &Prepared, record: &RunRecord) -> Result<()> {
-    let threshold = record.metrics.unwrap_or_default().best_f1.threshold;
+    let threshold = record.threshold;
     write_file(path, |w| {
-        write_detections(w, prep, &record.scores, threshold)
+        write_detections(w, prep, &record.scores, threshold.value)
+    })?;
+    let provenance = crate::pipeline::detections_provenance(prep, record, &threshold);
+    write_file(&sidecar_path(path), |w| {
+        serde_json::to_writer_pretty(&mut *w, &provenance).map_err(std::io::Error::other)
     })
+}
+
+/// Where a file's provenance goes: the same path with `.json` appended.
+pub fn sidecar_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".json");
+    name.into()
 }
 
 fn train_command(args: &TrainArgs) -> Result<()> {
@@ -333,9 +378,10 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         return evaluate_saved(args, path);
     }
     let config = args.run.config()?;
-    let raw = args.run.load()?;
+    let raw = args.run.load(&config)?;
     let prep = Prepared::new(&raw, &config)?;
     let summary = DataSummary::of(&prep);
+    warn_about(&prep);
     eprintln!(
         "{}: {} points every {} s, {} missing, {} anomalous ({:.2} %), roughness {:.3}; split {} / {} / {}",
         summary.source,
@@ -371,8 +417,16 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         write_detections_file(path, &prep, &record)?;
         eprintln!("detections written to {}", path.display());
     }
-    println!("{}", f1_line(&record));
-    println!(
+    // With --json, stdout holds the JSON object alone; the summary goes to stderr.
+    let say = |line: String| {
+        if args.json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    };
+    say(f1_line(&record));
+    say(format!(
         "trained {} epochs ({} steps) in {:.1} s at {:.0} windows/s; scored {} windows in {:.1} s (n_z {}, MCMC {})",
         record.stats.epochs_done,
         record.history.steps.len(),
@@ -382,17 +436,24 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         record.score_secs,
         record.config.n_z,
         record.config.mcmc_iterations
-    );
+    ));
     if let Some(best) = record.history.best_validation() {
-        println!(
+        say(format!(
             "kept the parameters of step {} (lowest validation loss, {:.2})",
             best.step, best.terms.total
-        );
+        ));
     }
     if args.json {
         println!("{}", serde_json::to_string(&record.report())?);
     }
     Ok(())
+}
+
+/// Says on stderr, once, what in the data makes the results doubtful.
+fn warn_about(prep: &Prepared) {
+    for warning in &prep.warnings {
+        eprintln!("warning: {}: {warning}", prep.source);
+    }
 }
 
 fn sweep_command(args: &SweepArgs) -> Result<()> {
@@ -408,7 +469,10 @@ fn sweep_command(args: &SweepArgs) -> Result<()> {
             anyhow::bail!("say what to sweep: --param NAME --values a,b,c, or --preset NAME")
         }
     };
-    let raw = args.run.load()?;
+    let raw = args.run.load(&base)?;
+    if let Ok(prep) = Prepared::new(&raw, &base) {
+        warn_about(&prep);
+    }
     let spec = SweepSpec {
         variants,
         seeds: args.seeds.max(1),
@@ -488,8 +552,9 @@ fn evaluate_saved(args: &TrainArgs, path: &Path) -> Result<()> {
             "--load: only scoring settings (n_z, mcmc_iterations, eval_delay) may change with --set"
         );
     }
-    let raw = args.run.load()?;
+    let raw = args.run.load(&config)?;
     let prep = Prepared::new(&raw, &config)?;
+    warn_about(&prep);
     let mut hooks = ProgressHooks::new("");
     let record = crate::pipeline::rescore(
         &saved,

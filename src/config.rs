@@ -122,11 +122,43 @@ pub enum EntropyMode {
     Beta,
 }
 
+/// What to do with rows that share a timestamp (setting `duplicates`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicatePolicy {
+    /// Keep the first row (the default).
+    #[default]
+    First,
+    /// Keep the last row.
+    Last,
+    /// Average the values that are present; the point is anomalous if any row says so.
+    Mean,
+    /// Refuse the file, naming the line.
+    Error,
+}
+
+impl DuplicatePolicy {
+    /// Every policy.
+    pub const ALL: [DuplicatePolicy; 4] = [Self::First, Self::Last, Self::Mean, Self::Error];
+
+    /// The setting's value as text.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::First => "first",
+            Self::Last => "last",
+            Self::Mean => "mean",
+            Self::Error => "error",
+        }
+    }
+}
+
 /// Every hyperparameter of a DONUT run: data preparation, model, objective, training, scoring.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DonutConfig {
     // --- data ---
+    /// What to do with rows of a file that share a timestamp.
+    pub duplicates: DuplicatePolicy,
     /// Window length W (points).
     pub window: usize,
     /// Fraction of the series (at its end) held out for testing.
@@ -200,11 +232,15 @@ pub struct DonutConfig {
     pub n_z: usize,
     /// Delay (points) of the delayed point-adjusted F1.
     pub eval_delay: usize,
+    /// Without labels in the test part: the share of validation windows that the label-free
+    /// threshold flags (it is their `1 - alarm_rate` quantile).
+    pub alarm_rate: f64,
 }
 
 impl Default for DonutConfig {
     fn default() -> Self {
         Self {
+            duplicates: DuplicatePolicy::First,
             window: 120,
             test_fraction: 0.3,
             valid_fraction: 0.3,
@@ -236,6 +272,7 @@ impl Default for DonutConfig {
             mcmc_iterations: 10,
             n_z: 1024,
             eval_delay: 7,
+            alarm_rate: 0.01,
         }
     }
 }
@@ -323,6 +360,12 @@ fn unit(x: f64) -> bool {
 impl DonutConfig {
     /// Checks every setting's range; the one validation step before a run.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        check(
+            self.alarm_rate > 0.0 && self.alarm_rate <= 0.5,
+            "alarm_rate",
+            self.alarm_rate,
+            "must be in (0, 0.5]",
+        )?;
         check(
             self.window >= 2 && self.window <= 4096,
             "window",
@@ -601,6 +644,8 @@ impl DonutConfig {
 /// [`DonutConfig::reshapes_data`] and [`DonutConfig::live`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SettingGroup {
+    /// How a file is read: the file is read again and a run restarts.
+    Load,
     /// How the data is windowed and split: the data is prepared again and a run restarts.
     Split,
     /// The network, its seed and where it runs: a run restarts.
@@ -622,14 +667,15 @@ impl SettingGroup {
             | "latent_dist" | "student_t_df" | "backend" | "gradients" | "seed" => Self::Model,
             "beta_mode" | "beta_value" | "entropy_mode" | "entropy_value" | "injection_rate"
             | "learning_rate" => Self::Live,
-            "mcmc_iterations" | "n_z" | "eval_delay" => Self::Scoring,
+            "mcmc_iterations" | "n_z" | "eval_delay" | "alarm_rate" => Self::Scoring,
+            "duplicates" => Self::Load,
             _ => Self::NextRun,
         }
     }
 
     /// True when a change in this group needs a new model.
     pub fn restarts(self) -> bool {
-        matches!(self, Self::Split | Self::Model)
+        matches!(self, Self::Load | Self::Split | Self::Model)
     }
 }
 

@@ -211,6 +211,60 @@ pub fn evaluate(scores: &[Option<f64>], labels: &[u8], missing: &[bool], delay: 
     }
 }
 
+/// How a run's flagging threshold was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum ThresholdRule {
+    /// The threshold of the best (no-delay, point-adjusted) F1 on the test part's labels.
+    BestF1Test,
+    /// A label-free rule: the `1 - alarm_rate` quantile of the validation scores, so that about
+    /// `alarm_rate` of the validation windows are flagged.
+    ValidationQuantile {
+        /// The share of validation windows flagged.
+        alarm_rate: f64,
+    },
+}
+
+impl std::fmt::Display for ThresholdRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BestF1Test => write!(f, "the best-F1 threshold on the test labels"),
+            Self::ValidationQuantile { alarm_rate } => write!(
+                f,
+                "the threshold that flags {:.1} % of the validation windows (no labels to pick one by F1; setting `alarm_rate`)",
+                alarm_rate * 100.0
+            ),
+        }
+    }
+}
+
+/// A flagging threshold and how it was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    /// Anomaly-score threshold (flag when score >= it).
+    pub value: f64,
+    /// How it was chosen.
+    #[serde(flatten)]
+    pub rule: ThresholdRule,
+}
+
+/// The anomaly score at the `1 - rate` quantile of `scores` (points without a score skipped):
+/// about `rate` of them lie at or above it. None when nothing is scored.
+pub fn quantile_threshold(scores: &[Option<f64>], rate: f64) -> Option<f64> {
+    let mut s: Vec<f64> = scores
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    if s.is_empty() {
+        return None;
+    }
+    s.sort_by(f64::total_cmp);
+    let flagged = ((s.len() as f64 * rate).ceil() as usize).clamp(1, s.len());
+    Some(s[s.len() - flagged])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +370,19 @@ mod tests {
         let r = best_f1(&scores, &labels, &missing, Adjust::Segment);
         assert_eq!((r.f1, r.precision, r.recall), (1.0, 1.0, 1.0));
         assert_eq!(flags(&scores, &missing, 0.5), vec![false, true, false]);
+    }
+
+    #[test]
+    fn the_quantile_threshold_flags_about_the_alarm_rate() {
+        let scores: Vec<Option<f64>> = (0..1000).map(|i| Some(i as f64)).chain([None]).collect();
+        let t = quantile_threshold(&scores, 0.01).unwrap();
+        let flagged = scores.iter().flatten().filter(|&&s| s >= t).count();
+        assert_eq!(flagged, 10);
+        assert_eq!(
+            quantile_threshold(&scores, 1e-9),
+            Some(999.0),
+            "at least one flagged"
+        );
+        assert_eq!(quantile_threshold(&[None, None], 0.01), None);
     }
 }

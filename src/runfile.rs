@@ -2,13 +2,17 @@
 //! history, latent snapshots and scores), so that a run opens later with nothing lost.
 //!
 //! Layout: the magic bytes `DONUTRUN`, the format version (u32, little-endian), the payload length
-//! (u64), the payload (postcard-encoded), and a CRC-32 of the payload (u32). A file cut short at
-//! any byte, or altered, is rejected before anything is decoded; a file from a newer format says
-//! so. Format 1 (donut-explorer 0.1 before the run record) is read and converted. Files are
-//! written atomically (a temporary file, then a rename).
+//! (u64), the payload, and a CRC-32 of the payload (u32). A file cut short at any byte, or
+//! altered, is rejected before anything is decoded; a file from a newer format says so. Format 2
+//! encodes the payload as CBOR, which names every field, so a setting added later does not move
+//! the others. Format 1 (postcard, fields by position: the first release) is read through frozen
+//! copies of its structs and converted. Files are written atomically (a temporary file, then a
+//! rename).
 
-use crate::config::DonutConfig;
-use crate::eval::Metrics;
+use crate::config::{
+    BackendKind, BetaMode, DonutConfig, EncoderKind, EntropyMode, GradientEngine, LatentDist,
+};
+use crate::eval::{Metrics, Threshold, ThresholdRule};
 use crate::history::{History, LatentSnapshot, StepStats, TrainStats, ValidStats};
 use crate::model::{DonutModel, Weight};
 use crate::pipeline::RunRecord;
@@ -20,12 +24,89 @@ pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"DONUTRUN";
 const HEADER_LEN: usize = 8 + 4 + 8;
 
+/// Format 1's settings, in the order postcard laid them out (format 1 stores no field names):
+/// frozen here so that new settings never change how a format-1 file decodes.
+#[derive(Deserialize)]
+struct ConfigV1 {
+    window: usize,
+    test_fraction: f64,
+    valid_fraction: f64,
+    encoder: EncoderKind,
+    hidden_width: usize,
+    hidden_depth: usize,
+    cnn_channels: usize,
+    latent_dim: usize,
+    latent_dist: LatentDist,
+    student_t_df: f64,
+    std_epsilon: f64,
+    l2_weight: f64,
+    beta_mode: BetaMode,
+    beta_value: f64,
+    entropy_mode: EntropyMode,
+    entropy_value: f64,
+    injection_rate: f64,
+    epochs: usize,
+    batch_size: usize,
+    learning_rate: f64,
+    lr_decay: f64,
+    lr_decay_epochs: usize,
+    grad_clip_norm: f64,
+    valid_every_steps: usize,
+    seed: u64,
+    backend: BackendKind,
+    gradients: GradientEngine,
+    threads: usize,
+    mcmc_iterations: usize,
+    n_z: usize,
+    eval_delay: usize,
+}
+
+impl From<ConfigV1> for DonutConfig {
+    /// Format 1's settings, and today's defaults for every setting added since.
+    fn from(v1: ConfigV1) -> Self {
+        DonutConfig {
+            window: v1.window,
+            test_fraction: v1.test_fraction,
+            valid_fraction: v1.valid_fraction,
+            encoder: v1.encoder,
+            hidden_width: v1.hidden_width,
+            hidden_depth: v1.hidden_depth,
+            cnn_channels: v1.cnn_channels,
+            latent_dim: v1.latent_dim,
+            latent_dist: v1.latent_dist,
+            student_t_df: v1.student_t_df,
+            std_epsilon: v1.std_epsilon,
+            l2_weight: v1.l2_weight,
+            beta_mode: v1.beta_mode,
+            beta_value: v1.beta_value,
+            entropy_mode: v1.entropy_mode,
+            entropy_value: v1.entropy_value,
+            injection_rate: v1.injection_rate,
+            epochs: v1.epochs,
+            batch_size: v1.batch_size,
+            learning_rate: v1.learning_rate,
+            lr_decay: v1.lr_decay,
+            lr_decay_epochs: v1.lr_decay_epochs,
+            grad_clip_norm: v1.grad_clip_norm,
+            valid_every_steps: v1.valid_every_steps,
+            seed: v1.seed,
+            backend: v1.backend,
+            gradients: v1.gradients,
+            threads: v1.threads,
+            mcmc_iterations: v1.mcmc_iterations,
+            n_z: v1.n_z,
+            eval_delay: v1.eval_delay,
+            ..DonutConfig::default()
+        }
+    }
+}
+
 /// Format 1's payload, as postcard laid it out: read and converted to a [`RunRecord`].
 #[derive(Deserialize)]
 struct RecordV1 {
     app_version: String,
     source: String,
-    config: DonutConfig,
+    config: ConfigV1,
     weights: Vec<Weight>,
     metrics: Option<Metrics>,
     steps: Vec<StepStats>,
@@ -43,7 +124,7 @@ impl From<RecordV1> for RunRecord {
         RunRecord {
             app_version: v1.app_version,
             source: v1.source,
-            config: v1.config,
+            config: v1.config.into(),
             data: None,
             stats: TrainStats {
                 epochs_done: v1.epochs_done,
@@ -60,10 +141,31 @@ impl From<RecordV1> for RunRecord {
                 snapshots: v1.snapshots,
             },
             scores: v1.scores,
+            threshold: Threshold {
+                value: v1.metrics.map_or(f64::INFINITY, |m| m.best_f1.threshold),
+                rule: ThresholdRule::BestF1Test,
+            },
             metrics: v1.metrics,
+            no_f1_reason: None,
         }
     }
 }
+
+/// Why a payload does not decode: postcard's error for format 1, CBOR's since.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Format 1.
+    #[error(transparent)]
+    Postcard(#[from] postcard::Error),
+    /// Format 2.
+    #[error(transparent)]
+    Cbor(#[from] ciborium::de::Error<std::io::Error>),
+}
+
+/// Why a run does not encode.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct EncodeError(#[from] ciborium::ser::Error<std::io::Error>);
 
 /// Why a run file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -107,14 +209,14 @@ pub enum RunFileError {
     /// The checksum does not match.
     #[error("{0}: the file is damaged (checksum mismatch)")]
     Damaged(String),
-    /// The payload does not decode (a broken writer).
+    /// The payload does not decode (a broken writer, or a field this build cannot read).
     #[error("{path}: the contents do not decode: {source}")]
     Decode {
         /// The file.
         path: String,
         /// The decoder's error.
         #[source]
-        source: postcard::Error,
+        source: DecodeError,
     },
     /// The run cannot be encoded.
     #[error("{path}: the run cannot be encoded: {source}")]
@@ -123,7 +225,7 @@ pub enum RunFileError {
         path: String,
         /// The encoder's error.
         #[source]
-        source: postcard::Error,
+        source: EncodeError,
     },
     /// The weights do not fit the model the settings describe.
     #[error("{path}: the weights do not fit the model of its settings: {message}")]
@@ -136,8 +238,9 @@ pub enum RunFileError {
 }
 
 /// Encodes a run into the file layout.
-pub fn encode(run: &RunRecord) -> Result<Vec<u8>, postcard::Error> {
-    let payload = postcard::to_stdvec(run)?;
+pub fn encode(run: &RunRecord) -> Result<Vec<u8>, EncodeError> {
+    let mut payload = Vec::new();
+    ciborium::into_writer(run, &mut payload)?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + 4);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -199,12 +302,18 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<RunRecord, RunFileError> {
     if crc32fast::hash(payload) != crc {
         return Err(RunFileError::Damaged(name));
     }
-    let decoded = if version == 1 {
-        postcard::from_bytes::<RecordV1>(payload).map(RunRecord::from)
-    } else {
-        postcard::from_bytes::<RunRecord>(payload)
-    };
-    decoded.map_err(|source| RunFileError::Decode { path: name, source })
+    if version == 1 {
+        return postcard::from_bytes::<RecordV1>(payload)
+            .map(RunRecord::from)
+            .map_err(|e| RunFileError::Decode {
+                path: name,
+                source: e.into(),
+            });
+    }
+    ciborium::from_reader::<RunRecord, _>(payload).map_err(|e| RunFileError::Decode {
+        path: name,
+        source: e.into(),
+    })
 }
 
 /// Saves a run to `path`, atomically.

@@ -484,6 +484,11 @@ mod tests {
                 best_f1_delay: F1Score { f1: f1 / 2.0, ..s },
                 best_f1_pointwise: F1Score { f1: f1 / 4.0, ..s },
             }),
+            no_f1_reason: None,
+            threshold: crate::eval::Threshold {
+                value: 1.0,
+                rule: crate::eval::ThresholdRule::BestF1Test,
+            },
         }
     }
 

@@ -1,16 +1,51 @@
 //! Reading a KPI series from CSV.
 //!
-//! Accepted: a header row naming the columns (`timestamp`, `value`, optional `label`; extra columns
-//! are ignored), in any order; `,` `;` or tab as delimiter (detected from the header); an optional
-//! UTF-8 byte-order mark; CRLF line ends; quoted fields. Timestamps are unix seconds (integers, or
+//! Accepted: a header row naming the columns (`timestamp`, `value`, optional `label`, under several
+//! common names, or chosen by [`ColumnChoice`]; extra columns are ignored), in any order; `,` `;`
+//! or tab as delimiter (detected from the header; with `;`, decimal commas); an optional UTF-8
+//! byte-order mark; CRLF line ends; quoted fields. Timestamps are unix seconds (integers, or
 //! milliseconds when >= 1e11), or dates (`2016-07-24T16:00:00Z`, `2016-07-24 16:00:00`, ...), read as
 //! UTC when no offset is given. Without a timestamp column the row index is the time. An empty
-//! value cell is a missing point. Everything else that is off is a [`DataError`] naming the file,
-//! the line and the problem.
+//! value cell is a missing point. Repeated timestamps and jitter are put on a grid by the
+//! policies of [`super::grid`], each reported once in [`RawSeries::notes`]. Everything else that
+//! is off is a [`DataError`] naming the file, the line and the problem.
 
+use super::grid::{LoadNote, Row, to_grid};
+use crate::config::DuplicatePolicy;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::Path;
+
+/// Which columns hold the time, the value and the label: each a header name (any case) or a
+/// 1-based column number; None picks by the usual names (`timestamp`/`time`/`date`...,
+/// `value`/`kpi`/`y`, `label`/`is_anomaly`...).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ColumnChoice {
+    /// The time column.
+    pub time: Option<String>,
+    /// The value column.
+    pub value: Option<String>,
+    /// The label column.
+    pub label: Option<String>,
+}
+
+impl ColumnChoice {
+    /// True when no column is chosen (names are recognised).
+    pub fn is_auto(&self) -> bool {
+        self.time.is_none() && self.value.is_none() && self.label.is_none()
+    }
+}
+
+/// How to read a file: its columns, and the policy for repeated timestamps.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadOptions {
+    /// Which column is which.
+    pub columns: ColumnChoice,
+    /// What to do with rows that share a timestamp.
+    pub duplicates: DuplicatePolicy,
+}
 
 /// A series as read from a file: sorted, unique, on a regular grid (gaps allowed), not yet completed.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +64,10 @@ pub struct RawSeries {
     pub has_timestamps: bool,
     /// Whether the file had a label column.
     pub has_labels: bool,
+    /// The header names of the columns read (time, value, label).
+    pub columns: [Option<String>; 3],
+    /// The loading policies applied (duplicates merged, timestamps snapped, decimal commas).
+    pub notes: Vec<LoadNote>,
 }
 
 /// What is wrong with an input file.
@@ -45,9 +84,21 @@ pub enum Problem {
         "no header row: the first line must name the columns (e.g. `timestamp,value,label`), found {0:?}"
     )]
     NoHeader(String),
-    /// No column called `value`.
-    #[error("no `value` column in the header (found columns: {0})")]
+    /// No column called `value` (or any other name for it), and none chosen.
+    #[error(
+        "no value column recognised in the header (found columns: {0}): name one with --value-column (and --time-column, --label-column), or pick it in the app"
+    )]
     NoValueColumn(String),
+    /// A chosen column that the header does not have.
+    #[error("no column {name:?} for the {role} (found columns: {columns})")]
+    UnknownColumn {
+        /// time, value or label.
+        role: &'static str,
+        /// The name or number asked for.
+        name: String,
+        /// The header's columns.
+        columns: String,
+    },
     /// A header but no data rows.
     #[error("the file has a header but no data rows")]
     NoRows,
@@ -110,9 +161,10 @@ pub enum Problem {
         /// The previous row's timestamp.
         previous: i64,
     },
-    /// A gap that is not a multiple of the smallest gap.
+    /// A gap that is not a multiple of the interval, by half an interval or more (less is
+    /// jitter, snapped onto the grid).
     #[error(
-        "irregular sampling: gap of {gap} s from the previous row is not a multiple of the interval {interval} s"
+        "irregular sampling: gap of {gap} s from the previous row is not a multiple of the interval {interval} s (off by half an interval or more, too far to snap)"
     )]
     OffGrid {
         /// The gap.
@@ -189,18 +241,77 @@ pub struct DataError {
     pub problem: Problem,
 }
 
+impl DataError {
+    /// True when the file could be read once its columns are named (the header has no
+    /// recognised value column, or a chosen column is not there).
+    pub fn asks_for_columns(&self) -> bool {
+        matches!(
+            self.problem,
+            Problem::NoValueColumn(_) | Problem::UnknownColumn { .. }
+        )
+    }
+}
+
 /// Largest number of points a completed series may have.
 pub const MAX_POINTS: u64 = 50_000_000;
 
-/// Loads a CSV file. See the module docs for what is accepted.
+/// Loads a CSV file with the default options. See the module docs for what is accepted.
 pub fn load_csv(path: &Path) -> Result<RawSeries, DataError> {
+    load_csv_with(path, &LoadOptions::default())
+}
+
+/// Loads a CSV file with `options` (columns, duplicate policy).
+pub fn load_csv_with(path: &Path, options: &LoadOptions) -> Result<RawSeries, DataError> {
     let name = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|e| DataError {
         file: name.clone(),
         line: None,
         problem: Problem::Io(e.into()),
     })?;
-    parse_csv(std::io::BufReader::new(file), &name)
+    parse_csv_with(std::io::BufReader::new(file), &name, options)
+}
+
+/// The first lines of a CSV, split into cells: what the app shows when it asks which column is
+/// which. `rows` data rows at most.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preview {
+    /// The header's names.
+    pub columns: Vec<String>,
+    /// The first data rows.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Reads the header and the first `rows` rows of a CSV.
+pub fn preview_csv(path: &Path, rows: usize) -> Result<Preview, DataError> {
+    let name = path.display().to_string();
+    let err = |line, problem| DataError {
+        file: name.clone(),
+        line,
+        problem,
+    };
+    let file = std::fs::File::open(path).map_err(|e| err(None, Problem::Io(e.into())))?;
+    let mut head = Vec::new();
+    std::io::BufReader::new(file)
+        .take(256 * 1024)
+        .read_to_end(&mut head)
+        .map_err(|e| err(None, Problem::Io(e.into())))?;
+    let body = head.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(&head);
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(sniff_delimiter(body))
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(body);
+    let mut lines = csv
+        .records()
+        .take(rows + 1)
+        .filter_map(Result::ok)
+        .map(|r| r.iter().map(str::to_string).collect::<Vec<_>>());
+    let columns = lines.next().ok_or_else(|| err(None, Problem::Empty))?;
+    Ok(Preview {
+        columns,
+        rows: lines.collect(),
+    })
 }
 
 fn shorten(text: &str) -> String {
@@ -236,6 +347,52 @@ fn find_column(header: &[String], names: &[&str]) -> Option<usize> {
     header
         .iter()
         .position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
+}
+
+/// The column chosen as `choice` (a name, any case, or a 1-based number).
+fn chosen_column(header: &[String], role: &'static str, choice: &str) -> Result<usize, Problem> {
+    let choice = choice.trim();
+    header
+        .iter()
+        .position(|h| h.eq_ignore_ascii_case(choice))
+        .or_else(|| {
+            choice
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| (1..=header.len()).contains(&n))
+                .map(|n| n - 1)
+        })
+        .ok_or_else(|| Problem::UnknownColumn {
+            role,
+            name: choice.to_string(),
+            columns: shorten(&header.join(", ")),
+        })
+}
+
+/// The column for a role: the chosen one, else the first with a usual name.
+fn resolve_column(
+    header: &[String],
+    role: &'static str,
+    choice: Option<&str>,
+    names: &[&str],
+) -> Result<Option<usize>, Problem> {
+    match choice {
+        Some(c) => chosen_column(header, role, c).map(Some),
+        None => Ok(find_column(header, names)),
+    }
+}
+
+/// Reads a number cell; with `decimal_comma`, `1,25` (and `1.234,5`) too. Returns the value
+/// and whether a decimal comma was read.
+fn parse_number(text: &str, decimal_comma: bool) -> Option<(f64, bool)> {
+    if let Ok(v) = text.parse::<f64>() {
+        return Some((v, false));
+    }
+    if decimal_comma && text.contains(',') {
+        let normal: String = text.replace('.', "").replace(',', ".");
+        return normal.parse::<f64>().ok().map(|v| (v, true));
+    }
+    None
 }
 
 /// The last second of year 9999, the latest timestamp accepted.
@@ -306,8 +463,17 @@ fn parse_label(text: &str) -> Result<u8, Problem> {
     }
 }
 
-/// Parses CSV from any reader; `name` is the file name used in errors.
-pub fn parse_csv(mut reader: impl Read, name: &str) -> Result<RawSeries, DataError> {
+/// Parses CSV from any reader with the default options; `name` is the file name used in errors.
+pub fn parse_csv(reader: impl Read, name: &str) -> Result<RawSeries, DataError> {
+    parse_csv_with(reader, name, &LoadOptions::default())
+}
+
+/// Parses CSV from any reader with `options`; `name` is the file name used in errors.
+pub fn parse_csv_with(
+    mut reader: impl Read,
+    name: &str,
+    options: &LoadOptions,
+) -> Result<RawSeries, DataError> {
     let err = |line: Option<u64>, problem: Problem| DataError {
         file: name.to_string(),
         line,
@@ -355,7 +521,12 @@ pub fn parse_csv(mut reader: impl Read, name: &str) -> Result<RawSeries, DataErr
         .map(|f| std::str::from_utf8(f).map(|s| s.trim().to_string()))
         .collect::<Result<_, _>>()
         .map_err(|_| err(Some(header_line), Problem::InvalidUtf8))?;
-    let value_col = find_column(&header, VALUE_NAMES);
+    let columns = &options.columns;
+    let resolve = |role, choice: &Option<String>, names| {
+        resolve_column(&header, role, choice.as_deref(), names)
+            .map_err(|p| err(Some(header_line), p))
+    };
+    let value_col = resolve("value", &columns.value, VALUE_NAMES)?;
     let Some(value_col) = value_col else {
         let looks_numeric = header.iter().any(|h| h.parse::<f64>().is_ok());
         let problem = if looks_numeric {
@@ -365,13 +536,12 @@ pub fn parse_csv(mut reader: impl Read, name: &str) -> Result<RawSeries, DataErr
         };
         return Err(err(Some(header_line), problem));
     };
-    let ts_col = find_column(&header, TIMESTAMP_NAMES);
-    let label_col = find_column(&header, LABEL_NAMES);
+    let ts_col = resolve("time", &columns.time, TIMESTAMP_NAMES)?;
+    let label_col = resolve("label", &columns.label, LABEL_NAMES)?;
+    let decimal_comma = delimiter == b';';
+    let mut comma_cells = 0usize;
 
-    let mut timestamps = Vec::new();
-    let mut values = Vec::new();
-    let mut labels = Vec::new();
-    let mut lines: Vec<u64> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     while csv.read_byte_record(&mut record).map_err(csv_error)? {
         let line = line_of(&record);
         if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
@@ -394,7 +564,7 @@ pub fn parse_csv(mut reader: impl Read, name: &str) -> Result<RawSeries, DataErr
         let value = if value_text.is_empty() {
             f64::NAN
         } else {
-            let v = value_text.parse::<f64>().map_err(|_| {
+            let (v, comma) = parse_number(value_text, decimal_comma).ok_or_else(|| {
                 err(
                     Some(line),
                     Problem::NotANumber {
@@ -406,80 +576,56 @@ pub fn parse_csv(mut reader: impl Read, name: &str) -> Result<RawSeries, DataErr
             if !v.is_finite() {
                 return Err(err(Some(line), Problem::NotFinite(shorten(value_text))));
             }
+            comma_cells += comma as usize;
             v
         };
         let ts = match ts_col {
             Some(c) => parse_timestamp(field(c)?).map_err(|p| err(Some(line), p))?,
-            None => timestamps.len() as i64,
+            None => rows.len() as i64,
         };
         let label = match label_col {
             Some(c) => parse_label(field(c)?).map_err(|p| err(Some(line), p))?,
             None => 0,
         };
-        timestamps.push(ts);
-        values.push(value);
-        labels.push(label);
-        lines.push(line);
+        rows.push(Row {
+            ts,
+            value,
+            label,
+            line,
+        });
     }
-    if timestamps.is_empty() {
+    if rows.is_empty() {
         return Err(err(Some(header_line), Problem::NoRows));
     }
+    let mut gridded = to_grid(rows, options.duplicates, &err)?;
+    if comma_cells > 0 {
+        gridded
+            .notes
+            .push(LoadNote::DecimalCommas { cells: comma_cells });
+    }
+    let interval = gridded.interval;
+    let timestamps: Vec<i64> = gridded.rows.iter().map(|r| r.ts).collect();
 
-    // Order: strictly increasing.
-    for i in 1..timestamps.len() {
-        let (prev, ts) = (timestamps[i - 1], timestamps[i]);
-        if ts == prev {
-            return Err(err(
-                Some(lines[i]),
-                Problem::Duplicate {
-                    ts,
-                    first_line: lines[i - 1],
-                },
-            ));
-        }
-        if ts < prev {
-            // A duplicate further back is reported as a duplicate, not as disorder.
-            if let Some(j) = timestamps[..i].iter().position(|&t| t == ts) {
-                return Err(err(
-                    Some(lines[i]),
-                    Problem::Duplicate {
-                        ts,
-                        first_line: lines[j],
-                    },
-                ));
-            }
-            return Err(err(
-                Some(lines[i]),
-                Problem::Unsorted { ts, previous: prev },
-            ));
-        }
-    }
-    // Grid: every gap a multiple of the smallest.
-    let interval = timestamps
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .min()
-        .unwrap_or(1)
-        .max(1);
-    for i in 1..timestamps.len() {
-        let gap = timestamps[i] - timestamps[i - 1];
-        if gap % interval != 0 {
-            return Err(err(Some(lines[i]), Problem::OffGrid { gap, interval }));
-        }
-    }
     let span_points = ((timestamps[timestamps.len() - 1] - timestamps[0]) / interval) as u64 + 1;
     if span_points > MAX_POINTS {
         return Err(err(None, Problem::TooLong(span_points)));
     }
 
+    let name_of = |c: Option<usize>| c.map(|c| header[c].clone());
     Ok(RawSeries {
         source: name.to_string(),
+        values: gridded.rows.iter().map(|r| r.value).collect(),
+        labels: gridded.rows.iter().map(|r| r.label).collect(),
         timestamps,
-        values,
-        labels,
         interval,
         has_timestamps: ts_col.is_some(),
         has_labels: label_col.is_some(),
+        columns: [
+            name_of(ts_col),
+            name_of(Some(value_col)),
+            name_of(label_col),
+        ],
+        notes: gridded.notes,
     })
 }
 

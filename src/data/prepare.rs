@@ -1,6 +1,7 @@
 //! From a loaded series to what the model reads: a complete time grid, the train / validation /
 //! test split, standardised values, the missing and label masks, and windows named by their end.
 
+use super::grid::LoadNote;
 use super::load::{DataError, Problem, RawSeries};
 use crate::config::DonutConfig;
 use std::ops::Range;
@@ -60,9 +61,176 @@ pub struct Prepared {
     pub has_timestamps: bool,
     /// Whether the file had a label column.
     pub has_labels: bool,
+    /// The loading policies that were applied to the file.
+    pub notes: Vec<LoadNote>,
+    /// What makes results on this data doubtful.
+    pub warnings: Vec<DataWarning>,
+}
+
+/// Something in the data that makes results doubtful, found when it is prepared. Each says what
+/// it does to the results.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DataWarning {
+    /// The training part (nearly) does not move.
+    ConstantTraining {
+        /// Spread of the training part relative to the whole series'.
+        relative_std: f64,
+    },
+    /// Many points are missing (filled with 0).
+    MostlyMissing {
+        /// Share of the series missing.
+        share: f64,
+    },
+    /// Over half of the training part is labelled anomalous.
+    AnomalousTraining {
+        /// Share of the training part labelled anomalous.
+        share: f64,
+    },
+    /// Fewer than two batches of training windows.
+    FewWindows {
+        /// Training windows.
+        windows: usize,
+        /// Windows per batch.
+        batch_size: usize,
+    },
+    /// The file has no label column.
+    NoLabels,
+    /// The file has labels, but none in the test part.
+    NoTestLabels,
+    /// The test part's level is far from the training part's.
+    LevelShift {
+        /// Difference of the means, in standard deviations of the train and validation parts.
+        sigmas: f64,
+    },
+}
+
+impl std::fmt::Display for DataWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ConstantTraining { relative_std } => write!(
+                f,
+                "the training part is (nearly) constant (its spread is {:.2} % of the series'): the model learns almost nothing normal, and every movement in the test part scores as anomalous",
+                relative_std * 100.0
+            ),
+            Self::MostlyMissing { share } => write!(
+                f,
+                "{:.0} % of the points are missing (filled with 0 and imputed when scoring): the model learns from little data and scores near gaps are unreliable",
+                share * 100.0
+            ),
+            Self::AnomalousTraining { share } => write!(
+                f,
+                "{:.0} % of the training part is labelled anomalous: those points are hidden from the reconstruction term, so the model learns from the rest only",
+                share * 100.0
+            ),
+            Self::FewWindows {
+                windows,
+                batch_size,
+            } => write!(
+                f,
+                "only {windows} training windows (fewer than two batches of {batch_size}): too few to train a stable model; results will vary a lot between seeds (use a longer series, a smaller window, or a smaller test part)"
+            ),
+            Self::NoLabels => write!(
+                f,
+                "the file has no label column: no F1 can be computed; points are flagged by a threshold on the validation scores (setting `alarm_rate`)"
+            ),
+            Self::NoTestLabels => write!(
+                f,
+                "the test part has no labelled anomaly: no F1 can be computed; points are flagged by a threshold on the validation scores (setting `alarm_rate`)"
+            ),
+            Self::LevelShift { sigmas } => write!(
+                f,
+                "the test part's level differs from the training part's by {sigmas:.1} standard deviations: much of the test part may score as anomalous"
+            ),
+        }
+    }
+}
+
+/// Mean and population standard deviation of the present, normal points of `range`.
+fn spread(
+    values: &[f64],
+    labels: &[u8],
+    missing: &[bool],
+    range: Range<usize>,
+) -> Option<(f64, f64)> {
+    let v: Vec<f64> = range
+        .filter(|&i| labels[i] == 0 && !missing[i])
+        .map(|i| values[i])
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / v.len() as f64;
+    Some((mean, var.sqrt()))
 }
 
 impl Prepared {
+    /// The warnings for a prepared series (see [`DataWarning`]).
+    fn find_warnings(&self, config: &DonutConfig) -> Vec<DataWarning> {
+        let mut out = Vec::new();
+        let n = self.len();
+        let train = self.part(Part::Train);
+        let all = spread(&self.raw_values, &self.labels, &self.missing, 0..n);
+        let trained = spread(&self.raw_values, &self.labels, &self.missing, train.clone());
+        if let (Some((_, all_std)), Some((_, train_std))) = (all, trained) {
+            let relative_std = if all_std > 0.0 {
+                train_std / all_std
+            } else {
+                0.0
+            };
+            if relative_std < 0.01 {
+                out.push(DataWarning::ConstantTraining { relative_std });
+            }
+        }
+        let missing_share = self.missing_count() as f64 / n.max(1) as f64;
+        if missing_share > 0.25 {
+            out.push(DataWarning::MostlyMissing {
+                share: missing_share,
+            });
+        }
+        let anomalous = train.clone().filter(|&i| self.labels[i] == 1).count();
+        let share = anomalous as f64 / train.len().max(1) as f64;
+        if share > 0.5 {
+            out.push(DataWarning::AnomalousTraining { share });
+        }
+        let windows = self.window_ends(Part::Train).len();
+        if windows < 2 * config.batch_size {
+            out.push(DataWarning::FewWindows {
+                windows,
+                batch_size: config.batch_size,
+            });
+        }
+        if !self.has_labels {
+            out.push(DataWarning::NoLabels);
+        } else if !self.labels[self.part(Part::Test)].contains(&1) {
+            out.push(DataWarning::NoTestLabels);
+        }
+        let test = spread(
+            &self.values_f64(),
+            &self.labels,
+            &self.missing,
+            self.part(Part::Test),
+        );
+        if let Some((test_mean, _)) = test {
+            // Standardised values: the train + validation parts have mean 0 and std 1.
+            let constant = out
+                .iter()
+                .any(|w| matches!(w, DataWarning::ConstantTraining { .. }));
+            if test_mean.abs() > 3.0 && !constant {
+                out.push(DataWarning::LevelShift {
+                    sigmas: test_mean.abs(),
+                });
+            }
+        }
+        out
+    }
+
+    /// The standardised values as f64.
+    fn values_f64(&self) -> Vec<f64> {
+        self.values.iter().map(|&v| v as f64).collect()
+    }
+
     /// Completes, splits, standardises a raw series for windows of `config.window`.
     pub fn new(raw: &RawSeries, config: &DonutConfig) -> Result<Self, DataError> {
         let err = |problem| DataError {
@@ -116,7 +284,7 @@ impl Prepared {
             return Err(err(Problem::Unstandardisable));
         }
 
-        Ok(Self {
+        let mut prepared = Self {
             source: raw.source.clone(),
             timestamps,
             interval: raw.interval,
@@ -130,7 +298,11 @@ impl Prepared {
             window,
             has_timestamps: raw.has_timestamps,
             has_labels: raw.has_labels,
-        })
+            notes: raw.notes.clone(),
+            warnings: Vec::new(),
+        };
+        prepared.warnings = prepared.find_warnings(config);
+        Ok(prepared)
     }
 
     /// Number of points on the complete grid.
@@ -159,11 +331,16 @@ impl Prepared {
         }
     }
 
-    /// Indices of the last points of every window inside `part` (empty when the part is shorter
-    /// than a window). The first W-1 points of a part end no window.
+    /// Indices of the last points of the windows of `part`. Training and validation windows lie
+    /// inside their part (its first W-1 points end no window; empty when the part is shorter
+    /// than a window). Every test point ends a window: the first W-1 take their context from
+    /// the points before the test part (values known at that time), so the whole test part is
+    /// scored and evaluated.
     pub fn window_ends(&self, part: Part) -> Range<usize> {
         let r = self.part(part);
-        if r.len() < self.window {
+        if part == Part::Test && r.start + 1 >= self.window {
+            r
+        } else if r.len() < self.window {
             r.start..r.start
         } else {
             r.start + self.window - 1..r.end

@@ -154,5 +154,7 @@ pub fn synthetic(n: usize) -> super::RawSeries {
         interval: 300,
         has_timestamps: true,
         has_labels: true,
+        columns: [None, None, None],
+        notes: Vec::new(),
     }
 }

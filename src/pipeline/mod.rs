@@ -7,7 +7,7 @@ pub use record::{DataSummary, RunRecord};
 
 use crate::config::DonutConfig;
 use crate::data::{Part, Prepared};
-use crate::eval::{Metrics, evaluate};
+use crate::eval::{Metrics, Threshold, ThresholdRule, evaluate, quantile_threshold};
 use crate::history::History;
 use crate::model::{DonutModel, device_for};
 use crate::score::{Stopped, score_series};
@@ -40,22 +40,32 @@ pub enum RunError {
     Stopped(#[from] Stopped),
 }
 
-/// The parts whose windows a run scores: those asked for, and always the test part (the
-/// metrics need it), in series order.
-fn parts_to_score(parts: &[Part]) -> Vec<Part> {
+/// True when the test part holds a labelled anomaly (an F1 means something).
+pub fn test_is_labelled(prep: &Prepared) -> bool {
+    prep.has_labels && prep.labels[prep.part(Part::Test)].contains(&1)
+}
+
+/// The parts whose windows a run scores: those asked for, always the test part (the metrics
+/// need it), and the validation part when the threshold must come from its scores; in series
+/// order.
+fn parts_to_score(parts: &[Part], validation_too: bool) -> Vec<Part> {
     let mut parts = parts.to_vec();
-    if !parts.contains(&Part::Test) {
-        parts.push(Part::Test);
+    parts.push(Part::Test);
+    if validation_too {
+        parts.push(Part::Valid);
     }
     parts.sort_by_key(|p| *p as usize);
     parts.dedup();
     parts
 }
 
-/// Scores for every point (None where not scored) and the test part's best-F1 figures.
+/// Scores for every point (None where not scored), the test part's best-F1 figures (None
+/// without labels, and why), and the threshold.
 struct Scored {
     scores: Vec<Option<f64>>,
-    metrics: Metrics,
+    metrics: Option<Metrics>,
+    no_f1_reason: Option<String>,
+    threshold: Threshold,
     score_secs: f64,
     scored_windows: usize,
 }
@@ -68,7 +78,8 @@ fn score_and_evaluate(
     parts: &[Part],
     hooks: &mut dyn RunHooks,
 ) -> Result<Scored, Stopped> {
-    let ends: Vec<usize> = parts_to_score(parts)
+    let labelled = test_is_labelled(prep);
+    let ends: Vec<usize> = parts_to_score(parts, !labelled)
         .iter()
         .flat_map(|&p| prep.window_ends(p))
         .collect();
@@ -80,15 +91,39 @@ fn score_and_evaluate(
     })?;
     let score_secs = started.elapsed().as_secs_f64();
     let test = prep.part(Part::Test);
-    let metrics = evaluate(
-        &scores[test.clone()],
-        &prep.labels[test.clone()],
-        &prep.missing[test],
-        config.eval_delay,
-    );
+    let (metrics, no_f1_reason, threshold) = if labelled {
+        let metrics = evaluate(
+            &scores[test.clone()],
+            &prep.labels[test.clone()],
+            &prep.missing[test],
+            config.eval_delay,
+        );
+        let threshold = Threshold {
+            value: metrics.best_f1.threshold,
+            rule: ThresholdRule::BestF1Test,
+        };
+        (Some(metrics), None, threshold)
+    } else {
+        let reason = if prep.has_labels {
+            "the test part has no labelled anomaly, so precision, recall and F1 have no meaning"
+        } else {
+            "the file has no label column, so precision, recall and F1 have no meaning"
+        };
+        let valid = prep.part(Part::Valid);
+        let value = quantile_threshold(&scores[valid], config.alarm_rate).unwrap_or(f64::INFINITY);
+        let threshold = Threshold {
+            value,
+            rule: ThresholdRule::ValidationQuantile {
+                alarm_rate: config.alarm_rate,
+            },
+        };
+        (None, Some(reason.to_string()), threshold)
+    };
     Ok(Scored {
         scores,
         metrics,
+        no_f1_reason,
+        threshold,
         score_secs,
         scored_windows: total,
     })
@@ -117,7 +152,9 @@ pub fn run(
         scored_windows: scored.scored_windows,
         history: trained.history,
         scores: scored.scores,
-        metrics: Some(scored.metrics),
+        metrics: scored.metrics,
+        no_f1_reason: scored.no_f1_reason,
+        threshold: scored.threshold,
     })
 }
 
@@ -148,27 +185,23 @@ pub fn rescore(
             snapshots: Vec::new(),
         },
         scores: scored.scores,
-        metrics: Some(scored.metrics),
+        metrics: scored.metrics,
+        no_f1_reason: scored.no_f1_reason,
+        threshold: scored.threshold,
     })
 }
 
-/// Writes the detections CSV: every point with its part, value, label, missing flag, anomaly
-/// score and whether it is flagged at `threshold`. Points that end no window have an empty score;
-/// a comment line at the top says so.
+/// Writes the detections CSV, its header on line 1 (it loads with pandas' defaults and with
+/// `donut-explorer train --data`): every point with its part, value, label, missing flag,
+/// anomaly score (-log p of the window ending at the point; empty where no window ends or the
+/// part was not scored) and whether it is flagged at `threshold` (missing points never are).
+/// What the columns mean and where the threshold came from go in [`detections_provenance`].
 pub fn write_detections(
     out: &mut dyn std::io::Write,
     prep: &Prepared,
     scores: &[Option<f64>],
     threshold: f64,
 ) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "# donut-explorer detections for {}. score = anomaly score (-log p of the window ending at the point); \
-         it is empty for the first {} points of each part (train/validation/test), which end no window, and for parts \
-         not scored. flagged = score >= {threshold} (the best-F1 threshold on the test part); missing points are never flagged.",
-        prep.source,
-        prep.window - 1
-    )?;
     let mut w = csv::Writer::from_writer(out);
     w.write_record([
         "timestamp",
@@ -198,4 +231,31 @@ pub fn write_detections(
     }
     w.flush()?;
     Ok(())
+}
+
+/// The provenance of a detections file (its sidecar JSON): the data, the threshold and its rule,
+/// the run's settings, and what the columns mean.
+pub fn detections_provenance(
+    prep: &Prepared,
+    record: &RunRecord,
+    threshold: &Threshold,
+) -> serde_json::Value {
+    serde_json::json!({
+        "source": prep.source,
+        "written_by": format!("donut-explorer {}", RunRecord::current_version()),
+        "threshold": threshold,
+        "threshold_rule": threshold.rule.to_string(),
+        "columns": {
+            "timestamp": "unix seconds (the row index when the file had none)",
+            "part": "train, validation or test",
+            "value": "the value as read (empty: missing)",
+            "label": "1 = labelled anomaly",
+            "missing": "1 = missing in the file (filled with 0)",
+            "score": format!("anomaly score, -log p of the window of {} points ending here; empty for the first {} points of the train and validation parts, which end no window, and for parts not scored", prep.window, prep.window - 1),
+            "flagged": "1 = score >= threshold (missing points are never flagged)",
+        },
+        "metrics": record.metrics,
+        "no_f1_reason": record.no_f1_reason,
+        "config": record.config,
+    })
 }

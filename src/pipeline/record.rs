@@ -4,7 +4,7 @@
 
 use crate::config::DonutConfig;
 use crate::data::{Part, Prepared};
-use crate::eval::{F1Score, Metrics};
+use crate::eval::{F1Score, Metrics, Threshold};
 use crate::history::{History, TrainStats};
 use crate::model::{DonutModel, Weight, device_for};
 use rand::SeedableRng;
@@ -30,6 +30,12 @@ pub struct DataSummary {
     pub roughness: f64,
     /// Points in the train, validation and test parts.
     pub split: [usize; 3],
+    /// Whether the file had a label column.
+    pub has_labels: bool,
+    /// The loading policies that were applied (duplicates merged, timestamps snapped, ...).
+    pub notes: Vec<String>,
+    /// What makes results on this data doubtful, and how.
+    pub warnings: Vec<String>,
 }
 
 impl DataSummary {
@@ -45,6 +51,9 @@ impl DataSummary {
             anomaly_ratio: anomalies as f64 / prep.len().max(1) as f64,
             roughness: prep.roughness(),
             split: Part::ALL.map(|p| prep.part(p).len()),
+            has_labels: prep.has_labels,
+            notes: prep.notes.iter().map(ToString::to_string).collect(),
+            warnings: prep.warnings.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -72,16 +81,30 @@ pub struct RunRecord {
     pub history: History,
     /// Anomaly score per point of the series (None where not scored).
     pub scores: Vec<Option<f64>>,
-    /// Best-F1 figures on the test part, when scored.
+    /// Best-F1 figures on the test part, when scored and the test part has labels.
     pub metrics: Option<Metrics>,
+    /// Why there are no metrics (no labels in the test part), when there are none.
+    pub no_f1_reason: Option<String>,
+    /// The threshold points are flagged at, and how it was chosen.
+    pub threshold: Threshold,
+}
+
+/// A best F1 with the delay it was computed with.
+#[derive(Serialize)]
+struct DelayedF1 {
+    #[serde(flatten)]
+    f1: F1Score,
+    delay: usize,
 }
 
 /// The JSON report of a run (`train --json`): a view of the record without its bulk.
 #[derive(Serialize)]
 struct Report<'a> {
     best_f1: Option<F1Score>,
-    best_f1_delay: Option<F1Score>,
+    best_f1_delay: Option<DelayedF1>,
     best_f1_pointwise: Option<F1Score>,
+    no_f1_reason: &'a Option<String>,
+    threshold: Threshold,
     train_secs: f64,
     train_windows_per_sec: f64,
     score_secs: f64,
@@ -110,15 +133,21 @@ impl RunRecord {
         DonutModel::new(&self.config, &mut rng, &device).with_weights(&self.weights)
     }
 
-    /// The figures of the run as one JSON object: `best_f1`, `best_f1_delay{k}` (k =
-    /// `eval_delay`), `best_f1_pointwise`, timings, `epochs`, `steps`, `seed`, `stopped`, the
-    /// kept validation, `data` and `config`.
+    /// The figures of the run as one JSON object: `best_f1`, `best_f1_delay` (with its
+    /// `delay`), `best_f1_pointwise` (each null without labels, `no_f1_reason` then says why),
+    /// `threshold` (value and rule), timings, `epochs`, `steps`, `seed`, `stopped`, the kept
+    /// validation, `data` (with its notes and warnings) and `config`.
     pub fn report(&self) -> serde_json::Value {
         let best = self.history.best_validation();
         let report = Report {
             best_f1: self.metrics.map(|m| m.best_f1),
-            best_f1_delay: self.metrics.map(|m| m.best_f1_delay),
+            best_f1_delay: self.metrics.map(|m| DelayedF1 {
+                f1: m.best_f1_delay,
+                delay: self.config.eval_delay,
+            }),
             best_f1_pointwise: self.metrics.map(|m| m.best_f1_pointwise),
+            no_f1_reason: &self.no_f1_reason,
+            threshold: self.threshold,
             train_secs: self.stats.train_secs,
             train_windows_per_sec: self.stats.train_windows_per_sec,
             score_secs: self.score_secs,
@@ -132,13 +161,7 @@ impl RunRecord {
             data: &self.data,
             config: &self.config,
         };
-        let mut value = serde_json::to_value(report).unwrap_or_default();
-        if let Some(map) = value.as_object_mut()
-            && let Some(delay) = map.remove("best_f1_delay")
-        {
-            map.insert(format!("best_f1_delay{}", self.config.eval_delay), delay);
-        }
-        value
+        serde_json::to_value(report).unwrap_or_default()
     }
 
     /// The record without its bulk (weights, scores, steps and all but the last snapshot): what
@@ -160,6 +183,8 @@ impl RunRecord {
             },
             scores: Vec::new(),
             metrics: self.metrics,
+            no_f1_reason: self.no_f1_reason.clone(),
+            threshold: self.threshold,
         }
     }
 }

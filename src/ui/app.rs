@@ -3,11 +3,13 @@
 //! eframe calls even while the window is hidden, so a minimised app keeps training.
 
 use super::bars::{TopBar, status_ui, top_bar_ui};
+use super::columns::{ColumnPrompt, column_prompt_ui};
 use super::commands::AppCommand;
 use super::compare::{CURRENT_COLOR, RunView};
 use super::dataset::Dataset;
+use super::file_browser::FileBrowser;
 use super::latent::LatentPanel;
-use super::loader::{FileEvent, FileJobs, LoadedRun};
+use super::loader::{FileEvent, FileJobs, LoadedRun, Purpose, WriteJob};
 use super::projection::LatentCache;
 use super::series::SeriesPanel;
 use super::session::RunState;
@@ -15,9 +17,9 @@ use super::state::{AppOptions, FrameTimes, Persisted, state_file_path};
 use super::widgets::remember;
 use crate::config::{DonutConfig, SettingGroup};
 use crate::data::{self, Prepared};
-use crate::pipeline::{RunRecord, write_detections};
+use crate::pipeline::{RunRecord, detections_provenance, write_detections};
 use crate::worker::Command;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +30,12 @@ pub struct DonutApp {
     options: AppOptions,
     /// The data.
     pub data: Option<Dataset>,
-    files: FileJobs,
+    /// File jobs on their own threads (dialogs, reading, writing).
+    pub files: FileJobs,
+    /// The in-app file browser, for desktops where the system dialog cannot open.
+    pub browser: FileBrowser,
+    /// A CSV waiting for its columns to be named.
+    pub column_prompt: Option<ColumnPrompt>,
     /// The current run, replaced whole when the data or the run changes.
     pub run: RunState,
     /// The last error (load, training), shown until dismissed.
@@ -80,6 +87,8 @@ impl DonutApp {
             options,
             data,
             files: FileJobs::default(),
+            browser: FileBrowser::default(),
+            column_prompt: None,
             run: RunState::default(),
             error: launch_error,
             notice: None,
@@ -112,9 +121,52 @@ impl DonutApp {
         self.run.worker_alive()
     }
 
-    /// Loads a CSV in the background; the current data stays until it succeeds.
+    /// Loads a CSV in the background (with the columns remembered for it and the duplicate
+    /// policy); the current data stays until it succeeds.
     pub fn open_path(&mut self, ctx: &egui::Context, path: PathBuf) {
+        self.sync_reading();
         self.files.load(ctx, path);
+    }
+
+    /// Hands the file jobs what they need to read CSVs as the user asked.
+    fn sync_reading(&mut self) {
+        self.files.reading.choices = self.state.column_choices.clone();
+        self.files.reading.duplicates = self.state.config.duplicates;
+    }
+
+    /// Chooses a file for `purpose`: the system dialog, or the in-app browser where the system
+    /// dialog is known not to open.
+    pub fn choose_file(&mut self, ctx: &egui::Context, purpose: Purpose) {
+        self.sync_reading();
+        if self.files.system_dialog_unavailable.is_some() {
+            let folder = self.browse_folder();
+            self.browser.open(purpose, &folder);
+        } else {
+            self.files.pick(ctx, purpose);
+        }
+    }
+
+    /// Where the in-app browser starts: the folder of the last file opened, else the current one.
+    fn browse_folder(&self) -> PathBuf {
+        self.state
+            .last_file
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|p| p.is_dir())
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// Chooses where to save, then writes there with `write`, in the background.
+    fn save_as(&mut self, ctx: &egui::Context, suggested_name: &str, write: WriteJob) {
+        self.choose_file(
+            ctx,
+            Purpose::Save {
+                suggested_name: suggested_name.to_string(),
+                write,
+            },
+        );
     }
 
     /// Reads a saved run (and its data) in the background; [`Self::open_saved_run`] shows it.
@@ -166,6 +218,14 @@ impl DonutApp {
         let after = self.state.config.clone();
         if after.validate().is_err() {
             return;
+        }
+        let reread = before
+            .changes(&after)
+            .iter()
+            .any(|c| c.group == SettingGroup::Load);
+        if reread && let Some(path) = self.state.last_file.clone() {
+            // The file is read again with the new policy; the run restarts on the new data.
+            self.open_path(ctx, path);
         }
         if before.reshapes_data(&after)
             && let Some(d) = self.data.as_mut()
@@ -245,22 +305,30 @@ impl DonutApp {
                     self.state.last_file = None;
                 }
             }
-            AppCommand::PickCsv => self.files.pick_and_load(ctx),
+            AppCommand::PickCsv => self.choose_file(ctx, Purpose::Csv),
             AppCommand::OpenCsv(path) => self.open_path(ctx, path),
-            AppCommand::PickRun => self.files.pick_and_load_run(ctx),
+            AppCommand::LoadWithColumns { path, columns } => {
+                self.state.column_choices.insert(path.clone(), columns);
+                self.open_path(ctx, path);
+            }
+            AppCommand::PickRun => self.choose_file(ctx, Purpose::Run),
             AppCommand::OpenRun(path) => self.open_run_path(ctx, path),
             AppCommand::SaveRun => self.save_run(ctx),
             AppCommand::PinRun => self.pin_run(),
-            AppCommand::PickPin => self.files.pick_and_load_pin(ctx),
+            AppCommand::PickPin => self.choose_file(ctx, Purpose::Pin),
             AppCommand::ExportDetections => self.export_detections(ctx),
             AppCommand::SaveText {
                 suggested_name,
                 text,
-            } => self.files.pick_and_save(ctx, suggested_name, move |path| {
-                Ok(crate::fsio::write_atomically(path, |w| {
-                    w.write_all(text.as_bytes())
-                })?)
-            }),
+            } => self.save_as(
+                ctx,
+                suggested_name,
+                Box::new(move |path| {
+                    Ok(crate::fsio::write_atomically(path, |w| {
+                        w.write_all(text.as_bytes())
+                    })?)
+                }),
+            ),
             AppCommand::ToggleSweeps => self.sweeps.open = !self.sweeps.open,
             AppCommand::ToggleCompare => self.compare.open = !self.compare.open,
         }
@@ -279,8 +347,24 @@ impl DonutApp {
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect()
         });
-        let mut commands: Vec<AppCommand> = dropped.into_iter().map(AppCommand::OpenCsv).collect();
+        // A dropped run opens; anything else is read as a CSV.
+        let mut commands: Vec<AppCommand> = dropped
+            .into_iter()
+            .map(|p| {
+                if p.extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("donut"))
+                {
+                    AppCommand::OpenRun(p)
+                } else {
+                    AppCommand::OpenCsv(p)
+                }
+            })
+            .collect();
         self.panels_ui(ui, &mut commands);
+        column_prompt_ui(&ctx, &mut self.column_prompt, &mut commands);
+        if let Some((path, purpose)) = self.browser.show(&ctx) {
+            self.files.finish(&ctx, purpose, path);
+        }
         for command in commands {
             self.apply(&ctx, command);
         }
@@ -422,8 +506,7 @@ impl DonutApp {
     fn handle_file_events(&mut self) {
         for event in self.files.poll() {
             match event {
-                FileEvent::Loaded(Ok(raw)) => {
-                    let path = PathBuf::from(&raw.source);
+                FileEvent::Loaded(path, Ok(raw)) => {
                     let dataset = Dataset::new(raw, &self.state.config);
                     self.error = dataset.problem.as_ref().map(|problem| {
                         format!(
@@ -438,10 +521,30 @@ impl DonutApp {
                     self.state.last_file = Some(path);
                     self.notice = None;
                 }
-                FileEvent::Loaded(Err(e)) => {
+                FileEvent::Loaded(_, Err(e)) => {
                     self.error = Some(format!(
                         "Could not load: {e}. The previous data is still loaded."
                     ));
+                }
+                FileEvent::Previewed(path, Ok(preview), problem) => {
+                    self.notice = Some(format!("{}: name its columns to load it", path.display()));
+                    self.column_prompt = Some(ColumnPrompt::new(
+                        path,
+                        preview,
+                        problem.problem.to_string(),
+                    ));
+                }
+                FileEvent::Previewed(_, Err(e), _) => {
+                    self.error = Some(format!(
+                        "Could not load: {e}. The previous data is still loaded."
+                    ));
+                }
+                FileEvent::PickerUnavailable(purpose) => {
+                    let reason = "the system file dialog could not open (no xdg-desktop-portal or zenity on this desktop)";
+                    self.notice = Some(format!("{reason}: using the built-in file browser"));
+                    self.files.system_dialog_unavailable = Some(reason.to_string());
+                    let folder = self.browse_folder();
+                    self.browser.open(purpose, &folder);
                 }
                 FileEvent::Saved(Ok(path)) => {
                     if path.extension().is_some_and(|e| e == "donut") {
@@ -455,7 +558,7 @@ impl DonutApp {
                     self.error = Some(format!("Could not open the run: {e}"))
                 }
                 FileEvent::PinLoaded(Ok(run)) => {
-                    let threshold = run.metrics.map_or(0.0, |m| m.best_f1.threshold);
+                    let threshold = run.threshold.value;
                     self.compare.pinned = Some((Arc::from(run), threshold));
                     self.compare.open = true;
                 }
@@ -492,9 +595,11 @@ impl DonutApp {
             self.error = Some("No finished run to save yet.".into());
             return;
         };
-        self.files.pick_and_save(ctx, "run.donut", move |path| {
-            Ok(crate::runfile::save(path, &record)?)
-        });
+        self.save_as(
+            ctx,
+            "run.donut",
+            Box::new(move |path| Ok(crate::runfile::save(path, &record)?)),
+        );
     }
 
     /// Writes the finished run's detections at the current threshold (picker and writing in the
@@ -504,13 +609,27 @@ impl DonutApp {
             self.error = Some("No finished run to export yet.".into());
             return;
         };
-        let threshold = self.run.threshold;
-        self.files
-            .pick_and_save(ctx, "detections.csv", move |path| {
-                Ok(crate::fsio::write_atomically(path, |w| {
-                    write_detections(w, &prep, &record.scores, threshold)
-                })?)
-            });
+        let threshold = crate::eval::Threshold {
+            value: self.run.threshold,
+            rule: record.threshold.rule,
+        };
+        self.save_as(
+            ctx,
+            "detections.csv",
+            Box::new(move |path| {
+                crate::fsio::write_atomically(path, |w| {
+                    write_detections(w, &prep, &record.scores, threshold.value)
+                })?;
+                let provenance = detections_provenance(&prep, &record, &threshold);
+                let mut sidecar = path.as_os_str().to_owned();
+                sidecar.push(".json");
+                crate::fsio::write_atomically(Path::new(&sidecar), |w| {
+                    serde_json::to_writer_pretty(&mut *w, &provenance)
+                        .map_err(std::io::Error::other)
+                })?;
+                Ok(())
+            }),
+        );
     }
 
     /// Shows a saved run: its settings, losses, latent snapshots and scores, on its own data.

@@ -118,16 +118,16 @@ pub fn status_ui(
             );
         }
         if let Some(r) = &run.record {
-            let m = r.metrics.unwrap_or_default();
+            let figures = match r.metrics {
+                Some(m) => format!(
+                    "best F1 {:.3} / delay {} {:.3} / point-wise {:.3}",
+                    m.best_f1.f1, r.config.eval_delay, m.best_f1_delay.f1, m.best_f1_pointwise.f1
+                ),
+                None => "no F1 (no labels in the test part)".into(),
+            };
             ui.label(format!(
-                "trained {:.1} s ({:.0} win/s) · scored {:.1} s · best F1 {:.3} / delay {} {:.3} / point-wise {:.3}",
-                r.stats.train_secs,
-                r.stats.train_windows_per_sec,
-                r.score_secs,
-                m.best_f1.f1,
-                r.config.eval_delay,
-                m.best_f1_delay.f1,
-                m.best_f1_pointwise.f1
+                "trained {:.1} s ({:.0} win/s) · scored {:.1} s · {figures}",
+                r.stats.train_secs, r.stats.train_windows_per_sec, r.score_secs,
             ));
         }
         if let Some(n) = notice {

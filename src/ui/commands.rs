@@ -3,6 +3,7 @@
 //! drawn (as egui's demo app and rerun do), so no panel needs the whole app.
 
 use crate::config::DonutConfig;
+use crate::data::ColumnChoice;
 use std::path::PathBuf;
 
 /// A request from a panel or a bar.
@@ -29,6 +30,13 @@ pub enum AppCommand {
     PickCsv,
     /// Load this CSV.
     OpenCsv(PathBuf),
+    /// Load this CSV with these columns, and remember them for it.
+    LoadWithColumns {
+        /// The file.
+        path: PathBuf,
+        /// Which column is which.
+        columns: ColumnChoice,
+    },
     /// Pick a saved run with the file dialog and open it.
     PickRun,
     /// Open this saved run.

@@ -3,7 +3,8 @@
 
 use super::commands::AppCommand;
 use crate::config::{
-    BackendKind, BetaMode, DonutConfig, EncoderKind, EntropyMode, GradientEngine, LatentDist,
+    BackendKind, BetaMode, DonutConfig, DuplicatePolicy, EncoderKind, EntropyMode, GradientEngine,
+    LatentDist,
 };
 use crate::worker::Phase;
 use egui::{RichText, Slider, Ui};
@@ -233,4 +234,14 @@ fn scoring_ui(c: &mut DonutConfig, ui: &mut Ui) {
         .on_hover_text("Rounds of imputing missing points from the model before scoring (10; 0 = off): fewer false alarms next to gaps");
     ui.add(Slider::new(&mut c.n_z, 1..=2048).logarithmic(true).text("z samples (n_z)"))
         .on_hover_text("Samples of z averaged into each reconstruction probability (1024): more = smoother scores, slower scoring");
+    ui.add(Slider::new(&mut c.alarm_rate, 0.001..=0.5).logarithmic(true).text("alarm rate"))
+        .on_hover_text("Without labels in the test part, the threshold flags this share of the validation windows (0.01)");
+    ui.horizontal(|ui| {
+        ui.label("duplicate timestamps").on_hover_text(
+            "What to do with rows of a file that share a timestamp (a daylight-saving hour written twice, rows exported twice); the file is read again",
+        );
+        for p in DuplicatePolicy::ALL {
+            ui.selectable_value(&mut c.duplicates, p, p.name());
+        }
+    });
 }

@@ -1,24 +1,118 @@
-//! Background file work for the UI: the file pickers and CSV loading/writing, each on a named
-//! thread that reports back over a channel and wakes the UI.
+//! Background file work for the UI: the system file dialog, reading CSVs and runs, writing files,
+//! each on a named thread that reports back over a bounded channel and wakes the UI.
+//!
+//! Where the system dialog cannot open (a Linux desktop without xdg-desktop-portal or zenity:
+//! rfd then returns at once, as if cancelled), the job comes back as
+//! [`FileEvent::PickerUnavailable`] and the app finishes it with its in-app browser.
 
-use crate::data::{self, DataError, RawSeries};
+use crate::config::DuplicatePolicy;
+use crate::data::{self, ColumnChoice, DataError, LoadOptions, Preview, RawSeries};
+use crate::pipeline::RunRecord;
 use crossbeam_channel::{Receiver, Sender, bounded};
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A system dialog that answers faster than this without a file was not shown at all.
+const NO_DIALOG_WITHIN: Duration = Duration::from_millis(250);
+
+/// Writes a file to the path chosen for it.
+pub type WriteJob = Box<dyn FnOnce(&Path) -> anyhow::Result<()> + Send>;
+
+/// What a file is being chosen for.
+pub enum Purpose {
+    /// A CSV to load.
+    Csv,
+    /// A saved run to open.
+    Run,
+    /// A saved run to pin for comparison.
+    Pin,
+    /// A file to write.
+    Save {
+        /// The name proposed (its extension is the filter).
+        suggested_name: String,
+        /// What to write there.
+        write: WriteJob,
+    },
+}
+
+impl std::fmt::Debug for Purpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Csv => write!(f, "Csv"),
+            Self::Run => write!(f, "Run"),
+            Self::Pin => write!(f, "Pin"),
+            Self::Save { suggested_name, .. } => write!(f, "Save({suggested_name})"),
+        }
+    }
+}
+
+impl Purpose {
+    /// The title of a dialog for this purpose.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Self::Csv => "Open a KPI series (CSV)",
+            Self::Run => "Open a saved run",
+            Self::Pin => "Pin a saved run",
+            Self::Save { .. } => "Save as",
+        }
+    }
+
+    /// The file extensions this purpose reads or writes.
+    pub fn extensions(&self) -> Vec<String> {
+        match self {
+            Self::Csv => vec!["csv".into(), "txt".into(), "tsv".into()],
+            Self::Run | Self::Pin => vec!["donut".into()],
+            Self::Save { suggested_name, .. } => {
+                vec![
+                    suggested_name
+                        .rsplit('.')
+                        .next()
+                        .unwrap_or("csv")
+                        .to_string(),
+                ]
+            }
+        }
+    }
+}
+
+/// How CSVs are read: the columns chosen for each file, and the duplicate policy.
+#[derive(Clone, Debug, Default)]
+pub struct Reading {
+    /// Column choices remembered per file.
+    pub choices: BTreeMap<PathBuf, ColumnChoice>,
+    /// What to do with repeated timestamps.
+    pub duplicates: DuplicatePolicy,
+}
+
+impl Reading {
+    /// The options for `path`.
+    pub fn options_for(&self, path: &Path) -> LoadOptions {
+        LoadOptions {
+            columns: self.choices.get(path).cloned().unwrap_or_default(),
+            duplicates: self.duplicates,
+        }
+    }
+}
 
 /// A message from a file thread.
 #[derive(Debug)]
 pub enum FileEvent {
-    /// A CSV was read (or failed to be).
-    Loaded(Result<Arc<RawSeries>, DataError>),
+    /// A CSV was read (or failed to be): the path, and the series or the error.
+    Loaded(PathBuf, Result<Arc<RawSeries>, DataError>),
+    /// The first rows of a CSV whose columns were not recognised, with the error that said so.
+    Previewed(PathBuf, Result<Preview, DataError>, DataError),
     /// The user closed the picker without choosing.
     Cancelled,
+    /// The system dialog could not open: the in-app browser takes the job over.
+    PickerUnavailable(Purpose),
     /// A file was written (Ok: where) or failed.
     Saved(Result<PathBuf, String>),
     /// A saved run was read, with the series it was trained on when that could be read too.
     RunLoaded(Result<Box<LoadedRun>, String>),
     /// A saved run was read to be pinned for comparison.
-    PinLoaded(Result<Box<crate::pipeline::RunRecord>, String>),
+    PinLoaded(Result<Box<RunRecord>, String>),
 }
 
 /// A saved run and its data.
@@ -27,12 +121,24 @@ pub struct LoadedRun {
     /// The run file.
     pub path: PathBuf,
     /// Its contents.
-    pub run: crate::pipeline::RunRecord,
+    pub run: RunRecord,
     /// The series it was trained on, when found (the bundled sample, or a file that still loads).
     pub data: Option<Arc<RawSeries>>,
 }
 
-fn read_run(path: PathBuf) -> FileEvent {
+/// Reads a CSV; an unrecognised header comes back with a preview for the column prompt.
+fn read_csv(path: PathBuf, reading: &Reading) -> FileEvent {
+    match data::load_csv_with(&path, &reading.options_for(&path)) {
+        Ok(raw) => FileEvent::Loaded(path, Ok(Arc::new(raw))),
+        Err(e) if e.asks_for_columns() => {
+            let preview = data::preview_csv(&path, 8);
+            FileEvent::Previewed(path, preview, e)
+        }
+        Err(e) => FileEvent::Loaded(path, Err(e)),
+    }
+}
+
+fn read_run(path: PathBuf, reading: &Reading) -> FileEvent {
     let run = match crate::runfile::load(&path) {
         Ok(r) => r,
         Err(e) => return FileEvent::RunLoaded(Err(e.to_string())),
@@ -40,7 +146,8 @@ fn read_run(path: PathBuf) -> FileEvent {
     let data = if run.source == data::SAMPLE_NAME {
         data::load_sample().ok()
     } else {
-        data::load_csv(std::path::Path::new(&run.source)).ok()
+        let source = PathBuf::from(&run.source);
+        data::load_csv_with(&source, &reading.options_for(&source)).ok()
     };
     FileEvent::RunLoaded(Ok(Box::new(LoadedRun {
         path,
@@ -57,18 +164,54 @@ fn read_pin(path: PathBuf) -> FileEvent {
     )
 }
 
+/// Does what `purpose` asks with the chosen `path` (on the calling file thread).
+fn finish(purpose: Purpose, path: PathBuf, reading: &Reading) -> FileEvent {
+    match purpose {
+        Purpose::Csv => read_csv(path, reading),
+        Purpose::Run => read_run(path, reading),
+        Purpose::Pin => read_pin(path),
+        Purpose::Save { write, .. } => {
+            FileEvent::Saved(write(&path).map(|()| path).map_err(|e| format!("{e:#}")))
+        }
+    }
+}
+
+/// The system dialog for `purpose`; None when closed without a file (or never shown).
+fn system_dialog(purpose: &Purpose) -> Option<PathBuf> {
+    let extensions = purpose.extensions();
+    let filter: Vec<&str> = extensions.iter().map(String::as_str).collect();
+    let dialog = rfd::FileDialog::new()
+        .set_title(purpose.title())
+        .add_filter(filter[0], &filter);
+    match purpose {
+        Purpose::Save { suggested_name, .. } => dialog.set_file_name(suggested_name).save_file(),
+        _ => dialog.pick_file(),
+    }
+}
+
 /// Runs file jobs off the UI thread.
 pub struct FileJobs {
     tx: Sender<FileEvent>,
     rx: Receiver<FileEvent>,
     /// Jobs started and not yet reported.
     pub pending: usize,
+    /// Why the system dialog cannot be used, once that is known (then the app's own browser is
+    /// used at once).
+    pub system_dialog_unavailable: Option<String>,
+    /// How CSVs are read.
+    pub reading: Reading,
 }
 
 impl Default for FileJobs {
     fn default() -> Self {
         let (tx, rx) = bounded(16);
-        Self { tx, rx, pending: 0 }
+        Self {
+            tx,
+            rx,
+            pending: 0,
+            system_dialog_unavailable: None,
+            reading: Reading::default(),
+        }
     }
 }
 
@@ -92,57 +235,16 @@ impl FileJobs {
         }
     }
 
-    /// Loads `path` in the background.
+    /// Loads `path` in the background (with the columns remembered for it).
     pub fn load(&mut self, ctx: &egui::Context, path: PathBuf) {
-        self.spawn("csv-loader", ctx.clone(), move || {
-            FileEvent::Loaded(data::load_csv(&path).map(Arc::new))
-        });
-    }
-
-    /// Opens the native file picker, then loads the chosen file, all in the background.
-    pub fn pick_and_load(&mut self, ctx: &egui::Context) {
-        self.spawn(
-            "file-dialog",
-            ctx.clone(),
-            move || match rfd::FileDialog::new()
-                .add_filter("CSV", &["csv", "txt", "tsv"])
-                .set_title("Open a KPI series")
-                .pick_file()
-            {
-                Some(path) => FileEvent::Loaded(data::load_csv(&path).map(Arc::new)),
-                None => FileEvent::Cancelled,
-            },
-        );
-    }
-
-    /// Asks where to save (picker in the background), then writes with `write`.
-    pub fn pick_and_save(
-        &mut self,
-        ctx: &egui::Context,
-        default_name: &str,
-        write: impl FnOnce(&std::path::Path) -> anyhow::Result<()> + Send + 'static,
-    ) {
-        let default_name = default_name.to_string();
-        let extension = default_name.rsplit('.').next().unwrap_or("csv").to_string();
-        self.spawn(
-            "file-dialog",
-            ctx.clone(),
-            move || match rfd::FileDialog::new()
-                .add_filter(&extension, &[extension.as_str()])
-                .set_file_name(default_name)
-                .save_file()
-            {
-                Some(path) => {
-                    FileEvent::Saved(write(&path).map(|()| path).map_err(|e| format!("{e:#}")))
-                }
-                None => FileEvent::Cancelled,
-            },
-        );
+        let reading = self.reading.clone();
+        self.spawn("csv-loader", ctx.clone(), move || read_csv(path, &reading));
     }
 
     /// Reads a saved run (and its data) in the background.
     pub fn load_run(&mut self, ctx: &egui::Context, path: PathBuf) {
-        self.spawn("run-loader", ctx.clone(), move || read_run(path));
+        let reading = self.reading.clone();
+        self.spawn("run-loader", ctx.clone(), move || read_run(path, &reading));
     }
 
     /// Reads a saved run to pin, in the background.
@@ -150,35 +252,27 @@ impl FileJobs {
         self.spawn("run-loader", ctx.clone(), move || read_pin(path));
     }
 
-    /// Opens the picker for a saved run to pin, then reads it, in the background.
-    pub fn pick_and_load_pin(&mut self, ctx: &egui::Context) {
-        self.pick_run_then(ctx, "Pin a saved run", read_pin);
+    /// Does what `purpose` asks with `path` (chosen in the app's browser), in the background.
+    pub fn finish(&mut self, ctx: &egui::Context, purpose: Purpose, path: PathBuf) {
+        let reading = self.reading.clone();
+        self.spawn("file-job", ctx.clone(), move || {
+            finish(purpose, path, &reading)
+        });
     }
 
-    /// Opens the picker for a saved run, then reads it, in the background.
-    pub fn pick_and_load_run(&mut self, ctx: &egui::Context) {
-        self.pick_run_then(ctx, "Open a saved run", read_run);
-    }
-
-    /// The picker for `.donut` files titled `title`, then `read` on the chosen path, on a thread.
-    fn pick_run_then(
-        &mut self,
-        ctx: &egui::Context,
-        title: &'static str,
-        read: fn(PathBuf) -> FileEvent,
-    ) {
-        self.spawn(
-            "file-dialog",
-            ctx.clone(),
-            move || match rfd::FileDialog::new()
-                .add_filter("donut run", &["donut"])
-                .set_title(title)
-                .pick_file()
-            {
-                Some(path) => read(path),
+    /// Opens the system file dialog for `purpose` and finishes the job with its file, in the
+    /// background. A dialog that cannot open hands the job back
+    /// ([`FileEvent::PickerUnavailable`]).
+    pub fn pick(&mut self, ctx: &egui::Context, purpose: Purpose) {
+        let reading = self.reading.clone();
+        self.spawn("file-dialog", ctx.clone(), move || {
+            let asked = Instant::now();
+            match system_dialog(&purpose) {
+                Some(path) => finish(purpose, path, &reading),
+                None if asked.elapsed() < NO_DIALOG_WITHIN => FileEvent::PickerUnavailable(purpose),
                 None => FileEvent::Cancelled,
-            },
-        );
+            }
+        });
     }
 
     /// Events that have arrived.

@@ -7,10 +7,12 @@
 
 mod app;
 mod bars;
+mod columns;
 pub mod commands;
 mod compare;
 mod controls;
 mod dataset;
+mod file_browser;
 mod latent;
 pub mod latent3d;
 mod loader;

@@ -53,6 +53,7 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
     };
     let n = prep.len();
     let result = p.record;
+    data_notes_ui(ui, prep);
     threshold_ui(ui, prep, result, p.threshold, commands);
     let threshold = *p.threshold;
     let step = stride(n);
@@ -193,6 +194,20 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
         });
 }
 
+/// The loading policies applied to the data and its warnings, one line each.
+fn data_notes_ui(ui: &mut Ui, prep: &Prepared) {
+    for note in &prep.notes {
+        ui.label(egui::RichText::new(format!("note: {note}")).small());
+    }
+    for warning in &prep.warnings {
+        ui.label(
+            egui::RichText::new(format!("warning: {warning}"))
+                .small()
+                .color(ui.visuals().warn_fg_color),
+        );
+    }
+}
+
 fn threshold_ui(
     ui: &mut Ui,
     prep: &Prepared,
@@ -221,17 +236,23 @@ fn threshold_ui(
                 .on_hover_text("Points whose anomaly score reaches this are flagged (red dots)");
         }
         if ui
-            .button("Best F1")
-            .on_hover_text("Jump to the threshold of the best (no-delay) F1 on the test part")
+            .button("Run's threshold")
+            .on_hover_text(format!("Back to {}", result.threshold.rule))
             .clicked()
         {
-            *threshold = result.metrics.unwrap_or_default().best_f1.threshold;
+            *threshold = result.threshold.value;
         }
-        let [adj, delay, point] = metrics_at(prep, result, *threshold);
-        ui.label(format!(
-            "test: P {:.3} R {:.3} F1 {:.3} · delay {}: F1 {:.3} · point-wise: F1 {:.3}",
-            adj.precision, adj.recall, adj.f1, result.config.eval_delay, delay.f1, point.f1
-        ));
+        if result.metrics.is_some() {
+            let [adj, delay, point] = metrics_at(prep, result, *threshold);
+            ui.label(format!(
+                "test: P {:.3} R {:.3} F1 {:.3} · delay {}: F1 {:.3} · point-wise: F1 {:.3}",
+                adj.precision, adj.recall, adj.f1, result.config.eval_delay, delay.f1, point.f1
+            ));
+        } else {
+            let reason = result.no_f1_reason.as_deref().unwrap_or("no labels");
+            ui.label(format!("no F1: {reason}"))
+                .on_hover_text(format!("The run's threshold is {}", result.threshold.rule));
+        }
         if ui
             .button("Export detections…")
             .on_hover_text("Write every point with its score and flag to a CSV")

@@ -65,7 +65,7 @@ impl RunState {
     pub fn finished(record: Arc<RunRecord>) -> Self {
         Self {
             config: Some(record.config.clone()),
-            threshold: record.metrics.map_or(0.0, |m| m.best_f1.threshold),
+            threshold: record.threshold.value,
             total_steps: record.history.steps.len(),
             record: Some(record),
             ..Default::default()
@@ -175,7 +175,7 @@ impl RunState {
                     self.score_progress = Some((done, total))
                 }
                 WorkerEvent::Finished(record) => {
-                    self.threshold = record.metrics.map_or(0.0, |m| m.best_f1.threshold);
+                    self.threshold = record.threshold.value;
                     self.config = Some(record.config.clone());
                     self.record = Some(Arc::from(record));
                     self.live = History::default();

@@ -4,7 +4,9 @@
 use super::latent3d::Camera;
 use super::projection::LatentView;
 use crate::config::DonutConfig;
+use crate::data::ColumnChoice;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Everything that survives a restart of the app (eframe storage). Runtime handles are not here.
@@ -27,6 +29,8 @@ pub struct Persisted {
     pub controls_width: f32,
     /// Teaching view: the stacked ELBO chart and explanations beside the controls.
     pub teaching: bool,
+    /// The columns chosen for files whose header was not recognised.
+    pub column_choices: BTreeMap<PathBuf, ColumnChoice>,
 }
 
 impl Default for Persisted {
@@ -40,6 +44,7 @@ impl Default for Persisted {
             recent_runs: Vec::new(),
             controls_width: 330.0,
             teaching: false,
+            column_choices: BTreeMap::new(),
         }
     }
 }

@@ -54,13 +54,21 @@ fn train_json_reports_every_figure_and_the_config() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
+    // With --json, stdout is the JSON object alone (the summary went to stderr).
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let last = stdout.lines().last().unwrap();
     let v: serde_json::Value = serde_json::from_str(last).unwrap();
-    for key in ["best_f1", "best_f1_delay7", "best_f1_pointwise"] {
+    for key in ["best_f1", "best_f1_delay", "best_f1_pointwise"] {
         for field in ["f1", "precision", "recall", "threshold"] {
             assert!(v[key][field].is_number(), "{key}.{field} in {last}");
         }
     }
+    assert_eq!(
+        v["best_f1_delay"]["delay"], 7,
+        "the key names no setting; a field holds it"
+    );
+    assert_eq!(v["threshold"]["rule"], "best_f1_test");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("best F1"));
     for key in ["train_secs", "train_windows_per_sec", "score_secs"] {
         assert!(v[key].as_f64().unwrap() > 0.0, "{key}");
     }
@@ -71,17 +79,22 @@ fn train_json_reports_every_figure_and_the_config() {
 
     let text = std::fs::read_to_string(&detections).unwrap();
     let mut lines = text.lines();
-    assert!(
-        lines
-            .next()
-            .unwrap()
-            .starts_with("# donut-explorer detections"),
-        "the file says which points have no score"
-    );
     assert_eq!(
         lines.next().unwrap(),
-        "timestamp,part,value,label,missing,score,flagged"
+        "timestamp,part,value,label,missing,score,flagged",
+        "the header is on line 1"
     );
+    // What the columns mean, and the threshold's rule, sit beside it.
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("det.csv.json")).unwrap())
+            .unwrap();
+    assert!(
+        sidecar["columns"]["score"]
+            .as_str()
+            .unwrap()
+            .contains("no window")
+    );
+    assert_eq!(sidecar["threshold"]["rule"], "best_f1_test");
     let rows: Vec<Vec<String>> = lines
         .map(|l| l.split(',').map(String::from).collect())
         .collect();
@@ -96,12 +109,91 @@ fn train_json_reports_every_figure_and_the_config() {
         rows.iter().filter(|r| r[4] == "1").all(|r| r[6] == "0"),
         "missing points are never flagged"
     );
+    // The detections file is data again: it loads as a series with its labels.
+    let again = json_of(
+        bin()
+            .args(["train", "--json", "--data"])
+            .arg(&detections)
+            .args(QUICK),
+    );
+    assert_eq!(again["data"]["points"], 28 * 288);
+    assert_eq!(again["data"]["has_labels"], true);
+}
+
+#[test]
+fn odd_headers_are_read_with_column_flags_and_no_labels_give_no_f1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stock.csv");
+    let mut text = String::from("Date;Close\n");
+    for i in 0..2000i64 {
+        let t = chrono::DateTime::from_timestamp(1_577_836_800 + 3600 * i, 0).unwrap();
+        let v = 100.0 + 10.0 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
+        text.push_str(&format!(
+            "{};{}\n",
+            t.format("%Y-%m-%d %H:%M"),
+            format!("{v:.2}").replace('.', ",")
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let out = bin()
+        .args(["train", "--data"])
+        .arg(&path)
+        .args(QUICK)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stock.csv") && err.contains("line 1") && err.contains("--value-column"),
+        "{err}"
+    );
+
+    let out = bin()
+        .args([
+            "train",
+            "--json",
+            "--value-column",
+            "Close",
+            "--set",
+            "window=24",
+            "--data",
+        ])
+        .arg(&path)
+        .args(QUICK)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(v["best_f1"].is_null(), "no F1 without labels: {v}");
+    assert!(
+        v["no_f1_reason"]
+            .as_str()
+            .unwrap()
+            .contains("no label column")
+    );
+    assert_eq!(v["threshold"]["rule"], "validation_quantile");
+    assert_eq!(v["data"]["interval_secs"], 3600);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("decimal comma"),
+        "the applied reading is said once: {err}"
+    );
+    assert!(
+        err.contains("warning") && err.contains("no label column"),
+        "{err}"
+    );
+    assert!(err.contains("no F1"), "{err}");
 }
 
 #[test]
 fn bad_input_exits_non_zero_naming_file_line_and_problem() {
     let out = bin()
-        .args(["train", "--data"])
+        .args(["train", "--set", "duplicates=error", "--data"])
         .arg(fixture("duplicate_ts.csv"))
         .args(QUICK)
         .output()

@@ -13,6 +13,15 @@ fn fixture_error(name: &str) -> DataError {
     load_csv(&fixture(name)).expect_err(name)
 }
 
+/// The error of a fixture read with `duplicates = error` (today's strict reading).
+fn strict_fixture_error(name: &str) -> DataError {
+    let options = donut_explorer::data::LoadOptions {
+        duplicates: donut_explorer::config::DuplicatePolicy::Error,
+        ..Default::default()
+    };
+    donut_explorer::data::load_csv_with(&fixture(name), &options).expect_err(name)
+}
+
 #[test]
 fn empty_file() {
     let e = fixture_error("empty.csv");
@@ -59,7 +68,7 @@ fn nan_and_infinite_values() {
 
 #[test]
 fn duplicate_timestamps() {
-    let e = fixture_error("duplicate_ts.csv");
+    let e = strict_fixture_error("duplicate_ts.csv");
     assert_eq!(e.line, Some(4));
     assert_eq!(
         e.problem,
@@ -188,9 +197,11 @@ fn accepted_forms_timestamps_delimiters_bom_crlf_no_timestamp() {
         (a.timestamps.clone(), a.interval),
         (vec![1469376000, 1469376300], 300)
     );
-    let b = parse("\u{feff}timestamp;value;label\r\n1469376000000;1,0\r\n1469376300000;2;0\r\n");
-    // `1,0` in a `;` file is text in the value column: the decimal comma is not guessed.
-    assert!(matches!(b.unwrap_err().problem, Problem::NotANumber { .. }));
+    let b = parse("\u{feff}timestamp;value;label\r\n1469376000000;1,5;0\r\n1469376300000;2;0\r\n")
+        .unwrap();
+    // `1,5` in a `;` file is a decimal comma.
+    assert_eq!(b.values, vec![1.5, 2.0]);
+    assert_eq!(b.notes.len(), 1, "{:?}", b.notes);
     let c = parse("\u{feff}value\tlabel\r\n1.0\t0\r\n2.0\t1\r\n").unwrap();
     assert!(!c.has_timestamps && c.has_labels);
     assert_eq!(c.timestamps, vec![0, 1]);

@@ -3,6 +3,7 @@
 mod cli;
 mod data;
 mod layers;
+mod messy;
 mod runs;
 mod training;
 mod ui;

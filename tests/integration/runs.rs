@@ -96,3 +96,62 @@ fn damaged_newer_and_foreign_files_get_clear_messages() {
     let e = decode(b"timestamp,value\n1,2\n", "data.csv").unwrap_err();
     assert!(matches!(e, RunFileError::NotARunFile(_)), "{e}");
 }
+
+#[test]
+fn a_run_file_of_the_first_release_loads_and_scores() {
+    // Written by donut-explorer 0.1 (format 1, commit 04533bb): `train --data
+    // run-format1-data.csv --set window=24 --set hidden_width=16 --set epochs=3 ... --save`,
+    // whose --json printed best_f1 {f1 0.8571428571428571, threshold 9.623384475708008}.
+    let path = super::fixture("run-format1.donut");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
+    let run = load(&path).unwrap();
+    let m = run.metrics.unwrap();
+    assert_eq!(
+        (m.best_f1.f1, m.best_f1.threshold),
+        (0.8571428571428571, 9.623384475708008)
+    );
+    assert_eq!(run.threshold.value, 9.623384475708008);
+    assert_eq!(
+        (
+            run.stats.epochs_done,
+            run.config.window,
+            run.config.hidden_width
+        ),
+        (3, 24, 16)
+    );
+    assert_eq!(
+        run.config.duplicates,
+        donut_explorer::config::DuplicatePolicy::First,
+        "settings added since take their defaults"
+    );
+    assert!(!run.history.steps.is_empty() && !run.history.snapshots.is_empty());
+    // Its weights score the series again.
+    let model = model_of(&run, "run-format1.donut").unwrap();
+    let raw = donut_explorer::data::load_csv(&super::fixture("run-format1-data.csv")).unwrap();
+    let prep = Prepared::new(&raw, &run.config).unwrap();
+    let again = donut_explorer::pipeline::rescore(
+        &run,
+        &model,
+        &prep,
+        &run.config,
+        &[Part::Test],
+        &mut NoHooks,
+    )
+    .unwrap();
+    assert!(
+        again.scores[prep.part(Part::Test)]
+            .iter()
+            .all(|s| s.is_some_and(f64::is_finite))
+    );
+    assert!(again.metrics.unwrap().best_f1.f1 >= 0.5);
+    // Saved again, it is written in today's format and reads back whole.
+    let dir = tempfile::tempdir().unwrap();
+    let resaved = dir.path().join("again.donut");
+    save(&resaved, &run).unwrap();
+    assert_eq!(
+        u32::from_le_bytes(std::fs::read(&resaved).unwrap()[8..12].try_into().unwrap()),
+        FORMAT_VERSION
+    );
+    assert_eq!(load(&resaved).unwrap(), run);
+}

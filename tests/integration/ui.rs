@@ -595,3 +595,83 @@ fn a_run_finishes_with_no_ui_calls_as_when_the_window_is_minimised() {
     );
     assert!(app.run.record.is_some(), "the run finished without a frame");
 }
+
+/// A 600-row CSV with the header `header` (values in the second column) in `dir`.
+fn write_series(dir: &std::path::Path, name: &str, header: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut text = format!("{header}\n");
+    for i in 0..600 {
+        let t = chrono::DateTime::from_timestamp(1_500_000_000 + 60 * i, 0).unwrap();
+        text.push_str(&format!(
+            "{},{}\n",
+            t.format("%Y-%m-%d %H:%M"),
+            (i as f64 / 30.0).sin()
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn an_unrecognised_header_asks_which_column_is_which_and_remembers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_series(dir.path(), "stock.csv", "Date,Close");
+    let mut h = harness(quick_state());
+    h.run_steps(2);
+    let before = h.state().data.as_ref().unwrap().raw.clone();
+    let ctx = h.ctx.clone();
+    h.state_mut().open_path(&ctx, path.clone());
+    assert!(step_until(&mut h, 300, |app| app.column_prompt.is_some()));
+    h.run_steps(2);
+    // The prompt shows the columns and the first rows; the data is not replaced yet.
+    h.get_by_label("Which column is which?");
+    assert!(h.get_all_by_label("Close").count() >= 1);
+    assert!(std::sync::Arc::ptr_eq(
+        &h.state().data.as_ref().unwrap().raw,
+        &before
+    ));
+    // The first guess (Date as the time, Close as the value) loads.
+    h.get_by_label("Load with these columns").click();
+    assert!(step_until(&mut h, 300, |app| app
+        .data
+        .as_ref()
+        .is_some_and(|d| d.raw.values.len() == 600)));
+    let choice = h.state().state.column_choices.get(&path).cloned().unwrap();
+    assert_eq!(
+        (choice.time.as_deref(), choice.value.as_deref()),
+        (Some("Date"), Some("Close"))
+    );
+    assert_eq!(h.state().data.as_ref().unwrap().raw.interval, 60);
+    // Opened again, the file loads at once with the remembered columns.
+    h.state_mut().data = None;
+    h.state_mut().open_path(&ctx, path);
+    assert!(step_until(&mut h, 300, |app| app.data.is_some()));
+    assert!(h.state().column_prompt.is_none());
+}
+
+#[test]
+fn without_a_system_dialog_open_csv_uses_the_in_app_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    write_series(dir.path(), "good.csv", "timestamp,value");
+    let mut h = harness(quick_state());
+    // egui_file marks files and folders with emoji that egui's bundled fonts lack: they draw
+    // as boxes, which is what a user sees too.
+    h.ctx
+        .set_missing_glyph_policy(egui::MissingGlyphPolicy::Tofu);
+    h.run_steps(2);
+    // As on a desktop with neither xdg-desktop-portal nor zenity (rfd returns at once).
+    h.state_mut().files.system_dialog_unavailable = Some("simulated".into());
+    h.get_by_label("Open CSV…").click();
+    h.run_steps(2);
+    assert!(h.state().browser.is_open(), "the in-app browser opens");
+    h.state_mut().browser.go_to(dir.path());
+    h.run_steps(2);
+    h.get_by_label_contains("good.csv").click();
+    h.run_steps(2);
+    h.get_by_label("Open").click();
+    assert!(step_until(&mut h, 300, |app| app
+        .data
+        .as_ref()
+        .is_some_and(|d| d.raw.values.len() == 600)));
+    assert!(!h.state().browser.is_open());
+}
