@@ -898,4 +898,26 @@ mod tests {
             ("dense", "cnn")
         );
     }
+
+    #[test]
+    fn the_live_group_is_exactly_what_live_settings_carry() {
+        let live = match serde_json::to_value(DonutConfig::default().live()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect::<Vec<_>>(),
+            _ => unreachable!("a struct serialises to an object"),
+        };
+        let mut grouped: Vec<String> = DonutConfig::keys()
+            .into_iter()
+            .filter(|k| SettingGroup::of(k) == SettingGroup::Live)
+            .collect();
+        grouped.sort();
+        assert_eq!(grouped, live);
+        // And applying them back restores every one.
+        let mut changed = DonutConfig {
+            learning_rate: 0.5,
+            beta_value: 0.25,
+            ..Default::default()
+        };
+        DonutConfig::default().live().apply_to(&mut changed);
+        assert_eq!(changed, DonutConfig::default());
+    }
 }

@@ -31,9 +31,10 @@ pub struct Stopped;
 /// Reconstruction log-probabilities (higher = more normal) of the windows ending at `ends`.
 /// `keep_going` is asked between groups of chunks; returning false stops with [`Stopped`].
 ///
-/// Chunks of windows are scored in parallel (`config.worker_threads()` threads on a CPU backend,
-/// one on a GPU). Each chunk draws from generators seeded by the run's seed and the chunk's index,
-/// so the scores do not depend on the thread count.
+/// Chunks of windows are scored in parallel (the run's threads on a CPU backend, one on a GPU).
+/// Each window draws its samples from generators seeded by the run's seed and the window's last
+/// point, so a window's score depends on the model, the seed and the window only: not on the
+/// thread count, nor on which other windows are scored with it.
 pub fn score_windows(
     model: &DonutModel,
     prep: &Prepared,
@@ -52,7 +53,7 @@ pub fn score_windows(
     };
     let windows_per_chunk = (rows / n_z).clamp(1, 1024);
     let pool = crate::threads::pool(threads);
-    let chunks: Vec<(usize, &[usize])> = ends.chunks(windows_per_chunk).enumerate().collect();
+    let chunks: Vec<&[usize]> = ends.chunks(windows_per_chunk).collect();
     let mut out = Vec::with_capacity(ends.len());
     // A few chunks per thread between stop checks: small enough to stop within a fraction of a
     // second, large enough to keep every thread busy.
@@ -63,7 +64,7 @@ pub fn score_windows(
         let scored: Vec<Vec<f32>> = pool.install(|| {
             group
                 .par_iter()
-                .map(|&(index, chunk)| score_chunk(model, prep, chunk, index, config, device))
+                .map(|chunk| score_chunk(model, prep, chunk, config, device))
                 .collect()
         });
         out.extend(scored.into_iter().flatten());
@@ -71,11 +72,26 @@ pub fn score_windows(
     Ok(out)
 }
 
-/// A generator for chunk `index` of a scoring pass, one of several independent `stream`s.
-fn chunk_rng(seed: u64, stream: u64, index: usize) -> Xoshiro256PlusPlus {
+/// The generator of the window ending at point `end`, one of several independent `stream`s:
+/// a window's samples depend on the run's seed and the window alone, not on which other windows
+/// are scored with it or on how many threads score them.
+fn window_rng(seed: u64, stream: u64, end: usize) -> Xoshiro256PlusPlus {
     Xoshiro256PlusPlus::seed_from_u64(
-        seed ^ stream ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        seed ^ stream ^ (end as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
     )
+}
+
+/// `count` samples for each window of `rngs`, one window after another.
+fn per_window(
+    rngs: &mut [Xoshiro256PlusPlus],
+    count: usize,
+    draw: impl Fn(&mut Xoshiro256PlusPlus, usize) -> Vec<f32>,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rngs.len() * count);
+    for rng in rngs {
+        out.extend(draw(rng, count));
+    }
+    out
 }
 
 /// Scores one chunk of windows (see the module docs).
@@ -83,7 +99,6 @@ fn score_chunk(
     model: &DonutModel,
     prep: &Prepared,
     chunk: &[usize],
-    index: usize,
     config: &DonutConfig,
     device: &Device,
 ) -> Vec<f32> {
@@ -91,9 +106,16 @@ fn score_chunk(
     let k = model.latent_dim();
     let n_z = config.n_z.max(1);
     let latent = model.latent();
-    // Separate streams, so that imputation never shifts the samples of the score itself.
-    let mut rng = chunk_rng(config.seed, 0x0005_C09E, index);
-    let mut mcmc_rng = chunk_rng(config.seed, 0x3C3C_0001, index);
+    // A generator per window, and separate streams, so that imputation never shifts the
+    // samples of the score itself.
+    let mut rngs: Vec<_> = chunk
+        .iter()
+        .map(|&e| window_rng(config.seed, 0x0005_C09E, e))
+        .collect();
+    let mut mcmc_rngs: Vec<_> = chunk
+        .iter()
+        .map(|&e| window_rng(config.seed, 0x3C3C_0001, e))
+        .collect();
     let n = chunk.len();
     let x_host: Vec<f32> = chunk
         .iter()
@@ -112,15 +134,15 @@ fn score_chunk(
         let present = missing.clone().neg().add_scalar(1.0);
         for _ in 0..config.mcmc_iterations {
             let q = model.encode(x.clone());
-            let eps = Tensor::<2>::from_data(
-                TensorData::new(latent.sample_noise(&mut mcmc_rng, n * k), [n, k]),
-                device,
-            );
+            let eps = per_window(&mut mcmc_rngs, k, |rng, count| {
+                latent.sample_noise(rng, count)
+            });
+            let eps = Tensor::<2>::from_data(TensorData::new(eps, [n, k]), device);
             let z = q.mean + q.std * eps; // [n, K]
             let p = model.decode(z); // [n, W]
-            let noise: Vec<f32> = (0..n * w)
-                .map(|_| StandardNormal.sample(&mut mcmc_rng))
-                .collect();
+            let noise = per_window(&mut mcmc_rngs, w, |rng, count| {
+                (0..count).map(|_| StandardNormal.sample(rng)).collect()
+            });
             let noise = Tensor::<2>::from_data(TensorData::new(noise, [n, w]), device);
             let sample = p.mean + p.std * noise; // x' ~ p(x|z)
             x = x * present.clone() + sample * missing.clone();
@@ -139,10 +161,11 @@ fn score_chunk(
         .unsqueeze_dim::<3>(1)
         .repeat_dim(1, n_z)
         .reshape([n * n_z, k]);
-    let eps = Tensor::<2>::from_data(
-        TensorData::new(latent.sample_noise(&mut rng, n * n_z * k), [n * n_z, k]),
-        device,
-    );
+    // Window i's samples are rows i * n_z .. (i + 1) * n_z.
+    let eps = per_window(&mut rngs, n_z * k, |rng, count| {
+        latent.sample_noise(rng, count)
+    });
+    let eps = Tensor::<2>::from_data(TensorData::new(eps, [n * n_z, k]), device);
     let p = model.decode_last(mean + std * eps); // [n * n_z, 1]
     let last = Tensor::<2>::from_data(TensorData::new(last_host, [n, 1]), device)
         .unsqueeze_dim::<3>(1)

@@ -536,3 +536,52 @@ fn mcmc_changes_scores_only_of_windows_with_missing_points() {
     .unwrap();
     assert_eq!(a, b, "windows with no missing point are untouched by MCMC");
 }
+
+#[test]
+fn a_windows_score_depends_on_the_model_the_seed_and_the_window_only() {
+    let config = DonutConfig {
+        n_z: 16,
+        ..quick_config()
+    };
+    let prep = sample(&config);
+    let out = train(&prep, &config, &mut NoHooks).unwrap();
+    let device = device_for(config.backend);
+    let score = |ends: &[usize], threads: usize| {
+        let config = DonutConfig {
+            threads,
+            ..config.clone()
+        };
+        donut_explorer::score::score_windows(&out.model, &prep, ends, &config, &device, &mut |_| {
+            true
+        })
+        .unwrap()
+    };
+    // Windows with missing points too, so that MCMC imputation draws samples as well.
+    let all: Vec<usize> = prep.window_ends(Part::Test).collect();
+    let some: Vec<usize> = all.iter().copied().skip(37).step_by(13).take(40).collect();
+    let alone = score(&some, 1);
+    let among_all = score(&all, 2);
+    for (i, &end) in some.iter().enumerate() {
+        let other = among_all[end - all[0]];
+        assert!(
+            (alone[i] - other).abs() <= 1e-4 * other.abs().max(1.0),
+            "window ending at {end}: {} alone, {other} among all",
+            alone[i]
+        );
+    }
+    // Another seed draws other samples.
+    let reseeded = DonutConfig {
+        seed: config.seed + 1,
+        ..config.clone()
+    };
+    let moved = donut_explorer::score::score_windows(
+        &out.model,
+        &prep,
+        &some,
+        &reseeded,
+        &device,
+        &mut |_| true,
+    )
+    .unwrap();
+    assert_ne!(moved, alone);
+}
