@@ -146,7 +146,9 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
         .x_axis_formatter(x_fmt)
         .y_axis_label("anomaly score")
         .show(ui, |plot| {
-            for part in Part::ALL {
+            // The first W-1 points of the train and validation parts end no window (every test
+            // point does: its first windows reach back into the validation part).
+            for part in [Part::Train, Part::Valid] {
                 let r = prep.part(part);
                 let end = (r.start + prep.window - 1).min(r.end);
                 plot.span(
@@ -197,14 +199,10 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
 /// The loading policies applied to the data and its warnings, one line each.
 fn data_notes_ui(ui: &mut Ui, prep: &Prepared) {
     for note in &prep.notes {
-        ui.label(egui::RichText::new(format!("note: {note}")).small());
+        ui.label(format!("note: {note}"));
     }
     for warning in &prep.warnings {
-        ui.label(
-            egui::RichText::new(format!("warning: {warning}"))
-                .small()
-                .color(ui.visuals().warn_fg_color),
-        );
+        ui.colored_label(ui.visuals().warn_fg_color, format!("warning: {warning}"));
     }
 }
 
@@ -218,7 +216,7 @@ fn threshold_ui(
     let Some(result) = record else {
         ui.horizontal(|ui| {
             ui.strong("Series");
-            ui.label("· shaded red: labelled anomalies · crosses: missing points · grey bands below: points with no score (the first W-1 of each part)");
+            ui.label("· shaded red: labelled anomalies · crosses: missing points · grey bands below: points with no score (the first W-1 of the train and validation parts)");
         });
         return;
     };
