@@ -131,19 +131,38 @@ fn centred_mod(x: i64, m: i64) -> i64 {
     if 2 * r > m { r - m } else { r }
 }
 
+/// Builds the error for a line.
+type ErrorAt<'a> = &'a dyn Fn(Option<u64>, Problem) -> DataError;
+
 /// Puts `rows` (in file order) on a regular grid: checks their order, snaps jitter of less than
 /// half an interval, and merges rows sharing a timestamp by `policy`. `err` builds the error for
 /// a line.
 pub fn to_grid(
     rows: Vec<Row>,
     policy: DuplicatePolicy,
-    err: &dyn Fn(Option<u64>, Problem) -> DataError,
+    err: ErrorAt<'_>,
 ) -> Result<Gridded, DataError> {
-    // Order: never backwards, except to repeat a timestamp seen before (a daylight-saving hour
-    // written twice, rows exported twice).
+    let distinct = check_order(&rows, policy, err)?;
+    let (interval, rows, snapped) = snap(rows, &distinct, err)?;
+    let (rows, merged) = merge(rows, policy, err)?;
+    Ok(Gridded {
+        rows,
+        interval,
+        notes: snapped.into_iter().chain(merged).collect(),
+    })
+}
+
+/// Checks that time never goes backwards, except to repeat a timestamp seen before (a
+/// daylight-saving hour written twice, rows exported twice); returns the distinct timestamps,
+/// sorted.
+fn check_order(
+    rows: &[Row],
+    policy: DuplicatePolicy,
+    err: ErrorAt<'_>,
+) -> Result<Vec<i64>, DataError> {
     let mut seen = std::collections::HashMap::with_capacity(rows.len());
     let mut latest = i64::MIN;
-    for r in &rows {
+    for r in rows {
         if let Some(&first_line) = seen.get(&r.ts) {
             if policy == DuplicatePolicy::Error {
                 return Err(err(
@@ -170,73 +189,85 @@ pub fn to_grid(
     }
     let mut distinct: Vec<i64> = seen.keys().copied().collect();
     distinct.sort_unstable();
+    Ok(distinct)
+}
 
-    // The grid: the smallest gap when every gap is a multiple of it (no snapping); otherwise the
-    // median gap, anchored where most timestamps sit, with every timestamp within half a step.
+/// The grid and the rows on it: the smallest gap when every gap is a multiple of it (nothing
+/// moves); otherwise the usual or median gap, anchored where most timestamps sit, every
+/// timestamp moved onto it when it is less than half a step off (and refused otherwise).
+fn snap(
+    rows: Vec<Row>,
+    distinct: &[i64],
+    err: ErrorAt<'_>,
+) -> Result<(i64, Vec<Row>, Option<LoadNote>), DataError> {
     let smallest = distinct
         .windows(2)
         .map(|w| w[1] - w[0])
         .min()
         .unwrap_or(1)
         .max(1);
-    let on_grid = distinct.windows(2).all(|w| (w[1] - w[0]) % smallest == 0);
-    let mut notes = Vec::new();
-    let (interval, rows) = if on_grid {
-        (smallest, rows)
-    } else {
-        let interval = jittered_interval(&distinct);
-        let first = distinct[0];
-        let mut offsets: Vec<i64> = distinct
-            .iter()
-            .map(|&t| centred_mod(t - first, interval))
-            .collect();
-        offsets.sort_unstable();
-        let anchor = first + offsets[offsets.len() / 2];
-        let mut moved = 0usize;
-        let mut first_moved = None;
-        let mut largest = 0i64;
-        let mut snapped = Vec::with_capacity(rows.len());
-        for mut r in rows {
-            let offset = centred_mod(r.ts - anchor, interval);
-            if 2 * offset.abs() >= interval {
-                // Too far to snap: the gap from the timestamp before is not a step of the grid.
-                let i = distinct.partition_point(|&t| t < r.ts);
-                let gap = if i > 0 { r.ts - distinct[i - 1] } else { 0 };
-                return Err(err(Some(r.line), Problem::OffGrid { gap, interval }));
-            }
-            if offset != 0 {
-                moved += 1;
-                first_moved.get_or_insert(r.line);
-                largest = largest.max(offset.abs());
-                r.ts -= offset;
-            }
-            snapped.push(r);
+    if distinct.windows(2).all(|w| (w[1] - w[0]) % smallest == 0) {
+        return Ok((smallest, rows, None));
+    }
+    let interval = jittered_interval(distinct);
+    let first = distinct[0];
+    let mut offsets: Vec<i64> = distinct
+        .iter()
+        .map(|&t| centred_mod(t - first, interval))
+        .collect();
+    offsets.sort_unstable();
+    let anchor = first + offsets[offsets.len() / 2];
+    let mut moved = 0usize;
+    let mut first_moved = None;
+    let mut largest = 0i64;
+    let mut snapped = Vec::with_capacity(rows.len());
+    for mut r in rows {
+        let offset = centred_mod(r.ts - anchor, interval);
+        if 2 * offset.abs() >= interval {
+            // Too far to snap: the gap from the timestamp before is not a step of the grid.
+            let i = distinct.partition_point(|&t| t < r.ts);
+            let gap = if i > 0 { r.ts - distinct[i - 1] } else { 0 };
+            return Err(err(Some(r.line), Problem::OffGrid { gap, interval }));
         }
-        if moved > 0 {
-            notes.push(LoadNote::Snapped {
-                rows: moved,
-                first_line: first_moved.unwrap_or(0),
-                largest_secs: largest,
-                interval,
-            });
+        if offset != 0 {
+            moved += 1;
+            first_moved.get_or_insert(r.line);
+            largest = largest.max(offset.abs());
+            r.ts -= offset;
         }
-        (interval, snapped)
-    };
+        snapped.push(r);
+    }
+    let note = (moved > 0).then(|| LoadNote::Snapped {
+        rows: moved,
+        first_line: first_moved.unwrap_or(0),
+        largest_secs: largest,
+        interval,
+    });
+    Ok((interval, snapped, note))
+}
 
-    // Rows sharing a timestamp (repeated, or snapped together), merged by the policy.
+/// Rows sharing a timestamp (repeated, or snapped together) merged by the policy; the rest in
+/// time order.
+fn merge(
+    rows: Vec<Row>,
+    policy: DuplicatePolicy,
+    err: ErrorAt<'_>,
+) -> Result<(Vec<Row>, Option<LoadNote>), DataError> {
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| (rows[i].ts, i)); // stable: file order within a timestamp
     let mut kept: Vec<Row> = Vec::with_capacity(rows.len());
+    // Per kept row: the sum and count of the values present (for `mean`).
     let mut sums: Vec<(f64, usize)> = Vec::with_capacity(rows.len());
     let mut merged = 0usize;
     let mut first_merged: Option<u64> = None;
     for i in order {
         let r = rows[i];
-        match kept.last_mut() {
-            Some(last) if last.ts == r.ts => {
+        match (kept.last_mut(), sums.last_mut()) {
+            (Some(last), Some(sum)) if last.ts == r.ts => {
+                let line = r.line.max(last.line);
                 if policy == DuplicatePolicy::Error {
                     return Err(err(
-                        Some(r.line.max(last.line)),
+                        Some(line),
                         Problem::Duplicate {
                             ts: r.ts,
                             first_line: r.line.min(last.line),
@@ -244,9 +275,7 @@ pub fn to_grid(
                     ));
                 }
                 merged += 1;
-                let line = r.line.max(last.line);
                 first_merged = Some(first_merged.map_or(line, |l| l.min(line)));
-                let sum = sums.last_mut().expect("a sum per kept row");
                 match policy {
                     DuplicatePolicy::First | DuplicatePolicy::Error => {}
                     DuplicatePolicy::Last => *last = Row { ts: last.ts, ..r },
@@ -274,16 +303,10 @@ pub fn to_grid(
             row.value = if *n == 0 { f64::NAN } else { sum / *n as f64 };
         }
     }
-    if merged > 0 {
-        notes.push(LoadNote::Duplicates {
-            rows: merged,
-            first_line: first_merged.unwrap_or(0),
-            policy,
-        });
-    }
-    Ok(Gridded {
-        rows: kept,
-        interval,
-        notes,
-    })
+    let note = (merged > 0).then(|| LoadNote::Duplicates {
+        rows: merged,
+        first_line: first_merged.unwrap_or(0),
+        policy,
+    });
+    Ok((kept, note))
 }
