@@ -2,7 +2,7 @@
 
 use crate::config::{BackendKind, DonutConfig, EncoderKind};
 use crate::data::{self, Part, Prepared, RawSeries};
-use crate::pipeline::{DataSummary, RunHooks, RunRecord, write_detections};
+use crate::pipeline::{DataSummary, RunHooks, RunRecord};
 use crate::threads::Host;
 use crate::train::{Flow, TrainEvent, TrainHooks};
 use anyhow::{Context, Result};
@@ -356,21 +356,8 @@ fn write_file(
 /// Writes the detections CSV at the run's threshold, and its provenance beside it
 /// (`<path>.json`).
 fn write_detections_file(path: &Path, prep: &Prepared, record: &RunRecord) -> Result<()> {
-    let threshold = record.threshold;
-    write_file(path, |w| {
-        write_detections(w, prep, &record.scores, threshold.value)
-    })?;
-    let provenance = crate::pipeline::detections_provenance(prep, record, &threshold);
-    write_file(&sidecar_path(path), |w| {
-        serde_json::to_writer_pretty(&mut *w, &provenance).map_err(std::io::Error::other)
-    })
-}
-
-/// Where a file's provenance goes: the same path with `.json` appended.
-pub fn sidecar_path(path: &Path) -> std::path::PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".json");
-    name.into()
+    crate::pipeline::save_detections(path, prep, record, &record.threshold)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn train_command(args: &TrainArgs) -> Result<()> {

@@ -223,12 +223,15 @@ pub enum ThresholdRule {
         /// The share of validation windows flagged.
         alarm_rate: f64,
     },
+    /// A value chosen by hand.
+    Chosen,
 }
 
 impl std::fmt::Display for ThresholdRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::BestF1Test => write!(f, "the best-F1 threshold on the test labels"),
+            Self::Chosen => write!(f, "a threshold chosen by hand"),
             Self::ValidationQuantile { alarm_rate } => write!(
                 f,
                 "the threshold that flags {:.1} % of the validation windows (no labels to pick one by F1; setting `alarm_rate`)",

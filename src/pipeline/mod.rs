@@ -233,6 +233,30 @@ pub fn write_detections(
     Ok(())
 }
 
+/// Where a detections file's provenance goes: the same path with `.json` appended.
+pub fn sidecar_path(path: &std::path::Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".json");
+    name.into()
+}
+
+/// Writes the detections CSV of `record` on `prep` flagged at `threshold`, and its provenance
+/// beside it ([`sidecar_path`]), each atomically.
+pub fn save_detections(
+    path: &std::path::Path,
+    prep: &Prepared,
+    record: &RunRecord,
+    threshold: &Threshold,
+) -> std::io::Result<()> {
+    crate::fsio::write_atomically(path, |w| {
+        write_detections(w, prep, &record.scores, threshold.value)
+    })?;
+    let provenance = detections_provenance(prep, record, threshold);
+    crate::fsio::write_atomically(&sidecar_path(path), |w| {
+        serde_json::to_writer_pretty(&mut *w, &provenance).map_err(std::io::Error::other)
+    })
+}
+
 /// The provenance of a detections file (its sidecar JSON): the data, the threshold and its rule,
 /// the run's settings, and what the columns mean.
 pub fn detections_provenance(

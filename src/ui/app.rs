@@ -17,7 +17,7 @@ use super::state::{AppOptions, FrameTimes, Persisted, state_file_path};
 use super::widgets::remember;
 use crate::config::{DonutConfig, SettingGroup};
 use crate::data::{self, Prepared};
-use crate::pipeline::{RunRecord, detections_provenance, write_detections};
+use crate::pipeline::{RunRecord, save_detections};
 use crate::worker::Command;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -609,26 +609,19 @@ impl DonutApp {
             self.error = Some("No finished run to export yet.".into());
             return;
         };
-        let threshold = crate::eval::Threshold {
-            value: self.run.threshold,
-            rule: record.threshold.rule,
+        // The run's own threshold keeps its rule; one moved with the slider is the user's.
+        let threshold = if self.run.threshold == record.threshold.value {
+            record.threshold
+        } else {
+            crate::eval::Threshold {
+                value: self.run.threshold,
+                rule: crate::eval::ThresholdRule::Chosen,
+            }
         };
         self.save_as(
             ctx,
             "detections.csv",
-            Box::new(move |path| {
-                crate::fsio::write_atomically(path, |w| {
-                    write_detections(w, &prep, &record.scores, threshold.value)
-                })?;
-                let provenance = detections_provenance(&prep, &record, &threshold);
-                let mut sidecar = path.as_os_str().to_owned();
-                sidecar.push(".json");
-                crate::fsio::write_atomically(Path::new(&sidecar), |w| {
-                    serde_json::to_writer_pretty(&mut *w, &provenance)
-                        .map_err(std::io::Error::other)
-                })?;
-                Ok(())
-            }),
+            Box::new(move |path| Ok(save_detections(path, &prep, &record, &threshold)?)),
         );
     }
 

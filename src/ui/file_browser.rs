@@ -39,7 +39,7 @@ impl FileBrowser {
         self.open.is_some()
     }
 
-    /// Shows the browser folder `folder` (tests and the path field use it).
+    /// Shows the folder `folder` in the open browser (the tests use it to start somewhere known).
     pub fn go_to(&mut self, folder: &Path) {
         if let Some((dialog, _)) = &mut self.open {
             dialog.set_path(folder.to_path_buf());
