@@ -484,20 +484,14 @@ fn sweep_command(args: &SweepArgs) -> Result<()> {
     };
     let runs = run_sweep(&raw, &spec, cancel, &|outcome| {
         match outcome {
-            Ok(r) => {
-                let m = r.record.metrics.unwrap_or_default();
-                say(format!(
-                    "{} seed {}: best F1 {:.3} | delay {} {:.3} | point-wise {:.3} | {:.1} s at {:.0} win/s",
-                    variants[r.variant].label,
-                    r.seed,
-                    m.best_f1.f1,
-                    r.record.config.eval_delay,
-                    m.best_f1_delay.f1,
-                    m.best_f1_pointwise.f1,
-                    r.record.stats.train_secs,
-                    r.record.stats.train_windows_per_sec
-                ))
-            }
+            Ok(r) => say(format!(
+                "{} seed {}: {} | {:.1} s at {:.0} win/s",
+                variants[r.variant].label,
+                r.seed,
+                f1_line(&r.record),
+                r.record.stats.train_secs,
+                r.record.stats.train_windows_per_sec
+            )),
             Err(e) => say(format!("failed: {e}")),
         }
         bar.inc(1);
@@ -536,7 +530,7 @@ fn evaluate_saved(args: &TrainArgs, path: &Path) -> Result<()> {
     let config = saved.config.with_overrides(&args.run.set)?;
     if config.needs_restart(&saved.config) {
         anyhow::bail!(
-            "--load: only scoring settings (n_z, mcmc_iterations, eval_delay) may change with --set"
+            "--load: only scoring settings (n_z, mcmc_iterations, eval_delay, alarm_rate) may change with --set"
         );
     }
     let raw = args.run.load(&config)?;

@@ -641,10 +641,11 @@ impl DonutConfig {
 }
 
 /// What changing a setting does to a run: the one table behind [`DonutConfig::needs_restart`],
-/// [`DonutConfig::reshapes_data`] and [`DonutConfig::live`].
+/// [`DonutConfig::reshapes_data`] and the app's reaction to a change (a test holds
+/// [`LiveSettings`] to the `Live` group).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SettingGroup {
-    /// How a file is read: the file is read again and a run restarts.
+    /// How a file is read: the file is read again, which replaces the data and the run.
     Load,
     /// How the data is windowed and split: the data is prepared again and a run restarts.
     Split,

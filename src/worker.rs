@@ -23,7 +23,7 @@ pub enum Command {
     Pause,
     /// Resume after a pause.
     Resume,
-    /// Stop training (the best parameters so far are scored); a second Stop abandons scoring.
+    /// Stop training (the best parameters so far are scored); a Stop while scoring abandons it.
     Stop,
     /// Change live settings mid-run.
     Live(LiveSettings),
@@ -34,7 +34,7 @@ pub enum Command {
 /// Where a run is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Phase {
-    /// Waiting for a command.
+    /// No run in progress (the worker has ended, or not started).
     #[default]
     Idle,
     /// Optimising.

@@ -206,7 +206,14 @@ fn snap(
         .min()
         .unwrap_or(1)
         .max(1);
-    if distinct.windows(2).all(|w| (w[1] - w[0]) % smallest == 0) {
+    // The smallest gap is the step when every gap is a multiple of it and it is common enough
+    // (5 % of the gaps) not to be one late sample's distance to its neighbour.
+    let gaps = distinct.len().saturating_sub(1);
+    let at_smallest = distinct
+        .windows(2)
+        .filter(|w| w[1] - w[0] == smallest)
+        .count();
+    if distinct.windows(2).all(|w| (w[1] - w[0]) % smallest == 0) && 20 * at_smallest >= gaps {
         return Ok((smallest, rows, None));
     }
     let interval = jittered_interval(distinct);

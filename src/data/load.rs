@@ -58,7 +58,7 @@ pub struct RawSeries {
     pub values: Vec<f64>,
     /// 1 = anomaly. All 0 when the file has no label column.
     pub labels: Vec<u8>,
-    /// The grid step: the smallest gap between timestamps (seconds, or 1 for an index).
+    /// The grid step in seconds (1 for an index): see `grid::to_grid` for how it is found.
     pub interval: i64,
     /// Whether the file had a timestamp column.
     pub has_timestamps: bool,
@@ -169,7 +169,7 @@ pub enum Problem {
     OffGrid {
         /// The gap.
         gap: i64,
-        /// The smallest gap in the file.
+        /// The grid step.
         interval: i64,
     },
     /// A part of the split holds fewer points than one window.

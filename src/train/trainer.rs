@@ -91,7 +91,10 @@ impl<'a> Trainer<'a> {
             Vec::new()
         });
         let mut history = History::default();
-        history.steps.reserve(steps_per_epoch * config.epochs);
+        // Room for the planned steps, within reason (a huge plan grows as it goes instead).
+        history
+            .steps
+            .reserve((steps_per_epoch * config.epochs).min(1 << 20));
         let mut trainer = Self {
             prep,
             live: config.live(),

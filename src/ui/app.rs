@@ -171,6 +171,7 @@ impl DonutApp {
 
     /// Reads a saved run (and its data) in the background; [`Self::open_saved_run`] shows it.
     pub fn open_run_path(&mut self, ctx: &egui::Context, path: PathBuf) {
+        self.sync_reading();
         self.files.load_run(ctx, path);
     }
 
@@ -224,18 +225,31 @@ impl DonutApp {
             .iter()
             .any(|c| c.group == SettingGroup::Load);
         if reread && let Some(path) = self.state.last_file.clone() {
-            // The file is read again with the new policy; the run restarts on the new data.
+            // The file is read again with the new policy; once read, it replaces the data and
+            // the run (as any newly loaded file does).
+            self.notice = Some(format!(
+                "Reading {} again (duplicates = {})",
+                path.display(),
+                after.duplicates.name()
+            ));
             self.open_path(ctx, path);
+            return;
         }
-        if before.reshapes_data(&after)
-            && let Some(d) = self.data.as_mut()
-        {
+        let reshaped = before.reshapes_data(&after);
+        if reshaped && let Some(d) = self.data.as_mut() {
             d.prepare(&after);
         }
         let Some(run) = self.run.config.clone() else {
             return;
         };
         if !self.is_running() {
+            if reshaped && self.run.record.is_some() {
+                // A finished run's scores and latent points belong to the old windows.
+                self.run = RunState::default();
+                self.notice = Some(
+                    "The window or the split changed: the finished run was cleared (its scores belong to the old windows)".into(),
+                );
+            }
             return;
         }
         if run.needs_restart(&after) {
@@ -278,6 +292,7 @@ impl DonutApp {
             self.error = Some(message);
         }
         if self.restart_pending && !ctx.input(|i| i.pointer.any_down()) {
+            self.restart_pending = false;
             let before = self.run.config.clone().unwrap_or_default();
             self.settings_changed(ctx, &before);
         }
@@ -656,11 +671,7 @@ impl DonutApp {
             path.display(),
             saved.source
         ));
-        self.run = if saved.metrics.is_some() {
-            RunState::finished(Arc::new(saved))
-        } else {
-            RunState::without_data(&saved)
-        };
+        self.run = RunState::finished(Arc::new(saved));
     }
 
     fn first_frame(&mut self, ctx: &egui::Context) {

@@ -146,8 +146,13 @@ fn read_run(path: PathBuf, reading: &Reading) -> FileEvent {
     let data = if run.source == data::SAMPLE_NAME {
         data::load_sample().ok()
     } else {
+        // The run's data, read as the run read it: its columns, its duplicate policy.
         let source = PathBuf::from(&run.source);
-        data::load_csv_with(&source, &reading.options_for(&source)).ok()
+        let options = LoadOptions {
+            duplicates: run.config.duplicates,
+            ..reading.options_for(&source)
+        };
+        data::load_csv_with(&source, &options).ok()
     };
     FileEvent::RunLoaded(Ok(Box::new(LoadedRun {
         path,

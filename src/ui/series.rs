@@ -177,15 +177,14 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
                         .color(Color32::from_rgb(240, 60, 60))
                         .width(1.0),
                 );
-                plot.hline(
-                    HLine::new(
-                        "best-F1 threshold",
-                        r.metrics.unwrap_or_default().best_f1.threshold,
-                    )
-                    .color(Color32::from_rgb(60, 200, 90))
-                    .style(egui_plot::LineStyle::dashed_loose())
-                    .width(1.0),
-                );
+                if let Some(m) = r.metrics {
+                    plot.hline(
+                        HLine::new("best-F1 threshold", m.best_f1.threshold)
+                            .color(Color32::from_rgb(60, 200, 90))
+                            .style(egui_plot::LineStyle::dashed_loose())
+                            .width(1.0),
+                    );
+                }
             } else {
                 plot.text(egui_plot::Text::new(
                     "hint",

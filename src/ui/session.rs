@@ -9,7 +9,7 @@ use crate::pipeline::RunRecord;
 use crate::train::TrainEvent;
 use crate::worker::{Command, Phase, Worker, WorkerEvent};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Steps between latent snapshots while training in the app.
 const LATENT_EVERY_STEPS: usize = 10;
@@ -33,12 +33,10 @@ pub struct RunState {
     pub replay: Option<usize>,
     /// The finished run.
     pub record: Option<Arc<RunRecord>>,
-    /// Anomaly-score threshold for flagging (the best-F1 one when the run finishes).
+    /// Anomaly-score threshold for flagging (the run's own, by its rule, when it finishes).
     pub threshold: f64,
     /// Scoring progress (done, total).
     pub score_progress: Option<(usize, usize)>,
-    /// When the run started.
-    pub started: Option<Instant>,
     worker: Option<Worker>,
 }
 
@@ -55,13 +53,12 @@ impl RunState {
         Ok(Self {
             config: Some(config),
             phase: Phase::Training,
-            started: Some(Instant::now()),
             worker: Some(worker),
             ..Default::default()
         })
     }
 
-    /// A finished run opened from a file (or pinned), flagged at its best-F1 threshold.
+    /// A finished run opened from a file, flagged at its own threshold.
     pub fn finished(record: Arc<RunRecord>) -> Self {
         Self {
             config: Some(record.config.clone()),

@@ -301,3 +301,23 @@ fn an_anomaly_in_the_first_window_of_the_test_part_is_scored_and_counts() {
     let m = record.metrics.unwrap();
     assert_eq!((m.best_f1.recall, m.best_f1.precision), (1.0, 1.0));
 }
+
+#[test]
+fn one_late_sample_does_not_shrink_the_grid_to_its_delay() {
+    // Minutely data where one reading arrives 5 s after the one before: a 5 s gap, which every
+    // other gap is a multiple of, yet the grid stays at 60 s and the late reading is a repeat.
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..200i64 {
+        text.push_str(&format!("{},{i}\n", 1_469_376_000 + 60 * i));
+        if i == 50 {
+            text.push_str(&format!("{},99\n", 1_469_376_000 + 60 * i + 5));
+        }
+    }
+    let raw = parse_csv(text.as_bytes(), "late.csv").unwrap();
+    assert_eq!((raw.interval, raw.timestamps.len()), (60, 200));
+    assert_eq!(
+        raw.values[50], 50.0,
+        "the first reading of the minute is kept"
+    );
+    assert_eq!(raw.notes.len(), 2, "{:?}", raw.notes);
+}

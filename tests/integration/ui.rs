@@ -675,3 +675,36 @@ fn without_a_system_dialog_open_csv_uses_the_in_app_browser() {
         .is_some_and(|d| d.raw.values.len() == 600)));
     assert!(!h.state().browser.is_open());
 }
+
+#[test]
+fn a_longer_window_after_a_finished_run_clears_it_instead_of_misreading_it() {
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 2,
+        window: 24,
+        ..super::quick_config()
+    };
+    let mut h = harness(Persisted {
+        config,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("Train").click();
+    assert!(step_until(&mut h, 1500, |app| app.run.record.is_some()
+        && !app.is_running()));
+    h.run_steps(2);
+    // The window grows past the first snapshot's windows: their old end points would index
+    // before the start of the series under the new window.
+    let before = h.state().state.config.clone();
+    h.state_mut().state.config.window = 240;
+    let ctx = h.ctx.clone();
+    h.state_mut().settings_changed(&ctx, &before);
+    h.run_steps(3);
+    assert!(h.state().run.record.is_none());
+    assert!(
+        h.state()
+            .notice
+            .as_deref()
+            .is_some_and(|n| n.contains("cleared"))
+    );
+    assert_eq!(h.state().prepared().unwrap().window, 240);
+}
