@@ -18,8 +18,9 @@ use std::io::Read;
 use std::path::Path;
 
 /// Which columns hold the time, the value and the label: each a header name (any case) or a
-/// 1-based column number; None picks by the usual names (`timestamp`/`time`/`date`...,
-/// `value`/`kpi`/`y`, `label`/`is_anomaly`...).
+/// 1-based column number; an empty name for none (the row index as the time, no labels); None
+/// picks by the usual names (`timestamp`/`time`/`date`..., `value`/`kpi`/`y`,
+/// `label`/`is_anomaly`...).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ColumnChoice {
@@ -377,6 +378,7 @@ fn resolve_column(
     names: &[&str],
 ) -> Result<Option<usize>, Problem> {
     match choice {
+        Some(c) if c.trim().is_empty() => Ok(None),
         Some(c) => chosen_column(header, role, c).map(Some),
         None => Ok(find_column(header, names)),
     }

@@ -40,13 +40,15 @@ impl ColumnPrompt {
         }
     }
 
-    /// The choice as column names.
+    /// The choice as column numbers (1-based: header names may repeat or be empty); "none" for
+    /// the time or the label is an empty name, so that a column with a usual name is not picked
+    /// instead.
     pub fn choice(&self) -> ColumnChoice {
-        let name = |c: Option<usize>| c.and_then(|c| self.preview.columns.get(c).cloned());
+        let number = |c: Option<usize>| Some(c.map(|c| (c + 1).to_string()).unwrap_or_default());
         ColumnChoice {
-            time: name(self.chosen[0]),
-            value: name(self.chosen[1]),
-            label: name(self.chosen[2]),
+            time: number(self.chosen[0]),
+            value: self.chosen[1].map(|c| (c + 1).to_string()),
+            label: number(self.chosen[2]),
         }
     }
 }

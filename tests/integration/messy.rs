@@ -179,6 +179,18 @@ fn an_unrecognised_header_is_named_and_a_chosen_column_reads_it() {
         matches!(e.problem, Problem::UnknownColumn { role: "value", .. }),
         "{e}"
     );
+    // An empty name is "none": the row index is the time even though a column is called Date.
+    let no_time = LoadOptions {
+        columns: ColumnChoice {
+            time: Some(String::new()),
+            value: Some("Close".into()),
+            label: None,
+        },
+        ..Default::default()
+    };
+    let raw = with(text, &no_time).unwrap();
+    assert!(!raw.has_timestamps);
+    assert_eq!((raw.timestamps.clone(), raw.interval), (vec![0, 1, 2], 1));
 }
 
 #[test]

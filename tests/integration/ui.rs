@@ -636,10 +636,15 @@ fn an_unrecognised_header_asks_which_column_is_which_and_remembers() {
         .data
         .as_ref()
         .is_some_and(|d| d.raw.values.len() == 600)));
+    // Remembered by column number (Date is column 1, Close column 2), and no label column.
     let choice = h.state().state.column_choices.get(&path).cloned().unwrap();
     assert_eq!(
-        (choice.time.as_deref(), choice.value.as_deref()),
-        (Some("Date"), Some("Close"))
+        (
+            choice.time.as_deref(),
+            choice.value.as_deref(),
+            choice.label.as_deref()
+        ),
+        (Some("1"), Some("2"), Some(""))
     );
     assert_eq!(h.state().data.as_ref().unwrap().raw.interval, 60);
     // Opened again, the file loads at once with the remembered columns.
