@@ -182,6 +182,27 @@ pub fn f1_at(
     }
 }
 
+/// Precision, recall and F1 of the test part of `prep` with `scores` (one per point of the
+/// series) at `threshold`: (point-adjusted, with `delay`, point-wise).
+pub fn test_f1_at(
+    prep: &crate::data::Prepared,
+    scores: &[Option<f64>],
+    delay: usize,
+    threshold: f64,
+) -> [F1Score; 3] {
+    let test = prep.part(crate::data::Part::Test);
+    let (s, l, m) = (
+        &scores[test.clone()],
+        &prep.labels[test.clone()],
+        &prep.missing[test],
+    );
+    [
+        f1_at(s, l, m, Adjust::Segment, threshold),
+        f1_at(s, l, m, Adjust::Delay(delay), threshold),
+        f1_at(s, l, m, Adjust::PointWise, threshold),
+    ]
+}
+
 /// Flags: true where a point is flagged at `threshold`.
 pub fn flags(scores: &[Option<f64>], missing: &[bool], threshold: f64) -> Vec<bool> {
     scores

@@ -117,6 +117,15 @@ impl History {
         self.snapshots.len() < before + 1
     }
 
+    /// The steps and validations without the snapshots (their bulk).
+    pub fn without_snapshots(&self) -> History {
+        History {
+            steps: self.steps.clone(),
+            validations: self.validations.clone(),
+            snapshots: Vec::new(),
+        }
+    }
+
     /// The newest latent snapshot.
     pub fn latest_snapshot(&self) -> Option<&LatentSnapshot> {
         self.snapshots.last()

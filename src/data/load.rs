@@ -296,13 +296,8 @@ pub fn preview_csv(path: &Path, rows: usize) -> Result<Preview, DataError> {
         .take(256 * 1024)
         .read_to_end(&mut head)
         .map_err(|e| err(None, Problem::Io(e.into())))?;
-    let body = head.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(&head);
-    let mut csv = csv::ReaderBuilder::new()
-        .delimiter(sniff_delimiter(body))
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(body);
+    let body = without_bom(&head);
+    let mut csv = csv_reader(sniff_delimiter(body), body);
     let mut lines = csv
         .records()
         .take(rows + 1)
@@ -323,6 +318,22 @@ fn shorten(text: &str) -> String {
         let head: String = text.chars().take(MAX).collect();
         format!("{head}... ({} bytes)", text.len())
     }
+}
+
+/// The bytes after a UTF-8 byte-order mark, if there is one.
+fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes)
+}
+
+/// How every CSV is read: header handled by the caller, ragged rows allowed (and named when a
+/// needed cell is missing), cells trimmed.
+fn csv_reader<R: Read>(delimiter: u8, reader: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(reader)
 }
 
 /// Guesses the delimiter from the header line: whichever of `,` `;` tab occurs most (`,` on a tie).
@@ -488,19 +499,13 @@ pub fn parse_csv_with(
         .take(64 * 1024)
         .read_to_end(&mut head)
         .map_err(|e| err(None, Problem::Io(e.into())))?;
-    let bom = head.starts_with(&[0xEF, 0xBB, 0xBF]);
-    let head_body = if bom { &head[3..] } else { &head[..] };
+    let head_body = without_bom(&head);
     if head_body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(err(None, Problem::Empty));
     }
     let delimiter = sniff_delimiter(head_body);
     let body = std::io::Cursor::new(head_body.to_vec()).chain(reader);
-    let mut csv = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(body);
+    let mut csv = csv_reader(delimiter, body);
 
     let mut record = csv::ByteRecord::new();
     let line_of = |r: &csv::ByteRecord| r.position().map(|p| p.line()).unwrap_or(0);

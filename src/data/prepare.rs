@@ -146,16 +146,17 @@ impl std::fmt::Display for DataWarning {
     }
 }
 
-/// Mean and population standard deviation of the present, normal points of `range`.
+/// Mean and population standard deviation of `value(i)` over the present, normal points of
+/// `range`.
 fn spread(
-    values: &[f64],
+    value: impl Fn(usize) -> f64,
     labels: &[u8],
     missing: &[bool],
     range: Range<usize>,
 ) -> Option<(f64, f64)> {
     let v: Vec<f64> = range
         .filter(|&i| labels[i] == 0 && !missing[i])
-        .map(|i| values[i])
+        .map(value)
         .collect();
     if v.is_empty() {
         return None;
@@ -171,8 +172,9 @@ impl Prepared {
         let mut out = Vec::new();
         let n = self.len();
         let train = self.part(Part::Train);
-        let all = spread(&self.raw_values, &self.labels, &self.missing, 0..n);
-        let trained = spread(&self.raw_values, &self.labels, &self.missing, train.clone());
+        let raw = |i: usize| self.raw_values[i];
+        let all = spread(raw, &self.labels, &self.missing, 0..n);
+        let trained = spread(raw, &self.labels, &self.missing, train.clone());
         if let (Some((_, all_std)), Some((_, train_std))) = (all, trained) {
             let relative_std = if all_std > 0.0 {
                 train_std / all_std
@@ -207,7 +209,7 @@ impl Prepared {
             out.push(DataWarning::NoTestLabels);
         }
         let test = spread(
-            &self.values_f64(),
+            |i| self.values[i] as f64,
             &self.labels,
             &self.missing,
             self.part(Part::Test),
@@ -224,11 +226,6 @@ impl Prepared {
             }
         }
         out
-    }
-
-    /// The standardised values as f64.
-    fn values_f64(&self) -> Vec<f64> {
-        self.values.iter().map(|&v| v as f64).collect()
     }
 
     /// Completes, splits, standardises a raw series for windows of `config.window`.

@@ -8,7 +8,6 @@ pub use record::{DataSummary, RunRecord};
 use crate::config::DonutConfig;
 use crate::data::{Part, Prepared};
 use crate::eval::{Metrics, Threshold, ThresholdRule, evaluate, quantile_threshold};
-use crate::history::History;
 use crate::model::{DonutModel, device_for};
 use crate::score::{Stopped, score_series};
 use crate::train::{TrainError, TrainHooks, train};
@@ -179,11 +178,7 @@ pub fn rescore(
         score_secs: scored.score_secs,
         scored_windows: scored.scored_windows,
         weights: trained.weights.clone(),
-        history: History {
-            steps: trained.history.steps.clone(),
-            validations: trained.history.validations.clone(),
-            snapshots: Vec::new(),
-        },
+        history: trained.history.without_snapshots(),
         scores: scored.scores,
         metrics: scored.metrics,
         no_f1_reason: scored.no_f1_reason,

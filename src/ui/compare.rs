@@ -8,7 +8,7 @@ use super::projection::{ColorBy, Projection, colors, project};
 use super::widgets::{bucketed, runs, short_name};
 use crate::config::{DonutConfig, setting_pairs};
 use crate::data::{Part, Prepared};
-use crate::eval::{Adjust, Metrics, f1_at, flags};
+use crate::eval::{Metrics, flags, test_f1_at};
 use crate::history::{LatentSnapshot, StepStats};
 use crate::pipeline::RunRecord;
 use egui::{Color32, RichText, Ui};
@@ -232,14 +232,8 @@ fn at_threshold(prep: &Prepared, run: &RunView<'_>) -> Option<crate::eval::F1Sco
     if scores.len() != prep.len() || run.source != prep.source {
         return None;
     }
-    let test = prep.part(Part::Test);
-    Some(f1_at(
-        &scores[test.clone()],
-        &prep.labels[test.clone()],
-        &prep.missing[test],
-        Adjust::Segment,
-        run.threshold,
-    ))
+    let [adjusted, _, _] = test_f1_at(prep, scores, run.config.eval_delay, run.threshold);
+    Some(adjusted)
 }
 
 fn figures_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right: &RunView<'_>) {

@@ -4,7 +4,7 @@
 use super::commands::AppCommand;
 use super::widgets::{format_time, runs};
 use crate::data::{Part, Prepared};
-use crate::eval::{Adjust, F1Score, f1_at, flags};
+use crate::eval::{flags, test_f1_at};
 use crate::pipeline::RunRecord;
 use egui::{Color32, Ui};
 use egui_plot::{HLine, Line, MarkerShape, Plot, PlotPoints, Points, Span, VLine};
@@ -28,21 +28,6 @@ pub struct SeriesPanel<'a> {
     pub threshold: &'a mut f64,
     /// The window (its end point) to mark, hovered in the latent panel.
     pub highlight_end: Option<usize>,
-}
-
-/// Precision / recall / F1 of the test part at `threshold`: (no delay, delay, point-wise).
-pub fn metrics_at(prep: &Prepared, record: &RunRecord, threshold: f64) -> [F1Score; 3] {
-    let test = prep.part(Part::Test);
-    let (s, l, m) = (
-        &record.scores[test.clone()],
-        &prep.labels[test.clone()],
-        &prep.missing[test],
-    );
-    [
-        f1_at(s, l, m, Adjust::Segment, threshold),
-        f1_at(s, l, m, Adjust::Delay(record.config.eval_delay), threshold),
-        f1_at(s, l, m, Adjust::PointWise, threshold),
-    ]
 }
 
 /// Draws the series panel; the export button queues its command.
@@ -240,7 +225,8 @@ fn threshold_ui(
             *threshold = result.threshold.value;
         }
         if result.metrics.is_some() {
-            let [adj, delay, point] = metrics_at(prep, result, *threshold);
+            let [adj, delay, point] =
+                test_f1_at(prep, &result.scores, result.config.eval_delay, *threshold);
             ui.label(format!(
                 "test: P {:.3} R {:.3} F1 {:.3} · delay {}: F1 {:.3} · point-wise: F1 {:.3}",
                 adj.precision, adj.recall, adj.f1, result.config.eval_delay, delay.f1, point.f1

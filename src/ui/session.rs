@@ -74,11 +74,7 @@ impl RunState {
     pub fn without_data(record: &RunRecord) -> Self {
         Self {
             config: Some(record.config.clone()),
-            live: History {
-                steps: record.history.steps.clone(),
-                validations: record.history.validations.clone(),
-                snapshots: Vec::new(),
-            },
+            live: record.history.without_snapshots(),
             total_steps: record.history.steps.len(),
             ..Default::default()
         }
