@@ -404,14 +404,7 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         write_detections_file(path, &prep, &record)?;
         eprintln!("detections written to {}", path.display());
     }
-    // With --json, stdout holds the JSON object alone; the summary goes to stderr.
-    let say = |line: String| {
-        if args.json {
-            eprintln!("{line}")
-        } else {
-            println!("{line}")
-        }
-    };
+    let say = |line: String| say_summary(args.json, line);
     say(f1_line(&record));
     say(format!(
         "trained {} epochs ({} steps) in {:.1} s at {:.0} windows/s; scored {} windows in {:.1} s (n_z {}, MCMC {})",
@@ -434,6 +427,16 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&record.report())?);
     }
     Ok(())
+}
+
+/// Prints a line of a run's human summary: on stdout, or on stderr with `--json` (stdout then
+/// holds the JSON object alone).
+fn say_summary(json: bool, line: String) {
+    if json {
+        eprintln!("{line}")
+    } else {
+        println!("{line}")
+    }
 }
 
 /// Says on stderr, once, what in the data makes the results doubtful.
@@ -546,16 +549,19 @@ fn evaluate_saved(args: &TrainArgs, path: &Path) -> Result<()> {
         &mut hooks,
     )?;
     drop(hooks);
-    println!(
-        "loaded {} (trained on {}, {} epochs); scored {} windows of {} in {:.1} s",
-        name,
-        saved.source,
-        saved.stats.epochs_done,
-        record.scored_windows,
-        prep.source,
-        record.score_secs
+    say_summary(
+        args.json,
+        format!(
+            "loaded {} (trained on {}, {} epochs); scored {} windows of {} in {:.1} s",
+            name,
+            saved.source,
+            saved.stats.epochs_done,
+            record.scored_windows,
+            prep.source,
+            record.score_secs
+        ),
     );
-    println!("{}", f1_line(&record));
+    say_summary(args.json, f1_line(&record));
     if let Some(out) = &args.detections {
         write_detections_file(out, &prep, &record)?;
     }

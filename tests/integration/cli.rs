@@ -283,7 +283,23 @@ fn save_then_load_scores_without_training() {
         saved.history.snapshots.last().unwrap().step,
         saved.history.steps.len()
     );
-    let loaded = json_of(bin().args(["train", "--json", "--load"]).arg(&run));
+    let out = bin()
+        .args(["train", "--json", "--load"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "with --json, the JSON alone: {stdout}"
+    );
+    let loaded: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(
         loaded["best_f1"], trained["best_f1"],
         "the same weights give the same scores"
