@@ -8,6 +8,7 @@ use crate::data::{Part, Prepared};
 use crate::eval::{Adjust, best_f1};
 use crate::model::Latent;
 use crate::model::{DonutModel, device_for};
+use crate::pipeline::stream::Stream;
 use crate::score::score_windows;
 use crate::train::batch::host_batch;
 use crate::train::learner::Learner;
@@ -174,8 +175,50 @@ pub fn score_throughput(prep: &Prepared, config: &DonutConfig, windows: usize) -
     median(rates)
 }
 
+/// `detect --follow`'s loop without the I/O: `points` points of `raw` (after a window to fill)
+/// pushed one at a time into a [`Stream`] at n_z 1024 (untrained weights: the cost does not
+/// depend on them), one point in 97 missing as in the MCMC case. Returns points per second and
+/// the median milliseconds from a push to its score.
+pub fn stream_rate(raw: &crate::data::RawSeries, base: &DonutConfig, points: usize) -> (f64, f64) {
+    let config = DonutConfig {
+        n_z: 1024,
+        mcmc_iterations: 10,
+        threads: 1,
+        ..base.clone()
+    };
+    let device = device_for(config.backend);
+    let model = DonutModel::new(&config, &mut Xoshiro256PlusPlus::seed_from_u64(0), &device);
+    let stats = crate::data::Standardisation {
+        mean: 0.0,
+        std: 1.0,
+    };
+    let mut stream = Stream::new(&model, &config, stats, f64::INFINITY, raw.interval);
+    let value = |i: usize| {
+        if i.is_multiple_of(97) {
+            f64::NAN
+        } else {
+            raw.values[i]
+        }
+    };
+    let warm = config.window + 8;
+    for i in 0..warm.min(raw.values.len()) {
+        let _ = stream.push(raw.timestamps[i], value(i));
+    }
+    let end = (warm + points).min(raw.values.len());
+    let started = Instant::now();
+    let latencies: Vec<f64> = (warm..end)
+        .map(|i| {
+            let t = Instant::now();
+            let _ = stream.push(raw.timestamps[i], value(i));
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    (rate, median(latencies))
+}
+
 /// The groups of benchmarks, as `--only` names them.
-pub const GROUPS: [&str; 6] = ["train", "score", "metric", "csv", "stop", "paint"];
+pub const GROUPS: [&str; 7] = ["train", "score", "stream", "metric", "csv", "stop", "paint"];
 
 /// Runs the benchmarks of the groups in `only` (every group when it is empty); `quick` shortens
 /// each.
@@ -291,6 +334,21 @@ pub fn run_all(quick: bool, only: &[String], progress: &mut dyn FnMut(&BenchRow)
             format!("score {} test windows, n_z 1024, MCMC 10", ends.len()),
             secs,
             "s",
+        );
+    }
+
+    if wants("stream") {
+        let (points_per_sec, latency_ms) =
+            stream_rate(&raw, &base, if quick { 200 } else { 2_000 });
+        push(
+            "stream: points scored one at a time, n_z 1024, MCMC 10 (1 thread)".into(),
+            points_per_sec,
+            "points/s",
+        );
+        push(
+            "stream: latency per point (push to score), median, n_z 1024".into(),
+            latency_ms,
+            "ms",
         );
     }
 

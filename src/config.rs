@@ -152,6 +152,35 @@ impl DuplicatePolicy {
     }
 }
 
+/// Which threshold a run flags points at (each rule's threshold is kept in the run).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdChoice {
+    /// The best-F1 threshold on the validation part's labels; the alarm rate when the
+    /// validation part has no labelled anomaly.
+    #[default]
+    Validation,
+    /// The score that `alarm_rate` of the validation windows reach (needs no labels).
+    AlarmRate,
+    /// The best-F1 threshold on the test part's labels: the paper's upper bound, picked with
+    /// the answers; the validation rule when the test part has no labelled anomaly.
+    BestF1Test,
+}
+
+impl ThresholdChoice {
+    /// All three, for menus.
+    pub const ALL: [ThresholdChoice; 3] = [Self::Validation, Self::AlarmRate, Self::BestF1Test];
+
+    /// The name used in settings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Validation => "validation",
+            Self::AlarmRate => "alarm_rate",
+            Self::BestF1Test => "best_f1_test",
+        }
+    }
+}
+
 /// Every hyperparameter of a DONUT run: data preparation, model, objective, training, scoring.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -232,9 +261,12 @@ pub struct DonutConfig {
     pub n_z: usize,
     /// Delay (points) of the delayed point-adjusted F1.
     pub eval_delay: usize,
-    /// Without labels in the test part: the share of validation windows that the label-free
-    /// threshold flags (it is their `1 - alarm_rate` quantile).
+    /// The share of validation windows that the label-free threshold flags (it is their
+    /// `1 - alarm_rate` quantile).
     pub alarm_rate: f64,
+    /// Which threshold flags points: `validation` (best F1 on the validation labels, else the
+    /// alarm rate), `alarm_rate`, or `best_f1_test` (the upper bound).
+    pub threshold_rule: ThresholdChoice,
 }
 
 impl Default for DonutConfig {
@@ -273,6 +305,7 @@ impl Default for DonutConfig {
             n_z: 1024,
             eval_delay: 7,
             alarm_rate: 0.01,
+            threshold_rule: ThresholdChoice::Validation,
         }
     }
 }
@@ -668,7 +701,9 @@ impl SettingGroup {
             | "latent_dist" | "student_t_df" | "backend" | "gradients" | "seed" => Self::Model,
             "beta_mode" | "beta_value" | "entropy_mode" | "entropy_value" | "injection_rate"
             | "learning_rate" => Self::Live,
-            "mcmc_iterations" | "n_z" | "eval_delay" | "alarm_rate" => Self::Scoring,
+            "mcmc_iterations" | "n_z" | "eval_delay" | "alarm_rate" | "threshold_rule" => {
+                Self::Scoring
+            }
             "duplicates" => Self::Load,
             _ => Self::NextRun,
         }

@@ -7,6 +7,7 @@
 //! score, is not missing, and its anomaly score is >= the threshold. The best F1 over all
 //! thresholds sorts the scores once: O(n log n).
 
+use crate::data::Part;
 use serde::{Deserialize, Serialize};
 
 /// Which F1 a figure uses.
@@ -107,8 +108,15 @@ fn f1_of(tp: f64, fp: f64, positives: f64) -> (f64, f64, f64) {
     (f1, precision, recall)
 }
 
-/// The best F1 over all thresholds. `scores[i]` is the anomaly score of point i (None: unscored).
-pub fn best_f1(scores: &[Option<f64>], labels: &[u8], missing: &[bool], adjust: Adjust) -> F1Score {
+/// Walks every distinct threshold from the highest score down, calling `visit` with precision,
+/// recall and F1 at each: O(n log n) for the sort, O(n) for the walk.
+fn sweep_thresholds(
+    scores: &[Option<f64>],
+    labels: &[u8],
+    missing: &[bool],
+    adjust: Adjust,
+    visit: &mut dyn FnMut(F1Score),
+) {
     // Items: (score, true-positive weight, false-positive weight).
     let mut items: Vec<(f64, f64, f64)> = Vec::with_capacity(scores.len());
     let segs = segments(labels, adjust);
@@ -128,10 +136,6 @@ pub fn best_f1(scores: &[Option<f64>], labels: &[u8], missing: &[bool], adjust: 
         }
     }
     items.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut best = F1Score {
-        threshold: items.first().map_or(f64::INFINITY, |i| i.0),
-        ..Default::default()
-    };
     let (mut tp, mut fp) = (0.0, 0.0);
     let mut i = 0;
     while i < items.len() {
@@ -142,16 +146,48 @@ pub fn best_f1(scores: &[Option<f64>], labels: &[u8], missing: &[bool], adjust: 
             i += 1;
         }
         let (f1, precision, recall) = f1_of(tp, fp, positives);
-        if f1 > best.f1 {
-            best = F1Score {
-                f1,
-                precision,
-                recall,
-                threshold,
-            };
-        }
+        visit(F1Score {
+            f1,
+            precision,
+            recall,
+            threshold,
+        });
     }
+}
+
+/// The best F1 over all thresholds. `scores[i]` is the anomaly score of point i (None: unscored).
+pub fn best_f1(scores: &[Option<f64>], labels: &[u8], missing: &[bool], adjust: Adjust) -> F1Score {
+    // With no F1 above 0, the highest score (nothing flagged below it matters).
+    let mut best = F1Score {
+        threshold: f64::INFINITY,
+        ..Default::default()
+    };
+    let mut first = true;
+    sweep_thresholds(scores, labels, missing, adjust, &mut |point| {
+        if first {
+            best.threshold = point.threshold;
+            first = false;
+        }
+        if point.f1 > best.f1 {
+            best = point;
+        }
+    });
     best
+}
+
+/// The precision-recall curve: precision, recall and F1 at every distinct threshold, highest
+/// threshold first (recall grows along it).
+pub fn pr_curve(
+    scores: &[Option<f64>],
+    labels: &[u8],
+    missing: &[bool],
+    adjust: Adjust,
+) -> Vec<F1Score> {
+    let mut curve = Vec::new();
+    sweep_thresholds(scores, labels, missing, adjust, &mut |point| {
+        curve.push(point)
+    });
+    curve
 }
 
 /// Precision, recall and F1 at one threshold, O(n).
@@ -232,31 +268,68 @@ pub fn evaluate(scores: &[Option<f64>], labels: &[u8], missing: &[bool], delay: 
     }
 }
 
-/// How a run's flagging threshold was chosen.
+/// How a flagging threshold was chosen. Only [`ThresholdRule::BestF1Test`] looks at the test
+/// part's labels: it is the upper bound the DONUT paper reports, not a threshold one could
+/// have picked in advance.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum ThresholdRule {
     /// The threshold of the best (no-delay, point-adjusted) F1 on the test part's labels.
     BestF1Test,
-    /// A label-free rule: the `1 - alarm_rate` quantile of the validation scores, so that about
-    /// `alarm_rate` of the validation windows are flagged.
-    ValidationQuantile {
-        /// The share of validation windows flagged.
+    /// The threshold of the best (no-delay, point-adjusted) F1 on the validation part's labels.
+    BestF1Validation,
+    /// Label-free: the `1 - alarm_rate` quantile of the scores of a part the model was not
+    /// evaluated on (the validation part; the training part when there is no validation part),
+    /// so that about `alarm_rate` of its windows are flagged.
+    #[serde(alias = "validation_quantile")]
+    AlarmRate {
+        /// The share of that part's windows flagged.
         alarm_rate: f64,
+        /// The part whose scores it is a quantile of.
+        #[serde(default = "validation_part")]
+        part: Part,
     },
     /// A value chosen by hand.
     Chosen,
 }
 
+fn validation_part() -> Part {
+    Part::Valid
+}
+
+impl ThresholdRule {
+    /// A short name for menus and tables.
+    pub fn short_name(&self) -> String {
+        match self {
+            Self::BestF1Test => "best F1 on test (upper bound)".into(),
+            Self::BestF1Validation => "best F1 on validation".into(),
+            Self::AlarmRate { alarm_rate, .. } => format!("alarm rate {:.1} %", alarm_rate * 100.0),
+            Self::Chosen => "chosen by hand".into(),
+        }
+    }
+
+    /// True when the rule looked at the labels it is evaluated on.
+    pub fn peeks_at_test_labels(&self) -> bool {
+        matches!(self, Self::BestF1Test)
+    }
+}
+
 impl std::fmt::Display for ThresholdRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::BestF1Test => write!(f, "the best-F1 threshold on the test labels"),
-            Self::Chosen => write!(f, "a threshold chosen by hand"),
-            Self::ValidationQuantile { alarm_rate } => write!(
+            Self::BestF1Test => write!(
                 f,
-                "the threshold that flags {:.1} % of the validation windows (no labels to pick one by F1; setting `alarm_rate`)",
-                alarm_rate * 100.0
+                "the best-F1 threshold on the test labels (an upper bound: it was picked with the answers)"
+            ),
+            Self::BestF1Validation => {
+                write!(f, "the best-F1 threshold on the validation labels")
+            }
+            Self::Chosen => write!(f, "a threshold chosen by hand"),
+            Self::AlarmRate { alarm_rate, part } => write!(
+                f,
+                "the threshold that flags {:.1} % of the {} windows (needs no labels; setting `alarm_rate`)",
+                alarm_rate * 100.0,
+                part.name()
             ),
         }
     }

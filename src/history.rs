@@ -97,9 +97,21 @@ pub struct LatentSnapshot {
     pub means: Vec<f32>,
 }
 
+impl LatentSnapshot {
+    /// Rounds the means to half precision, as saved runs keep them (a snapshot is for the
+    /// eye: 3 significant digits), so that a saved run loads exactly as it was.
+    pub fn rounded_to_f16(mut self) -> Self {
+        for v in &mut self.means {
+            *v = half::f16::from_f32(*v).to_f32();
+        }
+        self
+    }
+}
+
 /// A run's history: every step, every validation, and its latent snapshots (thinned to at most
-/// [`MAX_KEPT_SNAPSHOTS`], the newest always kept).
+/// [`MAX_KEPT_SNAPSHOTS`], the newest always kept). Saved compactly (see [`HistoryRepr`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "HistoryRepr", into = "HistoryRepr")]
 pub struct History {
     /// Every training step.
     pub steps: Vec<StepStats>,
@@ -134,6 +146,94 @@ impl History {
     /// The validation whose parameters were kept (the last one marked best).
     pub fn best_validation(&self) -> Option<&ValidStats> {
         self.validations.iter().rev().find(|v| v.best)
+    }
+}
+
+/// How a [`History`] is saved: the window ends once for all snapshots, and each snapshot's
+/// means as little-endian f16 bytes (2 bytes a value instead of CBOR's 5 for an f32). Histories
+/// saved before (each snapshot with its own `ends` and f32 `means`) read as well.
+#[derive(Serialize, Deserialize)]
+struct HistoryRepr {
+    steps: Vec<StepStats>,
+    validations: Vec<ValidStats>,
+    snapshots: Vec<SnapshotRepr>,
+    /// The window ends shared by the snapshots that do not carry their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    snapshot_ends: Option<Arc<Vec<usize>>>,
+}
+
+/// A saved snapshot: `means_f16` now, `ends` and `means` in older files.
+#[derive(Serialize, Deserialize)]
+struct SnapshotRepr {
+    step: usize,
+    epoch: usize,
+    dim: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ends: Option<Arc<Vec<usize>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    means: Option<Vec<f32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    means_f16: Option<Vec<u8>>,
+}
+
+impl From<History> for HistoryRepr {
+    fn from(h: History) -> Self {
+        let shared = h.snapshots.first().map(|s| s.ends.clone());
+        let snapshots = h
+            .snapshots
+            .into_iter()
+            .map(|s| SnapshotRepr {
+                step: s.step,
+                epoch: s.epoch,
+                dim: s.dim,
+                ends: (Some(&s.ends) != shared.as_ref()).then_some(s.ends),
+                means: None,
+                means_f16: Some(
+                    s.means
+                        .iter()
+                        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                        .collect(),
+                ),
+            })
+            .collect();
+        HistoryRepr {
+            steps: h.steps,
+            validations: h.validations,
+            snapshots,
+            snapshot_ends: shared,
+        }
+    }
+}
+
+impl From<HistoryRepr> for History {
+    fn from(r: HistoryRepr) -> Self {
+        let shared = r.snapshot_ends.unwrap_or_default();
+        let snapshots = r
+            .snapshots
+            .into_iter()
+            .map(|s| {
+                let means = match (s.means, s.means_f16) {
+                    (Some(means), _) => means,
+                    (None, Some(bytes)) => bytes
+                        .chunks_exact(2)
+                        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                        .collect(),
+                    (None, None) => Vec::new(),
+                };
+                LatentSnapshot {
+                    step: s.step,
+                    epoch: s.epoch,
+                    dim: s.dim,
+                    ends: s.ends.unwrap_or_else(|| shared.clone()),
+                    means,
+                }
+            })
+            .collect();
+        History {
+            steps: r.steps,
+            validations: r.validations,
+            snapshots,
+        }
     }
 }
 

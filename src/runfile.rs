@@ -121,6 +121,10 @@ struct RecordV1 {
 
 impl From<RecordV1> for RunRecord {
     fn from(v1: RecordV1) -> Self {
+        let threshold = Threshold {
+            value: v1.metrics.map_or(f64::INFINITY, |m| m.best_f1.threshold),
+            rule: ThresholdRule::BestF1Test,
+        };
         RunRecord {
             app_version: v1.app_version,
             source: v1.source,
@@ -138,15 +142,21 @@ impl From<RecordV1> for RunRecord {
             history: History {
                 steps: v1.steps,
                 validations: v1.validations,
-                snapshots: v1.snapshots,
+                // Kept at half precision since format 2: rounded once, so that saving the
+                // converted run again loads the same run.
+                snapshots: v1
+                    .snapshots
+                    .into_iter()
+                    .map(LatentSnapshot::rounded_to_f16)
+                    .collect(),
             },
             scores: v1.scores,
-            threshold: Threshold {
-                value: v1.metrics.map_or(f64::INFINITY, |m| m.best_f1.threshold),
-                rule: ThresholdRule::BestF1Test,
-            },
+            thresholds: v1.metrics.map(|_| threshold).into_iter().collect(),
+            reference_scores: Vec::new(),
+            threshold,
             metrics: v1.metrics,
             no_f1_reason: None,
+            standardisation: None,
         }
     }
 }
@@ -217,6 +227,22 @@ pub enum RunFileError {
         /// The decoder's error.
         #[source]
         source: DecodeError,
+    },
+    /// The run holds settings this build does not know: refused, because a setting can change
+    /// the network or how it scores, so ignoring one would score with a different model.
+    #[error(
+        "{path}: written by donut-explorer {written_by} with setting(s) this build ({this_version}) does not know: {}. A setting can change the network or how it scores, so the run is not opened without it: open it with donut-explorer {written_by} or newer",
+        .keys.join(", ")
+    )]
+    UnknownSettings {
+        /// The file.
+        path: String,
+        /// The version that wrote it.
+        written_by: String,
+        /// This build's version.
+        this_version: String,
+        /// The settings not known here.
+        keys: Vec<String>,
     },
     /// The run cannot be encoded.
     #[error("{path}: the run cannot be encoded: {source}")]
@@ -310,9 +336,46 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<RunRecord, RunFileError> {
                 source: e.into(),
             });
     }
-    ciborium::from_reader::<RunRecord, _>(payload).map_err(|e| RunFileError::Decode {
-        path: name,
-        source: e.into(),
+    ciborium::from_reader::<RunRecord, _>(payload).map_err(|e| {
+        unknown_settings(payload, &name).unwrap_or(RunFileError::Decode {
+            path: name,
+            source: e.into(),
+        })
+    })
+}
+
+/// When a payload that does not decode holds settings this build does not know (a run of a
+/// newer version), the error that names them. Fields of the record itself that this build
+/// does not know (a newer summary, say) are skipped on reading: they do not change the model.
+fn unknown_settings(payload: &[u8], name: &str) -> Option<RunFileError> {
+    use ciborium::Value;
+    let value: Value = ciborium::from_reader(payload).ok()?;
+    let field = |map: &Value, key: &str| -> Option<Value> {
+        map.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_text() == Some(key))
+            .map(|(_, v)| v.clone())
+    };
+    let config = field(&value, "config")?;
+    let known = crate::config::DonutConfig::keys();
+    let keys: Vec<String> = config
+        .as_map()?
+        .iter()
+        .filter_map(|(k, _)| k.as_text())
+        .filter(|k| !known.iter().any(|known| known == k))
+        .map(str::to_string)
+        .collect();
+    if keys.is_empty() {
+        return None;
+    }
+    let written_by = field(&value, "app_version")
+        .and_then(|v| v.as_text().map(str::to_string))
+        .unwrap_or_else(|| "an unknown version".into());
+    Some(RunFileError::UnknownSettings {
+        path: name.to_string(),
+        written_by,
+        this_version: RunRecord::current_version(),
+        keys,
     })
 }
 

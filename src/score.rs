@@ -28,6 +28,39 @@ const ROWS_PER_CHUNK: usize = 2_048;
 #[error("scoring was stopped")]
 pub struct Stopped;
 
+/// The points windows are cut from: standardised values and missing flags, the first of them
+/// point `offset` of the series (a stream keeps only its last points). A window is named by the
+/// series index of its last point, which also seeds its samples.
+#[derive(Clone, Copy, Debug)]
+pub struct WindowSource<'a> {
+    /// Standardised values (0 where missing before standardisation).
+    pub values: &'a [f32],
+    /// True where a point is missing.
+    pub missing: &'a [bool],
+    /// Series index of `values[0]`.
+    pub offset: usize,
+    /// Window length W.
+    pub window: usize,
+}
+
+impl<'a> WindowSource<'a> {
+    /// Every point of a prepared series.
+    pub fn of(prep: &'a Prepared) -> Self {
+        Self {
+            values: &prep.values,
+            missing: &prep.missing,
+            offset: 0,
+            window: prep.window,
+        }
+    }
+
+    /// The range in `values` of the window ending at series index `end`.
+    fn range(&self, end: usize) -> std::ops::RangeInclusive<usize> {
+        let last = end - self.offset;
+        last + 1 - self.window..=last
+    }
+}
+
 /// Reconstruction log-probabilities (higher = more normal) of the windows ending at `ends`.
 /// `keep_going` is asked between groups of chunks; returning false stops with [`Stopped`].
 ///
@@ -43,6 +76,7 @@ pub fn score_windows(
     device: &Device,
     keep_going: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<f32>, Stopped> {
+    let source = WindowSource::of(prep);
     let n_z = config.n_z.max(1);
     let threads = crate::threads::for_backend(config);
     // Small chunks keep the CPU's caches warm; a GPU wants one large launch per chunk.
@@ -64,7 +98,7 @@ pub fn score_windows(
         let scored: Vec<Vec<f32>> = pool.install(|| {
             group
                 .par_iter()
-                .map(|chunk| score_chunk(model, prep, chunk, config, device))
+                .map(|chunk| score_chunk(model, &source, chunk, config, device))
                 .collect()
         });
         out.extend(scored.into_iter().flatten());
@@ -94,15 +128,31 @@ fn per_window(
     out
 }
 
+/// Reconstruction log-probabilities of the windows of `source` ending at `ends`, on the calling
+/// thread (a stream scores a few windows at a time; no pool to start). The same numbers as
+/// [`score_windows`] gives for those windows.
+pub fn score_windows_here(
+    model: &DonutModel,
+    source: &WindowSource<'_>,
+    ends: &[usize],
+    config: &DonutConfig,
+    device: &Device,
+) -> Vec<f32> {
+    let windows_per_chunk = (ROWS_PER_CHUNK / config.n_z.max(1)).clamp(1, 1024);
+    ends.chunks(windows_per_chunk)
+        .flat_map(|chunk| score_chunk(model, source, chunk, config, device))
+        .collect()
+}
+
 /// Scores one chunk of windows (see the module docs).
 fn score_chunk(
     model: &DonutModel,
-    prep: &Prepared,
+    source: &WindowSource<'_>,
     chunk: &[usize],
     config: &DonutConfig,
     device: &Device,
 ) -> Vec<f32> {
-    let w = prep.window;
+    let w = source.window;
     let k = model.latent_dim();
     let n_z = config.n_z.max(1);
     let latent = model.latent();
@@ -119,12 +169,19 @@ fn score_chunk(
     let n = chunk.len();
     let x_host: Vec<f32> = chunk
         .iter()
-        .flat_map(|&e| prep.window_values(e).iter().copied())
+        .flat_map(|&e| source.values[source.range(e)].iter().copied())
         .collect();
-    let last_host: Vec<f32> = chunk.iter().map(|&e| prep.values[e]).collect();
+    let last_host: Vec<f32> = chunk
+        .iter()
+        .map(|&e| source.values[e - source.offset])
+        .collect();
     let missing_host: Vec<f32> = chunk
         .iter()
-        .flat_map(|&e| prep.missing[e + 1 - w..=e].iter().map(|&m| m as u8 as f32))
+        .flat_map(|&e| {
+            source.missing[source.range(e)]
+                .iter()
+                .map(|&m| m as u8 as f32)
+        })
         .collect();
     let any_missing = missing_host.iter().any(|&m| m > 0.0);
     let mut x = Tensor::<2>::from_data(TensorData::new(x_host, [n, w]), device);

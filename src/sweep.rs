@@ -489,6 +489,9 @@ mod tests {
                 value: 1.0,
                 rule: crate::eval::ThresholdRule::BestF1Test,
             },
+            thresholds: Vec::new(),
+            reference_scores: Vec::new(),
+            standardisation: None,
         }
     }
 

@@ -483,157 +483,254 @@ pub fn parse_csv(reader: impl Read, name: &str) -> Result<RawSeries, DataError> 
 
 /// Parses CSV from any reader with `options`; `name` is the file name used in errors.
 pub fn parse_csv_with(
-    mut reader: impl Read,
+    reader: impl Read,
     name: &str,
     options: &LoadOptions,
 ) -> Result<RawSeries, DataError> {
-    let err = |line: Option<u64>, problem: Problem| DataError {
-        file: name.to_string(),
-        line,
-        problem,
-    };
-
-    // Read the first block to sniff the delimiter and skip a byte-order mark.
-    let mut head = Vec::with_capacity(8192);
-    (&mut reader)
-        .take(64 * 1024)
-        .read_to_end(&mut head)
-        .map_err(|e| err(None, Problem::Io(e.into())))?;
-    let head_body = without_bom(&head);
-    if head_body.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(err(None, Problem::Empty));
-    }
-    let delimiter = sniff_delimiter(head_body);
-    let body = std::io::Cursor::new(head_body.to_vec()).chain(reader);
-    let mut csv = csv_reader(delimiter, body);
-
-    let mut record = csv::ByteRecord::new();
-    let line_of = |r: &csv::ByteRecord| r.position().map(|p| p.line()).unwrap_or(0);
-    let csv_error = |e: csv::Error| {
-        let line = e.position().map(|p| p.line());
-        let message = e.to_string();
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => err(line, Problem::Io(io.into())),
-            _ => err(line, Problem::Malformed(message)),
-        }
-    };
-
-    // Header: skip blank lines (the csv crate already does), then read the names.
-    if !csv.read_byte_record(&mut record).map_err(csv_error)? {
-        return Err(err(None, Problem::Empty));
-    }
-    let header_line = line_of(&record);
-    let header: Vec<String> = record
-        .iter()
-        .map(|f| std::str::from_utf8(f).map(|s| s.trim().to_string()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| err(Some(header_line), Problem::InvalidUtf8))?;
-    let columns = &options.columns;
-    let resolve = |role, choice: &Option<String>, names| {
-        resolve_column(&header, role, choice.as_deref(), names)
-            .map_err(|p| err(Some(header_line), p))
-    };
-    let value_col = resolve("value", &columns.value, VALUE_NAMES)?;
-    let Some(value_col) = value_col else {
-        let looks_numeric = header.iter().any(|h| h.parse::<f64>().is_ok());
-        let problem = if looks_numeric {
-            Problem::NoHeader(shorten(&header.join(",")))
-        } else {
-            Problem::NoValueColumn(shorten(&header.join(", ")))
-        };
-        return Err(err(Some(header_line), problem));
-    };
-    let ts_col = resolve("time", &columns.time, TIMESTAMP_NAMES)?;
-    let label_col = resolve("label", &columns.label, LABEL_NAMES)?;
-    let decimal_comma = delimiter == b';';
-    let mut comma_cells = 0usize;
-
+    let mut rows_in = RowReader::new(reader, name, &options.columns)?;
     let mut rows: Vec<Row> = Vec::new();
-    while csv.read_byte_record(&mut record).map_err(csv_error)? {
-        let line = line_of(&record);
-        if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
-            continue; // a line holding only whitespace
-        }
-        let field = |col: usize| -> Result<&str, DataError> {
-            let bytes = record.get(col).ok_or_else(|| {
-                err(
-                    Some(line),
-                    Problem::MissingField {
-                        found: record.len(),
-                        needed: col + 1,
-                        column: header[col].clone(),
-                    },
-                )
-            })?;
-            std::str::from_utf8(bytes).map_err(|_| err(Some(line), Problem::InvalidUtf8))
-        };
-        let value_text = field(value_col)?;
-        let value = if value_text.is_empty() {
-            f64::NAN
-        } else {
-            let (v, comma) = parse_number(value_text, decimal_comma).ok_or_else(|| {
-                err(
-                    Some(line),
-                    Problem::NotANumber {
-                        column: header[value_col].clone(),
-                        text: shorten(value_text),
-                    },
-                )
-            })?;
-            if !v.is_finite() {
-                return Err(err(Some(line), Problem::NotFinite(shorten(value_text))));
-            }
-            comma_cells += comma as usize;
-            v
-        };
-        let ts = match ts_col {
-            Some(c) => parse_timestamp(field(c)?).map_err(|p| err(Some(line), p))?,
-            None => rows.len() as i64,
-        };
-        let label = match label_col {
-            Some(c) => parse_label(field(c)?).map_err(|p| err(Some(line), p))?,
-            None => 0,
-        };
-        rows.push(Row {
-            ts,
-            value,
-            label,
-            line,
-        });
+    while let Some(row) = rows_in.next_row()? {
+        rows.push(row);
     }
     if rows.is_empty() {
-        return Err(err(Some(header_line), Problem::NoRows));
+        return Err(rows_in.error(Some(rows_in.header_line), Problem::NoRows));
     }
-    let mut gridded = to_grid(rows, options.duplicates, &err)?;
-    if comma_cells > 0 {
-        gridded
-            .notes
-            .push(LoadNote::DecimalCommas { cells: comma_cells });
+    let mut gridded = to_grid(rows, options.duplicates, &|line, problem| {
+        rows_in.error(line, problem)
+    })?;
+    if rows_in.comma_cells > 0 {
+        gridded.notes.push(LoadNote::DecimalCommas {
+            cells: rows_in.comma_cells,
+        });
     }
     let interval = gridded.interval;
     let timestamps: Vec<i64> = gridded.rows.iter().map(|r| r.ts).collect();
 
     let span_points = ((timestamps[timestamps.len() - 1] - timestamps[0]) / interval) as u64 + 1;
     if span_points > MAX_POINTS {
-        return Err(err(None, Problem::TooLong(span_points)));
+        return Err(rows_in.error(None, Problem::TooLong(span_points)));
     }
 
-    let name_of = |c: Option<usize>| c.map(|c| header[c].clone());
     Ok(RawSeries {
         source: name.to_string(),
         values: gridded.rows.iter().map(|r| r.value).collect(),
         labels: gridded.rows.iter().map(|r| r.label).collect(),
         timestamps,
         interval,
-        has_timestamps: ts_col.is_some(),
-        has_labels: label_col.is_some(),
-        columns: [
-            name_of(ts_col),
-            name_of(Some(value_col)),
-            name_of(label_col),
-        ],
+        has_timestamps: rows_in.has_timestamps(),
+        has_labels: rows_in.has_labels(),
+        columns: rows_in.column_names(),
         notes: gridded.notes,
     })
+}
+
+/// Reads the rows of a CSV one at a time: the header (its delimiter sniffed, its columns found
+/// as in [`parse_csv_with`]) when made, then each row as it is asked for. A row is returned
+/// once its line has ended, so it also reads a file that is still being written, or a pipe.
+pub struct RowReader<R: Read> {
+    csv: csv::Reader<std::io::Chain<std::io::Cursor<Vec<u8>>, R>>,
+    name: String,
+    header: Vec<String>,
+    /// The line of the header.
+    pub header_line: u64,
+    value_col: usize,
+    ts_col: Option<usize>,
+    label_col: Option<usize>,
+    decimal_comma: bool,
+    /// Cells read with a decimal comma so far.
+    pub comma_cells: usize,
+    rows_read: i64,
+    record: csv::ByteRecord,
+}
+
+impl<R: Read> RowReader<R> {
+    /// Reads the header of `reader` (`name` for messages), with the columns of `columns`.
+    pub fn new(mut reader: R, name: &str, columns: &ColumnChoice) -> Result<Self, DataError> {
+        let err = |line: Option<u64>, problem: Problem| DataError {
+            file: name.to_string(),
+            line,
+            problem,
+        };
+        // Read up to the end of the first non-blank line (at most 64 KiB) to sniff the
+        // delimiter and skip a byte-order mark; a growing file or a pipe is not read further.
+        let mut head = Vec::with_capacity(8192);
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = reader
+                .read(&mut chunk)
+                .map_err(|e| err(None, Problem::Io(e.into())))?;
+            head.extend_from_slice(&chunk[..n]);
+            let body = without_bom(&head);
+            let first_start = body.iter().position(|b| !b.is_ascii_whitespace());
+            let has_line = first_start.is_some_and(|s| body[s..].contains(&b'\n'));
+            if n == 0 || has_line || head.len() >= 64 * 1024 {
+                break;
+            }
+        }
+        let head_body = without_bom(&head);
+        if head_body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(err(None, Problem::Empty));
+        }
+        let delimiter = sniff_delimiter(head_body.trim_ascii_start());
+        let body = std::io::Cursor::new(head_body.to_vec()).chain(reader);
+        let mut csv = csv_reader(delimiter, body);
+        let mut record = csv::ByteRecord::new();
+        // Header: skip blank lines (the csv crate already does), then read the names.
+        if !csv
+            .read_byte_record(&mut record)
+            .map_err(|e| csv_error(name, e))?
+        {
+            return Err(err(None, Problem::Empty));
+        }
+        let header_line = line_of(&record);
+        let header: Vec<String> = record
+            .iter()
+            .map(|f| std::str::from_utf8(f).map(|s| s.trim().to_string()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| err(Some(header_line), Problem::InvalidUtf8))?;
+        let resolve = |role, choice: &Option<String>, names| {
+            resolve_column(&header, role, choice.as_deref(), names)
+                .map_err(|p| err(Some(header_line), p))
+        };
+        let value_col = resolve("value", &columns.value, VALUE_NAMES)?;
+        let Some(value_col) = value_col else {
+            let looks_numeric = header.iter().any(|h| h.parse::<f64>().is_ok());
+            let problem = if looks_numeric {
+                Problem::NoHeader(shorten(&header.join(",")))
+            } else {
+                Problem::NoValueColumn(shorten(&header.join(", ")))
+            };
+            return Err(err(Some(header_line), problem));
+        };
+        let ts_col = resolve("time", &columns.time, TIMESTAMP_NAMES)?;
+        let label_col = resolve("label", &columns.label, LABEL_NAMES)?;
+        Ok(Self {
+            csv,
+            name: name.to_string(),
+            header,
+            header_line,
+            value_col,
+            ts_col,
+            label_col,
+            decimal_comma: delimiter == b';',
+            comma_cells: 0,
+            rows_read: 0,
+            record,
+        })
+    }
+
+    /// An error about this file.
+    pub fn error(&self, line: Option<u64>, problem: Problem) -> DataError {
+        DataError {
+            file: self.name.clone(),
+            line,
+            problem,
+        }
+    }
+
+    /// True when a column holds the time (else the row index is the time).
+    pub fn has_timestamps(&self) -> bool {
+        self.ts_col.is_some()
+    }
+
+    /// True when a column holds labels.
+    pub fn has_labels(&self) -> bool {
+        self.label_col.is_some()
+    }
+
+    /// The header names of the time, value and label columns (None: not in the file).
+    pub fn column_names(&self) -> [Option<String>; 3] {
+        let name_of = |c: Option<usize>| c.map(|c| self.header[c].clone());
+        [
+            name_of(self.ts_col),
+            name_of(Some(self.value_col)),
+            name_of(self.label_col),
+        ]
+    }
+
+    /// The next row (blank lines skipped), or None at the end of the input.
+    pub fn next_row(&mut self) -> Result<Option<Row>, DataError> {
+        loop {
+            let more = self
+                .csv
+                .read_byte_record(&mut self.record)
+                .map_err(|e| csv_error(&self.name, e))?;
+            if !more {
+                return Ok(None);
+            }
+            let record = &self.record;
+            if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
+                continue; // a line holding only whitespace
+            }
+            let line = line_of(record);
+            let err = |problem| DataError {
+                file: self.name.clone(),
+                line: Some(line),
+                problem,
+            };
+            let field = |col: usize| -> Result<&str, DataError> {
+                let bytes = record.get(col).ok_or_else(|| {
+                    err(Problem::MissingField {
+                        found: record.len(),
+                        needed: col + 1,
+                        column: self.header[col].clone(),
+                    })
+                })?;
+                std::str::from_utf8(bytes).map_err(|_| err(Problem::InvalidUtf8))
+            };
+            let value_text = field(self.value_col)?;
+            let value = if value_text.is_empty() {
+                f64::NAN
+            } else {
+                let (v, comma) = parse_number(value_text, self.decimal_comma).ok_or_else(|| {
+                    err(Problem::NotANumber {
+                        column: self.header[self.value_col].clone(),
+                        text: shorten(value_text),
+                    })
+                })?;
+                if !v.is_finite() {
+                    return Err(err(Problem::NotFinite(shorten(value_text))));
+                }
+                self.comma_cells += comma as usize;
+                v
+            };
+            let ts = match self.ts_col {
+                Some(c) => parse_timestamp(field(c)?).map_err(err)?,
+                None => self.rows_read,
+            };
+            let label = match self.label_col {
+                Some(c) => parse_label(field(c)?).map_err(err)?,
+                None => 0,
+            };
+            self.rows_read += 1;
+            return Ok(Some(Row {
+                ts,
+                value,
+                label,
+                line,
+            }));
+        }
+    }
+}
+
+/// The line a record started on.
+fn line_of(record: &csv::ByteRecord) -> u64 {
+    record.position().map(|p| p.line()).unwrap_or(0)
+}
+
+/// A csv crate error as a [`DataError`] of file `name`.
+fn csv_error(name: &str, e: csv::Error) -> DataError {
+    let line = e.position().map(|p| p.line());
+    let message = e.to_string();
+    let problem = match e.into_kind() {
+        csv::ErrorKind::Io(io) => Problem::Io(io.into()),
+        _ => Problem::Malformed(message),
+    };
+    DataError {
+        file: name.to_string(),
+        line,
+        problem,
+    }
 }
 
 #[cfg(test)]

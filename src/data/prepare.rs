@@ -32,6 +32,16 @@ impl Part {
     }
 }
 
+/// The mean and standard deviation a series is standardised with: its own train + validation
+/// parts' when it is trained on; the training data's, kept in the run, when new data is scored.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Standardisation {
+    /// Mean of the normal, present train + validation points.
+    pub mean: f64,
+    /// Their population standard deviation (1 for a constant series).
+    pub std: f64,
+}
+
 /// A series ready for the model.
 #[derive(Clone, Debug)]
 pub struct Prepared {
@@ -103,6 +113,11 @@ pub enum DataWarning {
         /// Difference of the means, in standard deviations of the train and validation parts.
         sigmas: f64,
     },
+    /// New data scored with a trained model lies far from the training data's level.
+    LevelShiftFromTraining {
+        /// Difference of the means, in standard deviations of the training data.
+        sigmas: f64,
+    },
 }
 
 impl std::fmt::Display for DataWarning {
@@ -132,7 +147,7 @@ impl std::fmt::Display for DataWarning {
             ),
             Self::NoLabels => write!(
                 f,
-                "the file has no label column: no F1 can be computed; points are flagged by a threshold on the validation scores (setting `alarm_rate`)"
+                "the file has no label column: no precision, recall or F1 can be computed, and points are flagged by a threshold that needs no labels (a share of normal scores, setting `alarm_rate`)"
             ),
             Self::NoTestLabels => write!(
                 f,
@@ -141,6 +156,10 @@ impl std::fmt::Display for DataWarning {
             Self::LevelShift { sigmas } => write!(
                 f,
                 "the test part's level differs from the training part's by {sigmas:.1} standard deviations: much of the test part may score as anomalous"
+            ),
+            Self::LevelShiftFromTraining { sigmas } => write!(
+                f,
+                "this series' level differs from the training data's by {sigmas:.1} of its standard deviations: much of it may score as anomalous (the model only knows the training data's level)"
             ),
         }
     }
@@ -230,6 +249,16 @@ impl Prepared {
 
     /// Completes, splits, standardises a raw series for windows of `config.window`.
     pub fn new(raw: &RawSeries, config: &DonutConfig) -> Result<Self, DataError> {
+        Self::new_with(raw, config, None)
+    }
+
+    /// As [`Prepared::new`], standardised with `stats` when given (a trained model's training
+    /// statistics) instead of the series' own.
+    pub fn new_with(
+        raw: &RawSeries,
+        config: &DonutConfig,
+        stats: Option<Standardisation>,
+    ) -> Result<Self, DataError> {
         let err = |problem| DataError {
             file: raw.source.clone(),
             line: None,
@@ -273,6 +302,7 @@ impl Prepared {
         if std <= f64::EPSILON * mean.abs().max(1.0) {
             std = 1.0; // a constant series: only centre it
         }
+        let (mean, std) = stats.map_or((mean, std), |s| (s.mean, s.std));
         let values: Vec<f32> = raw_values
             .iter()
             .map(|v| ((v - mean) / std) as f32)
@@ -300,6 +330,90 @@ impl Prepared {
         };
         prepared.warnings = prepared.find_warnings(config);
         Ok(prepared)
+    }
+
+    /// Prepares new data for a trained model: the complete grid, standardised with the
+    /// training data's `stats` (not its own), every point in one part (`Part::Test`) so that
+    /// every point with a full window of `window` points before it is scored. The warnings say
+    /// when the data are mostly missing, unlabelled, or far from the training data's level.
+    pub fn for_detection(
+        raw: &RawSeries,
+        window: usize,
+        stats: Standardisation,
+    ) -> Result<Self, DataError> {
+        let (timestamps, raw_values, labels, missing) = complete(raw);
+        let n = timestamps.len();
+        if n < window {
+            return Err(DataError {
+                file: raw.source.clone(),
+                line: None,
+                problem: Problem::TooShort {
+                    points: n,
+                    part: "scored",
+                    part_points: n,
+                    window,
+                },
+            });
+        }
+        let values: Vec<f32> = raw_values
+            .iter()
+            .map(|v| ((v - stats.mean) / stats.std) as f32)
+            .collect();
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(DataError {
+                file: raw.source.clone(),
+                line: None,
+                problem: Problem::Unstandardisable,
+            });
+        }
+        let mut prepared = Self {
+            source: raw.source.clone(),
+            timestamps,
+            interval: raw.interval,
+            raw_values,
+            values,
+            labels,
+            missing,
+            mean: stats.mean,
+            std: stats.std,
+            parts: [0..0, 0..0, 0..n],
+            window,
+            has_timestamps: raw.has_timestamps,
+            has_labels: raw.has_labels,
+            notes: raw.notes.clone(),
+            warnings: Vec::new(),
+        };
+        let mut warnings = Vec::new();
+        let missing_share = prepared.missing_count() as f64 / n.max(1) as f64;
+        if missing_share > 0.25 {
+            warnings.push(DataWarning::MostlyMissing {
+                share: missing_share,
+            });
+        }
+        if !prepared.has_labels {
+            warnings.push(DataWarning::NoLabels);
+        }
+        let level = spread(
+            |i| prepared.values[i] as f64,
+            &prepared.labels,
+            &prepared.missing,
+            0..n,
+        );
+        if let Some((mean, _)) = level
+            && mean.abs() > 3.0
+        {
+            warnings.push(DataWarning::LevelShiftFromTraining { sigmas: mean.abs() });
+        }
+        prepared.warnings = warnings;
+        Ok(prepared)
+    }
+
+    /// The mean and standard deviation this series was standardised with.
+    pub fn standardisation(&self) -> Standardisation {
+        Standardisation {
+            mean: self.mean,
+            std: self.std,
+        }
     }
 
     /// Number of points on the complete grid.

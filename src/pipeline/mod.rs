@@ -1,13 +1,19 @@
 //! One run, end to end: train -> score -> evaluate, leaving a [`RunRecord`]. The command line,
-//! the app's worker and the sweeps all call [`run`]; `train --load` calls [`rescore`].
+//! the app's worker and the sweeps all call [`run`]; `train --load` calls [`rescore`]. A run's
+//! model on new data: [`detect`] (a file), [`stream`] (a point at a time).
 
+pub mod detect;
 mod record;
+pub mod stream;
 
 pub use record::{DataSummary, RunRecord};
 
 use crate::config::DonutConfig;
+use crate::config::ThresholdChoice;
 use crate::data::{Part, Prepared};
-use crate::eval::{Metrics, Threshold, ThresholdRule, evaluate, quantile_threshold};
+use crate::eval::{
+    Adjust, Metrics, Threshold, ThresholdRule, best_f1, evaluate, quantile_threshold,
+};
 use crate::model::{DonutModel, device_for};
 use crate::score::{Stopped, score_series};
 use crate::train::{TrainError, TrainHooks, train};
@@ -41,35 +47,127 @@ pub enum RunError {
 
 /// True when the test part holds a labelled anomaly (an F1 means something).
 pub fn test_is_labelled(prep: &Prepared) -> bool {
-    prep.has_labels && prep.labels[prep.part(Part::Test)].contains(&1)
+    part_is_labelled(prep, Part::Test)
+}
+
+/// True when `part` of `prep` holds a labelled anomaly.
+fn part_is_labelled(prep: &Prepared, part: Part) -> bool {
+    prep.has_labels && prep.labels[prep.part(part)].contains(&1)
+}
+
+/// The part whose scores the alarm-rate threshold is a quantile of: the validation part, or
+/// the training part when the validation part ends no window.
+fn alarm_rate_part(prep: &Prepared) -> Part {
+    if prep.window_ends(Part::Valid).is_empty() {
+        Part::Train
+    } else {
+        Part::Valid
+    }
+}
+
+/// The part the alarm rate is taken on, and the scores of its normal points (labelled
+/// anomalies and missing points do not count), ascending.
+pub fn alarm_rate_scores(prep: &Prepared, scores: &[Option<f64>]) -> (Part, Vec<Option<f64>>) {
+    let part = alarm_rate_part(prep);
+    let mut normal: Vec<Option<f64>> = prep
+        .part(part)
+        .filter(|&i| prep.labels[i] == 0 && !prep.missing[i])
+        .filter_map(|i| scores[i].filter(|s| s.is_finite()))
+        .map(Some)
+        .collect();
+    normal.sort_by(|a, b| a.unwrap_or(0.0).total_cmp(&b.unwrap_or(0.0)));
+    (part, normal)
 }
 
 /// The parts whose windows a run scores: those asked for, always the test part (the metrics
-/// need it), and the validation part when the threshold must come from its scores; in series
-/// order.
-fn parts_to_score(parts: &[Part], validation_too: bool) -> Vec<Part> {
+/// need it) and the part the thresholds are picked on; in series order.
+fn parts_to_score(prep: &Prepared, parts: &[Part]) -> Vec<Part> {
     let mut parts = parts.to_vec();
     parts.push(Part::Test);
-    if validation_too {
-        parts.push(Part::Valid);
-    }
+    parts.push(Part::Valid);
+    parts.push(alarm_rate_part(prep));
     parts.sort_by_key(|p| *p as usize);
     parts.dedup();
     parts
 }
 
+/// Each rule's threshold for `scores` (one per point of `prep`): the best F1 on the test
+/// labels and on the validation labels (where that part holds a labelled anomaly), and the
+/// score that `alarm_rate` of the validation windows reach (of the training windows when there
+/// is no validation window). Points not scored are skipped.
+pub fn thresholds(prep: &Prepared, scores: &[Option<f64>], alarm_rate: f64) -> Vec<Threshold> {
+    let mut out = Vec::new();
+    let best_on = |part: Part| {
+        let r = prep.part(part);
+        best_f1(
+            &scores[r.clone()],
+            &prep.labels[r.clone()],
+            &prep.missing[r],
+            Adjust::Segment,
+        )
+    };
+    if part_is_labelled(prep, Part::Test) {
+        let best = best_on(Part::Test);
+        out.push(Threshold {
+            value: best.threshold,
+            rule: ThresholdRule::BestF1Test,
+        });
+    }
+    if part_is_labelled(prep, Part::Valid) {
+        let best = best_on(Part::Valid);
+        if best.f1 > 0.0 {
+            out.push(Threshold {
+                value: best.threshold,
+                rule: ThresholdRule::BestF1Validation,
+            });
+        }
+    }
+    let (part, normal) = alarm_rate_scores(prep, scores);
+    if let Some(value) = quantile_threshold(&normal, alarm_rate) {
+        out.push(Threshold {
+            value,
+            rule: ThresholdRule::AlarmRate { alarm_rate, part },
+        });
+    }
+    out
+}
+
+/// The threshold `choice` picks among a run's `thresholds`: the validation rule falls back to
+/// the alarm rate, the test rule to the validation rule. Infinite (nothing flagged) when no
+/// rule applies (nothing was scored).
+pub fn choose_threshold(thresholds: &[Threshold], choice: ThresholdChoice) -> Threshold {
+    let find =
+        |wanted: fn(&ThresholdRule) -> bool| thresholds.iter().find(|t| wanted(&t.rule)).copied();
+    let alarm = find(|r| matches!(r, ThresholdRule::AlarmRate { .. }));
+    let validation = find(|r| matches!(r, ThresholdRule::BestF1Validation)).or(alarm);
+    let picked = match choice {
+        ThresholdChoice::Validation => validation,
+        ThresholdChoice::AlarmRate => alarm,
+        ThresholdChoice::BestF1Test => {
+            find(|r| matches!(r, ThresholdRule::BestF1Test)).or(validation)
+        }
+    };
+    picked.unwrap_or(Threshold {
+        value: f64::INFINITY,
+        rule: ThresholdRule::Chosen,
+    })
+}
+
 /// Scores for every point (None where not scored), the test part's best-F1 figures (None
-/// without labels, and why), and the threshold.
+/// without labels, and why), each rule's threshold and the one flagged at.
 struct Scored {
     scores: Vec<Option<f64>>,
     metrics: Option<Metrics>,
     no_f1_reason: Option<String>,
+    thresholds: Vec<Threshold>,
     threshold: Threshold,
+    reference_scores: Vec<f64>,
     score_secs: f64,
     scored_windows: usize,
 }
 
-/// Scores the windows of `parts` (and the test part) with `model`, then evaluates the test part.
+/// Scores the windows of `parts` (and those the metrics and thresholds need) with `model`,
+/// then evaluates the test part.
 fn score_and_evaluate(
     model: &DonutModel,
     prep: &Prepared,
@@ -77,8 +175,7 @@ fn score_and_evaluate(
     parts: &[Part],
     hooks: &mut dyn RunHooks,
 ) -> Result<Scored, Stopped> {
-    let labelled = test_is_labelled(prep);
-    let ends: Vec<usize> = parts_to_score(parts, !labelled)
+    let ends: Vec<usize> = parts_to_score(prep, parts)
         .iter()
         .flat_map(|&p| prep.window_ends(p))
         .collect();
@@ -90,39 +187,36 @@ fn score_and_evaluate(
     })?;
     let score_secs = started.elapsed().as_secs_f64();
     let test = prep.part(Part::Test);
-    let (metrics, no_f1_reason, threshold) = if labelled {
+    let (metrics, no_f1_reason) = if test_is_labelled(prep) {
         let metrics = evaluate(
             &scores[test.clone()],
             &prep.labels[test.clone()],
             &prep.missing[test],
             config.eval_delay,
         );
-        let threshold = Threshold {
-            value: metrics.best_f1.threshold,
-            rule: ThresholdRule::BestF1Test,
-        };
-        (Some(metrics), None, threshold)
+        (Some(metrics), None)
     } else {
         let reason = if prep.has_labels {
             "the test part has no labelled anomaly, so precision, recall and F1 have no meaning"
         } else {
             "the file has no label column, so precision, recall and F1 have no meaning"
         };
-        let valid = prep.part(Part::Valid);
-        let value = quantile_threshold(&scores[valid], config.alarm_rate).unwrap_or(f64::INFINITY);
-        let threshold = Threshold {
-            value,
-            rule: ThresholdRule::ValidationQuantile {
-                alarm_rate: config.alarm_rate,
-            },
-        };
-        (None, Some(reason.to_string()), threshold)
+        (None, Some(reason.to_string()))
     };
+    let thresholds = thresholds(prep, &scores, config.alarm_rate);
+    let threshold = choose_threshold(&thresholds, config.threshold_rule);
+    let reference_scores = alarm_rate_scores(prep, &scores)
+        .1
+        .into_iter()
+        .flatten()
+        .collect();
     Ok(Scored {
         scores,
         metrics,
         no_f1_reason,
+        thresholds,
         threshold,
+        reference_scores,
         score_secs,
         scored_windows: total,
     })
@@ -153,7 +247,10 @@ pub fn run(
         scores: scored.scores,
         metrics: scored.metrics,
         no_f1_reason: scored.no_f1_reason,
+        thresholds: scored.thresholds,
         threshold: scored.threshold,
+        reference_scores: scored.reference_scores,
+        standardisation: Some(prep.standardisation()),
     })
 }
 
@@ -182,7 +279,10 @@ pub fn rescore(
         scores: scored.scores,
         metrics: scored.metrics,
         no_f1_reason: scored.no_f1_reason,
+        thresholds: scored.thresholds,
         threshold: scored.threshold,
+        reference_scores: scored.reference_scores,
+        standardisation: trained.standardisation.or(Some(prep.standardisation())),
     })
 }
 

@@ -3,7 +3,7 @@
 //! --json` prints its report.
 
 use crate::config::DonutConfig;
-use crate::data::{Part, Prepared};
+use crate::data::{Part, Prepared, Standardisation};
 use crate::eval::{F1Score, Metrics, Threshold};
 use crate::history::{History, TrainStats};
 use crate::model::{DonutModel, Weight, device_for};
@@ -85,8 +85,20 @@ pub struct RunRecord {
     pub metrics: Option<Metrics>,
     /// Why there are no metrics (no labels in the test part), when there are none.
     pub no_f1_reason: Option<String>,
-    /// The threshold points are flagged at, and how it was chosen.
+    /// The threshold points are flagged at, and how it was chosen (setting `threshold_rule`).
     pub threshold: Threshold,
+    /// Each rule's threshold on these scores (best F1 on the test and the validation labels,
+    /// the alarm rate); empty for runs saved before they were kept.
+    #[serde(default)]
+    pub thresholds: Vec<Threshold>,
+    /// The scores of the normal, present points of the part the alarm rate is taken on (the
+    /// validation part), ascending: a new alarm rate's threshold is their quantile.
+    #[serde(default)]
+    pub reference_scores: Vec<f64>,
+    /// The mean and standard deviation the training data was standardised with: new data is
+    /// standardised with them (None for runs saved before they were kept).
+    #[serde(default)]
+    pub standardisation: Option<Standardisation>,
 }
 
 /// A best F1 with the delay it was computed with.
@@ -105,6 +117,7 @@ struct Report<'a> {
     best_f1_pointwise: Option<F1Score>,
     no_f1_reason: &'a Option<String>,
     threshold: Threshold,
+    thresholds: &'a [Threshold],
     train_secs: f64,
     train_windows_per_sec: f64,
     score_secs: f64,
@@ -148,6 +161,7 @@ impl RunRecord {
             best_f1_pointwise: self.metrics.map(|m| m.best_f1_pointwise),
             no_f1_reason: &self.no_f1_reason,
             threshold: self.threshold,
+            thresholds: &self.thresholds,
             train_secs: self.stats.train_secs,
             train_windows_per_sec: self.stats.train_windows_per_sec,
             score_secs: self.score_secs,
@@ -185,6 +199,9 @@ impl RunRecord {
             metrics: self.metrics,
             no_f1_reason: self.no_f1_reason.clone(),
             threshold: self.threshold,
+            thresholds: self.thresholds.clone(),
+            reference_scores: self.reference_scores.clone(),
+            standardisation: self.standardisation,
         }
     }
 }

@@ -313,7 +313,8 @@ impl<'a> Trainer<'a> {
             dim: self.config.latent_dim,
             ends: self.latent_ends.clone(),
             means,
-        };
+        }
+        .rounded_to_f16();
         self.history.push_snapshot(snapshot.clone());
         self.hooks.event(TrainEvent::Latent(snapshot));
     }

@@ -5,13 +5,12 @@
 use super::bars::{TopBar, status_ui, top_bar_ui};
 use super::columns::{ColumnPrompt, column_prompt_ui};
 use super::commands::AppCommand;
-use super::compare::{CURRENT_COLOR, RunView};
 use super::dataset::Dataset;
 use super::file_browser::FileBrowser;
-use super::latent::LatentPanel;
+use super::layout::Pane;
 use super::loader::{FileEvent, FileJobs, LoadedRun, Purpose, WriteJob};
+use super::panes::MainPanes;
 use super::projection::LatentCache;
-use super::series::SeriesPanel;
 use super::session::RunState;
 use super::state::{AppOptions, FrameTimes, Persisted, state_file_path};
 use super::widgets::remember;
@@ -61,6 +60,14 @@ pub struct DonutApp {
     state_saver: Option<std::thread::JoinHandle<()>>,
     /// `--autostart` waits for the CSV being loaded at launch.
     autostart_pending: bool,
+    /// Another series scored with the finished run's model ("Apply to another series…").
+    pub applied: Option<Box<super::loader::Applied>>,
+    /// The detection panel's cached precision-recall curve.
+    pub detection: super::detection::DetectionCache,
+    /// The main view's tiles.
+    pub tree: egui_tiles::Tree<Pane>,
+    /// Whether the Compare tab was shown last frame.
+    compare_shown: bool,
 }
 
 impl DonutApp {
@@ -103,6 +110,10 @@ impl DonutApp {
             compare: Default::default(),
             state_saver: None,
             autostart_pending: false,
+            applied: None,
+            detection: Default::default(),
+            tree: super::layout::default_tree(),
+            compare_shown: true,
         }
     }
 
@@ -206,6 +217,7 @@ impl DonutApp {
     /// worker is told to shut down and finishes on its own within a step.
     pub fn reset_run(&mut self) {
         self.run = RunState::default();
+        self.applied = None;
     }
 
     /// Stops the run and ends the worker thread; true when it ended within the timeout.
@@ -331,6 +343,11 @@ impl DonutApp {
             AppCommand::SaveRun => self.save_run(ctx),
             AppCommand::PinRun => self.pin_run(),
             AppCommand::PickPin => self.choose_file(ctx, Purpose::Pin),
+            AppCommand::ApplyToSeries => match self.run.record.clone() {
+                Some(record) => self.choose_file(ctx, Purpose::Apply(record)),
+                None => self.error = Some("No finished run to apply yet.".into()),
+            },
+            AppCommand::SetThreshold(value) => self.run.threshold = value,
             AppCommand::ExportDetections => self.export_detections(ctx),
             AppCommand::SaveText {
                 suggested_name,
@@ -431,40 +448,27 @@ impl DonutApp {
                 });
             });
         let prep = self.data.as_ref().and_then(|d| d.prepared.clone());
-        egui::CentralPanel::default().show(ui, |ui| {
-            let full = ui.available_size();
-            let series_height = (full.y * 0.48).max(220.0);
-            ui.allocate_ui(egui::vec2(full.x, series_height), |ui| {
-                let series = SeriesPanel {
-                    prep: prep.as_ref(),
-                    record: self.run.record.as_ref(),
-                    threshold: &mut self.run.threshold,
-                    highlight_end: self.highlight_end,
-                };
-                super::series::series_ui(ui, series, commands)
-            });
-            ui.separator();
-            ui.columns(2, |cols| {
-                let run = &mut self.run;
-                let history = match &run.record {
-                    Some(r) => &r.history,
-                    None => &run.live,
-                };
-                let latent = LatentPanel {
-                    view: &mut self.state.latent,
-                    camera: &mut self.state.camera,
-                    cache: &mut self.latent_cache,
-                    snapshots: &history.snapshots,
-                    replay: &mut run.replay,
-                    prep: prep.as_ref(),
-                    record: run.record.as_ref(),
-                    latent_dim: self.state.config.latent_dim,
-                    highlight_end: &mut self.highlight_end,
-                };
-                super::latent::latent_ui(&mut cols[0], latent);
-                super::loss::loss_ui(&mut cols[1], history, &mut self.state.teaching);
-            });
-        });
+        self.sync_compare_tab();
+        let source = self
+            .data
+            .as_ref()
+            .map(|d| d.raw.source.clone())
+            .unwrap_or_default();
+        let mut panes = MainPanes {
+            prep: prep.as_ref(),
+            source: &source,
+            run: &mut self.run,
+            state: &mut self.state,
+            latent_cache: &mut self.latent_cache,
+            highlight_end: &mut self.highlight_end,
+            compare: &mut self.compare,
+            applied: self.applied.as_deref(),
+            detection: &mut self.detection,
+            commands,
+        };
+        egui::CentralPanel::default().show(ui, |ui| self.tree.ui(&mut panes, ui));
+        self.compare.open = super::layout::tile_of(&self.tree, Pane::Compare)
+            .is_some_and(|t| self.tree.is_visible(t));
 
         let mut sweeps_open = self.sweeps.open;
         egui::Window::new("Sweeps")
@@ -479,43 +483,6 @@ impl DonutApp {
         if !self.sweeps.open {
             self.sweeps.poll();
         }
-
-        let mut compare_open = self.compare.open;
-        let source = self
-            .data
-            .as_ref()
-            .map(|d| d.raw.source.clone())
-            .unwrap_or_default();
-        egui::Window::new("Compare runs")
-            .open(&mut compare_open)
-            // Right of the controls, so that Train and the sliders stay reachable.
-            .default_pos([self.state.controls_width + 40.0, 70.0])
-            .default_size([900.0, 760.0])
-            .vscroll(true)
-            .show(&ctx, |ui| {
-                let run = &self.run;
-                let config = run.config.as_ref().unwrap_or(&self.state.config);
-                let current = RunView {
-                    name: "current",
-                    color: CURRENT_COLOR,
-                    source: &source,
-                    config,
-                    metrics: run.record.as_ref().and_then(|r| r.metrics.as_ref()),
-                    steps: &run.history().steps,
-                    snapshots: &run.history().snapshots,
-                    scores: run.record.as_ref().map(|r| r.scores.as_slice()),
-                    threshold: run.threshold,
-                    train_secs: run.record.as_ref().map(|r| r.stats.train_secs),
-                };
-                super::compare::compare_ui(
-                    ui,
-                    &mut self.compare,
-                    prep.as_deref(),
-                    current,
-                    commands,
-                )
-            });
-        self.compare.open = compare_open;
     }
 
     fn handle_file_events(&mut self) {
@@ -580,9 +547,46 @@ impl DonutApp {
                 FileEvent::PinLoaded(Err(e)) => {
                     self.error = Some(format!("Could not pin the run: {e}"))
                 }
+                FileEvent::Applied(Ok(applied))
+                    if !self
+                        .run
+                        .record
+                        .as_ref()
+                        .is_some_and(|r| Arc::ptr_eq(r, &applied.record)) =>
+                {
+                    self.notice = Some(
+                        "The other series was scored with a run that has since been replaced: apply it again".into(),
+                    );
+                }
+                FileEvent::Applied(Ok(applied)) => {
+                    self.notice = Some(format!(
+                        "Scored {} with this model: {} points flagged",
+                        applied.path.display(),
+                        applied.detection.flagged
+                    ));
+                    self.applied = Some(applied);
+                }
+                FileEvent::Applied(Err(e)) => {
+                    self.error = Some(format!("Could not score the other series: {e}"))
+                }
                 FileEvent::Cancelled => {}
             }
         }
+    }
+
+    /// Shows the Compare tab when `compare.open` asks for it (a pin, the top bar's button), and
+    /// brings it forward when it was just asked for.
+    fn sync_compare_tab(&mut self) {
+        let Some(tile) = super::layout::tile_of(&self.tree, Pane::Compare) else {
+            return;
+        };
+        if self.compare.open != self.tree.is_visible(tile) {
+            self.tree.set_visible(tile, self.compare.open);
+        }
+        if self.compare.open && !self.compare_shown {
+            super::layout::bring_forward(&mut self.tree, Pane::Compare);
+        }
+        self.compare_shown = self.compare.open;
     }
 
     /// The finished run's record, when there is one.

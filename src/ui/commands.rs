@@ -60,4 +60,8 @@ pub enum AppCommand {
     ToggleSweeps,
     /// Show or hide the compare window.
     ToggleCompare,
+    /// Pick another CSV and score it with the finished run's model.
+    ApplyToSeries,
+    /// Flag the current run's points at this threshold.
+    SetThreshold(f64),
 }

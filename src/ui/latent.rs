@@ -69,7 +69,6 @@ pub struct LatentPanel<'a> {
 /// Draws the latent panel.
 pub fn latent_ui(ui: &mut Ui, p: LatentPanel<'_>) {
     ui.horizontal(|ui| {
-        ui.strong("Latent space");
         egui::ComboBox::from_label("colour by")
             .selected_text(format!("{:?}", p.view.color_by))
             .show_ui(ui, |ui| {

@@ -28,6 +28,8 @@ pub enum Purpose {
     Run,
     /// A saved run to pin for comparison.
     Pin,
+    /// A CSV to score with a finished run's model ("Apply to another series…").
+    Apply(Arc<RunRecord>),
     /// A file to write.
     Save {
         /// The name proposed (its extension is the filter).
@@ -43,6 +45,7 @@ impl std::fmt::Debug for Purpose {
             Self::Csv => write!(f, "Csv"),
             Self::Run => write!(f, "Run"),
             Self::Pin => write!(f, "Pin"),
+            Self::Apply(_) => write!(f, "Apply"),
             Self::Save { suggested_name, .. } => write!(f, "Save({suggested_name})"),
         }
     }
@@ -55,6 +58,7 @@ impl Purpose {
             Self::Csv => "Open a KPI series (CSV)",
             Self::Run => "Open a saved run",
             Self::Pin => "Pin a saved run",
+            Self::Apply(_) => "Score another series with this model (CSV)",
             Self::Save { .. } => "Save as",
         }
     }
@@ -62,7 +66,7 @@ impl Purpose {
     /// The file extensions this purpose reads or writes.
     pub fn extensions(&self) -> Vec<String> {
         match self {
-            Self::Csv => vec!["csv".into(), "txt".into(), "tsv".into()],
+            Self::Csv | Self::Apply(_) => vec!["csv".into(), "txt".into(), "tsv".into()],
             Self::Run | Self::Pin => vec!["donut".into()],
             Self::Save { suggested_name, .. } => {
                 vec![
@@ -113,6 +117,22 @@ pub enum FileEvent {
     RunLoaded(Result<Box<LoadedRun>, String>),
     /// A saved run was read to be pinned for comparison.
     PinLoaded(Result<Box<RunRecord>, String>),
+    /// Another series was scored with a run's model.
+    Applied(Result<Box<Applied>, String>),
+}
+
+/// Another series scored with a finished run's model: its data, prepared with the training
+/// statistics, and the detection.
+#[derive(Debug)]
+pub struct Applied {
+    /// The file.
+    pub path: PathBuf,
+    /// The run whose model scored it.
+    pub record: Arc<RunRecord>,
+    /// The series, standardised with the run's training statistics.
+    pub prep: Arc<crate::data::Prepared>,
+    /// Scores, flags, and figures with labels.
+    pub detection: crate::pipeline::detect::Detection,
 }
 
 /// A saved run and its data.
@@ -169,12 +189,40 @@ fn read_pin(path: PathBuf) -> FileEvent {
     )
 }
 
+/// Reads `path` and scores it with `record`'s model at the run's threshold.
+fn apply_run(path: PathBuf, record: &Arc<RunRecord>, reading: &Reading) -> FileEvent {
+    use crate::pipeline::detect;
+    let scored = (|| -> Result<Applied, String> {
+        let options = LoadOptions {
+            duplicates: record.config.duplicates,
+            ..reading.options_for(&path)
+        };
+        let raw = data::load_csv_with(&path, &options).map_err(|e| e.to_string())?;
+        let (prep, note) = detect::prepare(record, &raw).map_err(|e| e.to_string())?;
+        let model = record.model()?;
+        let mut detection =
+            detect::detect(&model, &prep, &record.config, record.threshold, &mut |_| {
+                true
+            })
+            .map_err(|e| e.to_string())?;
+        detection.notes.extend(note);
+        Ok(Applied {
+            path: path.clone(),
+            record: record.clone(),
+            prep: Arc::new(prep),
+            detection,
+        })
+    })();
+    FileEvent::Applied(scored.map(Box::new))
+}
+
 /// Does what `purpose` asks with the chosen `path` (on the calling file thread).
 fn finish(purpose: Purpose, path: PathBuf, reading: &Reading) -> FileEvent {
     match purpose {
         Purpose::Csv => read_csv(path, reading),
         Purpose::Run => read_run(path, reading),
         Purpose::Pin => read_pin(path),
+        Purpose::Apply(record) => apply_run(path, &record, reading),
         Purpose::Save { write, .. } => {
             FileEvent::Saved(write(&path).map(|()| path).map_err(|e| format!("{e:#}")))
         }

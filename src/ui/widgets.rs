@@ -100,3 +100,72 @@ pub fn remember(list: &mut Vec<PathBuf>, path: &Path) {
     list.insert(0, path.to_path_buf());
     list.truncate(8);
 }
+
+/// The points of a line of `n` values (`value(i)`, None where there is none) to draw at most
+/// about `max_points` of: all of them when they fit; else, for each bucket of consecutive
+/// indices, its lowest and its highest point in index order (min-max decimation), so that no
+/// spike, however short, disappears from the line.
+pub fn min_max_points(
+    n: usize,
+    max_points: usize,
+    value: impl Fn(usize) -> Option<f64>,
+) -> Vec<[f64; 2]> {
+    let per_bucket = n.div_ceil((max_points / 2).max(1)).max(1);
+    if per_bucket <= 2 {
+        return (0..n)
+            .filter_map(|i| value(i).map(|v| [i as f64, v]))
+            .collect();
+    }
+    let mut out = Vec::with_capacity(2 * n.div_ceil(per_bucket));
+    for start in (0..n).step_by(per_bucket) {
+        let mut lo: Option<(usize, f64)> = None;
+        let mut hi: Option<(usize, f64)> = None;
+        for i in start..(start + per_bucket).min(n) {
+            if let Some(v) = value(i).filter(|v| !v.is_nan()) {
+                if lo.is_none_or(|(_, l)| v < l) {
+                    lo = Some((i, v));
+                }
+                if hi.is_none_or(|(_, h)| v > h) {
+                    hi = Some((i, v));
+                }
+            }
+        }
+        match (lo, hi) {
+            (Some(a), Some(b)) if a.0 == b.0 => out.push([a.0 as f64, a.1]),
+            (Some(a), Some(b)) => {
+                let (first, second) = if a.0 < b.0 { (a, b) } else { (b, a) };
+                out.push([first.0 as f64, first.1]);
+                out.push([second.0 as f64, second.1]);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::min_max_points;
+
+    #[test]
+    fn decimation_keeps_a_one_point_spike_and_dip() {
+        let n = 100_000;
+        let value = |i: usize| match i {
+            31_337 => Some(50.0),
+            77_001 => Some(-40.0),
+            _ => Some((i as f64 * 0.01).sin()),
+        };
+        let points = min_max_points(n, 2_000, value);
+        assert!(points.len() <= 2_002, "{}", points.len());
+        assert!(points.contains(&[31_337.0, 50.0]), "the spike is drawn");
+        assert!(points.contains(&[77_001.0, -40.0]), "the dip is drawn");
+        assert!(
+            points.windows(2).all(|w| w[0][0] < w[1][0]),
+            "in index order"
+        );
+        // Every-k-th thinning, which this replaces, loses the spike.
+        assert!((0..n).step_by(n / 2_000).all(|i| i != 31_337));
+        // Short lines are drawn whole.
+        assert_eq!(min_max_points(500, 2_000, value).len(), 500);
+    }
+}

@@ -67,7 +67,17 @@ fn train_json_reports_every_figure_and_the_config() {
         v["best_f1_delay"]["delay"], 7,
         "the key names no setting; a field holds it"
     );
-    assert_eq!(v["threshold"]["rule"], "best_f1_test");
+    // Flagged at a threshold picked without the test labels; the test labels' best is kept as
+    // the upper bound it is.
+    assert_eq!(v["threshold"]["rule"], "best_f1_validation");
+    let rules: Vec<&str> = v["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["best_f1_test", "best_f1_validation", "alarm_rate"]);
+    assert_eq!(v["thresholds"][0]["value"], v["best_f1"]["threshold"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("best F1"));
     for key in ["train_secs", "train_windows_per_sec", "score_secs"] {
         assert!(v[key].as_f64().unwrap() > 0.0, "{key}");
@@ -94,7 +104,7 @@ fn train_json_reports_every_figure_and_the_config() {
             .unwrap()
             .contains("no window")
     );
-    assert_eq!(sidecar["threshold"]["rule"], "best_f1_test");
+    assert_eq!(sidecar["threshold"]["rule"], "best_f1_validation");
     let rows: Vec<Vec<String>> = lines
         .map(|l| l.split(',').map(String::from).collect())
         .collect();
@@ -176,7 +186,7 @@ fn odd_headers_are_read_with_column_flags_and_no_labels_give_no_f1() {
             .unwrap()
             .contains("no label column")
     );
-    assert_eq!(v["threshold"]["rule"], "validation_quantile");
+    assert_eq!(v["threshold"]["rule"], "alarm_rate");
     assert_eq!(v["data"]["interval_secs"], 3600);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

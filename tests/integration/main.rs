@@ -2,6 +2,7 @@
 
 mod cli;
 mod data;
+mod detect;
 mod layers;
 mod messy;
 mod runs;

@@ -238,10 +238,17 @@ fn without_labels_no_f1_is_reported_and_the_threshold_flags_the_alarm_rate() {
     assert!(record.no_f1_reason.as_deref().unwrap().contains("no label"));
     assert_eq!(
         record.threshold.rule,
-        ThresholdRule::ValidationQuantile { alarm_rate: 0.05 }
+        ThresholdRule::AlarmRate {
+            alarm_rate: 0.05,
+            part: Part::Valid
+        }
     );
     let valid = prep.part(Part::Valid);
-    let scored: Vec<f64> = record.scores[valid].iter().flatten().copied().collect();
+    // A share of the points that are present (missing ones are filled in, not observed).
+    let scored: Vec<f64> = valid
+        .filter(|&i| !prep.missing[i])
+        .filter_map(|i| record.scores[i])
+        .collect();
     let flagged = scored
         .iter()
         .filter(|&&s| s >= record.threshold.value)
@@ -251,7 +258,7 @@ fn without_labels_no_f1_is_reported_and_the_threshold_flags_the_alarm_rate() {
     let report = record.report();
     assert!(report["best_f1"].is_null() && report["best_f1_delay"].is_null());
     assert!(report["no_f1_reason"].is_string());
-    assert_eq!(report["threshold"]["rule"], "validation_quantile");
+    assert_eq!(report["threshold"]["rule"], "alarm_rate");
 }
 
 #[test]

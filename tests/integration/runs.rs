@@ -155,3 +155,91 @@ fn a_run_file_of_the_first_release_loads_and_scores() {
     );
     assert_eq!(load(&resaved).unwrap(), run);
 }
+
+/// The file layout around a CBOR payload (magic, format, length, payload, CRC-32).
+fn with_payload(payload: &[u8]) -> Vec<u8> {
+    let mut out = b"DONUTRUN".to_vec();
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out
+}
+
+/// The record of an encoded run as a CBOR value, edited by `edit`, encoded again.
+fn edited(
+    saved: &RunRecord,
+    edit: impl FnOnce(&mut Vec<(ciborium::Value, ciborium::Value)>),
+) -> Vec<u8> {
+    let bytes = encode(saved).unwrap();
+    let payload = &bytes[20..bytes.len() - 4];
+    let mut value: ciborium::Value = ciborium::from_reader(payload).unwrap();
+    edit(match &mut value {
+        ciborium::Value::Map(m) => m,
+        _ => panic!("a record is a map"),
+    });
+    let mut again = Vec::new();
+    ciborium::into_writer(&value, &mut again).unwrap();
+    with_payload(&again)
+}
+
+#[test]
+fn unknown_settings_are_refused_by_name_and_unknown_record_fields_are_read() {
+    let (saved, _) = saved_run();
+    // A setting of a newer version: refused, naming it and the version that wrote it.
+    let bytes = edited(&saved, |record| {
+        for (k, v) in record.iter_mut() {
+            if k.as_text() == Some("config")
+                && let ciborium::Value::Map(config) = v
+            {
+                config.push(("warp_factor".into(), 9.into()));
+            }
+            if k.as_text() == Some("app_version") {
+                *v = "9.9.0".into();
+            }
+        }
+    });
+    let e = decode(&bytes, "future.donut").unwrap_err();
+    assert!(matches!(e, RunFileError::UnknownSettings { .. }), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("future.donut") && text.contains("warp_factor") && text.contains("9.9.0"),
+        "{text}"
+    );
+    // A field of the record itself that this build does not know: read, and ignored.
+    let bytes = edited(&saved, |record| {
+        record.push(("energy_used_joules".into(), 12.5.into()));
+    });
+    assert_eq!(decode(&bytes, "extra.donut").unwrap(), saved);
+}
+
+#[test]
+fn latent_snapshots_are_saved_at_two_bytes_a_value_and_load_exactly() {
+    let (mut saved, _) = saved_run();
+    let windows = 2_000;
+    let dim = 3;
+    let ends = std::sync::Arc::new((0..windows).collect::<Vec<usize>>());
+    saved.history.snapshots = (0..128)
+        .map(|s| {
+            donut_explorer::history::LatentSnapshot {
+                step: s * 10,
+                epoch: s,
+                dim,
+                ends: ends.clone(),
+                means: (0..windows * dim)
+                    .map(|i| ((i * 7 + s) as f32).sin() * 3.0)
+                    .collect(),
+            }
+            .rounded_to_f16()
+        })
+        .collect();
+    let without = {
+        let mut r = saved.clone();
+        r.history.snapshots.clear();
+        encode(&r).unwrap().len()
+    };
+    let bytes = encode(&saved).unwrap();
+    let per_value = (bytes.len() - without) as f64 / (128 * windows * dim) as f64;
+    assert!(per_value < 2.1, "{per_value} bytes per snapshot value");
+    assert_eq!(decode(&bytes, "snaps.donut").unwrap(), saved);
+}

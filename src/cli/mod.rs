@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
+mod detect;
+
 /// Train, watch, tune and understand DONUT. With no subcommand, opens the desktop app.
 #[derive(Parser, Debug)]
 #[command(name = "donut-explorer", version, about)]
@@ -48,6 +50,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Repeat runs over the values of a setting (or a preset experiment) and several seeds.
     Sweep(SweepArgs),
+    /// Score new data with a saved run: its training statistics, a threshold fixed in advance;
+    /// a whole file, or (--follow) a file as it grows or standard input.
+    Detect(detect::DetectArgs),
     /// Measure throughput (training, scoring, metric, CSV loading, painting) and print a table.
     Bench {
         /// Fewer repetitions (a smoke test, not a measurement).
@@ -344,6 +349,37 @@ fn f1_line(record: &RunRecord) -> String {
     }
 }
 
+/// A line per threshold rule the run kept, with the test part's precision, recall and F1 there
+/// (when it has labels); the one the run flags at is marked.
+fn threshold_lines(prep: &Prepared, record: &RunRecord) -> Vec<String> {
+    record
+        .thresholds
+        .iter()
+        .map(|t| {
+            let mark = if *t == record.threshold { "*" } else { " " };
+            let test = if record.metrics.is_some() {
+                let [adj, _, _] = crate::eval::test_f1_at(
+                    prep,
+                    &record.scores,
+                    record.config.eval_delay,
+                    t.value,
+                );
+                format!(
+                    ": test P {:.3} R {:.3} F1 {:.3}",
+                    adj.precision, adj.recall, adj.f1
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "{mark} threshold {:.3}, {}{test}",
+                t.value,
+                t.rule.short_name()
+            )
+        })
+        .collect()
+}
+
 /// Writes a file atomically (a temporary file beside it, then a rename), with the path in errors.
 fn write_file(
     path: &Path,
@@ -406,6 +442,9 @@ fn train_command(args: &TrainArgs) -> Result<()> {
     }
     let say = |line: String| say_summary(args.json, line);
     say(f1_line(&record));
+    for line in threshold_lines(&prep, &record) {
+        say(line);
+    }
     say(format!(
         "trained {} epochs ({} steps) in {:.1} s at {:.0} windows/s; scored {} windows in {:.1} s (n_z {}, MCMC {})",
         record.stats.epochs_done,
@@ -533,11 +572,12 @@ fn evaluate_saved(args: &TrainArgs, path: &Path) -> Result<()> {
     let config = saved.config.with_overrides(&args.run.set)?;
     if config.needs_restart(&saved.config) {
         anyhow::bail!(
-            "--load: only scoring settings (n_z, mcmc_iterations, eval_delay, alarm_rate) may change with --set"
+            "--load: only scoring settings (n_z, mcmc_iterations, eval_delay, alarm_rate, threshold_rule) may change with --set"
         );
     }
     let raw = args.run.load(&config)?;
-    let prep = Prepared::new(&raw, &config)?;
+    // The model knows the training data's level: new data is standardised with it.
+    let prep = Prepared::new_with(&raw, &config, saved.standardisation)?;
     warn_about(&prep);
     let mut hooks = ProgressHooks::new("");
     let record = crate::pipeline::rescore(
@@ -579,6 +619,7 @@ pub fn run_command(command: &Command) -> Result<()> {
     match command {
         Command::Train(args) => train_command(args),
         Command::Sweep(args) => sweep_command(args),
+        Command::Detect(args) => detect::detect_command(args),
         Command::Bench { quick, json, only } => {
             println!("| benchmark | value | unit |\n|---|---|---|");
             let rows = crate::bench::run_all(*quick, only, &mut |row| {

@@ -1,0 +1,330 @@
+//! `detect`: a saved run's model on new data, a whole file or (`--follow`) a point at a time.
+
+use super::{ProgressHooks, say_summary, warn_about, write_file};
+use crate::config::{DonutConfig, ThresholdChoice};
+use crate::data::{self, ColumnChoice, RawSeries, RowReader};
+use crate::eval::{F1Score, Threshold};
+use crate::pipeline::RunRecord;
+use crate::pipeline::detect::{self as detection, Detection, ThresholdWanted};
+use crate::pipeline::stream::{Stream, StreamPoint};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// `detect`'s arguments.
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    /// The saved run (`train --save`) whose model scores the data.
+    #[arg(long, value_name = "RUN_FILE")]
+    pub run: PathBuf,
+    /// The new data: a CSV (`timestamp,value[,label]`), or `-` for standard input.
+    #[arg(long, value_name = "CSV")]
+    pub data: PathBuf,
+    /// Flag points whose anomaly score reaches this value.
+    #[arg(long, group = "rule")]
+    pub threshold: Option<f64>,
+    /// Flag at the score that this share of the run's validation windows reach (needs no
+    /// labels).
+    #[arg(long, value_name = "RATE", group = "rule")]
+    pub alarm_rate: Option<f64>,
+    /// Flag at the run's threshold of this rule (default: the one the run flags at).
+    #[arg(long, value_enum, value_name = "RULE", group = "rule")]
+    pub threshold_from: Option<ThresholdChoice>,
+    /// Write every point (timestamp, value, score, flagged, and label when the file has one)
+    /// to this CSV.
+    #[arg(long, value_name = "CSV")]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object (the figures) as the last line of stdout; with --follow, one JSON
+    /// object per point instead of CSV lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Read the file as it grows (or standard input as it comes) and print one line per point
+    /// (timestamp, value, score, flagged) as soon as it arrives.
+    #[arg(long, conflicts_with = "out")]
+    pub follow: bool,
+    /// With --follow on a file: stop after this many seconds without new data (default: follow
+    /// until interrupted). Standard input ends at its end.
+    #[arg(long, value_name = "SECS", requires = "follow")]
+    pub idle_exit: Option<f64>,
+    /// The column holding the time (a header name or a 1-based number).
+    #[arg(long, value_name = "NAME|N")]
+    pub time_column: Option<String>,
+    /// The column holding the value.
+    #[arg(long, value_name = "NAME|N")]
+    pub value_column: Option<String>,
+    /// The column holding the label (1 = anomaly).
+    #[arg(long, value_name = "NAME|N")]
+    pub label_column: Option<String>,
+    /// A scoring setting over the run's (n_z, mcmc_iterations, eval_delay, threads), as
+    /// key=value (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl DetectArgs {
+    fn columns(&self) -> ColumnChoice {
+        ColumnChoice {
+            time: self.time_column.clone(),
+            value: self.value_column.clone(),
+            label: self.label_column.clone(),
+        }
+    }
+
+    fn wanted(&self) -> ThresholdWanted {
+        match (self.threshold, self.alarm_rate, self.threshold_from) {
+            (Some(v), _, _) => ThresholdWanted::Value(v),
+            (_, Some(r), _) => ThresholdWanted::AlarmRate(r),
+            (_, _, Some(rule)) => ThresholdWanted::Rule(rule),
+            _ => ThresholdWanted::Run,
+        }
+    }
+
+    fn reads_stdin(&self) -> bool {
+        self.data.as_os_str() == "-"
+    }
+}
+
+/// The run and its scoring config (the run's, with the scoring settings of `--set`).
+fn load_run(args: &DetectArgs) -> Result<(RunRecord, crate::model::DonutModel, DonutConfig)> {
+    let saved = crate::runfile::load(&args.run)?;
+    let name = args.run.display().to_string();
+    let model = crate::runfile::model_of(&saved, &name)?;
+    let config = saved.config.with_overrides(&args.set)?;
+    let changed: Vec<String> = saved
+        .config
+        .changes(&config)
+        .into_iter()
+        .filter(|c| c.group != crate::config::SettingGroup::Scoring && c.pair.key != "threads")
+        .map(|c| c.pair.key)
+        .collect();
+    if !changed.is_empty() {
+        anyhow::bail!(
+            "detect: {} cannot change: the model was trained with the run's value (only n_z, mcmc_iterations, eval_delay, alarm_rate, threshold_rule and threads can)",
+            changed.join(", ")
+        );
+    }
+    if let Some(rate) = args.alarm_rate
+        && !(rate > 0.0 && rate <= 0.5)
+    {
+        anyhow::bail!("--alarm-rate {rate}: must be in (0, 0.5]");
+    }
+    Ok((saved, model, config))
+}
+
+/// `detect` (see [`DetectArgs`]).
+pub fn detect_command(args: &DetectArgs) -> Result<()> {
+    if args.follow {
+        return follow_command(args);
+    }
+    let (saved, model, config) = load_run(args)?;
+    let threshold = detection::resolve_threshold(&saved, args.wanted())?;
+    let raw = load_data(args, &config)?;
+    let (prep, stats_note) = detection::prepare(&saved, &raw)?;
+    if let Some(note) = &stats_note {
+        eprintln!("warning: {note}");
+    }
+    warn_about(&prep);
+    let mut hooks = ProgressHooks::new("");
+    let total = prep.len().saturating_sub(prep.window - 1);
+    let found = detection::detect(&model, &prep, &config, threshold, &mut |done| {
+        crate::pipeline::RunHooks::scoring(&mut hooks, done, total)
+    })?;
+    drop(hooks);
+    let say = |line: String| say_summary(args.json, line);
+    say(format!(
+        "{}: scored {} of {} points with {} (trained on {}) in {:.1} s; standardised with the training data's mean {:.4} and std {:.4}",
+        found.source,
+        found.scored_windows,
+        prep.len(),
+        args.run.display(),
+        saved.source,
+        found.score_secs,
+        found.standardisation.mean,
+        found.standardisation.std
+    ));
+    say(format!(
+        "flagged {} points at threshold {:.3}: {}",
+        found.flagged, found.threshold.value, found.threshold.rule
+    ));
+    match (&found.at_threshold, &found.best) {
+        (Some([adj, delay, point]), Some(best)) => {
+            say(format!(
+                "at this threshold: P {:.3} R {:.3} F1 {:.3} | delay {}: F1 {:.3} | point-wise: F1 {:.3}",
+                adj.precision, adj.recall, adj.f1, config.eval_delay, delay.f1, point.f1
+            ));
+            say(format!(
+                "best F1 over every threshold (an upper bound: it uses these labels): {:.3} at {:.3}",
+                best.best_f1.f1, best.best_f1.threshold
+            ));
+        }
+        _ => say("no F1: the data has no labelled anomaly".into()),
+    }
+    if let Some(out) = &args.out {
+        write_file(out, |w| detection::write_alerts(w, &prep, &found))?;
+        eprintln!("alerts written to {}", out.display());
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report(args, &saved, &found, stats_note))?
+        );
+    }
+    Ok(())
+}
+
+/// The figures of a detection as one JSON object (without the per-point scores).
+fn report(
+    args: &DetectArgs,
+    saved: &RunRecord,
+    found: &Detection,
+    stats_note: Option<String>,
+) -> serde_json::Value {
+    let named =
+        |f: &[F1Score; 3]| serde_json::json!({"adjusted": f[0], "delay": f[1], "pointwise": f[2]});
+    serde_json::json!({
+        "run": args.run.display().to_string(),
+        "trained_on": saved.source,
+        "data": found.source,
+        "standardisation": found.standardisation,
+        "standardisation_note": stats_note,
+        "threshold": found.threshold,
+        "threshold_rule": found.threshold.rule.to_string(),
+        "flagged": found.flagged,
+        "scored_windows": found.scored_windows,
+        "score_secs": found.score_secs,
+        "at_threshold": found.at_threshold.as_ref().map(named),
+        "best_f1": found.best.map(|m| m.best_f1),
+        "notes": found.notes,
+    })
+}
+
+/// Reads `--data` (a file, or all of standard input) with the run's duplicate policy.
+fn load_data(args: &DetectArgs, config: &DonutConfig) -> Result<RawSeries> {
+    let options = data::LoadOptions {
+        columns: args.columns(),
+        duplicates: config.duplicates,
+    };
+    let raw = if args.reads_stdin() {
+        data::parse_csv_with(std::io::stdin().lock(), "<stdin>", &options)?
+    } else {
+        data::load_csv_with(&args.data, &options)?
+    };
+    for note in &raw.notes {
+        eprintln!("{}: {note}", raw.source);
+    }
+    Ok(raw)
+}
+
+/// A file read as it grows: at its end, waits for more (polling) instead of ending, until
+/// `idle` has passed without new bytes.
+struct GrowingFile {
+    file: std::fs::File,
+    idle: Option<Duration>,
+    last_data: Instant,
+}
+
+impl Read for GrowingFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.file.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.last_data = Instant::now();
+                return Ok(n);
+            }
+            if self
+                .idle
+                .is_some_and(|idle| self.last_data.elapsed() >= idle)
+            {
+                return Ok(0);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `detect --follow`: prints each point as it arrives.
+fn follow_command(args: &DetectArgs) -> Result<()> {
+    let (saved, model, config) = load_run(args)?;
+    let threshold: Threshold = detection::resolve_threshold(&saved, args.wanted())?;
+    let stats = saved.standardisation.with_context(|| {
+        format!(
+            "{}: the run was saved before its training statistics were kept, and a stream cannot be standardised without them; score a whole file with `detect` (it uses the file's own), or train and save the run again",
+            args.run.display()
+        )
+    })?;
+    let (reader, name): (Box<dyn Read>, String) = if args.reads_stdin() {
+        (Box::new(std::io::stdin().lock()), "<stdin>".into())
+    } else {
+        let file = std::fs::File::open(&args.data)
+            .with_context(|| format!("opening {}", args.data.display()))?;
+        let growing = GrowingFile {
+            file,
+            idle: args.idle_exit.map(Duration::from_secs_f64),
+            last_data: Instant::now(),
+        };
+        (Box::new(growing), args.data.display().to_string())
+    };
+    let mut rows = RowReader::new(reader, &name, &args.columns())?;
+    let interval = if rows.has_timestamps() {
+        saved.data.as_ref().map_or(1, |d| d.interval_secs)
+    } else {
+        1
+    };
+    eprintln!(
+        "{name}: following with {} (trained on {}, points every {interval} s), flagging at {:.3}: {}",
+        args.run.display(),
+        saved.source,
+        threshold.value,
+        threshold.rule
+    );
+    let mut stream = Stream::new(&model, &config, stats, threshold.value, interval);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if !args.json {
+        writeln!(out, "timestamp,value,score,flagged")?;
+    }
+    let (mut flagged, mut scored) = (0usize, 0usize);
+    let started = Instant::now();
+    while let Some(row) = rows.next_row()? {
+        let points = stream
+            .push(row.ts, row.value)
+            .with_context(|| format!("{name}, line {}", row.line))?;
+        for p in &points {
+            print_point(&mut out, p, args.json)?;
+            flagged += p.flagged as usize;
+            scored += p.score.is_some() as usize;
+        }
+        out.flush()?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let notes = stream.notes;
+    eprintln!(
+        "{name}: {} points ({} scored, {} flagged; {} filled in as missing, {} late or repeated rows skipped, {} snapped to the grid) in {secs:.1} s",
+        stream.len(),
+        scored,
+        flagged,
+        notes.filled,
+        notes.skipped,
+        notes.snapped
+    );
+    Ok(())
+}
+
+/// One line per point: CSV, or a JSON object.
+fn print_point(out: &mut dyn Write, p: &StreamPoint, json: bool) -> Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(p)?)?;
+    } else {
+        writeln!(
+            out,
+            "{},{},{},{}",
+            p.timestamp,
+            p.value.map(|v| v.to_string()).unwrap_or_default(),
+            p.score.map(|s| format!("{s:.6}")).unwrap_or_default(),
+            p.flagged as u8
+        )?;
+    }
+    Ok(())
+}

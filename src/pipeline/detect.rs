@@ -1,0 +1,278 @@
+//! A trained run on new data: standardise with the training data's statistics, score every point
+//! that ends a full window, flag by a threshold that was fixed before the new data was seen.
+
+use super::RunRecord;
+use crate::config::{DonutConfig, ThresholdChoice};
+use crate::data::{DataError, Part, Prepared, RawSeries, Standardisation};
+use crate::eval::{
+    Adjust, F1Score, Metrics, Threshold, ThresholdRule, evaluate, f1_at, quantile_threshold,
+};
+use crate::model::{DonutModel, device_for};
+use crate::score::{Stopped, score_series};
+use serde::Serialize;
+use std::time::Instant;
+
+/// Which threshold flags the new data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ThresholdWanted {
+    /// The one the run flags at (its `threshold_rule`).
+    Run,
+    /// The run's threshold for a rule.
+    Rule(ThresholdChoice),
+    /// The score that this share of the run's validation windows reach.
+    AlarmRate(f64),
+    /// A value.
+    Value(f64),
+}
+
+/// Why new data could not be scored with a run.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The data could not be read or prepared.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The run has no threshold for the rule asked for.
+    #[error("{0}")]
+    NoThreshold(String),
+    /// Scoring was stopped.
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+}
+
+/// The threshold `wanted` of `record`, fixed from its training data alone.
+pub fn resolve_threshold(
+    record: &RunRecord,
+    wanted: ThresholdWanted,
+) -> Result<Threshold, DetectError> {
+    let kept = |rule: fn(&ThresholdRule) -> bool| record.thresholds.iter().find(|t| rule(&t.rule));
+    match wanted {
+        ThresholdWanted::Run => Ok(record.threshold),
+        ThresholdWanted::Value(value) => Ok(Threshold {
+            value,
+            rule: ThresholdRule::Chosen,
+        }),
+        ThresholdWanted::Rule(choice) => {
+            let found = match choice {
+                ThresholdChoice::Validation => {
+                    kept(|r| matches!(r, ThresholdRule::BestF1Validation))
+                }
+                ThresholdChoice::AlarmRate => {
+                    kept(|r| matches!(r, ThresholdRule::AlarmRate { .. }))
+                }
+                ThresholdChoice::BestF1Test => kept(|r| matches!(r, ThresholdRule::BestF1Test)),
+            };
+            found.copied().ok_or_else(|| {
+                let why = match choice {
+                    ThresholdChoice::Validation => {
+                        "its validation part has no labelled anomaly (use --alarm-rate, or --threshold)"
+                    }
+                    ThresholdChoice::BestF1Test => "its test part has no labelled anomaly",
+                    ThresholdChoice::AlarmRate => "it kept no validation scores",
+                };
+                DetectError::NoThreshold(format!(
+                    "the run has no `{}` threshold: {why}",
+                    choice.name()
+                ))
+            })
+        }
+        ThresholdWanted::AlarmRate(alarm_rate) if !record.reference_scores.is_empty() => {
+            let reference: Vec<Option<f64>> =
+                record.reference_scores.iter().copied().map(Some).collect();
+            let part = record
+                .thresholds
+                .iter()
+                .find_map(|t| match t.rule {
+                    ThresholdRule::AlarmRate { part, .. } => Some(part),
+                    _ => None,
+                })
+                .unwrap_or(Part::Valid);
+            let value = quantile_threshold(&reference, alarm_rate).unwrap_or(f64::INFINITY);
+            Ok(Threshold {
+                value,
+                rule: ThresholdRule::AlarmRate { alarm_rate, part },
+            })
+        }
+        // Runs saved before the reference scores were kept: every validation score.
+        ThresholdWanted::AlarmRate(alarm_rate) => {
+            let data = record.data.as_ref();
+            let split = data.map(|d| d.split).unwrap_or_default();
+            let valid = split[0]..split[0] + split[1];
+            let train = 0..split[0];
+            let scored = |r: &std::ops::Range<usize>| {
+                record
+                    .scores
+                    .get(r.clone())
+                    .filter(|s| s.iter().any(Option::is_some))
+            };
+            let (part, scores) = match (scored(&valid), scored(&train)) {
+                (Some(s), _) => (Part::Valid, s),
+                (None, Some(s)) => (Part::Train, s),
+                (None, None) => {
+                    return Err(DetectError::NoThreshold(
+                        "the run kept no validation scores to take an alarm rate of (it was saved before they were kept: save it again with this version, or use --threshold)".into(),
+                    ));
+                }
+            };
+            let value = quantile_threshold(scores, alarm_rate).ok_or_else(|| {
+                DetectError::NoThreshold("the run's validation part has no score".into())
+            })?;
+            Ok(Threshold {
+                value,
+                rule: ThresholdRule::AlarmRate { alarm_rate, part },
+            })
+        }
+    }
+}
+
+/// The statistics new data is standardised with: the run's training statistics, or, for a run
+/// saved before they were kept, the new data's own (and a note saying so).
+pub fn standardisation_for(
+    record: &RunRecord,
+    raw: &RawSeries,
+) -> (Standardisation, Option<String>) {
+    if let Some(stats) = record.standardisation {
+        return (stats, None);
+    }
+    let present: Vec<f64> = raw
+        .values
+        .iter()
+        .zip(&raw.labels)
+        .filter(|(v, l)| !v.is_nan() && **l == 0)
+        .map(|(v, _)| *v)
+        .collect();
+    let n = present.len().max(1) as f64;
+    let mean = present.iter().sum::<f64>() / n;
+    let var = present.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    let std = if var.sqrt() > f64::EPSILON * mean.abs().max(1.0) {
+        var.sqrt()
+    } else {
+        1.0
+    };
+    (
+        Standardisation { mean, std },
+        Some(format!(
+            "the run was saved before its training statistics were kept: {} is standardised with its own mean {mean:.4} and std {std:.4} (a shift of level will not show)",
+            raw.source
+        )),
+    )
+}
+
+/// New data scored with a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Detection {
+    /// Where the data came from.
+    pub source: String,
+    /// The statistics it was standardised with.
+    pub standardisation: Standardisation,
+    /// Anomaly score per point (None for the first W-1 points, which end no full window).
+    pub scores: Vec<Option<f64>>,
+    /// The threshold points are flagged at.
+    pub threshold: Threshold,
+    /// Points flagged.
+    pub flagged: usize,
+    /// Points scored.
+    pub scored_windows: usize,
+    /// Seconds of scoring.
+    pub score_secs: f64,
+    /// With labels: precision, recall and F1 at the threshold (point-adjusted, with the run's
+    /// delay, point-wise).
+    pub at_threshold: Option<[F1Score; 3]>,
+    /// With labels: the best F1 over every threshold (an upper bound, it uses the labels).
+    pub best: Option<Metrics>,
+    /// What to know about the data (notes of loading, warnings, the statistics used).
+    pub notes: Vec<String>,
+}
+
+/// Prepares `raw` for `record`'s model (training statistics, every full window scored).
+pub fn prepare(
+    record: &RunRecord,
+    raw: &RawSeries,
+) -> Result<(Prepared, Option<String>), DataError> {
+    let (stats, note) = standardisation_for(record, raw);
+    let prep = Prepared::for_detection(raw, record.config.window, stats)?;
+    Ok((prep, note))
+}
+
+/// Scores every full window of `prep` (from [`prepare`]) with `model` (its run's settings, or
+/// their scoring settings changed: `config`) and flags at
+/// `threshold`; with labels, evaluates there and over every threshold.
+pub fn detect(
+    model: &DonutModel,
+    prep: &Prepared,
+    config: &DonutConfig,
+    threshold: Threshold,
+    keep_going: &mut dyn FnMut(usize) -> bool,
+) -> Result<Detection, Stopped> {
+    let ends: Vec<usize> = prep.window_ends(Part::Test).collect();
+    let started = Instant::now();
+    let device = device_for(config.backend);
+    let scores = score_series(model, prep, &ends, config, &device, keep_going)?;
+    let score_secs = started.elapsed().as_secs_f64();
+    let flagged = crate::eval::flags(&scores, &prep.missing, threshold.value)
+        .iter()
+        .filter(|&&f| f)
+        .count();
+    let labelled = prep.has_labels && prep.labels.contains(&1);
+    let (at_threshold, best) = if labelled {
+        let (l, m) = (&prep.labels, &prep.missing);
+        let at = [
+            Adjust::Segment,
+            Adjust::Delay(config.eval_delay),
+            Adjust::PointWise,
+        ]
+        .map(|a| f1_at(&scores, l, m, a, threshold.value));
+        (Some(at), Some(evaluate(&scores, l, m, config.eval_delay)))
+    } else {
+        (None, None)
+    };
+    let mut notes: Vec<String> = prep.notes.iter().map(ToString::to_string).collect();
+    notes.extend(prep.warnings.iter().map(ToString::to_string));
+    Ok(Detection {
+        source: prep.source.clone(),
+        standardisation: prep.standardisation(),
+        scores,
+        threshold,
+        flagged,
+        scored_windows: ends.len(),
+        score_secs,
+        at_threshold,
+        best,
+        notes,
+    })
+}
+
+/// Writes the alerts CSV: one row per point with its time, value (empty where missing), score
+/// (empty for the first W-1 points), flag, and label when the file has labels.
+pub fn write_alerts(
+    out: &mut dyn std::io::Write,
+    prep: &Prepared,
+    detection: &Detection,
+) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    let mut header = vec!["timestamp", "value", "score", "flagged"];
+    if prep.has_labels {
+        header.push("label");
+    }
+    w.write_record(&header)?;
+    let flags = crate::eval::flags(&detection.scores, &prep.missing, detection.threshold.value);
+    for (i, flagged) in flags.iter().enumerate() {
+        let mut row = vec![
+            prep.timestamps[i].to_string(),
+            if prep.missing[i] {
+                String::new()
+            } else {
+                prep.raw_values[i].to_string()
+            },
+            detection.scores[i]
+                .map(|s| format!("{s:.6}"))
+                .unwrap_or_default(),
+            (*flagged as u8).to_string(),
+        ];
+        if prep.has_labels {
+            row.push(prep.labels[i].to_string());
+        }
+        w.write_record(&row)?;
+    }
+    w.flush()?;
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The detection panel: which threshold flags points (each rule the run kept, "best F1 on test"
+//! labelled as the upper bound it is), the test part's precision-recall curve with each rule's
+//! point on it, and another series scored with this model ("Apply to another series…").
+
+use super::commands::AppCommand;
+use super::loader::Applied;
+use super::widgets::{MAX_POINTS, min_max_points, short_name};
+use crate::data::{Part, Prepared};
+use crate::eval::{Adjust, F1Score, Threshold, f1_at, flags, pr_curve};
+use crate::pipeline::RunRecord;
+use egui::{Color32, Ui};
+use egui_plot::{Corner, HLine, Legend, Line, MarkerShape, Plot, PlotPoints, Points};
+use std::sync::Arc;
+
+/// The precision-recall curve of the last record drawn (computed once per record).
+#[derive(Default)]
+pub struct DetectionCache {
+    record: Option<Arc<RunRecord>>,
+    curve: Vec<F1Score>,
+}
+
+/// What the detection panel draws and edits.
+pub struct DetectionPanel<'a> {
+    /// The data of the run.
+    pub prep: Option<&'a Arc<Prepared>>,
+    /// The finished run.
+    pub record: Option<&'a Arc<RunRecord>>,
+    /// The threshold points are flagged at.
+    pub threshold: f64,
+    /// Another series scored with this run's model.
+    pub applied: Option<&'a Applied>,
+    /// The cached curve.
+    pub cache: &'a mut DetectionCache,
+}
+
+/// A colour per rule, from the Okabe-Ito palette (distinguishable with colour-blindness).
+fn rule_color(index: usize) -> Color32 {
+    const OKABE_ITO: [Color32; 5] = [
+        Color32::from_rgb(0, 114, 178),
+        Color32::from_rgb(230, 159, 0),
+        Color32::from_rgb(0, 158, 115),
+        Color32::from_rgb(204, 121, 167),
+        Color32::from_rgb(86, 180, 233),
+    ];
+    OKABE_ITO[index % OKABE_ITO.len()]
+}
+
+/// The rule whose threshold is `value`, if any.
+fn rule_at(record: &RunRecord, value: f64) -> Option<&Threshold> {
+    record.thresholds.iter().find(|t| t.value == value)
+}
+
+/// Draws the detection panel.
+pub fn detection_ui(ui: &mut Ui, p: DetectionPanel<'_>, commands: &mut Vec<AppCommand>) {
+    let (Some(prep), Some(record)) = (p.prep, p.record) else {
+        ui.label("Train a run (or open a saved one) to choose how its points are flagged and to apply its model to another series.");
+        return;
+    };
+    ui.horizontal_wrapped(|ui| {
+        ui.strong("Flag at");
+        let current = rule_at(record, p.threshold)
+            .map(|t| t.rule.short_name())
+            .unwrap_or_else(|| "chosen by hand".into());
+        egui::ComboBox::from_id_salt("threshold-rule")
+            .selected_text(format!("{current} ({:.3})", p.threshold))
+            .show_ui(ui, |ui| {
+                for t in &record.thresholds {
+                    let text = format!("{} ({:.3})", t.rule.short_name(), t.value);
+                    if ui
+                        .selectable_label(t.value == p.threshold, text)
+                        .on_hover_text(t.rule.to_string())
+                        .clicked()
+                    {
+                        commands.push(AppCommand::SetThreshold(t.value));
+                    }
+                }
+            });
+        if ui
+            .button("Apply to another series…")
+            .on_hover_text("Score a CSV with this model: standardised with the training data's mean and std, flagged at the threshold chosen here")
+            .clicked()
+        {
+            commands.push(AppCommand::ApplyToSeries);
+        }
+    });
+    if rule_at(record, p.threshold).is_some_and(|t| t.rule.peeks_at_test_labels()) {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            "Best F1 on test was picked with the test labels: an upper bound, not a threshold one could set in advance.",
+        );
+    }
+    if record.metrics.is_some() {
+        pr_curve_ui(ui, prep, record, p.threshold, p.cache);
+    } else {
+        ui.label(format!(
+            "No precision-recall curve: {}",
+            record.no_f1_reason.as_deref().unwrap_or("no labels")
+        ));
+    }
+    if let Some(applied) = p.applied {
+        ui.separator();
+        applied_ui(ui, applied);
+    }
+}
+
+/// The test part's precision-recall curve (point-adjusted), each rule's threshold marked.
+fn pr_curve_ui(
+    ui: &mut Ui,
+    prep: &Prepared,
+    record: &Arc<RunRecord>,
+    threshold: f64,
+    cache: &mut DetectionCache,
+) {
+    let test = prep.part(Part::Test);
+    let (scores, labels, missing) = (
+        &record.scores[test.clone()],
+        &prep.labels[test.clone()],
+        &prep.missing[test],
+    );
+    if !cache
+        .record
+        .as_ref()
+        .is_some_and(|r| Arc::ptr_eq(r, record))
+    {
+        cache.curve = pr_curve(scores, labels, missing, Adjust::Segment);
+        cache.record = Some(record.clone());
+    }
+    let at = |value: f64| f1_at(scores, labels, missing, Adjust::Segment, value);
+    let now = at(threshold);
+    ui.label(format!(
+        "Test part at {threshold:.3}: precision {:.3}, recall {:.3}, F1 {:.3} (point-adjusted)",
+        now.precision, now.recall, now.f1
+    ));
+    let height = ui.available_height().max(160.0);
+    Plot::new("pr-curve")
+        .height(height)
+        .include_x(0.0)
+        .include_x(1.0)
+        .include_y(0.0)
+        .include_y(1.05)
+        .x_axis_label("recall")
+        .y_axis_label("precision")
+        .legend(Legend::default().position(Corner::LeftBottom))
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            let curve: PlotPoints = cache
+                .curve
+                .iter()
+                .map(|s| [s.recall, s.precision])
+                .collect();
+            plot.line(
+                Line::new("test part, every threshold", curve).color(Color32::from_gray(150)),
+            );
+            for (i, t) in record.thresholds.iter().enumerate() {
+                let s = at(t.value);
+                plot.points(
+                    Points::new(
+                        format!("{} F1 {:.3}", t.rule.short_name(), s.f1),
+                        vec![[s.recall, s.precision]],
+                    )
+                    .shape(MarkerShape::Diamond)
+                    .radius(6.0)
+                    .color(rule_color(i)),
+                );
+            }
+            plot.points(
+                Points::new("flagging now", vec![[now.recall, now.precision]])
+                    .shape(MarkerShape::Circle)
+                    .filled(false)
+                    .radius(9.0)
+                    .color(ui_text_color()),
+            );
+        });
+}
+
+fn ui_text_color() -> Color32 {
+    Color32::from_rgb(213, 94, 0)
+}
+
+/// Another series scored with this model: its figures, values and scores with the flags.
+fn applied_ui(ui: &mut Ui, applied: &Applied) {
+    let d = &applied.detection;
+    let prep = &applied.prep;
+    ui.strong(format!(
+        "{}: {} points, {} scored, {} flagged at {:.3}",
+        short_name(&applied.path.display().to_string()),
+        prep.len(),
+        d.scored_windows,
+        d.flagged,
+        d.threshold.value
+    ));
+    if let (Some([adj, _, point]), Some(best)) = (&d.at_threshold, &d.best) {
+        ui.label(format!(
+            "with its labels: P {:.3} R {:.3} F1 {:.3} (point-wise F1 {:.3}); best F1 over every threshold {:.3} (upper bound)",
+            adj.precision, adj.recall, adj.f1, point.f1, best.best_f1.f1
+        ));
+    }
+    for note in &d.notes {
+        ui.label(egui::RichText::new(note).color(ui.visuals().warn_fg_color));
+    }
+    let flagged = flags(&d.scores, &prep.missing, d.threshold.value);
+    let height = (ui.available_height() / 2.0 - 4.0).max(100.0);
+    let link = egui::Id::unique("applied-link");
+    Plot::new("applied-values")
+        .height(height)
+        .link_axis(link, [true, false])
+        .legend(Legend::default().position(Corner::LeftTop))
+        .show(ui, |plot| {
+            let values = min_max_points(prep.len(), MAX_POINTS, |i| {
+                (!prep.missing[i]).then_some(prep.raw_values[i])
+            });
+            plot.line(Line::new("value", PlotPoints::new(values)));
+            let marks: Vec<[f64; 2]> = (0..prep.len())
+                .filter(|&i| flagged[i])
+                .map(|i| [i as f64, prep.raw_values[i]])
+                .collect();
+            plot.points(
+                Points::new("flagged", marks)
+                    .shape(MarkerShape::Circle)
+                    .radius(3.0)
+                    .color(ui_text_color()),
+            );
+        });
+    Plot::new("applied-scores")
+        .height(height)
+        .link_axis(link, [true, false])
+        .show(ui, |plot| {
+            let scores = min_max_points(d.scores.len(), MAX_POINTS, |i| d.scores[i]);
+            plot.line(Line::new("anomaly score", PlotPoints::new(scores)));
+            plot.hline(HLine::new("threshold", d.threshold.value).color(ui_text_color()));
+        });
+}

@@ -1,0 +1,137 @@
+//! The main view's panes, drawn by egui_tiles: each gets the narrow state of its panel
+//! (see [`super::layout`] for where they sit).
+
+use super::commands::AppCommand;
+use super::compare::{CURRENT_COLOR, ComparePanel, RunView};
+use super::detection::{DetectionCache, DetectionPanel};
+use super::latent::LatentPanel;
+use super::layout::Pane;
+use super::loader::Applied;
+use super::projection::LatentCache;
+use super::series::SeriesPanel;
+use super::session::RunState;
+use super::state::Persisted;
+use crate::data::Prepared;
+use egui_tiles::{SimplificationOptions, TileId, UiResponse};
+use std::sync::Arc;
+
+/// What the panes draw from and edit, borrowed from the app for one frame.
+pub struct MainPanes<'a> {
+    /// The prepared data.
+    pub prep: Option<&'a Arc<Prepared>>,
+    /// Where the data came from.
+    pub source: &'a str,
+    /// The current run.
+    pub run: &'a mut RunState,
+    /// The persisted state (config, latent view, camera, teaching view).
+    pub state: &'a mut Persisted,
+    /// Projections of the latent snapshots.
+    pub latent_cache: &'a mut LatentCache,
+    /// The window hovered in the latent space, marked on the series.
+    pub highlight_end: &'a mut Option<usize>,
+    /// The pinned run and the compare view's choices.
+    pub compare: &'a mut ComparePanel,
+    /// Another series scored with this run's model.
+    pub applied: Option<&'a Applied>,
+    /// The detection panel's cache.
+    pub detection: &'a mut DetectionCache,
+    /// What the panes ask of the app.
+    pub commands: &'a mut Vec<AppCommand>,
+}
+
+impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
+    fn tab_title_for_pane(&mut self, pane: &Pane) -> egui::WidgetText {
+        pane.title().into()
+    }
+
+    fn simplification_options(&self) -> SimplificationOptions {
+        SimplificationOptions {
+            all_panes_must_have_tabs: true,
+            ..Default::default()
+        }
+    }
+
+    fn pane_ui(&mut self, ui: &mut egui::Ui, _tile: TileId, pane: &mut Pane) -> UiResponse {
+        let ui = &mut ui.new_child(
+            egui::UiBuilder::new()
+                .max_rect(ui.max_rect().shrink(4.0))
+                .layout(egui::Layout::top_down(egui::Align::Min)),
+        );
+        match pane {
+            Pane::Series => {
+                let highlight_end = *self.highlight_end;
+                let series = SeriesPanel {
+                    prep: self.prep,
+                    record: self.run.record.as_ref(),
+                    threshold: &mut self.run.threshold,
+                    highlight_end,
+                };
+                super::series::series_ui(ui, series, self.commands);
+            }
+            Pane::Latent => {
+                let run = &mut *self.run;
+                let history = match &run.record {
+                    Some(r) => &r.history,
+                    None => &run.live,
+                };
+                let latent = LatentPanel {
+                    view: &mut self.state.latent,
+                    camera: &mut self.state.camera,
+                    cache: self.latent_cache,
+                    snapshots: &history.snapshots,
+                    replay: &mut run.replay,
+                    prep: self.prep,
+                    record: run.record.as_ref(),
+                    latent_dim: self.state.config.latent_dim,
+                    highlight_end: self.highlight_end,
+                };
+                super::latent::latent_ui(ui, latent);
+            }
+            Pane::Loss => {
+                super::loss::loss_ui(ui, self.run.history(), &mut self.state.teaching);
+            }
+            Pane::Detection => {
+                let panel = DetectionPanel {
+                    prep: self.prep,
+                    record: self.run.record.as_ref(),
+                    threshold: self.run.threshold,
+                    applied: self.applied,
+                    cache: self.detection,
+                };
+                egui::ScrollArea::vertical()
+                    .id_salt("detection-scroll")
+                    .show(ui, |ui| {
+                        super::detection::detection_ui(ui, panel, self.commands)
+                    });
+            }
+            Pane::Compare => {
+                let run = &*self.run;
+                let config = run.config.as_ref().unwrap_or(&self.state.config);
+                let current = RunView {
+                    name: "current",
+                    color: CURRENT_COLOR,
+                    source: self.source,
+                    config,
+                    metrics: run.record.as_ref().and_then(|r| r.metrics.as_ref()),
+                    steps: &run.history().steps,
+                    snapshots: &run.history().snapshots,
+                    scores: run.record.as_ref().map(|r| r.scores.as_slice()),
+                    threshold: run.threshold,
+                    train_secs: run.record.as_ref().map(|r| r.stats.train_secs),
+                };
+                egui::ScrollArea::vertical()
+                    .id_salt("compare-scroll")
+                    .show(ui, |ui| {
+                        super::compare::compare_ui(
+                            ui,
+                            self.compare,
+                            self.prep.map(|p| &**p),
+                            current,
+                            self.commands,
+                        )
+                    });
+            }
+        }
+        UiResponse::None
+    }
+}

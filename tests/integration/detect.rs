@@ -1,0 +1,418 @@
+//! A trained run on new data: training statistics, threshold rules, the stream, `detect`.
+
+use super::{fixture, quick_config};
+use donut_explorer::config::{DonutConfig, ThresholdChoice};
+use donut_explorer::data::{DataWarning, Part, Prepared, RawSeries, load_sample};
+use donut_explorer::eval::{Threshold, ThresholdRule, flags};
+use donut_explorer::pipeline::detect::{
+    ThresholdWanted, detect, prepare, resolve_threshold, write_alerts,
+};
+use donut_explorer::pipeline::stream::Stream;
+use donut_explorer::pipeline::{RunRecord, choose_threshold, run};
+use donut_explorer::train::NoHooks;
+use std::process::Command;
+
+fn trained(config: &DonutConfig) -> (RunRecord, Prepared) {
+    let prep = Prepared::new(&load_sample().unwrap(), config).unwrap();
+    let record = run(&prep, config, &[Part::Test], &mut NoHooks).unwrap();
+    (record, prep)
+}
+
+/// The points `range` of a raw series, as a file of their own would read.
+fn cut(raw: &RawSeries, range: std::ops::Range<usize>) -> RawSeries {
+    RawSeries {
+        source: format!("{}[{}..{}]", raw.source, range.start, range.end),
+        timestamps: raw.timestamps[range.clone()].to_vec(),
+        values: raw.values[range.clone()].to_vec(),
+        labels: raw.labels[range].to_vec(),
+        ..raw.clone()
+    }
+}
+
+#[test]
+fn new_data_is_standardised_with_the_training_statistics() {
+    let config = quick_config();
+    let (record, prep) = trained(&config);
+    let stats = record
+        .standardisation
+        .expect("a run keeps its training statistics");
+    assert_eq!((stats.mean, stats.std), (prep.mean, prep.std));
+
+    let raw = load_sample().unwrap();
+    let n = raw.values.len();
+    let tail = cut(&raw, n * 7 / 10..n);
+    let (new, note) = prepare(&record, &tail).unwrap();
+    assert!(note.is_none());
+    assert_eq!((new.mean, new.std), (stats.mean, stats.std));
+    let model = record.model().unwrap();
+    let threshold = record.threshold;
+    let base = detect(&model, &new, &config, threshold, &mut |_| true).unwrap();
+    assert_eq!(base.scored_windows, new.len() - config.window + 1);
+    assert!(base.scores[..config.window - 1].iter().all(Option::is_none));
+
+    // The same file a few training standard deviations higher: its own statistics would hide
+    // the shift; the training statistics show it in every score.
+    let mut shifted = tail.clone();
+    for v in &mut shifted.values {
+        *v += 4.0 * stats.std;
+    }
+    let (high, _) = prepare(&record, &shifted).unwrap();
+    assert!(
+        high.warnings
+            .iter()
+            .any(|w| matches!(w, DataWarning::LevelShiftFromTraining { sigmas } if *sigmas > 3.0)),
+        "{:?}",
+        high.warnings
+    );
+    let moved = detect(&model, &high, &config, threshold, &mut |_| true).unwrap();
+    let mean = |s: &[Option<f64>]| {
+        let v: Vec<f64> = s.iter().flatten().copied().collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    assert!(
+        mean(&moved.scores) > mean(&base.scores) + 1.5,
+        "a level shift raises the scores: {} -> {}",
+        mean(&base.scores),
+        mean(&moved.scores)
+    );
+    assert!(
+        moved.flagged > base.flagged,
+        "{} vs {}",
+        moved.flagged,
+        base.flagged
+    );
+}
+
+#[test]
+fn each_threshold_rule_is_kept_and_chosen() {
+    let config = DonutConfig {
+        alarm_rate: 0.05,
+        ..quick_config()
+    };
+    let (record, prep) = trained(&config);
+    let rules: Vec<ThresholdRule> = record.thresholds.iter().map(|t| t.rule).collect();
+    assert!(rules.contains(&ThresholdRule::BestF1Test), "{rules:?}");
+    assert!(
+        rules.contains(&ThresholdRule::BestF1Validation),
+        "{rules:?}"
+    );
+    let alarm = ThresholdRule::AlarmRate {
+        alarm_rate: 0.05,
+        part: Part::Valid,
+    };
+    assert!(rules.contains(&alarm), "{rules:?}");
+    // The default flags at the validation labels' best F1, not the test labels'.
+    assert_eq!(record.threshold.rule, ThresholdRule::BestF1Validation);
+    // The test rule's threshold is the test part's best F1.
+    let test = record
+        .thresholds
+        .iter()
+        .find(|t| t.rule == ThresholdRule::BestF1Test)
+        .unwrap();
+    assert_eq!(test.value, record.metrics.unwrap().best_f1.threshold);
+    // The alarm rate flags about that share of the normal validation points.
+    let at = |choice| choose_threshold(&record.thresholds, choice);
+    let a = at(ThresholdChoice::AlarmRate);
+    assert_eq!(a.rule, alarm);
+    let valid = prep.part(Part::Valid);
+    let normal: Vec<f64> = valid
+        .clone()
+        .filter(|&i| prep.labels[i] == 0 && !prep.missing[i])
+        .filter_map(|i| record.scores[i])
+        .collect();
+    let share = normal.iter().filter(|&&s| s >= a.value).count() as f64 / normal.len() as f64;
+    assert!(
+        (0.03..=0.06).contains(&share),
+        "alarm rate 0.05 flagged {share}"
+    );
+    // Choices and their fallbacks.
+    assert_eq!(
+        at(ThresholdChoice::BestF1Test).rule,
+        ThresholdRule::BestF1Test
+    );
+    let without_test: Vec<Threshold> = record
+        .thresholds
+        .iter()
+        .copied()
+        .filter(|t| t.rule != ThresholdRule::BestF1Test)
+        .collect();
+    assert_eq!(
+        choose_threshold(&without_test, ThresholdChoice::BestF1Test).rule,
+        ThresholdRule::BestF1Validation
+    );
+    let only_alarm: Vec<Threshold> = vec![a];
+    assert_eq!(
+        choose_threshold(&only_alarm, ThresholdChoice::Validation).rule,
+        alarm
+    );
+    assert!(
+        choose_threshold(&[], ThresholdChoice::Validation)
+            .value
+            .is_infinite()
+    );
+    // `detect` resolves each rule from the run alone.
+    for (wanted, rule) in [
+        (
+            ThresholdWanted::Rule(ThresholdChoice::Validation),
+            ThresholdRule::BestF1Validation,
+        ),
+        (
+            ThresholdWanted::Rule(ThresholdChoice::BestF1Test),
+            ThresholdRule::BestF1Test,
+        ),
+        (ThresholdWanted::AlarmRate(0.05), alarm),
+        (ThresholdWanted::Value(3.5), ThresholdRule::Chosen),
+        (ThresholdWanted::Run, record.threshold.rule),
+    ] {
+        let t = resolve_threshold(&record, wanted).unwrap();
+        assert_eq!(t.rule, rule);
+        if wanted == ThresholdWanted::AlarmRate(0.05) {
+            assert_eq!(t.value, a.value);
+        }
+    }
+}
+
+#[test]
+fn a_stream_scores_each_point_as_a_batch_detection_does() {
+    let config = quick_config();
+    let (record, _) = trained(&config);
+    let model = record.model().unwrap();
+    let raw = load_sample().unwrap();
+    let n = raw.values.len();
+    let mut tail = cut(&raw, n - 400..n);
+    // A gap of three points and an empty value, as a live feed has them.
+    let gap: Vec<i64> = tail.timestamps.drain(200..203).collect();
+    tail.values.drain(200..203);
+    tail.labels.drain(200..203);
+    tail.values[250] = f64::NAN;
+    let emptied = tail.timestamps[250];
+    let (prep, _) = prepare(&record, &tail).unwrap();
+    let batch = detect(&model, &prep, &config, record.threshold, &mut |_| true).unwrap();
+
+    let stats = record.standardisation.unwrap();
+    let mut stream = Stream::new(
+        &model,
+        &config,
+        stats,
+        record.threshold.value,
+        tail.interval,
+    );
+    let mut points = Vec::new();
+    for (&ts, &v) in tail.timestamps.iter().zip(&tail.values) {
+        points.extend(stream.push(ts, v).unwrap());
+    }
+    // A late row is skipped.
+    assert!(stream.push(tail.timestamps[10], 1.0).unwrap().is_empty());
+    assert_eq!(stream.notes.skipped, 1);
+    assert_eq!(stream.notes.filled, prep.len() - tail.timestamps.len());
+    assert!(stream.notes.filled >= 3);
+    assert_eq!(points.len(), prep.len());
+    let streamed: Vec<Option<f64>> = points.iter().map(|p| p.score).collect();
+    assert_eq!(streamed, batch.scores, "the same score for every point");
+    let flagged: Vec<bool> = points.iter().map(|p| p.flagged).collect();
+    assert_eq!(
+        flagged,
+        flags(&batch.scores, &prep.missing, record.threshold.value)
+    );
+    let value_at = |ts: i64| points.iter().find(|p| p.timestamp == ts).unwrap().value;
+    assert!(
+        gap.iter()
+            .chain([&emptied])
+            .all(|&ts| value_at(ts).is_none())
+    );
+}
+
+#[test]
+fn alerts_csv_has_one_row_per_point_with_the_label_when_there_is_one() {
+    let config = quick_config();
+    let (record, _) = trained(&config);
+    let raw = load_sample().unwrap();
+    let n = raw.values.len();
+    let tail = cut(&raw, n - 300..n);
+    let (prep, _) = prepare(&record, &tail).unwrap();
+    let model = record.model().unwrap();
+    let found = detect(&model, &prep, &config, record.threshold, &mut |_| true).unwrap();
+    let mut out = Vec::new();
+    write_alerts(&mut out, &prep, &found).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("timestamp,value,score,flagged,label"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), prep.len());
+    let flagged = rows
+        .iter()
+        .filter(|r| r.split(',').nth(3) == Some("1"))
+        .count();
+    assert_eq!(flagged, found.flagged);
+    assert!(
+        rows[0].split(',').nth(2) == Some(""),
+        "no score before a full window"
+    );
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_donut-explorer"))
+}
+
+/// Trains the format-1 fixture's small model and saves it; returns the run file.
+fn saved_run(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("run.donut");
+    let out = bin()
+        .args(["train", "--data"])
+        .arg(fixture("run-format1-data.csv"))
+        .args([
+            "--set",
+            "window=24",
+            "--set",
+            "hidden_width=16",
+            "--epochs",
+            "3",
+        ])
+        .args(["--set", "n_z=8", "--set", "mcmc_iterations=1", "--save"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+#[test]
+fn detect_command_writes_alerts_and_follow_streams_the_same_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = saved_run(dir.path());
+    let data = fixture("run-format1-data.csv");
+    let alerts = dir.path().join("alerts.csv");
+    let out = bin()
+        .args(["detect", "--json", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&alerts)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(
+        report["at_threshold"]["adjusted"]["f1"].is_f64(),
+        "{report}"
+    );
+    assert!(
+        report["best_f1"]["f1"].as_f64().unwrap()
+            >= report["at_threshold"]["adjusted"]["f1"].as_f64().unwrap()
+    );
+    let batch: Vec<String> = std::fs::read_to_string(&alerts)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(4).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(
+        report["flagged"].as_u64().unwrap() as usize,
+        batch.iter().filter(|l| l.ends_with(",1")).count()
+    );
+
+    // The same file on standard input, followed: one line per point, the same scores.
+    let mut child = bin()
+        .args(["detect", "--follow", "--run"])
+        .arg(&run)
+        .args(["--data", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&std::fs::read(&data).unwrap()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let streamed: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(streamed, batch);
+
+    // A file that grows while it is followed.
+    let growing = dir.path().join("growing.csv");
+    let text = std::fs::read_to_string(&data).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let half = lines.len() / 2;
+    std::fs::write(&growing, lines[..half].join("\n") + "\n").unwrap();
+    let child = bin()
+        .args(["detect", "--follow", "--idle-exit", "3", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&growing)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&growing)
+            .unwrap();
+        f.write_all((lines[half..].join("\n") + "\n").as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let followed: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(followed, batch, "the points written later are read too");
+}
+
+#[test]
+fn detect_refuses_changed_model_settings_and_missing_rules_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = saved_run(dir.path());
+    let out = bin()
+        .args(["detect", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(fixture("run-format1-data.csv"))
+        .args(["--set", "latent_dim=2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("latent_dim cannot change"), "{err}");
+    let out = bin()
+        .args(["detect", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(fixture("header_only.csv"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("header_only.csv"));
+}
