@@ -97,12 +97,17 @@ pub struct LatentSnapshot {
     pub means: Vec<f32>,
 }
 
+/// The step latent means are kept at: a 256th of a unit, a third of a pixel of the 3-D view
+/// at its default zoom (about 6 units across 500 pixels), and exact in an f32 up to 2^15.
+/// Saved runs store the means as integers of this step.
+pub const LATENT_STEP: f32 = 1.0 / 256.0;
+
 impl LatentSnapshot {
-    /// Rounds the means to half precision, as saved runs keep them (a snapshot is for the
-    /// eye: 3 significant digits), so that a saved run loads exactly as it was.
-    pub fn rounded_to_f16(mut self) -> Self {
+    /// Rounds the means to multiples of [`LATENT_STEP`], as saved runs keep them, so that a
+    /// saved run loads exactly as it was.
+    pub fn rounded(mut self) -> Self {
         for v in &mut self.means {
-            *v = half::f16::from_f32(*v).to_f32();
+            *v = (*v / LATENT_STEP).round() * LATENT_STEP;
         }
         self
     }
@@ -150,8 +155,10 @@ impl History {
 }
 
 /// How a [`History`] is saved: the window ends once for all snapshots, and each snapshot's
-/// means as little-endian f16 bytes (2 bytes a value instead of CBOR's 5 for an f32). Histories
-/// saved before (each snapshot with its own `ends` and f32 `means`) read as well.
+/// means as integers of [`LATENT_STEP`], coordinate by coordinate, each the difference from the
+/// window before (neighbouring windows overlap in all but one point, so their means are close),
+/// zigzag varints, deflated (flate2). Histories saved before (each snapshot with its own `ends`
+/// and f32 `means`) read as well.
 #[derive(Serialize, Deserialize)]
 struct HistoryRepr {
     steps: Vec<StepStats>,
@@ -162,7 +169,7 @@ struct HistoryRepr {
     snapshot_ends: Option<Arc<Vec<usize>>>,
 }
 
-/// A saved snapshot: `means_f16` now, `ends` and `means` in older files.
+/// A saved snapshot: `means_packed` now, `ends` and `means` in older files.
 #[derive(Serialize, Deserialize)]
 struct SnapshotRepr {
     step: usize,
@@ -173,7 +180,69 @@ struct SnapshotRepr {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     means: Option<Vec<f32>>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
-    means_f16: Option<Vec<u8>>,
+    means_packed: Option<Vec<u8>>,
+}
+
+/// Packs `[n * dim]` row-major means (see [`HistoryRepr`]).
+fn pack_means(means: &[f32], dim: usize) -> Vec<u8> {
+    use std::io::Write;
+    let dim = dim.max(1);
+    let rows = means.len() / dim;
+    let mut varints = Vec::with_capacity(means.len() * 2);
+    for d in 0..dim {
+        let mut previous = 0i64;
+        for r in 0..rows {
+            let q = (means[r * dim + d] / LATENT_STEP).round() as i64;
+            let delta = q - previous;
+            previous = q;
+            let mut zigzag = ((delta << 1) ^ (delta >> 63)) as u64;
+            loop {
+                let byte = (zigzag & 0x7f) as u8;
+                zigzag >>= 7;
+                if zigzag == 0 {
+                    varints.push(byte);
+                    break;
+                }
+                varints.push(byte | 0x80);
+            }
+        }
+    }
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(&varints);
+    encoder.finish().unwrap_or_default()
+}
+
+/// Unpacks what [`pack_means`] wrote for `rows` windows of `dim` coordinates; None when the
+/// bytes do not hold that many.
+fn unpack_means(packed: &[u8], rows: usize, dim: usize) -> Option<Vec<f32>> {
+    use std::io::Read;
+    let mut varints = Vec::new();
+    flate2::read::DeflateDecoder::new(packed)
+        .read_to_end(&mut varints)
+        .ok()?;
+    let dim = dim.max(1);
+    let mut means = vec![0f32; rows * dim];
+    let mut bytes = varints.iter();
+    for d in 0..dim {
+        let mut previous = 0i64;
+        for r in 0..rows {
+            let (mut value, mut shift) = (0u64, 0);
+            loop {
+                let byte = *bytes.next()?;
+                value |= ((byte & 0x7f) as u64) << shift;
+                shift += 7;
+                if byte & 0x80 == 0 {
+                    break;
+                }
+            }
+            let delta = (value >> 1) as i64 ^ -((value & 1) as i64);
+            previous += delta;
+            means[r * dim + d] = previous as f32 * LATENT_STEP;
+        }
+    }
+    Some(means)
 }
 
 impl From<History> for HistoryRepr {
@@ -186,14 +255,9 @@ impl From<History> for HistoryRepr {
                 step: s.step,
                 epoch: s.epoch,
                 dim: s.dim,
+                means_packed: Some(pack_means(&s.means, s.dim)),
                 ends: (Some(&s.ends) != shared.as_ref()).then_some(s.ends),
                 means: None,
-                means_f16: Some(
-                    s.means
-                        .iter()
-                        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-                        .collect(),
-                ),
             })
             .collect();
         HistoryRepr {
@@ -212,19 +276,19 @@ impl From<HistoryRepr> for History {
             .snapshots
             .into_iter()
             .map(|s| {
-                let means = match (s.means, s.means_f16) {
+                let ends = s.ends.unwrap_or_else(|| shared.clone());
+                let means = match (s.means, s.means_packed) {
                     (Some(means), _) => means,
-                    (None, Some(bytes)) => bytes
-                        .chunks_exact(2)
-                        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                        .collect(),
+                    (None, Some(packed)) => {
+                        unpack_means(&packed, ends.len(), s.dim).unwrap_or_default()
+                    }
                     (None, None) => Vec::new(),
                 };
                 LatentSnapshot {
                     step: s.step,
                     epoch: s.epoch,
                     dim: s.dim,
-                    ends: s.ends.unwrap_or_else(|| shared.clone()),
+                    ends,
                     means,
                 }
             })

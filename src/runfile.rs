@@ -3,9 +3,11 @@
 //!
 //! Layout: the magic bytes `DONUTRUN`, the format version (u32, little-endian), the payload length
 //! (u64), the payload, and a CRC-32 of the payload (u32). A file cut short at any byte, or
-//! altered, is rejected before anything is decoded; a file from a newer format says so. Format 2
-//! encodes the payload as CBOR, which names every field, so a setting added later does not move
-//! the others. Format 1 (postcard, fields by position: the first release) is read through frozen
+//! altered, is rejected before anything is decoded; a file from a newer format says so. Since
+//! format 2 the payload is CBOR, which names every field, so a setting added later does not move
+//! the others; format 3 deflates that CBOR (flate2), which takes the field names repeated in the
+//! loss history down to almost nothing (latent snapshots are packed by [`History`] itself).
+//! Format 1 (postcard, fields by position: the first release) is read through frozen
 //! copies of its structs and converted. Files are written atomically (a temporary file, then a
 //! rename).
 
@@ -20,7 +22,7 @@ use serde::Deserialize;
 use std::path::Path;
 
 /// The format this build writes; it reads this one and every earlier one.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const MAGIC: &[u8; 8] = b"DONUTRUN";
 const HEADER_LEN: usize = 8 + 4 + 8;
 
@@ -142,12 +144,12 @@ impl From<RecordV1> for RunRecord {
             history: History {
                 steps: v1.steps,
                 validations: v1.validations,
-                // Kept at half precision since format 2: rounded once, so that saving the
+                // Kept at the saved precision since format 2: rounded once, so that saving the
                 // converted run again loads the same run.
                 snapshots: v1
                     .snapshots
                     .into_iter()
-                    .map(LatentSnapshot::rounded_to_f16)
+                    .map(LatentSnapshot::rounded)
                     .collect(),
             },
             scores: v1.scores,
@@ -167,9 +169,12 @@ pub enum DecodeError {
     /// Format 1.
     #[error(transparent)]
     Postcard(#[from] postcard::Error),
-    /// Format 2.
+    /// Formats 2 and 3.
     #[error(transparent)]
     Cbor(#[from] ciborium::de::Error<std::io::Error>),
+    /// Format 3's deflated payload does not inflate.
+    #[error("the compressed payload does not inflate: {0}")]
+    Inflate(#[source] std::io::Error),
 }
 
 /// Why a run does not encode.
@@ -265,8 +270,10 @@ pub enum RunFileError {
 
 /// Encodes a run into the file layout.
 pub fn encode(run: &RunRecord) -> Result<Vec<u8>, EncodeError> {
-    let mut payload = Vec::new();
-    ciborium::into_writer(run, &mut payload)?;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    ciborium::into_writer(run, &mut encoder)?;
+    let payload = encoder.finish().map_err(ciborium::ser::Error::Io)?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + 4);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -336,8 +343,23 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<RunRecord, RunFileError> {
                 source: e.into(),
             });
     }
-    ciborium::from_reader::<RunRecord, _>(payload).map_err(|e| {
-        unknown_settings(payload, &name).unwrap_or(RunFileError::Decode {
+    let inflated;
+    let cbor = if version >= 3 {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::DeflateDecoder::new(payload)
+            .read_to_end(&mut out)
+            .map_err(|e| RunFileError::Decode {
+                path: name.clone(),
+                source: DecodeError::Inflate(e),
+            })?;
+        inflated = out;
+        &inflated[..]
+    } else {
+        payload
+    };
+    ciborium::from_reader::<RunRecord, _>(cbor).map_err(|e| {
+        unknown_settings(cbor, &name).unwrap_or(RunFileError::Decode {
             path: name,
             source: e.into(),
         })

@@ -284,7 +284,13 @@ impl TrainHooks for ProgressHooks {
         Flow::Continue
     }
     fn latent_every_steps(&self) -> Option<usize> {
-        (self.snapshots > 0).then(|| self.total_steps.div_ceil(self.snapshots).max(1))
+        // Step 0, every k steps, and the final one: at most `snapshots` in all, so that none is
+        // thinned away.
+        (self.snapshots > 0).then(|| {
+            self.total_steps
+                .div_ceil(self.snapshots.saturating_sub(2).max(1))
+                .max(1)
+        })
     }
 }
 

@@ -314,7 +314,7 @@ impl<'a> Trainer<'a> {
             ends: self.latent_ends.clone(),
             means,
         }
-        .rounded_to_f16();
+        .rounded();
         self.history.push_snapshot(snapshot.clone());
         self.hooks.event(TrainEvent::Latent(snapshot));
     }
