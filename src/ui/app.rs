@@ -347,6 +347,10 @@ impl DonutApp {
                 Some(record) => self.choose_file(ctx, Purpose::Apply(record)),
                 None => self.error = Some("No finished run to apply yet.".into()),
             },
+            AppCommand::ApplyTo(path) => match self.run.record.clone() {
+                Some(record) => self.files.finish(ctx, Purpose::Apply(record), path),
+                None => self.error = Some("No finished run to apply yet.".into()),
+            },
             AppCommand::SetThreshold(value) => self.run.threshold = value,
             AppCommand::ExportDetections => self.export_detections(ctx),
             AppCommand::SaveText {

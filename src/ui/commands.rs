@@ -62,6 +62,8 @@ pub enum AppCommand {
     ToggleCompare,
     /// Pick another CSV and score it with the finished run's model.
     ApplyToSeries,
+    /// Score this CSV with the finished run's model.
+    ApplyTo(PathBuf),
     /// Flag the current run's points at this threshold.
     SetThreshold(f64),
 }

@@ -9,7 +9,7 @@ use crate::data::{Part, Prepared};
 use crate::eval::{Adjust, F1Score, Threshold, f1_at, flags, pr_curve};
 use crate::pipeline::RunRecord;
 use egui::{Color32, Ui};
-use egui_plot::{Corner, HLine, Legend, Line, MarkerShape, Plot, PlotPoints, Points};
+use egui_plot::{HLine, Line, MarkerShape, Plot, PlotPoints, Points};
 use std::sync::Arc;
 
 /// The precision-recall curve of the last record drawn (computed once per record).
@@ -57,11 +57,10 @@ pub fn detection_ui(ui: &mut Ui, p: DetectionPanel<'_>, commands: &mut Vec<AppCo
         return;
     };
     ui.horizontal_wrapped(|ui| {
-        ui.strong("Flag at");
         let current = rule_at(record, p.threshold)
             .map(|t| t.rule.short_name())
             .unwrap_or_else(|| "chosen by hand".into());
-        egui::ComboBox::from_id_salt("threshold-rule")
+        egui::ComboBox::new("threshold-rule", "threshold rule")
             .selected_text(format!("{current} ({:.3})", p.threshold))
             .show_ui(ui, |ui| {
                 for t in &record.thresholds {
@@ -131,36 +130,49 @@ fn pr_curve_ui(
         "Test part at {threshold:.3}: precision {:.3}, recall {:.3}, F1 {:.3} (point-adjusted)",
         now.precision, now.recall, now.f1
     ));
+    // Interpolated precision (the best precision at this recall or more): the usual staircase.
+    let mut staircase: Vec<[f64; 2]> = Vec::with_capacity(cache.curve.len());
+    let mut best = 0.0f64;
+    for s in cache.curve.iter().rev() {
+        best = best.max(s.precision);
+        staircase.push([s.recall, best]);
+    }
+    staircase.reverse();
+    let marks: Vec<(String, F1Score, Color32)> = record
+        .thresholds
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let s = at(t.value);
+            (
+                format!("{}: F1 {:.3}", t.rule.short_name(), s.f1),
+                s,
+                rule_color(i),
+            )
+        })
+        .collect();
+    let mut legend: Vec<(&str, Color32)> = vec![("every threshold (test part)", CURVE_COLOR)];
+    legend.extend(marks.iter().map(|(name, _, color)| (name.as_str(), *color)));
+    legend.push(("flagging now", NOW_COLOR));
+    super::widgets::legend_ui(ui, &legend);
     let height = ui.available_height().max(160.0);
     Plot::new("pr-curve")
         .height(height)
         .include_x(0.0)
-        .include_x(1.0)
+        .include_x(1.02)
         .include_y(0.0)
         .include_y(1.05)
         .x_axis_label("recall")
         .y_axis_label("precision")
-        .legend(Legend::default().position(Corner::LeftBottom))
         .allow_scroll(false)
         .show(ui, |plot| {
-            let curve: PlotPoints = cache
-                .curve
-                .iter()
-                .map(|s| [s.recall, s.precision])
-                .collect();
-            plot.line(
-                Line::new("test part, every threshold", curve).color(Color32::from_gray(150)),
-            );
-            for (i, t) in record.thresholds.iter().enumerate() {
-                let s = at(t.value);
+            plot.line(Line::new("every threshold", PlotPoints::new(staircase)).color(CURVE_COLOR));
+            for (name, s, color) in &marks {
                 plot.points(
-                    Points::new(
-                        format!("{} F1 {:.3}", t.rule.short_name(), s.f1),
-                        vec![[s.recall, s.precision]],
-                    )
-                    .shape(MarkerShape::Diamond)
-                    .radius(6.0)
-                    .color(rule_color(i)),
+                    Points::new(name.as_str(), vec![[s.recall, s.precision]])
+                        .shape(MarkerShape::Diamond)
+                        .radius(6.0)
+                        .color(*color),
                 );
             }
             plot.points(
@@ -168,14 +180,22 @@ fn pr_curve_ui(
                     .shape(MarkerShape::Circle)
                     .filled(false)
                     .radius(9.0)
-                    .color(ui_text_color()),
+                    .color(NOW_COLOR),
             );
         });
 }
 
-fn ui_text_color() -> Color32 {
-    Color32::from_rgb(213, 94, 0)
-}
+/// The colour of values (Okabe-Ito blue).
+const VALUE_COLOR: Color32 = Color32::from_rgb(86, 180, 233);
+
+/// The colour of scores (Okabe-Ito orange).
+const SCORE_COLOR: Color32 = Color32::from_rgb(230, 159, 0);
+
+/// The curve's colour.
+const CURVE_COLOR: Color32 = Color32::from_gray(160);
+
+/// The colour of the current threshold and of flagged points (Okabe-Ito vermillion).
+const NOW_COLOR: Color32 = Color32::from_rgb(213, 94, 0);
 
 /// Another series scored with this model: its figures, values and scores with the flags.
 fn applied_ui(ui: &mut Ui, applied: &Applied) {
@@ -199,17 +219,24 @@ fn applied_ui(ui: &mut Ui, applied: &Applied) {
         ui.label(egui::RichText::new(note).color(ui.visuals().warn_fg_color));
     }
     let flagged = flags(&d.scores, &prep.missing, d.threshold.value);
-    let height = (ui.available_height() / 2.0 - 4.0).max(100.0);
+    super::widgets::legend_ui(
+        ui,
+        &[
+            ("value", VALUE_COLOR),
+            ("flagged", NOW_COLOR),
+            ("anomaly score (below)", SCORE_COLOR),
+        ],
+    );
+    let height = (ui.available_height() / 2.0 - 4.0).max(120.0);
     let link = egui::Id::unique("applied-link");
     Plot::new("applied-values")
         .height(height)
         .link_axis(link, [true, false])
-        .legend(Legend::default().position(Corner::LeftTop))
         .show(ui, |plot| {
             let values = min_max_points(prep.len(), MAX_POINTS, |i| {
                 (!prep.missing[i]).then_some(prep.raw_values[i])
             });
-            plot.line(Line::new("value", PlotPoints::new(values)));
+            plot.line(Line::new("value", PlotPoints::new(values)).color(VALUE_COLOR));
             let marks: Vec<[f64; 2]> = (0..prep.len())
                 .filter(|&i| flagged[i])
                 .map(|i| [i as f64, prep.raw_values[i]])
@@ -218,7 +245,7 @@ fn applied_ui(ui: &mut Ui, applied: &Applied) {
                 Points::new("flagged", marks)
                     .shape(MarkerShape::Circle)
                     .radius(3.0)
-                    .color(ui_text_color()),
+                    .color(NOW_COLOR),
             );
         });
     Plot::new("applied-scores")
@@ -226,7 +253,7 @@ fn applied_ui(ui: &mut Ui, applied: &Applied) {
         .link_axis(link, [true, false])
         .show(ui, |plot| {
             let scores = min_max_points(d.scores.len(), MAX_POINTS, |i| d.scores[i]);
-            plot.line(Line::new("anomaly score", PlotPoints::new(scores)));
-            plot.hline(HLine::new("threshold", d.threshold.value).color(ui_text_color()));
+            plot.line(Line::new("anomaly score", PlotPoints::new(scores)).color(SCORE_COLOR));
+            plot.hline(HLine::new("threshold", d.threshold.value).color(NOW_COLOR));
         });
 }

@@ -101,6 +101,19 @@ pub fn remember(list: &mut Vec<PathBuf>, path: &Path) {
     list.truncate(8);
 }
 
+/// A legend drawn above a plot, off its data: a coloured swatch and a name per entry, wrapped.
+pub fn legend_ui(ui: &mut egui::Ui, entries: &[(&str, egui::Color32)]) {
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing.x = 4.0;
+        for (name, color) in entries {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+            ui.painter().rect_filled(rect, 2.0, *color);
+            ui.label(*name);
+            ui.add_space(8.0);
+        }
+    });
+}
+
 /// The points of a line of `n` values (`value(i)`, None where there is none) to draw at most
 /// about `max_points` of: all of them when they fit; else, for each bucket of consecutive
 /// indices, its lowest and its highest point in index order (min-max decimation), so that no

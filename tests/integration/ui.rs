@@ -713,3 +713,81 @@ fn a_longer_window_after_a_finished_run_clears_it_instead_of_misreading_it() {
     );
     assert_eq!(h.state().prepared().unwrap().window, 240);
 }
+
+#[test]
+fn the_detection_tab_chooses_a_rule_and_applies_the_model_to_another_series() {
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 2,
+        ..super::quick_config()
+    };
+    let mut h = harness(Persisted {
+        config,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("Train").click();
+    assert!(
+        step_until(&mut h, 1500, |app| app.run.record.is_some()),
+        "the run finished"
+    );
+    let record = h.state().run.record.clone().unwrap();
+    assert_eq!(h.state().run.threshold, record.threshold.value);
+    // Choose the test labels' rule in the Detection tab: the threshold moves to its value, and
+    // the panel says it is an upper bound.
+    h.get_by_label("Detection").click();
+    h.run_steps(2);
+    let test_rule = record
+        .thresholds
+        .iter()
+        .find(|t| t.rule == donut_explorer::eval::ThresholdRule::BestF1Test)
+        .copied()
+        .unwrap();
+    h.get_by_role_and_label(egui::accesskit::Role::ComboBox, "threshold rule")
+        .click();
+    h.run_steps(3);
+    h.get_by_label_contains("best F1 on test (upper bound) (")
+        .click();
+    h.run_steps(2);
+    assert_eq!(h.state().run.threshold, test_rule.value);
+    h.get_by_label_contains("an upper bound, not a threshold one could set in advance");
+
+    // Apply the model to another series: the sample's last 400 rows, written as a file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tomorrow.csv");
+    let sample = donut_explorer::data::load_sample().unwrap();
+    let n = sample.values.len();
+    let mut text = String::from("timestamp,value\n");
+    for i in n - 400..n {
+        let v = sample.values[i];
+        let cell = if v.is_nan() {
+            String::new()
+        } else {
+            v.to_string()
+        };
+        text.push_str(&format!("{},{cell}\n", sample.timestamps[i]));
+    }
+    let points =
+        ((sample.timestamps[n - 1] - sample.timestamps[n - 400]) / sample.interval) as usize + 1;
+    std::fs::write(&path, text).unwrap();
+    let ctx = h.ctx.clone();
+    h.state_mut().apply(
+        &ctx,
+        donut_explorer::ui::commands::AppCommand::ApplyTo(path.clone()),
+    );
+    assert!(
+        step_until(&mut h, 600, |app| app.applied.is_some()
+            || app.error.is_some()),
+        "the other series was scored"
+    );
+    let app = h.state();
+    assert!(app.error.is_none(), "{:?}", app.error);
+    let applied = app.applied.as_ref().unwrap();
+    assert_eq!(applied.prep.len(), points);
+    assert_eq!(applied.prep.mean, record.standardisation.unwrap().mean);
+    assert_eq!(
+        applied.detection.scored_windows,
+        points - record.config.window + 1
+    );
+    h.run_steps(2);
+    h.get_by_label_contains(&format!("tomorrow.csv: {points} points"));
+}
