@@ -274,3 +274,95 @@ pub fn score_part(
     }
     Ok(scores)
 }
+
+/// Why a window scored as it did: the window, what MCMC imputed for its missing points, and the
+/// decoder's reconstruction of every point over the same z samples as its score.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowReconstruction {
+    /// Series index of the window's last point.
+    pub end: usize,
+    /// The standardised input (missing points hold their filled value).
+    pub input: Vec<f32>,
+    /// True where a point is missing.
+    pub missing: Vec<bool>,
+    /// The window after each MCMC iteration (empty without missing points or with MCMC off).
+    pub imputed: Vec<Vec<f32>>,
+    /// Per point, the mean over the z samples of the decoder's mean.
+    pub mean: Vec<f32>,
+    /// Per point, the spread of the reconstruction over the z samples: sqrt(E[sigma^2] +
+    /// Var[mu]), the standard deviation of the mixture the samples make.
+    pub std: Vec<f32>,
+    /// Per point, the mean over the z samples of log N(x; mu, sigma) of the point as given.
+    pub log_likelihood: Vec<f32>,
+    /// The anomaly score of the window (-log p of its last point): the run's score for it.
+    pub score: f64,
+}
+
+/// Reconstructs the window of `source` ending at `end` with the run's `config` (its n_z and
+/// MCMC iterations), drawing the same samples as [`score_windows`] does for it, so that its
+/// last point's log-likelihood is that window's score.
+pub fn reconstruct(
+    model: &DonutModel,
+    source: &WindowSource<'_>,
+    end: usize,
+    config: &DonutConfig,
+    device: &Device,
+) -> WindowReconstruction {
+    let w = source.window;
+    let k = model.latent_dim();
+    let n_z = config.n_z.max(1);
+    let latent = model.latent();
+    let mut rng = window_rng(config.seed, 0x0005_C09E, end);
+    let mut mcmc_rng = window_rng(config.seed, 0x3C3C_0001, end);
+    let input: Vec<f32> = source.values[source.range(end)].to_vec();
+    let missing: Vec<bool> = source.missing[source.range(end)].to_vec();
+    let mut x = Tensor::<2>::from_data(TensorData::new(input.clone(), [1, w]), device);
+    let mut imputed = Vec::new();
+    if missing.iter().any(|&m| m) && config.mcmc_iterations > 0 {
+        let mask: Vec<f32> = missing.iter().map(|&m| m as u8 as f32).collect();
+        let missing_t = Tensor::<2>::from_data(TensorData::new(mask, [1, w]), device);
+        let present = missing_t.clone().neg().add_scalar(1.0);
+        for _ in 0..config.mcmc_iterations {
+            let q = model.encode(x.clone());
+            let eps = latent.sample_noise(&mut mcmc_rng, k);
+            let eps = Tensor::<2>::from_data(TensorData::new(eps, [1, k]), device);
+            let p = model.decode(q.mean + q.std * eps);
+            let noise: Vec<f32> = (0..w)
+                .map(|_| StandardNormal.sample(&mut mcmc_rng))
+                .collect();
+            let noise = Tensor::<2>::from_data(TensorData::new(noise, [1, w]), device);
+            x = x * present.clone() + (p.mean + p.std * noise) * missing_t.clone();
+            imputed.push(
+                x.clone()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    let q = model.encode(x);
+    let mean = q.mean.repeat_dim(0, n_z); // [n_z, K]
+    let std = q.std.repeat_dim(0, n_z);
+    let eps = latent.sample_noise(&mut rng, n_z * k);
+    let eps = Tensor::<2>::from_data(TensorData::new(eps, [n_z, k]), device);
+    let p = model.decode(mean + std * eps); // [n_z, W]
+    let x_in =
+        Tensor::<2>::from_data(TensorData::new(input.clone(), [1, w]), device).repeat_dim(0, n_z);
+    let log_p = gaussian_log_density(x_in, p.mean.clone(), p.std.clone()).mean_dim(0); // [1, W]
+    let mu_mean = p.mean.clone().mean_dim(0); // [1, W]
+    let second = (p.std.square() + p.mean.square()).mean_dim(0); // E[sigma^2 + mu^2]
+    let spread = (second - mu_mean.clone().square()).clamp_min(0.0).sqrt();
+    let host = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap_or_default();
+    let log_likelihood = host(log_p);
+    let score = -(log_likelihood.last().copied().unwrap_or(f32::NAN) as f64);
+    WindowReconstruction {
+        end,
+        input,
+        missing,
+        imputed,
+        mean: host(mu_mean),
+        std: host(spread),
+        log_likelihood,
+        score,
+    }
+}

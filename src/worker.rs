@@ -25,6 +25,8 @@ pub enum Command {
     Resume,
     /// Stop training (the best parameters so far are scored); a Stop while scoring abandons it.
     Stop,
+    /// Take this many optimisation steps, then pause (from a pause, or while training).
+    Step(usize),
     /// Change live settings mid-run.
     Live(LiveSettings),
     /// End the run at once, without scoring.
@@ -195,6 +197,7 @@ impl WorkerState {
             request: Polled::Continue,
             last_progress: Instant::now(),
             phase: Phase::Training,
+            step_budget: None,
         };
         // A panic inside burn must not take the app down: report it instead.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -244,6 +247,8 @@ struct WorkerHooks<'a> {
     last_progress: Instant,
     /// Training, or scoring once training has handed over.
     phase: Phase,
+    /// Steps left before pausing, after a [`Command::Step`].
+    step_budget: Option<usize>,
 }
 
 impl WorkerHooks<'_> {
@@ -259,7 +264,14 @@ impl WorkerHooks<'_> {
     fn apply(&mut self, command: Command, live: &mut LiveSettings, paused: &mut bool) -> Flow {
         match command {
             Command::Pause => *paused = true,
-            Command::Resume => *paused = false,
+            Command::Resume => {
+                *paused = false;
+                self.step_budget = None;
+            }
+            Command::Step(steps) => {
+                *paused = false;
+                self.step_budget = Some(steps.max(1));
+            }
             Command::Live(settings) => *live = settings,
             Command::Stop => {
                 self.request = Polled::Stop;
@@ -278,6 +290,9 @@ impl TrainHooks for WorkerHooks<'_> {
     fn event(&mut self, event: TrainEvent) {
         match event {
             TrainEvent::Step(s) => {
+                if let Some(left) = &mut self.step_budget {
+                    *left = left.saturating_sub(1);
+                }
                 self.pending.push(s);
                 if self.last_flush.elapsed() > Duration::from_millis(30) {
                     self.flush();
@@ -296,6 +311,10 @@ impl TrainHooks for WorkerHooks<'_> {
             if self.apply(command, live, &mut paused) == Flow::Stop {
                 return Flow::Stop;
             }
+        }
+        if self.step_budget == Some(0) {
+            self.step_budget = None;
+            paused = true;
         }
         if paused {
             self.flush();

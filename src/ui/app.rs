@@ -17,7 +17,7 @@ use super::widgets::remember;
 use crate::config::{DonutConfig, SettingGroup};
 use crate::data::{self, Prepared};
 use crate::pipeline::{RunRecord, save_detections};
-use crate::worker::Command;
+use crate::worker::{Command, Phase};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,6 +68,12 @@ pub struct DonutApp {
     pub tree: egui_tiles::Tree<Pane>,
     /// Whether the Compare tab was shown last frame.
     compare_shown: bool,
+    /// The window shown in the reconstruction view.
+    pub inspection: Option<Box<super::loader::Inspection>>,
+    /// The point hovered on the series (its window is marked in the latent cloud).
+    pub series_hover: Option<usize>,
+    /// Where the series' values plot was drawn last frame (plot to screen coordinates).
+    pub series_transform: Option<egui_plot::PlotTransform>,
 }
 
 impl DonutApp {
@@ -114,6 +120,9 @@ impl DonutApp {
             detection: Default::default(),
             tree: super::layout::default_tree(),
             compare_shown: true,
+            inspection: None,
+            series_hover: None,
+            series_transform: None,
         }
     }
 
@@ -218,6 +227,7 @@ impl DonutApp {
     pub fn reset_run(&mut self) {
         self.run = RunState::default();
         self.applied = None;
+        self.inspection = None;
     }
 
     /// Stops the run and ends the worker thread; true when it ended within the timeout.
@@ -321,6 +331,12 @@ impl DonutApp {
         match command {
             AppCommand::StartTraining => self.start_training(ctx),
             AppCommand::Pause => self.run.set_paused(true),
+            AppCommand::Step(steps) => {
+                if !matches!(self.run.phase, Phase::Training | Phase::Paused) {
+                    self.start_training(ctx);
+                }
+                self.run.step(steps);
+            }
             AppCommand::Resume => self.run.set_paused(false),
             AppCommand::Stop => self.run.send(Command::Stop),
             AppCommand::Reset => self.reset_run(),
@@ -352,6 +368,21 @@ impl DonutApp {
                 None => self.error = Some("No finished run to apply yet.".into()),
             },
             AppCommand::SetThreshold(value) => self.run.threshold = value,
+            AppCommand::Inspect(end) => match (self.prepared().cloned(), self.run.record.clone()) {
+                (Some(prep), Some(record)) if end + 1 >= prep.window && end < prep.len() => {
+                    self.files.reconstruct(ctx, record, prep, end);
+                }
+                (Some(_), Some(_)) => {
+                    self.notice = Some(format!(
+                        "Point {end} ends no full window: nothing to reconstruct"
+                    ))
+                }
+                _ => {
+                    self.notice = Some(
+                        "Train a run (or open one) to see why a point scores as it does".into(),
+                    )
+                }
+            },
             AppCommand::ExportDetections => self.export_detections(ctx),
             AppCommand::SaveText {
                 suggested_name,
@@ -447,6 +478,7 @@ impl DonutApp {
                         self.state.teaching,
                         self.run.phase,
                         can_train,
+                        &mut self.state.step_count,
                         commands,
                     )
                 });
@@ -468,6 +500,9 @@ impl DonutApp {
             compare: &mut self.compare,
             applied: self.applied.as_deref(),
             detection: &mut self.detection,
+            inspection: self.inspection.as_deref_mut(),
+            series_hover: &mut self.series_hover,
+            series_transform: &mut self.series_transform,
             commands,
         };
         egui::CentralPanel::default().show(ui, |ui| self.tree.ui(&mut panes, ui));
@@ -569,6 +604,20 @@ impl DonutApp {
                         applied.detection.flagged
                     ));
                     self.applied = Some(applied);
+                }
+                FileEvent::Reconstructed(Ok(inspection)) => {
+                    let current = self
+                        .run
+                        .record
+                        .as_ref()
+                        .is_some_and(|r| Arc::ptr_eq(r, &inspection.record));
+                    if current {
+                        self.inspection = Some(inspection);
+                        super::layout::bring_forward(&mut self.tree, Pane::Reconstruction);
+                    }
+                }
+                FileEvent::Reconstructed(Err(e)) => {
+                    self.error = Some(format!("Could not reconstruct the window: {e}"))
                 }
                 FileEvent::Applied(Err(e)) => {
                     self.error = Some(format!("Could not score the other series: {e}"))

@@ -25,7 +25,7 @@ pub struct TopBar<'a> {
 
 /// Draws the top bar; its buttons queue commands.
 pub fn top_bar_ui(ui: &mut egui::Ui, bar: TopBar<'_>, commands: &mut Vec<AppCommand>) {
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.heading("donut-explorer");
         ui.separator();
         let mut button = |label: &str, hover: &str, command: AppCommand| {
@@ -89,7 +89,7 @@ pub fn status_ui(
     notice: Option<&str>,
     frame_times: &FrameTimes,
 ) {
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         let state = match run.phase {
             Phase::Idle if run.record.is_some() => "finished",
             Phase::Idle => "idle",

@@ -13,6 +13,8 @@ pub enum AppCommand {
     StartTraining,
     /// Pause the run between steps.
     Pause,
+    /// Take this many steps, then pause (a run starts paused when there is none).
+    Step(usize),
     /// Resume a paused run.
     Resume,
     /// Stop training (the best parameters so far are scored).
@@ -66,4 +68,6 @@ pub enum AppCommand {
     ApplyTo(PathBuf),
     /// Flag the current run's points at this threshold.
     SetThreshold(f64),
+    /// Open the reconstruction view of the window ending at this point.
+    Inspect(usize),
 }

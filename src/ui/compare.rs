@@ -408,7 +408,7 @@ fn latents_ui(
                     fits.is_some(),
                 );
                 if slot.as_ref().is_none_or(|e| e.key != key) {
-                    let (raw, names) = project(snap, Projection::Pca);
+                    let (raw, names, _) = project(snap, Projection::Pca, None);
                     let points = normalise(&raw);
                     let colors = match fits {
                         Some(p) => colors(snap, p, ColorBy::TimeOfDay, None),

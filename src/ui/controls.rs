@@ -4,7 +4,7 @@
 use super::commands::AppCommand;
 use crate::config::{
     BackendKind, BetaMode, DonutConfig, DuplicatePolicy, EncoderKind, EntropyMode, GradientEngine,
-    LatentDist,
+    LatentDist, ThresholdChoice,
 };
 use crate::worker::Phase;
 use egui::{RichText, Slider, Ui};
@@ -17,10 +17,12 @@ pub fn controls_ui(
     teaching: bool,
     phase: Phase,
     can_train: bool,
+    step_count: &mut usize,
     commands: &mut Vec<AppCommand>,
 ) {
     let before = c.clone();
     run_buttons_ui(ui, phase, can_train, commands);
+    step_buttons_ui(ui, can_train, step_count, commands);
     ui.separator();
     formula_ui(c, ui);
     ui.separator();
@@ -89,6 +91,37 @@ fn run_buttons_ui(ui: &mut Ui, phase: Phase, can_train: bool, commands: &mut Vec
     });
 }
 
+/// One step, or N steps, then a pause: to watch what a single batch does to the losses and the
+/// latent space. With no run, a run starts (paused after its steps).
+fn step_buttons_ui(
+    ui: &mut Ui,
+    can_train: bool,
+    step_count: &mut usize,
+    commands: &mut Vec<AppCommand>,
+) {
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(can_train, egui::Button::new("1 step"))
+            .on_hover_text("Take one optimisation step (one batch), then pause")
+            .clicked()
+        {
+            commands.push(AppCommand::Step(1));
+        }
+        if ui
+            .add_enabled(can_train, egui::Button::new("N steps"))
+            .on_hover_text("Take N optimisation steps, then pause")
+            .clicked()
+        {
+            commands.push(AppCommand::Step((*step_count).max(1)));
+        }
+        ui.add(
+            egui::DragValue::new(step_count)
+                .range(1..=10_000)
+                .prefix("N = "),
+        );
+    });
+}
+
 fn weight_text(mode_beta: BetaMode, beta: f64) -> String {
     match mode_beta {
         BetaMode::Mean => "β̄".into(),
@@ -120,7 +153,8 @@ fn formula_ui(c: &DonutConfig, ui: &mut Ui) {
 /// A visible explanation, shown in the teaching view.
 fn explain(ui: &mut Ui, teaching: bool, text: &str) {
     if teaching {
-        ui.label(RichText::new(text).small().italics());
+        // Body size, not small italics: read at the default window size, and on a projector.
+        ui.label(RichText::new(text).color(ui.visuals().weak_text_color()));
     }
 }
 
@@ -224,6 +258,17 @@ fn training_ui(c: &mut DonutConfig, ui: &mut Ui) {
     .on_hover_text(
         "Adam's step size before decay (1e-3); changes live. Too high and the loss diverges",
     );
+    ui.add(
+        Slider::new(&mut c.l2_weight, 0.0..=0.1)
+            .logarithmic(true)
+            .smallest_positive(1e-5)
+            .text("L2 weight"),
+    )
+    .on_hover_text("Weight of the L2 penalty on the hidden layers' kernels (1e-3 in DONUT); applies to the next run");
+    ui.add(Slider::new(&mut c.lr_decay, 0.1..=1.0).text("learning-rate decay"))
+        .on_hover_text("Factor applied to the learning rate every few epochs (0.75 in DONUT; 1 = no decay); applies to the next run");
+    ui.add(Slider::new(&mut c.lr_decay_epochs, 1..=100).text("epochs between decays"))
+        .on_hover_text("Epochs between two decays of the learning rate (10 in DONUT)");
     ui.add(Slider::new(&mut c.seed, 0..=99).text("seed"))
         .on_hover_text("Seed of initialisation, shuffling, injection and sampling: the same seed and backend give the same run");
 }
@@ -234,8 +279,27 @@ fn scoring_ui(c: &mut DonutConfig, ui: &mut Ui) {
         .on_hover_text("Rounds of imputing missing points from the model before scoring (10; 0 = off): fewer false alarms next to gaps");
     ui.add(Slider::new(&mut c.n_z, 1..=2048).logarithmic(true).text("z samples (n_z)"))
         .on_hover_text("Samples of z averaged into each reconstruction probability (1024): more = smoother scores, slower scoring");
-    ui.add(Slider::new(&mut c.alarm_rate, 0.001..=0.5).logarithmic(true).text("alarm rate"))
-        .on_hover_text("Without labels in the test part, the threshold flags this share of the validation windows (0.01)");
+    ui.add(
+        Slider::new(&mut c.alarm_rate, 0.001..=0.5)
+            .logarithmic(true)
+            .text("alarm rate"),
+    )
+    .on_hover_text(
+        "The label-free threshold flags this share of the normal validation points (0.01)",
+    );
+    ui.horizontal(|ui| {
+        ui.label("flag at").on_hover_text(
+            "Which threshold flags points after a run: best F1 on the validation labels (else the alarm rate), the alarm rate, or best F1 on the test labels (the paper's upper bound: it uses the answers)",
+        );
+        for choice in ThresholdChoice::ALL {
+            let name = match choice {
+                ThresholdChoice::Validation => "validation",
+                ThresholdChoice::AlarmRate => "alarm rate",
+                ThresholdChoice::BestF1Test => "test (upper bound)",
+            };
+            ui.selectable_value(&mut c.threshold_rule, choice, name);
+        }
+    });
     ui.horizontal(|ui| {
         ui.label("duplicate timestamps").on_hover_text(
             "What to do with rows of a file that share a timestamp (a daylight-saving hour written twice, rows exported twice); the file is read again",

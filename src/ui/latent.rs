@@ -64,6 +64,10 @@ pub struct LatentPanel<'a> {
     pub latent_dim: usize,
     /// The window (its end point) marked in the series panel; set while a point is hovered.
     pub highlight_end: &'a mut Option<usize>,
+    /// The window hovered on the series, marked in the cloud.
+    pub series_hover: Option<usize>,
+    /// Set to the window clicked in the cloud (its reconstruction opens).
+    pub clicked_end: &'a mut Option<usize>,
 }
 
 /// Draws the latent panel.
@@ -171,16 +175,23 @@ pub fn latent_ui(ui: &mut Ui, p: LatentPanel<'_>) {
         p.record.map_or(0, |r| Arc::as_ptr(r) as usize),
     );
     if p.cache.key != Some(key) {
-        let (raw, names) = project(snap, p.view.projection);
+        let (raw, names, axes) = project(snap, p.view.projection, p.cache.pca_axes.as_ref());
+        p.cache.pca_axes = axes;
         p.cache.points = normalise(&raw);
         p.cache.colors = colors(snap, prep, p.view.color_by, scores);
         p.cache.axis_names = names;
         p.cache.key = Some(key);
     }
     let size = egui::vec2(ui.available_width(), ui.available_height().max(200.0));
-    let highlight = p
-        .highlight_end
-        .and_then(|e| snap.ends.iter().position(|&x| x == e));
+    // A window hovered on the series: the nearest window of the sample.
+    let highlight = p.series_hover.and_then(|e| {
+        let i = snap.ends.partition_point(|&x| x < e);
+        [i.checked_sub(1), Some(i)]
+            .into_iter()
+            .flatten()
+            .filter(|&i| i < snap.ends.len())
+            .min_by_key(|&i| snap.ends[i].abs_diff(e))
+    });
     let cloud = Cloud {
         points: &p.cache.points,
         colors: &p.cache.colors,
@@ -192,9 +203,15 @@ pub fn latent_ui(ui: &mut Ui, p: LatentPanel<'_>) {
     if let Some(i) = out.hovered {
         let end = snap.ends[i];
         *p.highlight_end = Some(end);
+        if out.response.clicked() {
+            *p.clicked_end = Some(end);
+        }
         let score = scores.and_then(|s| s[end]);
         out.response.on_hover_ui_at_pointer(|ui| {
-            ui.label(format!("window ending {}", format_time(prep, end)));
+            ui.label(format!(
+                "window ending {} (click: its reconstruction)",
+                format_time(prep, end)
+            ));
             ui.label(format!(
                 "value {:.4} · label {} · {}",
                 prep.raw_values[end],

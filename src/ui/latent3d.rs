@@ -226,55 +226,61 @@ pub fn scatter_ui(
     ScatterResponse { response, hovered }
 }
 
-/// The top three principal axes of `rows` (each of length `dim`), by power iteration with
-/// deflation. Returns three unit vectors (fewer when `dim < 3`, padded with zeros).
-pub fn principal_axes(rows: &[f32], dim: usize) -> [Vec<f32>; 3] {
+/// The top three principal components of `rows` (`[n * dim]`, row-major).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pca {
+    /// Unit axes, by decreasing variance (zero vectors past `dim`).
+    pub axes: [Vec<f32>; 3],
+    /// The share of the total variance along each axis.
+    pub explained: [f32; 3],
+}
+
+/// Principal components by a symmetric eigen-decomposition of the covariance (nalgebra). Each
+/// axis's sign is the one that points along `reference`'s axis of the same rank (the axes shown
+/// before: the picture does not flip between snapshots), or without one, the one that makes
+/// its largest loading positive.
+pub fn pca(rows: &[f32], dim: usize, reference: Option<&[Vec<f32>; 3]>) -> Pca {
     let n = rows.len().checked_div(dim).unwrap_or(0);
-    let mut axes: [Vec<f32>; 3] = [vec![0.0; dim], vec![0.0; dim], vec![0.0; dim]];
-    if n == 0 {
-        return axes;
+    let mut out = Pca {
+        axes: [vec![0.0; dim], vec![0.0; dim], vec![0.0; dim]],
+        explained: [0.0; 3],
+    };
+    if n == 0 || dim == 0 {
+        return out;
     }
-    let mut mean = vec![0f64; dim];
-    for r in rows.chunks_exact(dim) {
-        for (m, &v) in mean.iter_mut().zip(r) {
-            *m += v as f64 / n as f64;
+    let data = nalgebra::DMatrix::from_fn(n, dim, |r, c| rows[r * dim + c] as f64);
+    let mean = data.row_mean();
+    let centred = nalgebra::DMatrix::from_fn(n, dim, |r, c| data[(r, c)] - mean[c]);
+    let cov = centred.transpose() * &centred / n as f64;
+    let eigen = nalgebra::SymmetricEigen::new(cov);
+    let mut order: Vec<usize> = (0..dim).collect();
+    order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
+    let total: f64 = eigen.eigenvalues.iter().map(|v| v.max(0.0)).sum();
+    for (rank, &i) in order.iter().take(3).enumerate() {
+        let mut axis: Vec<f32> = eigen
+            .eigenvectors
+            .column(i)
+            .iter()
+            .map(|&x| x as f32)
+            .collect();
+        let along = match reference.map(|r| &r[rank]).filter(|r| r.len() == dim) {
+            Some(previous) => axis.iter().zip(previous).map(|(a, b)| a * b).sum::<f32>(),
+            None => axis.iter().copied().fold(
+                0.0f32,
+                |best, x| if x.abs() > best.abs() { x } else { best },
+            ),
+        };
+        if along < 0.0 {
+            axis.iter_mut().for_each(|x| *x = -*x);
         }
+        out.axes[rank] = axis;
+        out.explained[rank] = if total > 0.0 {
+            (eigen.eigenvalues[i].max(0.0) / total) as f32
+        } else {
+            0.0
+        };
     }
-    let mut cov = vec![0f64; dim * dim];
-    for r in rows.chunks_exact(dim) {
-        for a in 0..dim {
-            let da = r[a] as f64 - mean[a];
-            for b in 0..dim {
-                cov[a * dim + b] += da * (r[b] as f64 - mean[b]) / n as f64;
-            }
-        }
-    }
-    for (k, axis) in axes.iter_mut().enumerate().take(dim.min(3)) {
-        let mut v: Vec<f64> = (0..dim).map(|i| if i == k { 1.0 } else { 0.1 }).collect();
-        let mut lambda = 0.0;
-        for _ in 0..200 {
-            let mut w = vec![0f64; dim];
-            for a in 0..dim {
-                for b in 0..dim {
-                    w[a] += cov[a * dim + b] * v[b];
-                }
-            }
-            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if norm < 1e-12 {
-                break;
-            }
-            lambda = norm;
-            v = w.into_iter().map(|x| x / norm).collect();
-        }
-        // Deflate so the next axis is orthogonal.
-        for a in 0..dim {
-            for b in 0..dim {
-                cov[a * dim + b] -= lambda * v[a] * v[b];
-            }
-        }
-        *axis = v.iter().map(|&x| x as f32).collect();
-    }
-    axes
+    out
 }
 
 /// A colour ramp from blue (0) through yellow to red (1).
@@ -327,23 +333,67 @@ mod tests {
         assert!((len(r) - len([0.2, -0.5, 0.7])).abs() < 1e-5);
     }
 
-    #[test]
-    fn principal_axes_find_the_dominant_direction() {
-        // Points spread along (1, 1, 0, 0) / sqrt 2 with a little noise in dim 2.
+    /// Points with a known covariance: standard deviations 3, 2, 1 (and 0.1) along the columns
+    /// of a fixed rotation, drawn from a seeded generator.
+    fn known_cloud(seed: u64, rotation: &nalgebra::Matrix4<f64>) -> Vec<f32> {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, StandardNormal};
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let scales = [3.0, 2.0, 1.0, 0.1];
         let mut rows = Vec::new();
-        for i in 0..200 {
-            let t = i as f32 / 20.0 - 5.0;
-            rows.extend([t, t, 0.01 * (i % 3) as f32, 0.0]);
+        for _ in 0..20_000 {
+            let z = nalgebra::Vector4::from_fn(|i, _| {
+                scales[i] * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
+            });
+            let x = rotation * z + nalgebra::Vector4::new(5.0, -2.0, 0.0, 1.0);
+            rows.extend(x.iter().map(|&v| v as f32));
         }
-        let axes = principal_axes(&rows, 4);
-        let a = &axes[0];
-        assert!(
-            (a[0].abs() - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-3,
-            "{a:?}"
-        );
-        assert!((a[0] - a[1]).abs() < 1e-3);
-        let dot: f32 = axes[0].iter().zip(&axes[1]).map(|(x, y)| x * y).sum();
-        assert!(dot.abs() < 1e-3, "axes are orthogonal");
+        rows
+    }
+
+    #[test]
+    fn pca_recovers_a_known_covariance_with_stable_signs() {
+        let rotation = nalgebra::Rotation3::from_euler_angles(0.4, -0.7, 1.1);
+        let mut r4 = nalgebra::Matrix4::identity();
+        r4.fixed_view_mut::<3, 3>(0, 0).copy_from(rotation.matrix());
+        let rows = known_cloud(1, &r4);
+        let p = pca(&rows, 4, None);
+        // Explained variance: 9, 4, 1 of 14.01.
+        let total = 9.0 + 4.0 + 1.0 + 0.01;
+        for (got, want) in p
+            .explained
+            .iter()
+            .zip([9.0 / total, 4.0 / total, 1.0 / total])
+        {
+            assert!((got - want as f32).abs() < 0.01, "{:?}", p.explained);
+        }
+        // Each axis is the rotated column, up to its sign.
+        for k in 0..3 {
+            let dot: f32 = (0..4).map(|i| p.axes[k][i] * r4[(i, k)] as f32).sum();
+            assert!(dot.abs() > 0.999, "axis {k}: {dot}");
+        }
+        // Signs: a new snapshot of nearly the same cloud keeps each axis pointing the same way
+        // as the one shown before it, whatever the decomposition returns.
+        let next = known_cloud(2, &r4);
+        let q = pca(&next, 4, Some(&p.axes));
+        for k in 0..3 {
+            let dot: f32 = p.axes[k].iter().zip(&q.axes[k]).map(|(a, b)| a * b).sum();
+            assert!(dot > 0.99, "axis {k} kept its sign: {dot}");
+        }
+        let flipped: [Vec<f32>; 3] = p.axes.clone().map(|a| a.iter().map(|x| -x).collect());
+        let r = pca(&next, 4, Some(&flipped));
+        for k in 0..3 {
+            let dot: f32 = p.axes[k].iter().zip(&r.axes[k]).map(|(a, b)| a * b).sum();
+            assert!(dot < -0.99, "axis {k} follows the reference: {dot}");
+        }
+        // Without a reference, the largest loading is positive.
+        for axis in &p.axes {
+            let largest = axis
+                .iter()
+                .copied()
+                .fold(0.0f32, |b, x| if x.abs() > b.abs() { x } else { b });
+            assert!(largest > 0.0);
+        }
     }
 
     #[test]

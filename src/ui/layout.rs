@@ -15,6 +15,8 @@ pub enum Pane {
     Loss,
     /// Threshold rules, the precision-recall curve, another series scored.
     Detection,
+    /// A window beside its reconstruction.
+    Reconstruction,
     /// The pinned run beside the current one.
     Compare,
 }
@@ -27,6 +29,7 @@ impl Pane {
             Pane::Latent => "Latent space",
             Pane::Loss => "Loss",
             Pane::Detection => "Detection",
+            Pane::Reconstruction => "Reconstruction",
             Pane::Compare => "Compare",
         }
     }
@@ -39,8 +42,9 @@ pub fn default_tree() -> Tree<Pane> {
     let latent = tiles.insert_pane(Pane::Latent);
     let loss = tiles.insert_pane(Pane::Loss);
     let detection = tiles.insert_pane(Pane::Detection);
+    let reconstruction = tiles.insert_pane(Pane::Reconstruction);
     let compare = tiles.insert_pane(Pane::Compare);
-    let tabs = tiles.insert_tab_tile(vec![loss, detection, compare]);
+    let tabs = tiles.insert_tab_tile(vec![loss, reconstruction, detection, compare]);
     let bottom = tiles.insert_horizontal_tile(vec![latent, tabs]);
     let root = tiles.insert_vertical_tile(vec![series, bottom]);
     if let Some(Tile::Container(Container::Linear(linear))) = tiles.get_mut(root) {

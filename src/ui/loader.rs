@@ -119,6 +119,19 @@ pub enum FileEvent {
     PinLoaded(Result<Box<RunRecord>, String>),
     /// Another series was scored with a run's model.
     Applied(Result<Box<Applied>, String>),
+    /// A window was reconstructed with the run's model (for the reconstruction view).
+    Reconstructed(Result<Box<Inspection>, String>),
+}
+
+/// A window reconstructed with a run's model.
+#[derive(Debug)]
+pub struct Inspection {
+    /// The run whose model reconstructed it.
+    pub record: Arc<RunRecord>,
+    /// The reconstruction.
+    pub window: crate::score::WindowReconstruction,
+    /// The MCMC iteration shown (0: the window as given).
+    pub mcmc_shown: usize,
 }
 
 /// Another series scored with a finished run's model: its data, prepared with the training
@@ -286,6 +299,32 @@ impl FileJobs {
         if spawned.is_ok() {
             self.pending += 1;
         }
+    }
+
+    /// Reconstructs the window of `prep` ending at `end` with `record`'s model, in the
+    /// background.
+    pub fn reconstruct(
+        &mut self,
+        ctx: &egui::Context,
+        record: Arc<RunRecord>,
+        prep: Arc<crate::data::Prepared>,
+        end: usize,
+    ) {
+        self.spawn("reconstruct", ctx.clone(), move || {
+            let window = record.model().map(|model| {
+                let device = crate::model::device_for(record.config.backend);
+                let source = crate::score::WindowSource::of(&prep);
+                crate::score::reconstruct(&model, &source, end, &record.config, &device)
+            });
+            match window {
+                Ok(window) => FileEvent::Reconstructed(Ok(Box::new(Inspection {
+                    mcmc_shown: window.imputed.len(),
+                    record,
+                    window,
+                }))),
+                Err(e) => FileEvent::Reconstructed(Err(e)),
+            }
+        });
     }
 
     /// Loads `path` in the background (with the columns remembered for it).

@@ -21,6 +21,7 @@ mod loader;
 mod loss;
 mod panes;
 mod projection;
+mod reconstruction;
 mod series;
 mod session;
 mod state;

@@ -6,7 +6,7 @@ use super::compare::{CURRENT_COLOR, ComparePanel, RunView};
 use super::detection::{DetectionCache, DetectionPanel};
 use super::latent::LatentPanel;
 use super::layout::Pane;
-use super::loader::Applied;
+use super::loader::{Applied, Inspection};
 use super::projection::LatentCache;
 use super::series::SeriesPanel;
 use super::session::RunState;
@@ -35,6 +35,12 @@ pub struct MainPanes<'a> {
     pub applied: Option<&'a Applied>,
     /// The detection panel's cache.
     pub detection: &'a mut DetectionCache,
+    /// The window shown in the reconstruction view.
+    pub inspection: Option<&'a mut Inspection>,
+    /// The point hovered on the series.
+    pub series_hover: &'a mut Option<usize>,
+    /// Where the series' values plot was drawn.
+    pub series_transform: &'a mut Option<egui_plot::PlotTransform>,
     /// What the panes ask of the app.
     pub commands: &'a mut Vec<AppCommand>,
 }
@@ -65,10 +71,13 @@ impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
                     record: self.run.record.as_ref(),
                     threshold: &mut self.run.threshold,
                     highlight_end,
+                    hovered: self.series_hover,
+                    transform: self.series_transform,
                 };
                 super::series::series_ui(ui, series, self.commands);
             }
             Pane::Latent => {
+                let mut clicked = None;
                 let run = &mut *self.run;
                 let history = match &run.record {
                     Some(r) => &r.history,
@@ -84,11 +93,24 @@ impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
                     record: run.record.as_ref(),
                     latent_dim: self.state.config.latent_dim,
                     highlight_end: self.highlight_end,
+                    series_hover: *self.series_hover,
+                    clicked_end: &mut clicked,
                 };
                 super::latent::latent_ui(ui, latent);
+                if let Some(end) = clicked {
+                    self.commands.push(AppCommand::Inspect(end));
+                }
             }
             Pane::Loss => {
                 super::loss::loss_ui(ui, self.run.history(), &mut self.state.teaching);
+            }
+            Pane::Reconstruction => {
+                super::reconstruction::reconstruction_ui(
+                    ui,
+                    self.inspection.as_deref_mut(),
+                    self.prep.map(|p| &**p),
+                    self.run.threshold,
+                );
             }
             Pane::Detection => {
                 let panel = DetectionPanel {

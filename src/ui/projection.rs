@@ -1,7 +1,7 @@
 //! Latent points as the panels draw them, shared by the latent panel, the sweep gallery and
 //! Compare: which axes (or principal components) to show, and the colour of each point.
 
-use super::latent3d::{cyclic, principal_axes, ramp};
+use super::latent3d::{cyclic, pca, ramp};
 use crate::data::{Part, Prepared};
 use crate::history::LatentSnapshot;
 use egui::Color32;
@@ -63,9 +63,20 @@ pub struct LatentCache {
     pub colors: Vec<Color32>,
     /// Axis names.
     pub axis_names: [String; 3],
+    /// The principal axes last shown: the next snapshot's keep their signs.
+    pub pca_axes: Option<Axes>,
 }
 
-pub fn project(snap: &LatentSnapshot, projection: Projection) -> (Vec<[f32; 3]>, [String; 3]) {
+/// Principal axes, by decreasing variance.
+pub type Axes = [Vec<f32>; 3];
+
+/// The three coordinates to draw of each point of `snap`, their axis names and, for PCA, the
+/// axes (signed along `reference`, the axes shown before: see [`pca`]).
+pub fn project(
+    snap: &LatentSnapshot,
+    projection: Projection,
+    reference: Option<&Axes>,
+) -> (Vec<[f32; 3]>, [String; 3], Option<Axes>) {
     let k = snap.dim;
     let rows = &snap.means;
     match projection {
@@ -80,7 +91,7 @@ pub fn project(snap: &LatentSnapshot, projection: Projection) -> (Vec<[f32; 3]>,
                     ]
                 })
                 .collect();
-            (pts, ["z1".into(), "z2".into(), "z3".into()])
+            (pts, ["z1".into(), "z2".into(), "z3".into()], None)
         }
         Projection::Axes(a) => {
             let a = a.map(|i| i.min(k - 1));
@@ -88,18 +99,19 @@ pub fn project(snap: &LatentSnapshot, projection: Projection) -> (Vec<[f32; 3]>,
                 .chunks_exact(k)
                 .map(|r| [r[a[0]], r[a[1]], r[a[2]]])
                 .collect();
-            (pts, a.map(|i| format!("z{}", i + 1)))
+            (pts, a.map(|i| format!("z{}", i + 1)), None)
         }
         Projection::Pca => {
-            let axes = principal_axes(rows, k);
+            let p = pca(rows, k, reference);
             let pts = rows
                 .chunks_exact(k)
                 .map(|r| {
                     let dot = |v: &Vec<f32>| r.iter().zip(v).map(|(x, y)| x * y).sum::<f32>();
-                    [dot(&axes[0]), dot(&axes[1]), dot(&axes[2])]
+                    [dot(&p.axes[0]), dot(&p.axes[1]), dot(&p.axes[2])]
                 })
                 .collect();
-            (pts, ["PC1".into(), "PC2".into(), "PC3".into()])
+            let names = [0, 1, 2].map(|i| format!("PC{} {:.0}%", i + 1, p.explained[i] * 100.0));
+            (pts, names, Some(p.axes))
         }
     }
 }

@@ -2,7 +2,7 @@
 //! linked plot below; the threshold control with live precision / recall / F1; export.
 
 use super::commands::AppCommand;
-use super::widgets::{format_time, runs};
+use super::widgets::{format_time, legend_ui, min_max_points, runs};
 use crate::data::{Part, Prepared};
 use crate::eval::{flags, test_f1_at};
 use crate::pipeline::RunRecord;
@@ -10,12 +10,33 @@ use egui::{Color32, Ui};
 use egui_plot::{HLine, Line, MarkerShape, Plot, PlotPoints, Points, Span, VLine};
 use std::sync::Arc;
 
-const LABEL_FILL: Color32 = Color32::from_rgba_premultiplied(120, 20, 20, 60);
+// Colours from the Okabe-Ito palette, told apart with any colour vision: labelled anomalies
+// (reddish purple bands) against flagged points (vermillion dots).
+const LABEL_COLOR: Color32 = Color32::from_rgb(204, 121, 167);
+const LABEL_FILL: Color32 = Color32::from_rgba_premultiplied(82, 48, 67, 100);
+const VALUE_COLOR: Color32 = Color32::from_rgb(86, 180, 233);
+const FLAGGED_COLOR: Color32 = Color32::from_rgb(213, 94, 0);
+const MISSING_COLOR: Color32 = Color32::from_rgb(240, 228, 66);
+const SCORE_COLOR: Color32 = Color32::from_rgb(230, 159, 0);
+const TEST_BEST_COLOR: Color32 = Color32::from_rgb(0, 158, 115);
 const NO_SCORE_FILL: Color32 = Color32::from_rgba_premultiplied(60, 60, 60, 40);
 
-/// Indices to draw for a line of `n` points: all of them, or an even subsample for long series.
-fn stride(n: usize) -> usize {
-    (n / 20_000).max(1)
+/// Points per line across the plot (min-max decimation keeps every spike within it).
+const LINE_POINTS: usize = 8_000;
+
+/// The points of `range` of a line, decimated to its share of [`LINE_POINTS`] of a series of
+/// `n` points.
+fn line_points(
+    n: usize,
+    range: std::ops::Range<usize>,
+    value: impl Fn(usize) -> Option<f64>,
+) -> PlotPoints<'static> {
+    let budget = (LINE_POINTS * range.len()).div_ceil(n.max(1)).max(4);
+    let start = range.start;
+    min_max_points(range.len(), budget, |j| value(start + j))
+        .into_iter()
+        .map(|[x, y]| [x + start as f64, y])
+        .collect()
 }
 
 /// What the series panel draws and edits.
@@ -28,6 +49,10 @@ pub struct SeriesPanel<'a> {
     pub threshold: &'a mut f64,
     /// The window (its end point) to mark, hovered in the latent panel.
     pub highlight_end: Option<usize>,
+    /// Set to the point under the pointer (its window is marked in the latent cloud).
+    pub hovered: &'a mut Option<usize>,
+    /// Set to where the values plot was drawn (plot to screen), for tests and tools.
+    pub transform: &'a mut Option<egui_plot::PlotTransform>,
 }
 
 /// Draws the series panel; the export button queues its command.
@@ -41,7 +66,6 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
     data_notes_ui(ui, prep);
     threshold_ui(ui, prep, result, p.threshold, commands);
     let threshold = *p.threshold;
-    let step = stride(n);
     let flagged = result
         .as_ref()
         .map(|r| flags(&r.scores, &prep.missing, threshold));
@@ -57,15 +81,24 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
             }
         }
     };
-    let height = (ui.available_height() - 8.0).max(160.0);
     let highlight = p.highlight_end;
 
-    Plot::new("series")
-        .height(height * 0.62)
+    let mut legend = vec![
+        ("value", VALUE_COLOR),
+        ("labelled anomaly", LABEL_COLOR),
+        ("missing", MISSING_COLOR),
+        ("validation / test start", Color32::GRAY),
+    ];
+    if flagged.is_some() {
+        legend.insert(2, ("flagged", FLAGGED_COLOR));
+    }
+    legend_ui(ui, &legend);
+    let height = (ui.available_height() - 8.0).max(160.0);
+    let values_plot = Plot::new("series")
+        .height(height * 0.58)
         .link_axis(link, [true, false])
         .link_cursor(link, [true, false])
         .x_axis_formatter(x_fmt.clone())
-        .legend(egui_plot::Legend::default())
         .y_axis_label("value")
         .show(ui, |plot| {
             for (a, b) in runs(n, |i| prep.labels[i] == 1) {
@@ -84,15 +117,8 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
                 );
             }
             for (a, b) in runs(n, |i| !prep.missing[i]) {
-                let pts: PlotPoints = (a..b)
-                    .step_by(step)
-                    .map(|i| [i as f64, prep.raw_values[i]])
-                    .collect();
-                plot.line(
-                    Line::new("value", pts)
-                        .color(Color32::from_rgb(90, 150, 230))
-                        .width(1.0),
-                );
+                let pts = line_points(n, a..b, |i| Some(prep.raw_values[i]));
+                plot.line(Line::new("value", pts).color(VALUE_COLOR).width(1.0));
             }
             let missing: PlotPoints = (0..n)
                 .filter(|&i| prep.missing[i])
@@ -102,18 +128,14 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
                 Points::new("missing", missing)
                     .shape(MarkerShape::Cross)
                     .radius(2.5)
-                    .color(Color32::from_rgb(200, 200, 80)),
+                    .color(MISSING_COLOR),
             );
             if let Some(flagged) = &flagged {
                 let pts: PlotPoints = (0..n)
                     .filter(|&i| flagged[i])
                     .map(|i| [i as f64, prep.raw_values[i]])
                     .collect();
-                plot.points(
-                    Points::new("flagged", pts)
-                        .radius(2.5)
-                        .color(Color32::from_rgb(240, 60, 60)),
-                );
+                plot.points(Points::new("flagged", pts).radius(2.5).color(FLAGGED_COLOR));
             }
             if let Some(end) = highlight {
                 let start = end + 1 - prep.window;
@@ -123,9 +145,33 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
                 );
             }
         });
+    *p.transform = Some(values_plot.transform);
+    // Hovering marks the window ending at the point in the latent cloud; a click opens its
+    // reconstruction.
+    *p.hovered = values_plot
+        .response
+        .hover_pos()
+        .map(|pos| values_plot.transform.value_from_position(pos).x.round())
+        .filter(|&x| x >= (prep.window - 1) as f64 && x < n as f64)
+        .map(|x| x as usize);
+    if values_plot.response.clicked()
+        && let Some(end) = *p.hovered
+    {
+        commands.push(AppCommand::Inspect(end));
+    }
 
+    if result.is_some() {
+        legend_ui(
+            ui,
+            &[
+                ("anomaly score", SCORE_COLOR),
+                ("threshold", FLAGGED_COLOR),
+                ("best F1 on test (upper bound)", TEST_BEST_COLOR),
+            ],
+        );
+    }
     Plot::new("scores")
-        .height(height * 0.33)
+        .height(height * 0.3)
         .link_axis(link, [true, false])
         .link_cursor(link, [true, false])
         .x_axis_formatter(x_fmt)
@@ -147,25 +193,22 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
             }
             if let Some(r) = &result {
                 for (a, b) in runs(n, |i| r.scores[i].is_some()) {
-                    let pts: PlotPoints = (a..b)
-                        .step_by(step)
-                        .filter_map(|i| r.scores[i].map(|s| [i as f64, s]))
-                        .collect();
+                    let pts = line_points(n, a..b, |i| r.scores[i]);
                     plot.line(
                         Line::new("anomaly score", pts)
-                            .color(Color32::from_rgb(220, 120, 60))
+                            .color(SCORE_COLOR)
                             .width(1.0),
                     );
                 }
                 plot.hline(
                     HLine::new("threshold", threshold)
-                        .color(Color32::from_rgb(240, 60, 60))
+                        .color(FLAGGED_COLOR)
                         .width(1.0),
                 );
                 if let Some(m) = r.metrics {
                     plot.hline(
-                        HLine::new("best-F1 threshold", m.best_f1.threshold)
-                            .color(Color32::from_rgb(60, 200, 90))
+                        HLine::new("best F1 on test (upper bound)", m.best_f1.threshold)
+                            .color(TEST_BEST_COLOR)
                             .style(egui_plot::LineStyle::dashed_loose())
                             .width(1.0),
                     );

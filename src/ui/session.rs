@@ -107,6 +107,12 @@ impl RunState {
         }
     }
 
+    /// Takes `steps` optimisation steps, then pauses.
+    pub fn step(&mut self, steps: usize) {
+        self.send(Command::Step(steps));
+        self.phase = Phase::Training;
+    }
+
     /// Pauses or resumes between steps.
     pub fn set_paused(&mut self, paused: bool) {
         self.send(if paused {

@@ -31,6 +31,8 @@ pub struct Persisted {
     pub teaching: bool,
     /// The columns chosen for files whose header was not recognised.
     pub column_choices: BTreeMap<PathBuf, ColumnChoice>,
+    /// N of the "N steps" button.
+    pub step_count: usize,
 }
 
 impl Default for Persisted {
@@ -45,6 +47,7 @@ impl Default for Persisted {
             controls_width: 330.0,
             teaching: false,
             column_choices: BTreeMap::new(),
+            step_count: 10,
         }
     }
 }

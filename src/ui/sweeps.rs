@@ -382,7 +382,7 @@ fn gallery_ui(panel: &mut SweepPanel, ui: &mut Ui) {
             }
             ui.vertical(|ui| {
                 ui.small(&v.label);
-                let (raw, names) = project(snap, Projection::Pca);
+                let (raw, names, _) = project(snap, Projection::Pca, None);
                 let points = normalise(&raw);
                 let colors = colors(snap, &prep, ColorBy::TimeOfDay, None);
                 let cloud = Cloud {

@@ -416,3 +416,52 @@ fn detect_refuses_changed_model_settings_and_missing_rules_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("header_only.csv"));
 }
+
+#[test]
+fn a_window_reconstruction_explains_its_score() {
+    use donut_explorer::score::{WindowSource, reconstruct};
+    let config = quick_config();
+    let (record, prep) = trained(&config);
+    let model = record.model().unwrap();
+    let device = donut_explorer::model::device_for(config.backend);
+    let test = prep.part(Part::Test);
+    // A window with missing points (MCMC imputes them) and the highest-scoring test window.
+    let with_gap = test
+        .clone()
+        .find(|&e| prep.missing[e + 1 - prep.window..=e].contains(&true))
+        .expect("the sample has gaps in its test part");
+    let top = test
+        .clone()
+        .max_by(|&a, &b| {
+            record.scores[a]
+                .unwrap()
+                .total_cmp(&record.scores[b].unwrap())
+        })
+        .unwrap();
+    for end in [with_gap, top, test.start + 5] {
+        let r = reconstruct(&model, &WindowSource::of(&prep), end, &config, &device);
+        assert_eq!(r.input, prep.window_values(end));
+        assert_eq!(r.missing, prep.missing[end + 1 - prep.window..=end]);
+        assert_eq!(
+            (r.mean.len(), r.std.len(), r.log_likelihood.len()),
+            (prep.window, prep.window, prep.window)
+        );
+        assert!(r.std.iter().all(|s| *s > 0.0));
+        let run_score = record.scores[end].unwrap();
+        assert!(
+            (r.score - run_score).abs() < 1e-3 * run_score.abs().max(1.0),
+            "window {end}: reconstruction says {}, the run scored {run_score}",
+            r.score
+        );
+        if end == with_gap {
+            assert_eq!(r.imputed.len(), config.mcmc_iterations);
+            let last = r.imputed.last().unwrap();
+            for i in 0..prep.window {
+                if !r.missing[i] {
+                    assert_eq!(last[i], r.input[i], "present points are kept");
+                }
+            }
+            assert!((0..prep.window).any(|i| r.missing[i] && last[i] != r.input[i]));
+        }
+    }
+}

@@ -791,3 +791,92 @@ fn the_detection_tab_chooses_a_rule_and_applies_the_model_to_another_series() {
     h.run_steps(2);
     h.get_by_label_contains(&format!("tomorrow.csv: {points} points"));
 }
+
+#[test]
+fn one_step_advances_exactly_one_step_and_n_steps_n() {
+    use donut_explorer::worker::Phase;
+    let mut h = harness(quick_state());
+    h.run_steps(2);
+    // With no run, "1 step" starts one that pauses after its first step.
+    h.get_by_label("1 step").click();
+    assert!(
+        step_until(&mut h, 1500, |app| app.run.phase == Phase::Paused
+            && app.run.history().steps.len() == 1),
+        "one step taken, then paused: {} steps, {:?}",
+        h.state().run.history().steps.len(),
+        h.state().run.phase
+    );
+    for _ in 0..20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(h.state().run.history().steps.len(), 1, "and no more");
+    h.get_by_label("1 step").click();
+    assert!(step_until(&mut h, 1500, |app| app.run.phase
+        == Phase::Paused
+        && app.run.history().steps.len() == 2));
+    // N steps.
+    h.state_mut().state.step_count = 7;
+    h.get_by_label("N steps").click();
+    assert!(step_until(&mut h, 1500, |app| app.run.phase
+        == Phase::Paused
+        && app.run.history().steps.len() == 9));
+    for _ in 0..20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let steps: Vec<usize> = h
+        .state()
+        .run
+        .history()
+        .steps
+        .iter()
+        .map(|s| s.step)
+        .collect();
+    assert_eq!(steps, (1..=9).collect::<Vec<_>>());
+}
+
+#[test]
+fn clicking_a_series_point_opens_its_window_beside_the_reconstruction() {
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 2,
+        ..super::quick_config()
+    };
+    let mut h = harness(Persisted {
+        config,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("Train").click();
+    assert!(step_until(&mut h, 1500, |app| app.run.record.is_some()));
+    h.run_steps(2);
+    let prep = h.state().prepared().cloned().unwrap();
+    let end = prep.part(donut_explorer::data::Part::Test).start + 40;
+    let transform = h.state().series_transform.unwrap();
+    let pos =
+        transform.position_from_point(&egui_plot::PlotPoint::new(end as f64, prep.raw_values[end]));
+    h.hover_at(pos);
+    h.run_steps(2);
+    assert_eq!(
+        h.state().series_hover,
+        Some(end),
+        "the hovered point is the window's end"
+    );
+    h.drag_at(pos);
+    h.step();
+    h.drop_at(pos);
+    assert!(
+        step_until(&mut h, 600, |app| app.inspection.is_some()
+            || app.error.is_some()),
+        "the click opened the reconstruction"
+    );
+    let app = h.state();
+    assert!(app.error.is_none(), "{:?}", app.error);
+    let shown = &app.inspection.as_ref().unwrap().window;
+    assert_eq!(shown.end, end);
+    assert_eq!(shown.input, prep.window_values(end), "that window's values");
+    let score = app.run.record.as_ref().unwrap().scores[end].unwrap();
+    assert!((shown.score - score).abs() < 1e-3 * score.abs().max(1.0));
+    h.run_steps(2);
+    h.get_by_label_contains(&format!("(point {end})"));
+}
