@@ -463,6 +463,7 @@ pub fn paint_ms(n: usize) -> f64 {
                 colors: &colors,
                 axis_names: ["x".into(), "y".into(), "z".into()],
                 highlight: None,
+                selected: &[],
             };
             scatter_ui(ui, &mut camera, &cloud, egui::vec2(780.0, 580.0), 3.0);
         });

@@ -74,6 +74,13 @@ pub struct DonutApp {
     pub series_hover: Option<usize>,
     /// Where the series' values plot was drawn last frame (plot to screen coordinates).
     pub series_transform: Option<egui_plot::PlotTransform>,
+    /// The lessons tab.
+    pub lessons: super::lessons::LessonPanel,
+    /// The selected windows (ends, ascending): marked on the series and in the cloud, kept
+    /// through replay.
+    pub selection: Option<Arc<Vec<usize>>>,
+    /// A brush being drawn on the series.
+    series_brush: (Option<f64>, Option<f64>),
 }
 
 impl DonutApp {
@@ -123,6 +130,9 @@ impl DonutApp {
             inspection: None,
             series_hover: None,
             series_transform: None,
+            lessons: Default::default(),
+            selection: None,
+            series_brush: (None, None),
         }
     }
 
@@ -228,6 +238,7 @@ impl DonutApp {
         self.run = RunState::default();
         self.applied = None;
         self.inspection = None;
+        self.selection = None;
     }
 
     /// Stops the run and ends the worker thread; true when it ended within the timeout.
@@ -368,6 +379,8 @@ impl DonutApp {
                 None => self.error = Some("No finished run to apply yet.".into()),
             },
             AppCommand::SetThreshold(value) => self.run.threshold = value,
+            AppCommand::Select(ends) => self.selection = Some(Arc::new(ends)),
+            AppCommand::ClearSelection => self.selection = None,
             AppCommand::Inspect(end) => match (self.prepared().cloned(), self.run.record.clone()) {
                 (Some(prep), Some(record)) if end + 1 >= prep.window && end < prep.len() => {
                     self.files.reconstruct(ctx, record, prep, end);
@@ -503,6 +516,11 @@ impl DonutApp {
             inspection: self.inspection.as_deref_mut(),
             series_hover: &mut self.series_hover,
             series_transform: &mut self.series_transform,
+            sweeps: &mut self.sweeps,
+            lessons: &mut self.lessons,
+            data: self.data.as_ref().map(|d| (&d.raw, d.prepared.as_ref())),
+            selection: self.selection.as_deref().map(Vec::as_slice),
+            brush: &mut self.series_brush,
             commands,
         };
         egui::CentralPanel::default().show(ui, |ui| self.tree.ui(&mut panes, ui));
@@ -625,6 +643,11 @@ impl DonutApp {
                 FileEvent::Cancelled => {}
             }
         }
+    }
+
+    /// How many points of the latent cloud drawn last are marked as selected.
+    pub fn latent_cache_marked(&self) -> usize {
+        self.latent_cache.marked
     }
 
     /// Shows the Compare tab when `compare.open` asks for it (a pin, the top bar's button), and

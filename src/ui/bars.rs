@@ -27,6 +27,21 @@ pub struct TopBar<'a> {
 pub fn top_bar_ui(ui: &mut egui::Ui, bar: TopBar<'_>, commands: &mut Vec<AppCommand>) {
     ui.horizontal_wrapped(|ui| {
         ui.heading("donut-explorer");
+        // Light, dark, or as the desktop says (kept by egui between launches). Words, not
+        // egui's emoji icons, which the bundled fonts do not have.
+        let before = ui.ctx().options(|o| o.theme_preference);
+        let mut theme = before;
+        for (choice, name) in [
+            (egui::ThemePreference::Dark, "Dark"),
+            (egui::ThemePreference::Light, "Light"),
+            (egui::ThemePreference::System, "System"),
+        ] {
+            ui.selectable_value(&mut theme, choice, name)
+                .on_hover_text("Colour theme");
+        }
+        if theme != before {
+            ui.ctx().set_theme(theme);
+        }
         ui.separator();
         let mut button = |label: &str, hover: &str, command: AppCommand| {
             if ui.button(label).on_hover_text(hover).clicked() {

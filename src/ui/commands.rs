@@ -70,4 +70,8 @@ pub enum AppCommand {
     SetThreshold(f64),
     /// Open the reconstruction view of the window ending at this point.
     Inspect(usize),
+    /// Select these windows (their ends, ascending): marked on the series and in the cloud.
+    Select(Vec<usize>),
+    /// Clear the selection.
+    ClearSelection,
 }

@@ -429,6 +429,7 @@ fn latents_ui(
                     colors: &entry.colors,
                     axis_names: entry.names.clone(),
                     highlight: None,
+                    selected: &[],
                 };
                 scatter_ui(ui, camera, &cloud, egui::vec2(width, 260.0), 2.5);
             });

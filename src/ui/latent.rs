@@ -68,6 +68,10 @@ pub struct LatentPanel<'a> {
     pub series_hover: Option<usize>,
     /// Set to the window clicked in the cloud (its reconstruction opens).
     pub clicked_end: &'a mut Option<usize>,
+    /// The selected windows (ends, ascending), marked in the cloud.
+    pub selection: Option<&'a [usize]>,
+    /// Set to the windows of a box just drawn in the cloud (ends, ascending).
+    pub boxed_ends: &'a mut Option<Vec<usize>>,
 }
 
 /// Draws the latent panel.
@@ -192,14 +196,30 @@ pub fn latent_ui(ui: &mut Ui, p: LatentPanel<'_>) {
             .filter(|&i| i < snap.ends.len())
             .min_by_key(|&i| snap.ends[i].abs_diff(e))
     });
+    // The selection, marked on the points of this snapshot that belong to it.
+    let selected: Vec<bool> = match p.selection {
+        Some(ends) => snap
+            .ends
+            .iter()
+            .map(|e| ends.binary_search(e).is_ok())
+            .collect(),
+        None => Vec::new(),
+    };
+    p.cache.marked = selected.iter().filter(|&&s| s).count();
     let cloud = Cloud {
         points: &p.cache.points,
         colors: &p.cache.colors,
         axis_names: p.cache.axis_names.clone(),
         highlight,
+        selected: &selected,
     };
     let out = scatter_ui(ui, p.camera, &cloud, size, p.view.point_px);
     *p.highlight_end = None;
+    if let Some(boxed) = &out.boxed {
+        let mut ends: Vec<usize> = boxed.iter().map(|&i| snap.ends[i]).collect();
+        ends.sort_unstable();
+        *p.boxed_ends = Some(ends);
+    }
     if let Some(i) = out.hovered {
         let end = snap.ends[i];
         *p.highlight_end = Some(end);

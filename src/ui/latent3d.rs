@@ -67,6 +67,8 @@ pub struct Cloud<'a> {
     pub axis_names: [String; 3],
     /// A point to draw larger (the hovered or selected one).
     pub highlight: Option<usize>,
+    /// Points of the selection (drawn with a halo); empty for none.
+    pub selected: &'a [bool],
 }
 
 /// What the user did to the panel this frame.
@@ -75,6 +77,8 @@ pub struct ScatterResponse {
     pub response: egui::Response,
     /// The point under the pointer, if any.
     pub hovered: Option<usize>,
+    /// The points inside a box just drawn with shift + drag.
+    pub boxed: Option<Vec<usize>>,
 }
 
 /// Centres each axis on its mean and scales all three by the largest spread, so that the cloud
@@ -119,7 +123,24 @@ pub fn scatter_ui(
     response.widget_info(|| {
         egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Latent space 3-D scatter")
     });
-    if response.dragged() {
+    // Shift + drag draws a selection box; a plain drag orbits.
+    let box_id = response.id.with("box-start");
+    let shift = ui.input(|i| i.modifiers.shift);
+    if response.drag_started()
+        && shift
+        && let Some(start) = ui
+            .input(|i| i.pointer.press_origin())
+            .or(response.interact_pointer_pos())
+    {
+        ui.data_mut(|d| d.insert_temp(box_id, (start, start)));
+    }
+    // The box's corners: where the drag started, and where the pointer was last seen.
+    let mut dragged_box: Option<(Pos2, Pos2)> = ui.data(|d| d.get_temp(box_id));
+    if let (Some((start, _)), Some(now)) = (dragged_box, response.interact_pointer_pos()) {
+        dragged_box = Some((start, now));
+        ui.data_mut(|d| d.insert_temp(box_id, (start, now)));
+    }
+    if response.dragged() && dragged_box.is_none() {
         camera.orbit(response.drag_delta(), 0.0);
     }
     if response.hovered() {
@@ -171,6 +192,21 @@ pub fn scatter_ui(
         .collect();
     let mut order: Vec<u32> = (0..projected.len() as u32).collect();
     order.sort_unstable_by(|&a, &b| projected[a as usize].1.total_cmp(&projected[b as usize].1));
+    // The selection's halos, under the points.
+    if !cloud.selected.is_empty() {
+        let mut halos = Mesh::default();
+        let ring = ui.visuals().strong_text_color();
+        for &i in &order {
+            let (pos, _) = projected[i as usize];
+            if cloud.selected.get(i as usize).copied().unwrap_or(false) && rect.contains(pos) {
+                halos.add_colored_rect(
+                    Rect::from_center_size(pos, vec2(point_px + 4.0, point_px + 4.0)),
+                    ring,
+                );
+            }
+        }
+        painter.add(egui::Shape::mesh(halos));
+    }
     let mut mesh = Mesh::default();
     mesh.reserve_triangles(order.len() * 2);
     mesh.reserve_vertices(order.len() * 4);
@@ -213,17 +249,44 @@ pub fn scatter_ui(
             Stroke::new(2.0, ui.visuals().strong_text_color()),
         );
     }
+    let mut boxed = None;
+    if let Some((start, now)) = dragged_box {
+        let selection = Rect::from_two_pos(start, now);
+        painter.rect_stroke(
+            selection,
+            0.0,
+            Stroke::new(1.0, ui.visuals().strong_text_color()),
+            egui::StrokeKind::Inside,
+        );
+        if response.drag_stopped() {
+            boxed = Some(
+                projected
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (pos, _))| selection.contains(*pos) && rect.contains(*pos))
+                    .map(|(i, _)| i)
+                    .collect(),
+            );
+        }
+    }
+    if response.drag_stopped() || !response.dragged() && !response.drag_started() {
+        ui.data_mut(|d| d.remove::<(Pos2, Pos2)>(box_id));
+    }
     painter.text(
         rect.left_bottom() + vec2(6.0, -6.0),
         egui::Align2::LEFT_BOTTOM,
         format!(
-            "{} points · drag to orbit · wheel to zoom · double-click to reset",
+            "{} points · drag to orbit · shift + drag to select · wheel to zoom · double-click to reset",
             cloud.points.len()
         ),
-        egui::FontId::proportional(11.0),
+        egui::FontId::proportional(12.0),
         ui.visuals().weak_text_color(),
     );
-    ScatterResponse { response, hovered }
+    ScatterResponse {
+        response,
+        hovered,
+        boxed,
+    }
 }
 
 /// The top three principal components of `rows` (`[n * dim]`, row-major).

@@ -17,6 +17,8 @@ pub enum Pane {
     Detection,
     /// A window beside its reconstruction.
     Reconstruction,
+    /// The study's experiments as guided lessons.
+    Lessons,
     /// The pinned run beside the current one.
     Compare,
 }
@@ -30,6 +32,7 @@ impl Pane {
             Pane::Loss => "Loss",
             Pane::Detection => "Detection",
             Pane::Reconstruction => "Reconstruction",
+            Pane::Lessons => "Lessons",
             Pane::Compare => "Compare",
         }
     }
@@ -43,8 +46,9 @@ pub fn default_tree() -> Tree<Pane> {
     let loss = tiles.insert_pane(Pane::Loss);
     let detection = tiles.insert_pane(Pane::Detection);
     let reconstruction = tiles.insert_pane(Pane::Reconstruction);
+    let lessons = tiles.insert_pane(Pane::Lessons);
     let compare = tiles.insert_pane(Pane::Compare);
-    let tabs = tiles.insert_tab_tile(vec![loss, reconstruction, detection, compare]);
+    let tabs = tiles.insert_tab_tile(vec![loss, reconstruction, detection, lessons, compare]);
     let bottom = tiles.insert_horizontal_tile(vec![latent, tabs]);
     let root = tiles.insert_vertical_tile(vec![series, bottom]);
     if let Some(Tile::Container(Container::Linear(linear))) = tiles.get_mut(root) {

@@ -17,6 +17,7 @@ mod file_browser;
 mod latent;
 pub mod latent3d;
 mod layout;
+mod lessons;
 mod loader;
 mod loss;
 mod panes;

@@ -41,6 +41,16 @@ pub struct MainPanes<'a> {
     pub series_hover: &'a mut Option<usize>,
     /// Where the series' values plot was drawn.
     pub series_transform: &'a mut Option<egui_plot::PlotTransform>,
+    /// The selected windows (ends, ascending).
+    pub selection: Option<&'a [usize]>,
+    /// A brush being drawn on the series: where it started and was last seen.
+    pub brush: &'a mut (Option<f64>, Option<f64>),
+    /// The sweep engine (lessons run through it).
+    pub sweeps: &'a mut super::sweeps::SweepPanel,
+    /// The lessons' state.
+    pub lessons: &'a mut super::lessons::LessonPanel,
+    /// The loaded series and its preparation.
+    pub data: Option<(&'a Arc<crate::data::RawSeries>, Option<&'a Arc<Prepared>>)>,
     /// What the panes ask of the app.
     pub commands: &'a mut Vec<AppCommand>,
 }
@@ -73,11 +83,14 @@ impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
                     highlight_end,
                     hovered: self.series_hover,
                     transform: self.series_transform,
+                    selection: self.selection,
+                    brush: &mut self.brush.0,
+                    brush_end: &mut self.brush.1,
                 };
                 super::series::series_ui(ui, series, self.commands);
             }
             Pane::Latent => {
-                let mut clicked = None;
+                let (mut clicked, mut boxed) = (None, None);
                 let run = &mut *self.run;
                 let history = match &run.record {
                     Some(r) => &r.history,
@@ -95,10 +108,19 @@ impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
                     highlight_end: self.highlight_end,
                     series_hover: *self.series_hover,
                     clicked_end: &mut clicked,
+                    selection: self.selection,
+                    boxed_ends: &mut boxed,
                 };
                 super::latent::latent_ui(ui, latent);
                 if let Some(end) = clicked {
                     self.commands.push(AppCommand::Inspect(end));
+                }
+                if let Some(ends) = boxed {
+                    self.commands.push(if ends.is_empty() {
+                        AppCommand::ClearSelection
+                    } else {
+                        AppCommand::Select(ends)
+                    });
                 }
             }
             Pane::Loss => {
@@ -111,6 +133,19 @@ impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
                     self.prep.map(|p| &**p),
                     self.run.threshold,
                 );
+            }
+            Pane::Lessons => {
+                egui::ScrollArea::vertical()
+                    .id_salt("lessons-scroll")
+                    .show(ui, |ui| {
+                        super::lessons::lessons_ui(
+                            ui,
+                            self.lessons,
+                            self.sweeps,
+                            self.data,
+                            &self.state.config,
+                        )
+                    });
             }
             Pane::Detection => {
                 let panel = DetectionPanel {

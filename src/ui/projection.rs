@@ -65,6 +65,8 @@ pub struct LatentCache {
     pub axis_names: [String; 3],
     /// The principal axes last shown: the next snapshot's keep their signs.
     pub pca_axes: Option<Axes>,
+    /// Points of the last snapshot drawn that belong to the selection.
+    pub marked: usize,
 }
 
 /// Principal axes, by decreasing variance.

@@ -19,6 +19,8 @@ const FLAGGED_COLOR: Color32 = Color32::from_rgb(213, 94, 0);
 const MISSING_COLOR: Color32 = Color32::from_rgb(240, 228, 66);
 const SCORE_COLOR: Color32 = Color32::from_rgb(230, 159, 0);
 const TEST_BEST_COLOR: Color32 = Color32::from_rgb(0, 158, 115);
+const SELECTED_COLOR: Color32 = Color32::from_rgb(0, 114, 178);
+const SELECTED_FILL: Color32 = Color32::from_rgba_premultiplied(0, 46, 71, 90);
 const NO_SCORE_FILL: Color32 = Color32::from_rgba_premultiplied(60, 60, 60, 40);
 
 /// Points per line across the plot (min-max decimation keeps every spike within it).
@@ -53,6 +55,12 @@ pub struct SeriesPanel<'a> {
     pub hovered: &'a mut Option<usize>,
     /// Set to where the values plot was drawn (plot to screen), for tests and tools.
     pub transform: &'a mut Option<egui_plot::PlotTransform>,
+    /// The selected windows (ends, ascending), shaded on the series.
+    pub selection: Option<&'a [usize]>,
+    /// Where a shift + drag brush started (plot x), while it is drawn.
+    pub brush: &'a mut Option<f64>,
+    /// Where the brush was last seen (plot x).
+    pub brush_end: &'a mut Option<f64>,
 }
 
 /// Draws the series panel; the export button queues its command.
@@ -92,9 +100,25 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
     if flagged.is_some() {
         legend.insert(2, ("flagged", FLAGGED_COLOR));
     }
+    if let Some(ends) = p.selection {
+        legend.push(("selected windows", SELECTED_COLOR));
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "{} windows selected (shift + drag on the series or in the latent space to select)",
+                ends.len()
+            ));
+            if ui.button("Clear selection").clicked() {
+                commands.push(AppCommand::ClearSelection);
+            }
+        });
+    }
     legend_ui(ui, &legend);
     let height = (ui.available_height() - 8.0).max(160.0);
+    let shift = ui.input(|i| i.modifiers.shift);
+    let brush_start = *p.brush;
+    let selection = p.selection;
     let values_plot = Plot::new("series")
+        .allow_drag(!shift && brush_start.is_none())
         .height(height * 0.58)
         .link_axis(link, [true, false])
         .link_cursor(link, [true, false])
@@ -137,6 +161,30 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
                     .collect();
                 plot.points(Points::new("flagged", pts).radius(2.5).color(FLAGGED_COLOR));
             }
+            if let Some(ends) = selection {
+                // Each selected window is its last point: shade the runs of them.
+                let mut i = 0;
+                while i < ends.len() {
+                    let start = ends[i];
+                    while i + 1 < ends.len() && ends[i + 1] == ends[i] + 1 {
+                        i += 1;
+                    }
+                    plot.span(
+                        Span::new(
+                            "selected windows",
+                            start as f64 - 0.5..=ends[i] as f64 + 0.5,
+                        )
+                        .fill(SELECTED_FILL)
+                        .border_width(0.0),
+                    );
+                    i += 1;
+                }
+            }
+            if let (Some(start), Some(now)) = (brush_start, plot.pointer_coordinate()) {
+                plot.span(
+                    Span::new("brush", start.min(now.x)..=start.max(now.x)).fill(SELECTED_FILL),
+                );
+            }
             if let Some(end) = highlight {
                 let start = end + 1 - prep.window;
                 plot.span(
@@ -146,6 +194,32 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
             }
         });
     *p.transform = Some(values_plot.transform);
+    // Shift + drag brushes a stretch: its windows become the selection.
+    let pointer_x = values_plot
+        .response
+        .interact_pointer_pos()
+        .map(|pos| values_plot.transform.value_from_position(pos).x);
+    if values_plot.response.drag_started() && shift {
+        // From where the button went down (a drag starts only after the pointer has moved).
+        let origin = ui.input(|i| i.pointer.press_origin());
+        *p.brush = origin
+            .map(|pos| values_plot.transform.value_from_position(pos).x)
+            .or(pointer_x);
+    }
+    if let Some(start) = *p.brush {
+        if let Some(x) = pointer_x {
+            *p.brush_end = Some(x);
+        }
+        if values_plot.response.drag_stopped() || !values_plot.response.dragged() {
+            let end = p.brush_end.take().unwrap_or(start);
+            let first = start.min(end).round().max((prep.window - 1) as f64) as usize;
+            let last = (start.max(end).round() as usize).min(n - 1);
+            *p.brush = None;
+            if first <= last {
+                commands.push(AppCommand::Select((first..=last).collect()));
+            }
+        }
+    }
     // Hovering marks the window ending at the point in the latent cloud; a click opens its
     // reconstruction.
     *p.hovered = values_plot

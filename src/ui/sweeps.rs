@@ -390,6 +390,7 @@ fn gallery_ui(panel: &mut SweepPanel, ui: &mut Ui) {
                     colors: &colors,
                     axis_names: names,
                     highlight: None,
+                    selected: &[],
                 };
                 scatter_ui(ui, &mut panel.camera, &cloud, egui::vec2(200.0, 180.0), 2.0);
             });

@@ -880,3 +880,140 @@ fn clicking_a_series_point_opens_its_window_beside_the_reconstruction() {
     h.run_steps(2);
     h.get_by_label_contains(&format!("(point {end})"));
 }
+
+#[test]
+fn a_lesson_runs_to_its_end_and_sets_the_measured_beside_the_published() {
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 1,
+        ..super::quick_config()
+    };
+    let mut h = harness(Persisted {
+        config,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("Lessons").click();
+    h.run_steps(2);
+    h.get_by_label("Gaussian or Student-t latent").click();
+    h.run_steps(2);
+    h.get_by_label_contains("A heavy-tailed latent");
+    h.get_by_label("Run lesson").click();
+    assert!(
+        step_until(&mut h, 3000, |app| !app.sweeps.is_running()
+            && app.sweeps.runs.len() == 2),
+        "both variants ran: {} runs, errors {:?}",
+        h.state().sweeps.runs.len(),
+        h.state().sweeps.errors
+    );
+    h.run_steps(2);
+    h.get_by_label_contains("Done: 2 runs");
+    // The published figures stand beside the measured ones.
+    h.get_by_label("0.642");
+    h.get_by_label("0.593");
+    assert_eq!(h.state().sweeps.preset, Some("latent-dist"));
+    assert!(
+        h.state()
+            .sweeps
+            .runs
+            .iter()
+            .all(|r| r.record.metrics.is_some())
+    );
+}
+
+/// Shift + drag from `from` to `to`, a frame per move.
+fn shift_drag(h: &mut Harness<'_, DonutApp>, from: egui::Pos2, to: egui::Pos2) {
+    let shift = egui::Modifiers::SHIFT;
+    h.event(egui::Event::ModifiersChanged(shift));
+    h.hover_at(from);
+    h.step();
+    h.event(egui::Event::PointerButton {
+        pos: from,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: shift,
+    });
+    h.step();
+    for k in 1..=6 {
+        h.hover_at(from + (to - from) * (k as f32 / 6.0));
+        h.step();
+    }
+    h.event(egui::Event::PointerButton {
+        pos: to,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: shift,
+    });
+    h.step();
+    h.event(egui::Event::ModifiersChanged(egui::Modifiers::NONE));
+    h.run_steps(2);
+}
+
+#[test]
+fn a_series_brush_marks_latent_points_and_a_cloud_box_marks_series_windows() {
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 2,
+        latent_dim: 3,
+        ..super::quick_config()
+    };
+    let mut h = harness(Persisted {
+        config,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("Train").click();
+    assert!(step_until(&mut h, 1500, |app| app.run.record.is_some()));
+    h.run_steps(3);
+    // Brush a stretch of the series: its windows are selected and marked in the cloud.
+    let prep = h.state().prepared().cloned().unwrap();
+    let (a, b) = (prep.window + 200, prep.window + 400);
+    let t = h.state().series_transform.unwrap();
+    let y = prep.mean;
+    let at = |x: usize| t.position_from_point(&egui_plot::PlotPoint::new(x as f64, y));
+    shift_drag(&mut h, at(a), at(b));
+    let selection = h
+        .state()
+        .selection
+        .clone()
+        .expect("the brush selected windows");
+    let (first, last) = (selection[0], *selection.last().unwrap());
+    assert!(
+        first.abs_diff(a) <= 3 && last.abs_diff(b) <= 3,
+        "{first}..{last} for {a}..{b}"
+    );
+    assert_eq!(selection.len(), last - first + 1);
+    let snapshot = h.state().run.latest_snapshot().unwrap().clone();
+    let in_stretch = snapshot
+        .ends
+        .iter()
+        .filter(|e| (first..=last).contains(e))
+        .count();
+    assert!(in_stretch > 0);
+    assert_eq!(
+        h.state().latent_cache_marked(),
+        in_stretch,
+        "every window of the stretch is marked in the cloud"
+    );
+    h.get_by_label("Clear selection").click();
+    h.run_steps(2);
+    assert!(h.state().selection.is_none());
+
+    // A box over the whole cloud selects every window of the snapshot on the series.
+    let canvas = h.get_by_label("Latent space 3-D scatter").rect();
+    shift_drag(
+        &mut h,
+        canvas.left_top() + egui::vec2(2.0, 2.0),
+        canvas.right_bottom() - egui::vec2(2.0, 2.0),
+    );
+    let selection = h
+        .state()
+        .selection
+        .clone()
+        .expect("the box selected windows");
+    assert!(!selection.is_empty() && selection.windows(2).all(|w| w[0] < w[1]));
+    assert!(
+        selection
+            .iter()
+            .all(|e| snapshot.ends.binary_search(e).is_ok())
+    );
+    h.get_by_label_contains(&format!("{} windows selected", selection.len()));
+}
