@@ -192,21 +192,8 @@ pub fn scatter_ui(
         .collect();
     let mut order: Vec<u32> = (0..projected.len() as u32).collect();
     order.sort_unstable_by(|&a, &b| projected[a as usize].1.total_cmp(&projected[b as usize].1));
-    // The selection's halos, under the points.
-    if !cloud.selected.is_empty() {
-        let mut halos = Mesh::default();
-        let ring = ui.visuals().strong_text_color();
-        for &i in &order {
-            let (pos, _) = projected[i as usize];
-            if cloud.selected.get(i as usize).copied().unwrap_or(false) && rect.contains(pos) {
-                halos.add_colored_rect(
-                    Rect::from_center_size(pos, vec2(point_px + 4.0, point_px + 4.0)),
-                    ring,
-                );
-            }
-        }
-        painter.add(egui::Shape::mesh(halos));
-    }
+    let selecting = cloud.selected.iter().any(|&s| s);
+    let is_selected = |i: u32| cloud.selected.get(i as usize).copied().unwrap_or(false);
     let mut mesh = Mesh::default();
     mesh.reserve_triangles(order.len() * 2);
     mesh.reserve_vertices(order.len() * 4);
@@ -221,12 +208,40 @@ pub fn scatter_ui(
             .get(i as usize)
             .copied()
             .unwrap_or(Color32::GRAY);
+        // With a selection, the rest fades so that the selected windows stand out.
+        let color = if selecting && !is_selected(i) {
+            color.gamma_multiply(0.15)
+        } else {
+            color
+        };
         mesh.add_colored_rect(
             Rect::from_center_size(pos, vec2(2.0 * half, 2.0 * half)),
             color,
         );
     }
     painter.add(egui::Shape::mesh(mesh));
+    // The selected points again, on top, each with a rim.
+    if selecting {
+        let mut top = Mesh::default();
+        let rim = ui.visuals().strong_text_color();
+        for &i in order.iter().filter(|&&i| is_selected(i)) {
+            let (pos, _) = projected[i as usize];
+            if !rect.contains(pos) {
+                continue;
+            }
+            let color = cloud
+                .colors
+                .get(i as usize)
+                .copied()
+                .unwrap_or(Color32::GRAY);
+            top.add_colored_rect(
+                Rect::from_center_size(pos, vec2(point_px + 2.0, point_px + 2.0)),
+                rim,
+            );
+            top.add_colored_rect(Rect::from_center_size(pos, vec2(point_px, point_px)), color);
+        }
+        painter.add(egui::Shape::mesh(top));
+    }
 
     // Hover: the nearest point within 6 px.
     let mut hovered = None;

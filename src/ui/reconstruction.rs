@@ -92,15 +92,18 @@ pub fn reconstruction_ui(
         .y_axis_label("value")
         .allow_scroll(false)
         .show(ui, |plot| {
+            // A band is drawn as one quad per step (each convex, as egui fills polygons).
             for (k, color) in [(3.0, BAND_3), (1.0, BAND_1)] {
-                let upper = (0..w).map(|i| [x(i), raw(r.mean[i] + k * r.std[i])]);
-                let lower = (0..w).rev().map(|i| [x(i), raw(r.mean[i] - k * r.std[i])]);
-                let ring: Vec<[f64; 2]> = upper.chain(lower).collect();
-                plot.polygon(
-                    Polygon::new(format!("±{k} σ"), PlotPoints::new(ring))
-                        .fill_color(color)
-                        .stroke(egui::Stroke::NONE),
-                );
+                let upper = |i: usize| [x(i), raw(r.mean[i] + k * r.std[i])];
+                let lower = |i: usize| [x(i), raw(r.mean[i] - k * r.std[i])];
+                for i in 0..w.saturating_sub(1) {
+                    let quad = vec![upper(i), upper(i + 1), lower(i + 1), lower(i)];
+                    plot.polygon(
+                        Polygon::new(format!("±{k} σ"), PlotPoints::new(quad))
+                            .fill_color(color)
+                            .stroke(egui::Stroke::NONE),
+                    );
+                }
             }
             let mean: PlotPoints = (0..w).map(|i| [x(i), raw(r.mean[i])]).collect();
             plot.line(

@@ -231,7 +231,18 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
     if values_plot.response.clicked()
         && let Some(end) = *p.hovered
     {
-        commands.push(AppCommand::Inspect(end));
+        // A click lands on the highest-scoring point within a few pixels: the spike one aimed at.
+        let per_px = values_plot.transform.dvalue_dpos()[0].abs();
+        let reach = (6.0 * per_px).round() as usize;
+        let near = end.saturating_sub(reach).max(prep.window - 1)..=(end + reach).min(n - 1);
+        let snapped = result
+            .and_then(|r| {
+                near.filter_map(|i| r.scores[i].map(|s| (i, s)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(i, _)| i)
+            })
+            .unwrap_or(end);
+        commands.push(AppCommand::Inspect(snapped));
     }
 
     if result.is_some() {
@@ -317,7 +328,7 @@ fn threshold_ui(
     let Some(result) = record else {
         ui.horizontal(|ui| {
             ui.strong("Series");
-            ui.label("· shaded red: labelled anomalies · crosses: missing points · grey bands below: points with no score (the first W-1 of the train and validation parts)");
+            ui.label("· crosses: missing points · grey bands below: points with no score (the first W-1 of the train and validation parts)");
         });
         return;
     };
