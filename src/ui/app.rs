@@ -371,11 +371,18 @@ impl DonutApp {
             AppCommand::PinRun => self.pin_run(),
             AppCommand::PickPin => self.choose_file(ctx, Purpose::Pin),
             AppCommand::ApplyToSeries => match self.run.record.clone() {
-                Some(record) => self.choose_file(ctx, Purpose::Apply(record)),
+                Some(record) => {
+                    let threshold = self.chosen_threshold(&record);
+                    self.choose_file(ctx, Purpose::Apply(record, threshold))
+                }
                 None => self.error = Some("No finished run to apply yet.".into()),
             },
             AppCommand::ApplyTo(path) => match self.run.record.clone() {
-                Some(record) => self.files.finish(ctx, Purpose::Apply(record), path),
+                Some(record) => {
+                    let threshold = self.chosen_threshold(&record);
+                    self.files
+                        .finish(ctx, Purpose::Apply(record, threshold), path)
+                }
                 None => self.error = Some("No finished run to apply yet.".into()),
             },
             AppCommand::SetThreshold(value) => self.run.threshold = value,
@@ -650,6 +657,21 @@ impl DonutApp {
         self.latent_cache.marked
     }
 
+    /// The threshold points are flagged at now, with its rule: one of the run's rules when the
+    /// slider sits on its value, else one chosen by hand.
+    fn chosen_threshold(&self, record: &RunRecord) -> crate::eval::Threshold {
+        record
+            .thresholds
+            .iter()
+            .chain(std::iter::once(&record.threshold))
+            .find(|t| t.value == self.run.threshold)
+            .copied()
+            .unwrap_or(crate::eval::Threshold {
+                value: self.run.threshold,
+                rule: crate::eval::ThresholdRule::Chosen,
+            })
+    }
+
     /// Shows the Compare tab when `compare.open` asks for it (a pin, the top bar's button), and
     /// brings it forward when it was just asked for.
     fn sync_compare_tab(&mut self) {
@@ -704,15 +726,7 @@ impl DonutApp {
             self.error = Some("No finished run to export yet.".into());
             return;
         };
-        // The run's own threshold keeps its rule; one moved with the slider is the user's.
-        let threshold = if self.run.threshold == record.threshold.value {
-            record.threshold
-        } else {
-            crate::eval::Threshold {
-                value: self.run.threshold,
-                rule: crate::eval::ThresholdRule::Chosen,
-            }
-        };
+        let threshold = self.chosen_threshold(&record);
         self.save_as(
             ctx,
             "detections.csv",

@@ -138,6 +138,21 @@ fn pr_curve_ui(
         staircase.push([s.recall, best]);
     }
     staircase.reverse();
+    // Repeated points make zero-length segments, which egui's line tessellation turns into
+    // spikes: keep each corner once.
+    staircase.dedup();
+    // Steps: the precision holds until the recall reaches the next corner.
+    let steps: Vec<[f64; 2]> = staircase
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &[r, p])| {
+            let previous = i.checked_sub(1).map(|j| staircase[j]);
+            match previous {
+                Some([pr, pp]) if pr < r && pp != p => vec![[r, pp], [r, p]],
+                _ => vec![[r, p]],
+            }
+        })
+        .collect();
     let marks: Vec<(String, F1Score, Color32)> = record
         .thresholds
         .iter()
@@ -166,7 +181,7 @@ fn pr_curve_ui(
         .y_axis_label("precision")
         .allow_scroll(false)
         .show(ui, |plot| {
-            plot.line(Line::new("every threshold", PlotPoints::new(staircase)).color(CURVE_COLOR));
+            plot.line(Line::new("every threshold", PlotPoints::new(steps)).color(CURVE_COLOR));
             for (name, s, color) in &marks {
                 plot.points(
                     Points::new(name.as_str(), vec![[s.recall, s.precision]])

@@ -28,8 +28,9 @@ pub enum Purpose {
     Run,
     /// A saved run to pin for comparison.
     Pin,
-    /// A CSV to score with a finished run's model ("Apply to another series…").
-    Apply(Arc<RunRecord>),
+    /// A CSV to score with a finished run's model ("Apply to another series…"), flagged at a
+    /// threshold.
+    Apply(Arc<RunRecord>, crate::eval::Threshold),
     /// A file to write.
     Save {
         /// The name proposed (its extension is the filter).
@@ -45,7 +46,7 @@ impl std::fmt::Debug for Purpose {
             Self::Csv => write!(f, "Csv"),
             Self::Run => write!(f, "Run"),
             Self::Pin => write!(f, "Pin"),
-            Self::Apply(_) => write!(f, "Apply"),
+            Self::Apply(..) => write!(f, "Apply"),
             Self::Save { suggested_name, .. } => write!(f, "Save({suggested_name})"),
         }
     }
@@ -58,7 +59,7 @@ impl Purpose {
             Self::Csv => "Open a KPI series (CSV)",
             Self::Run => "Open a saved run",
             Self::Pin => "Pin a saved run",
-            Self::Apply(_) => "Score another series with this model (CSV)",
+            Self::Apply(..) => "Score another series with this model (CSV)",
             Self::Save { .. } => "Save as",
         }
     }
@@ -66,7 +67,7 @@ impl Purpose {
     /// The file extensions this purpose reads or writes.
     pub fn extensions(&self) -> Vec<String> {
         match self {
-            Self::Csv | Self::Apply(_) => vec!["csv".into(), "txt".into(), "tsv".into()],
+            Self::Csv | Self::Apply(..) => vec!["csv".into(), "txt".into(), "tsv".into()],
             Self::Run | Self::Pin => vec!["donut".into()],
             Self::Save { suggested_name, .. } => {
                 vec![
@@ -202,8 +203,13 @@ fn read_pin(path: PathBuf) -> FileEvent {
     )
 }
 
-/// Reads `path` and scores it with `record`'s model at the run's threshold.
-fn apply_run(path: PathBuf, record: &Arc<RunRecord>, reading: &Reading) -> FileEvent {
+/// Reads `path` and scores it with `record`'s model, flagged at `threshold`.
+fn apply_run(
+    path: PathBuf,
+    record: &Arc<RunRecord>,
+    threshold: crate::eval::Threshold,
+    reading: &Reading,
+) -> FileEvent {
     use crate::pipeline::detect;
     let scored = (|| -> Result<Applied, String> {
         let options = LoadOptions {
@@ -213,10 +219,7 @@ fn apply_run(path: PathBuf, record: &Arc<RunRecord>, reading: &Reading) -> FileE
         let raw = data::load_csv_with(&path, &options).map_err(|e| e.to_string())?;
         let (prep, note) = detect::prepare(record, &raw).map_err(|e| e.to_string())?;
         let model = record.model()?;
-        let mut detection =
-            detect::detect(&model, &prep, &record.config, record.threshold, &mut |_| {
-                true
-            })
+        let mut detection = detect::detect(&model, &prep, &record.config, threshold, &mut |_| true)
             .map_err(|e| e.to_string())?;
         detection.notes.extend(note);
         Ok(Applied {
@@ -235,7 +238,7 @@ fn finish(purpose: Purpose, path: PathBuf, reading: &Reading) -> FileEvent {
         Purpose::Csv => read_csv(path, reading),
         Purpose::Run => read_run(path, reading),
         Purpose::Pin => read_pin(path),
-        Purpose::Apply(record) => apply_run(path, &record, reading),
+        Purpose::Apply(record, threshold) => apply_run(path, &record, threshold, reading),
         Purpose::Save { write, .. } => {
             FileEvent::Saved(write(&path).map(|()| path).map_err(|e| format!("{e:#}")))
         }

@@ -1,17 +1,21 @@
 //! The loss panel: total loss (training and validation) and each ELBO term over steps, on plots
 //! that share their x axis.
 
+use super::widgets::legend_ui;
 use super::widgets::{MAX_POINTS, bucketed};
 use crate::history::{History, StepStats};
 use egui::{Color32, Ui};
-use egui_plot::{FilledArea, Legend, Line, Plot, PlotPoints, Points};
+use egui_plot::{FilledArea, Line, Plot, PlotPoints, Points};
 
 /// Colours of the terms, shared with the teaching chart.
-pub const RECON_COLOR: Color32 = Color32::from_rgb(90, 150, 230);
+pub const RECON_COLOR: Color32 = Color32::from_rgb(86, 180, 233);
 /// beta * log p(z).
-pub const PRIOR_COLOR: Color32 = Color32::from_rgb(230, 150, 60);
+pub const PRIOR_COLOR: Color32 = Color32::from_rgb(230, 159, 0);
 /// -lambda * log q(z|x).
-pub const ENTROPY_COLOR: Color32 = Color32::from_rgb(120, 200, 120);
+pub const ENTROPY_COLOR: Color32 = Color32::from_rgb(0, 158, 115);
+
+/// The validation loss (Okabe-Ito reddish purple).
+const VALID_COLOR: Color32 = Color32::from_rgb(204, 121, 167);
 
 /// Bucket averages of the three ELBO terms: (steps, recon, prior, entropy).
 fn term_buckets(steps: &[StepStats]) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
@@ -38,13 +42,22 @@ fn stacked_elbo_ui(steps: &[StepStats], ui: &mut Ui) {
         .zip(&entropy)
         .map(|(a, e)| a + e)
         .collect();
-    ui.small(
+    ui.label(
         "Stacked from 0: the reconstruction term, then β·log p(z) (negative: the pull towards the prior), then \
          −λ·log q(z|x) (the entropy that keeps each posterior wide). The top edge is the ELBO L, which training raises.",
     );
+    let edge = ui.visuals().strong_text_color();
+    legend_ui(
+        ui,
+        &[
+            ("reconstruction Σα log p(x|z)", RECON_COLOR),
+            ("β log p(z)", PRIOR_COLOR),
+            ("−λ log q(z|x)", ENTROPY_COLOR),
+            ("ELBO L (top edge)", edge),
+        ],
+    );
     Plot::new("elbo-stack")
         .height((ui.available_height() - 8.0).max(200.0))
-        .legend(Legend::default())
         .x_axis_label("step")
         .y_axis_label("ELBO, stacked")
         .show(ui, |plot| {
@@ -61,7 +74,7 @@ fn stacked_elbo_ui(steps: &[StepStats], ui: &mut Ui) {
                     .fill_color(ENTROPY_COLOR.gamma_multiply(0.6)),
             );
             let top: PlotPoints = x.iter().zip(&elbo).map(|(&x, &y)| [x, y]).collect();
-            plot.line(Line::new("ELBO L", top).color(Color32::WHITE).width(1.5));
+            plot.line(Line::new("ELBO L", top).color(edge).width(1.5));
         });
 }
 
@@ -84,29 +97,35 @@ pub fn loss_ui(ui: &mut Ui, history: &History, teaching: &mut bool) {
     }
     if let Some(last) = steps.last() {
         let t = last.terms;
-        ui.small(format!(
+        ui.label(format!(
             "step {}: loss {:.2} = −(recon {:.2} + prior {:.2} + entropy {:.2}) + L2 {:.3}",
             last.step, t.total, t.recon, t.prior, t.entropy, t.l2
         ));
     }
     let link = egui::Id::unique("loss-link");
-    let h = (ui.available_height() - 8.0).max(200.0) / 2.0;
+    let train_color = ui.visuals().text_color();
+    legend_ui(
+        ui,
+        &[
+            ("train loss", train_color),
+            ("validation loss", VALID_COLOR),
+            ("new best (kept)", VALID_COLOR),
+        ],
+    );
+    let h = (ui.available_height() - 40.0).max(200.0) / 2.0;
     Plot::new("loss-total")
         .height(h)
         .link_axis(link, [true, false])
         .link_cursor(link, [true, false])
-        .legend(Legend::default())
         .y_axis_label("loss")
         .show(ui, |plot| {
-            plot.line(
-                Line::new("train loss", bucketed(steps, |t| t.total)).color(Color32::LIGHT_GRAY),
-            );
+            plot.line(Line::new("train loss", bucketed(steps, |t| t.total)).color(train_color));
             let valid: PlotPoints = history
                 .validations
                 .iter()
                 .map(|v| [v.step as f64, v.terms.total])
                 .collect();
-            plot.line(Line::new("validation loss", valid).color(Color32::from_rgb(220, 80, 160)));
+            plot.line(Line::new("validation loss", valid).color(VALID_COLOR));
             let best: PlotPoints = history
                 .validations
                 .iter()
@@ -116,14 +135,21 @@ pub fn loss_ui(ui: &mut Ui, history: &History, teaching: &mut bool) {
             plot.points(
                 Points::new("new best (kept)", best)
                     .radius(3.0)
-                    .color(Color32::from_rgb(220, 80, 160)),
+                    .color(VALID_COLOR),
             );
         });
+    legend_ui(
+        ui,
+        &[
+            ("reconstruction Σα log p(x|z)", RECON_COLOR),
+            ("β log p(z)", PRIOR_COLOR),
+            ("−λ log q(z|x)", ENTROPY_COLOR),
+        ],
+    );
     Plot::new("loss-terms")
         .height(h)
         .link_axis(link, [true, false])
         .link_cursor(link, [true, false])
-        .legend(Legend::default())
         .x_axis_label("step")
         .y_axis_label("ELBO terms")
         .show(ui, |plot| {

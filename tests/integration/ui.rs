@@ -785,6 +785,10 @@ fn the_detection_tab_chooses_a_rule_and_applies_the_model_to_another_series() {
     assert_eq!(applied.prep.len(), points);
     assert_eq!(applied.prep.mean, record.standardisation.unwrap().mean);
     assert_eq!(
+        applied.detection.threshold, test_rule,
+        "flagged at the rule chosen in the tab"
+    );
+    assert_eq!(
         applied.detection.scored_windows,
         points - record.config.window + 1
     );
