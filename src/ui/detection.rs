@@ -152,6 +152,18 @@ fn pr_curve_ui(
                 _ => vec![[r, p]],
             }
         })
+        .collect::<Vec<_>>();
+    // Keep the corners only: a point between two on the same vertical or horizontal is dropped.
+    let steps: Vec<[f64; 2]> = steps
+        .iter()
+        .enumerate()
+        .filter(|&(i, p)| {
+            let (Some(a), Some(b)) = (i.checked_sub(1).map(|j| steps[j]), steps.get(i + 1)) else {
+                return true;
+            };
+            !((a[0] == p[0] && p[0] == b[0]) || (a[1] == p[1] && p[1] == b[1]))
+        })
+        .map(|(_, p)| *p)
         .collect();
     let marks: Vec<(String, F1Score, Color32)> = record
         .thresholds
@@ -181,7 +193,14 @@ fn pr_curve_ui(
         .y_axis_label("precision")
         .allow_scroll(false)
         .show(ui, |plot| {
-            plot.line(Line::new("every threshold", PlotPoints::new(steps)).color(CURVE_COLOR));
+            // One line per step: a single polyline of the staircase came out filled.
+            for segment in steps.windows(2) {
+                plot.line(
+                    Line::new("every threshold", PlotPoints::new(segment.to_vec()))
+                        .color(CURVE_COLOR)
+                        .width(2.0),
+                );
+            }
             for (name, s, color) in &marks {
                 plot.points(
                     Points::new(name.as_str(), vec![[s.recall, s.precision]])
