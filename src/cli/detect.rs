@@ -1,8 +1,8 @@
 //! `detect`: a saved run's model on new data, a whole file or (`--follow`) a point at a time.
 
-use super::{ProgressHooks, say_summary, warn_about, write_file};
+use super::{ColumnArgs, ProgressHooks, say_summary, warn_about, write_file};
 use crate::config::{DonutConfig, ThresholdChoice};
-use crate::data::{self, ColumnChoice, RawSeries, RowReader};
+use crate::data::{self, RawSeries, RowReader};
 use crate::eval::{F1Score, Threshold};
 use crate::pipeline::RunRecord;
 use crate::pipeline::detect::{self as detection, Detection, ThresholdWanted};
@@ -48,15 +48,9 @@ pub struct DetectArgs {
     /// until interrupted). Standard input ends at its end.
     #[arg(long, value_name = "SECS", requires = "follow")]
     pub idle_exit: Option<f64>,
-    /// The column holding the time (a header name or a 1-based number).
-    #[arg(long, value_name = "NAME|N")]
-    pub time_column: Option<String>,
-    /// The column holding the value.
-    #[arg(long, value_name = "NAME|N")]
-    pub value_column: Option<String>,
-    /// The column holding the label (1 = anomaly).
-    #[arg(long, value_name = "NAME|N")]
-    pub label_column: Option<String>,
+    /// Which columns hold the time, the value and the label.
+    #[command(flatten)]
+    pub columns: ColumnArgs,
     /// A scoring setting over the run's (n_z, mcmc_iterations, eval_delay, threads), as
     /// key=value (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -64,14 +58,6 @@ pub struct DetectArgs {
 }
 
 impl DetectArgs {
-    fn columns(&self) -> ColumnChoice {
-        ColumnChoice {
-            time: self.time_column.clone(),
-            value: self.value_column.clone(),
-            label: self.label_column.clone(),
-        }
-    }
-
     fn wanted(&self) -> ThresholdWanted {
         match (self.threshold, self.alarm_rate, self.threshold_from) {
             (Some(v), _, _) => ThresholdWanted::Value(v),
@@ -203,7 +189,7 @@ fn report(
 /// Reads `--data` (a file, or all of standard input) with the run's duplicate policy.
 fn load_data(args: &DetectArgs, config: &DonutConfig) -> Result<RawSeries> {
     let options = data::LoadOptions {
-        columns: args.columns(),
+        columns: args.columns.choice(),
         duplicates: config.duplicates,
     };
     let raw = if args.reads_stdin() {
@@ -266,7 +252,7 @@ fn follow_command(args: &DetectArgs) -> Result<()> {
         };
         (Box::new(growing), args.data.display().to_string())
     };
-    let mut rows = RowReader::new(reader, &name, &args.columns())?;
+    let mut rows = RowReader::new(reader, &name, &args.columns.choice())?;
     let interval = if rows.has_timestamps() {
         saved.data.as_ref().map_or(1, |d| d.interval_secs)
     } else {

@@ -103,6 +103,14 @@ pub struct RunArgs {
     /// Any setting, as key=value (repeatable); see the settings table in README.md.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Which columns hold the time, the value and the label.
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+}
+
+/// The column flags of every command that reads a CSV.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ColumnArgs {
     /// The column holding the time (a header name or a 1-based number); by default one named
     /// timestamp, time, date, ...
     #[arg(long, value_name = "NAME|N")]
@@ -113,6 +121,17 @@ pub struct RunArgs {
     /// The column holding the label (1 = anomaly); by default one named label, is_anomaly, ...
     #[arg(long, value_name = "NAME|N")]
     pub label_column: Option<String>,
+}
+
+impl ColumnArgs {
+    /// The columns chosen (None: by the usual names).
+    pub fn choice(&self) -> data::ColumnChoice {
+        data::ColumnChoice {
+            time: self.time_column.clone(),
+            value: self.value_column.clone(),
+            label: self.label_column.clone(),
+        }
+    }
 }
 
 /// `train`'s arguments.
@@ -199,11 +218,7 @@ impl RunArgs {
         let raw = match &self.data {
             Some(path) => {
                 let options = data::LoadOptions {
-                    columns: data::ColumnChoice {
-                        time: self.time_column.clone(),
-                        value: self.value_column.clone(),
-                        label: self.label_column.clone(),
-                    },
+                    columns: self.columns.choice(),
                     duplicates: config.duplicates,
                 };
                 data::load_csv_with(path, &options)?

@@ -27,6 +27,25 @@ fn harness(state: Persisted) -> Harness<'static, DonutApp> {
         )
 }
 
+/// The app after a two-epoch run with `config` has finished (Train clicked, frames stepped).
+fn trained_harness(config: donut_explorer::config::DonutConfig) -> Harness<'static, DonutApp> {
+    let mut h = harness(Persisted {
+        config: donut_explorer::config::DonutConfig {
+            epochs: 2,
+            ..config
+        },
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("Train").click();
+    assert!(
+        step_until(&mut h, 1500, |app| app.run.record.is_some()),
+        "the run finished: {:?}",
+        h.state().error
+    );
+    h
+}
+
 /// Steps frames (with a little real time between them) until `done` holds; false after `max` frames.
 fn step_until(h: &mut Harness<'_, DonutApp>, max: usize, done: impl Fn(&DonutApp) -> bool) -> bool {
     for _ in 0..max {
@@ -716,20 +735,7 @@ fn a_longer_window_after_a_finished_run_clears_it_instead_of_misreading_it() {
 
 #[test]
 fn the_detection_tab_chooses_a_rule_and_applies_the_model_to_another_series() {
-    let config = donut_explorer::config::DonutConfig {
-        epochs: 2,
-        ..super::quick_config()
-    };
-    let mut h = harness(Persisted {
-        config,
-        ..Default::default()
-    });
-    h.run_steps(2);
-    h.get_by_label("Train").click();
-    assert!(
-        step_until(&mut h, 1500, |app| app.run.record.is_some()),
-        "the run finished"
-    );
+    let mut h = trained_harness(super::quick_config());
     let record = h.state().run.record.clone().unwrap();
     assert_eq!(h.state().run.threshold, record.threshold.value);
     // Choose the test labels' rule in the Detection tab: the threshold moves to its value, and
@@ -842,17 +848,7 @@ fn one_step_advances_exactly_one_step_and_n_steps_n() {
 
 #[test]
 fn clicking_a_series_point_opens_its_window_beside_the_reconstruction() {
-    let config = donut_explorer::config::DonutConfig {
-        epochs: 2,
-        ..super::quick_config()
-    };
-    let mut h = harness(Persisted {
-        config,
-        ..Default::default()
-    });
-    h.run_steps(2);
-    h.get_by_label("Train").click();
-    assert!(step_until(&mut h, 1500, |app| app.run.record.is_some()));
+    let mut h = trained_harness(super::quick_config());
     h.run_steps(2);
     let prep = h.state().prepared().cloned().unwrap();
     let end = prep.part(donut_explorer::data::Part::Test).start + 40;
@@ -975,18 +971,10 @@ fn shift_drag(h: &mut Harness<'_, DonutApp>, from: egui::Pos2, to: egui::Pos2) {
 
 #[test]
 fn a_series_brush_marks_latent_points_and_a_cloud_box_marks_series_windows() {
-    let config = donut_explorer::config::DonutConfig {
-        epochs: 2,
+    let mut h = trained_harness(donut_explorer::config::DonutConfig {
         latent_dim: 3,
         ..super::quick_config()
-    };
-    let mut h = harness(Persisted {
-        config,
-        ..Default::default()
     });
-    h.run_steps(2);
-    h.get_by_label("Train").click();
-    assert!(step_until(&mut h, 1500, |app| app.run.record.is_some()));
     h.run_steps(3);
     // Brush a stretch of the series: its windows are selected and marked in the cloud.
     let prep = h.state().prepared().cloned().unwrap();
