@@ -12,7 +12,7 @@ use crate::eval::{Metrics, flags, test_f1_at};
 use crate::history::{LatentSnapshot, StepStats};
 use crate::pipeline::RunRecord;
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Legend, Line, Plot, PlotPoints};
+use egui_plot::{Line, Plot, PlotPoints};
 use std::sync::Arc;
 
 /// Colour of the pinned run in every chart.
@@ -297,10 +297,14 @@ fn figures_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right: &
 
 fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
     let link = egui::Id::unique("compare-loss-link");
+    // Legends above the plots, off the curves.
+    super::widgets::legend_ui(ui, &[(left.name, left.color), (right.name, right.color)]);
+    ui.weak(
+        "ELBO terms: solid reconstruction Σα log p(x|z), dashed β log p(z), dotted −λ log q(z|x)",
+    );
     ui.columns(2, |cols| {
         Plot::new("compare-loss")
             .height(170.0)
-            .legend(Legend::default())
             .link_axis(link, [true, false])
             .allow_scroll(false)
             .y_axis_label("total loss")
@@ -313,7 +317,6 @@ fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
             });
         Plot::new("compare-terms")
             .height(170.0)
-            .legend(Legend::default())
             .link_axis(link, [true, false])
             .allow_scroll(false)
             .y_axis_label("ELBO terms")
@@ -454,9 +457,17 @@ fn detections_ui(ui: &mut Ui, prep: Option<&Prepared>, left: &RunView<'_>, right
         }
     });
     let span = (hi - lo).max(1e-12);
+    super::widgets::legend_ui(
+        ui,
+        &[
+            ("value (top)", Color32::GRAY),
+            ("labelled anomalies", LABEL_COLOR),
+            (&format!("{} flags", left.name), left.color),
+            (&format!("{} flags (bottom)", right.name), right.color),
+        ],
+    );
     Plot::new("compare-detections")
         .height(200.0)
-        .legend(Legend::default())
         .show_axes([true, false])
         .allow_scroll(false)
         .show(ui, |plot| {
