@@ -354,12 +354,17 @@ pub fn quantile_threshold(scores: &[Option<f64>], rate: f64) -> Option<f64> {
         .copied()
         .filter(|v| v.is_finite())
         .collect();
-    if s.is_empty() {
+    s.sort_by(f64::total_cmp);
+    quantile_of_sorted(&s, rate)
+}
+
+/// As [`quantile_threshold`], on finite scores already in ascending order.
+pub fn quantile_of_sorted(sorted: &[f64], rate: f64) -> Option<f64> {
+    if sorted.is_empty() {
         return None;
     }
-    s.sort_by(f64::total_cmp);
-    let flagged = ((s.len() as f64 * rate).ceil() as usize).clamp(1, s.len());
-    Some(s[s.len() - flagged])
+    let flagged = ((sorted.len() as f64 * rate).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[sorted.len() - flagged])
 }
 
 #[cfg(test)]

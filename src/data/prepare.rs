@@ -42,6 +42,37 @@ pub struct Standardisation {
     pub std: f64,
 }
 
+impl Standardisation {
+    /// Mean and population standard deviation of `values` (1 for a constant series, which is
+    /// then only centred); None when there is none or they are not finite.
+    pub fn fit(values: &[f64]) -> Option<Self> {
+        if values.is_empty() {
+            return None;
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let std = (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+        if !mean.is_finite() || !std.is_finite() {
+            return None;
+        }
+        let std = if std <= f64::EPSILON * mean.abs().max(1.0) {
+            1.0
+        } else {
+            std
+        };
+        Some(Self { mean, std })
+    }
+
+    /// `values` standardised; None when one does not stay finite.
+    pub fn apply(&self, values: &[f64]) -> Option<Vec<f32>> {
+        let out: Vec<f32> = values
+            .iter()
+            .map(|v| ((v - self.mean) / self.std) as f32)
+            .collect();
+        out.iter().all(|v| v.is_finite()).then_some(out)
+    }
+}
+
 /// A series ready for the model.
 #[derive(Clone, Debug)]
 pub struct Prepared {
@@ -293,23 +324,11 @@ impl Prepared {
         if fit.is_empty() {
             return Err(err(Problem::NoNormalPoints));
         }
-        let mean = fit.iter().sum::<f64>() / fit.len() as f64;
-        let var = fit.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / fit.len() as f64;
-        let mut std = var.sqrt();
-        if !mean.is_finite() || !std.is_finite() {
-            return Err(err(Problem::Unstandardisable));
-        }
-        if std <= f64::EPSILON * mean.abs().max(1.0) {
-            std = 1.0; // a constant series: only centre it
-        }
-        let (mean, std) = stats.map_or((mean, std), |s| (s.mean, s.std));
-        let values: Vec<f32> = raw_values
-            .iter()
-            .map(|v| ((v - mean) / std) as f32)
-            .collect();
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(err(Problem::Unstandardisable));
-        }
+        let own = Standardisation::fit(&fit).ok_or_else(|| err(Problem::Unstandardisable))?;
+        let Standardisation { mean, std } = stats.unwrap_or(own);
+        let values = Standardisation { mean, std }
+            .apply(&raw_values)
+            .ok_or_else(|| err(Problem::Unstandardisable))?;
 
         let mut prepared = Self {
             source: raw.source.clone(),
@@ -355,17 +374,11 @@ impl Prepared {
                 },
             });
         }
-        let values: Vec<f32> = raw_values
-            .iter()
-            .map(|v| ((v - stats.mean) / stats.std) as f32)
-            .collect();
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(DataError {
-                file: raw.source.clone(),
-                line: None,
-                problem: Problem::Unstandardisable,
-            });
-        }
+        let values = stats.apply(&raw_values).ok_or_else(|| DataError {
+            file: raw.source.clone(),
+            line: None,
+            problem: Problem::Unstandardisable,
+        })?;
         let mut prepared = Self {
             source: raw.source.clone(),
             timestamps,

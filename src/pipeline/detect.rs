@@ -5,7 +5,8 @@ use super::RunRecord;
 use crate::config::{DonutConfig, ThresholdChoice};
 use crate::data::{DataError, Part, Prepared, RawSeries, Standardisation};
 use crate::eval::{
-    Adjust, F1Score, Metrics, Threshold, ThresholdRule, evaluate, f1_at, quantile_threshold,
+    Adjust, F1Score, Metrics, Threshold, ThresholdRule, evaluate, f1_at, quantile_of_sorted,
+    quantile_threshold,
 };
 use crate::model::{DonutModel, device_for};
 use crate::score::{Stopped, score_series};
@@ -76,8 +77,6 @@ pub fn resolve_threshold(
             })
         }
         ThresholdWanted::AlarmRate(alarm_rate) if !record.reference_scores.is_empty() => {
-            let reference: Vec<Option<f64>> =
-                record.reference_scores.iter().copied().map(Some).collect();
             let part = record
                 .thresholds
                 .iter()
@@ -86,7 +85,8 @@ pub fn resolve_threshold(
                     _ => None,
                 })
                 .unwrap_or(Part::Valid);
-            let value = quantile_threshold(&reference, alarm_rate).unwrap_or(f64::INFINITY);
+            let value =
+                quantile_of_sorted(&record.reference_scores, alarm_rate).unwrap_or(f64::INFINITY);
             Ok(Threshold {
                 value,
                 rule: ThresholdRule::AlarmRate { alarm_rate, part },
@@ -140,13 +140,17 @@ pub fn standardisation_for(
         .filter(|(v, l)| !v.is_nan() && **l == 0)
         .map(|(v, _)| *v)
         .collect();
-    let n = present.len().max(1) as f64;
-    let mean = present.iter().sum::<f64>() / n;
-    let var = present.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    let std = if var.sqrt() > f64::EPSILON * mean.abs().max(1.0) {
-        var.sqrt()
+    // No normal point: only centre at 0; values too large to sum: refused when applied.
+    let Standardisation { mean, std } = if present.is_empty() {
+        Standardisation {
+            mean: 0.0,
+            std: 1.0,
+        }
     } else {
-        1.0
+        Standardisation::fit(&present).unwrap_or(Standardisation {
+            mean: f64::NAN,
+            std: f64::NAN,
+        })
     };
     (
         Standardisation { mean, std },

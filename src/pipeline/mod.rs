@@ -12,7 +12,7 @@ use crate::config::DonutConfig;
 use crate::config::ThresholdChoice;
 use crate::data::{Part, Prepared};
 use crate::eval::{
-    Adjust, Metrics, Threshold, ThresholdRule, best_f1, evaluate, quantile_threshold,
+    Adjust, F1Score, Metrics, Threshold, ThresholdRule, best_f1, evaluate, quantile_of_sorted,
 };
 use crate::model::{DonutModel, device_for};
 use crate::score::{Stopped, score_series};
@@ -67,15 +67,14 @@ fn alarm_rate_part(prep: &Prepared) -> Part {
 
 /// The part the alarm rate is taken on, and the scores of its normal points (labelled
 /// anomalies and missing points do not count), ascending.
-pub fn alarm_rate_scores(prep: &Prepared, scores: &[Option<f64>]) -> (Part, Vec<Option<f64>>) {
+pub fn alarm_rate_scores(prep: &Prepared, scores: &[Option<f64>]) -> (Part, Vec<f64>) {
     let part = alarm_rate_part(prep);
-    let mut normal: Vec<Option<f64>> = prep
+    let mut normal: Vec<f64> = prep
         .part(part)
         .filter(|&i| prep.labels[i] == 0 && !prep.missing[i])
         .filter_map(|i| scores[i].filter(|s| s.is_finite()))
-        .map(Some)
         .collect();
-    normal.sort_by(|a, b| a.unwrap_or(0.0).total_cmp(&b.unwrap_or(0.0)));
+    normal.sort_by(f64::total_cmp);
     (part, normal)
 }
 
@@ -91,30 +90,32 @@ fn parts_to_score(prep: &Prepared, parts: &[Part]) -> Vec<Part> {
     parts
 }
 
-/// Each rule's threshold for `scores` (one per point of `prep`): the best F1 on the test
-/// labels and on the validation labels (where that part holds a labelled anomaly), and the
-/// score that `alarm_rate` of the validation windows reach (of the training windows when there
-/// is no validation window). Points not scored are skipped.
-pub fn thresholds(prep: &Prepared, scores: &[Option<f64>], alarm_rate: f64) -> Vec<Threshold> {
+/// Each rule's threshold for `scores` (one per point of `prep`): the best F1 on the test labels
+/// (`test_best`, from the test part's metrics), on the validation labels (where that part holds
+/// a labelled anomaly), and the score that `alarm_rate` of the normal validation points reach
+/// (`alarm`: the part and its normal scores, from [`alarm_rate_scores`]).
+pub fn thresholds(
+    prep: &Prepared,
+    scores: &[Option<f64>],
+    test_best: Option<F1Score>,
+    alarm: (Part, &[f64]),
+    alarm_rate: f64,
+) -> Vec<Threshold> {
     let mut out = Vec::new();
-    let best_on = |part: Part| {
-        let r = prep.part(part);
-        best_f1(
-            &scores[r.clone()],
-            &prep.labels[r.clone()],
-            &prep.missing[r],
-            Adjust::Segment,
-        )
-    };
-    if part_is_labelled(prep, Part::Test) {
-        let best = best_on(Part::Test);
+    if let Some(best) = test_best {
         out.push(Threshold {
             value: best.threshold,
             rule: ThresholdRule::BestF1Test,
         });
     }
     if part_is_labelled(prep, Part::Valid) {
-        let best = best_on(Part::Valid);
+        let r = prep.part(Part::Valid);
+        let best = best_f1(
+            &scores[r.clone()],
+            &prep.labels[r.clone()],
+            &prep.missing[r],
+            Adjust::Segment,
+        );
         if best.f1 > 0.0 {
             out.push(Threshold {
                 value: best.threshold,
@@ -122,8 +123,8 @@ pub fn thresholds(prep: &Prepared, scores: &[Option<f64>], alarm_rate: f64) -> V
             });
         }
     }
-    let (part, normal) = alarm_rate_scores(prep, scores);
-    if let Some(value) = quantile_threshold(&normal, alarm_rate) {
+    let (part, normal) = alarm;
+    if let Some(value) = quantile_of_sorted(normal, alarm_rate) {
         out.push(Threshold {
             value,
             rule: ThresholdRule::AlarmRate { alarm_rate, part },
@@ -203,13 +204,15 @@ fn score_and_evaluate(
         };
         (None, Some(reason.to_string()))
     };
-    let thresholds = thresholds(prep, &scores, config.alarm_rate);
+    let (part, reference_scores) = alarm_rate_scores(prep, &scores);
+    let thresholds = thresholds(
+        prep,
+        &scores,
+        metrics.map(|m| m.best_f1),
+        (part, &reference_scores),
+        config.alarm_rate,
+    );
     let threshold = choose_threshold(&thresholds, config.threshold_rule);
-    let reference_scores = alarm_rate_scores(prep, &scores)
-        .1
-        .into_iter()
-        .flatten()
-        .collect();
     Ok(Scored {
         scores,
         metrics,
