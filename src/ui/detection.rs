@@ -36,11 +36,11 @@ pub struct DetectionPanel<'a> {
 /// A colour per rule, from the Okabe-Ito palette (distinguishable with colour-blindness).
 fn rule_color(index: usize) -> Color32 {
     const OKABE_ITO: [Color32; 5] = [
-        Color32::from_rgb(0, 114, 178),
-        Color32::from_rgb(230, 159, 0),
-        Color32::from_rgb(0, 158, 115),
-        Color32::from_rgb(204, 121, 167),
-        Color32::from_rgb(86, 180, 233),
+        super::palette::BLUE,
+        super::palette::ORANGE,
+        super::palette::BLUISH_GREEN,
+        super::palette::REDDISH_PURPLE,
+        super::palette::SKY_BLUE,
     ];
     OKABE_ITO[index % OKABE_ITO.len()]
 }
@@ -220,16 +220,16 @@ fn pr_curve_ui(
 }
 
 /// The colour of values (Okabe-Ito blue).
-const VALUE_COLOR: Color32 = Color32::from_rgb(86, 180, 233);
+const VALUE_COLOR: Color32 = super::palette::SKY_BLUE;
 
 /// The colour of scores (Okabe-Ito orange).
-const SCORE_COLOR: Color32 = Color32::from_rgb(230, 159, 0);
+const SCORE_COLOR: Color32 = super::palette::ORANGE;
 
 /// The curve's colour.
 const CURVE_COLOR: Color32 = Color32::from_gray(160);
 
 /// The colour of the current threshold and of flagged points (Okabe-Ito vermillion).
-const NOW_COLOR: Color32 = Color32::from_rgb(213, 94, 0);
+const NOW_COLOR: Color32 = super::palette::VERMILLION;
 
 /// Another series scored with this model: its figures, values and scores with the flags.
 fn applied_ui(ui: &mut Ui, applied: &Applied) {

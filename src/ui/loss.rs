@@ -8,14 +8,14 @@ use egui::{Color32, Ui};
 use egui_plot::{FilledArea, Line, Plot, PlotPoints, Points};
 
 /// Colours of the terms, shared with the teaching chart.
-pub const RECON_COLOR: Color32 = Color32::from_rgb(86, 180, 233);
+pub const RECON_COLOR: Color32 = super::palette::SKY_BLUE;
 /// beta * log p(z).
-pub const PRIOR_COLOR: Color32 = Color32::from_rgb(230, 159, 0);
+pub const PRIOR_COLOR: Color32 = super::palette::ORANGE;
 /// -lambda * log q(z|x).
-pub const ENTROPY_COLOR: Color32 = Color32::from_rgb(0, 158, 115);
+pub const ENTROPY_COLOR: Color32 = super::palette::BLUISH_GREEN;
 
 /// The validation loss (Okabe-Ito reddish purple).
-const VALID_COLOR: Color32 = Color32::from_rgb(204, 121, 167);
+const VALID_COLOR: Color32 = super::palette::REDDISH_PURPLE;
 
 /// Bucket averages of the three ELBO terms: (steps, recon, prior, entropy).
 fn term_buckets(steps: &[StepStats]) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {

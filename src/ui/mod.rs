@@ -20,6 +20,7 @@ mod layout;
 mod lessons;
 mod loader;
 mod loss;
+mod palette;
 mod panes;
 mod projection;
 mod reconstruction;

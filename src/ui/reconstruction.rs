@@ -9,12 +9,12 @@ use crate::data::Prepared;
 use egui::{Color32, Ui};
 use egui_plot::{Bar, BarChart, Line, MarkerShape, Plot, PlotPoints, Points, Polygon};
 
-const INPUT_COLOR: Color32 = Color32::from_rgb(86, 180, 233);
-const MEAN_COLOR: Color32 = Color32::from_rgb(0, 158, 115);
+const INPUT_COLOR: Color32 = super::palette::SKY_BLUE;
+const MEAN_COLOR: Color32 = super::palette::BLUISH_GREEN;
 const BAND_1: Color32 = Color32::from_rgba_premultiplied(0, 70, 50, 90);
 const BAND_3: Color32 = Color32::from_rgba_premultiplied(0, 40, 30, 50);
-const MISSING_COLOR: Color32 = Color32::from_rgb(240, 228, 66);
-const LAST_COLOR: Color32 = Color32::from_rgb(213, 94, 0);
+const MISSING_COLOR: Color32 = super::palette::YELLOW;
+const LAST_COLOR: Color32 = super::palette::VERMILLION;
 
 /// Draws the reconstruction view of `inspection` (a window of `prep`), flagged at `threshold`.
 pub fn reconstruction_ui(

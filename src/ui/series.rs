@@ -12,14 +12,14 @@ use std::sync::Arc;
 
 // Colours from the Okabe-Ito palette, told apart with any colour vision: labelled anomalies
 // (reddish purple bands) against flagged points (vermillion dots).
-const LABEL_COLOR: Color32 = Color32::from_rgb(204, 121, 167);
+const LABEL_COLOR: Color32 = super::palette::REDDISH_PURPLE;
 const LABEL_FILL: Color32 = Color32::from_rgba_premultiplied(82, 48, 67, 100);
-const VALUE_COLOR: Color32 = Color32::from_rgb(86, 180, 233);
-const FLAGGED_COLOR: Color32 = Color32::from_rgb(213, 94, 0);
-const MISSING_COLOR: Color32 = Color32::from_rgb(240, 228, 66);
-const SCORE_COLOR: Color32 = Color32::from_rgb(230, 159, 0);
-const TEST_BEST_COLOR: Color32 = Color32::from_rgb(0, 158, 115);
-const SELECTED_COLOR: Color32 = Color32::from_rgb(0, 114, 178);
+const VALUE_COLOR: Color32 = super::palette::SKY_BLUE;
+const FLAGGED_COLOR: Color32 = super::palette::VERMILLION;
+const MISSING_COLOR: Color32 = super::palette::YELLOW;
+const SCORE_COLOR: Color32 = super::palette::ORANGE;
+const TEST_BEST_COLOR: Color32 = super::palette::BLUISH_GREEN;
+const SELECTED_COLOR: Color32 = super::palette::BLUE;
 const SELECTED_FILL: Color32 = Color32::from_rgba_premultiplied(0, 46, 71, 90);
 const NO_SCORE_FILL: Color32 = Color32::from_rgba_premultiplied(60, 60, 60, 40);
 
