@@ -434,7 +434,7 @@ pub fn run_all(quick: bool, only: &[String], progress: &mut dyn FnMut(&BenchRow)
 /// CPU milliseconds of one frame that draws the 3-D scatter with `n` points (egui pass and
 /// tessellation; the GPU upload is not included).
 pub fn paint_ms(n: usize) -> f64 {
-    use crate::ui::latent3d::{Camera, Cloud, cyclic, scatter_ui};
+    use crate::ui::latent3d::{Camera, Cloud, scatter_ui};
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
     let points: Vec<[f32; 3]> = (0..n)
         .map(|_| {
@@ -445,7 +445,9 @@ pub fn paint_ms(n: usize) -> f64 {
             ]
         })
         .collect();
-    let colors: Vec<egui::Color32> = (0..n).map(|i| cyclic(i as f32 / n as f32)).collect();
+    let colors: Vec<egui::Color32> = (0..n)
+        .map(|i| egui::Color32::from_gray((i * 255 / n.max(1)) as u8))
+        .collect();
     let ctx = egui::Context::default();
     let mut camera = Camera::default();
     let mut frame = || {

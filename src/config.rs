@@ -98,6 +98,19 @@ pub enum LatentDist {
     StudentT,
 }
 
+/// Which evidence lower bound training maximises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// DONUT's modified ELBO: anomalous and missing points are left out of the reconstruction
+    /// term (alpha = 0) and beta follows `beta_mode`.
+    #[default]
+    MElbo,
+    /// The plain ELBO of a VAE: every point counts (alpha = 1, missing ones as the zeros they were
+    /// filled with) and beta = 1; lambda still follows `entropy_mode`.
+    Elbo,
+}
+
 /// How beta, the weight of log p(z), is chosen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -216,7 +229,9 @@ pub struct DonutConfig {
     pub l2_weight: f64,
 
     // --- objective ---
-    /// How beta is chosen.
+    /// M-ELBO (DONUT) or the plain ELBO.
+    pub objective: Objective,
+    /// How beta is chosen (M-ELBO only).
     pub beta_mode: BetaMode,
     /// beta when `beta_mode` is `fixed`, in [0, 1].
     pub beta_value: f64,
@@ -285,6 +300,7 @@ impl Default for DonutConfig {
             student_t_df: 10.0,
             std_epsilon: 1e-4,
             l2_weight: 1e-3,
+            objective: Objective::MElbo,
             beta_mode: BetaMode::Mean,
             beta_value: 1.0,
             entropy_mode: EntropyMode::One,
@@ -649,6 +665,7 @@ impl DonutConfig {
     /// The settings that a running training loop can change without a restart.
     pub fn live(&self) -> LiveSettings {
         LiveSettings {
+            objective: self.objective,
             beta_mode: self.beta_mode,
             beta_value: self.beta_value,
             entropy_mode: self.entropy_mode,
@@ -699,8 +716,8 @@ impl SettingGroup {
             "window" | "test_fraction" | "valid_fraction" => Self::Split,
             "encoder" | "hidden_width" | "hidden_depth" | "cnn_channels" | "latent_dim"
             | "latent_dist" | "student_t_df" | "backend" | "gradients" | "seed" => Self::Model,
-            "beta_mode" | "beta_value" | "entropy_mode" | "entropy_value" | "injection_rate"
-            | "learning_rate" => Self::Live,
+            "objective" | "beta_mode" | "beta_value" | "entropy_mode" | "entropy_value"
+            | "injection_rate" | "learning_rate" => Self::Live,
             "mcmc_iterations" | "n_z" | "eval_delay" | "alarm_rate" | "threshold_rule" => {
                 Self::Scoring
             }
@@ -774,6 +791,8 @@ pub fn setting_pairs(left: &DonutConfig, right: &DonutConfig) -> Vec<SettingPair
 /// The loss weights, injection rate and learning rate: what changes mid-run without a reset.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LiveSettings {
+    /// M-ELBO or the plain ELBO.
+    pub objective: Objective,
     /// How beta is chosen.
     pub beta_mode: BetaMode,
     /// beta when fixed.
@@ -791,6 +810,7 @@ pub struct LiveSettings {
 impl LiveSettings {
     /// Writes these settings into `config`.
     pub fn apply_to(&self, config: &mut DonutConfig) {
+        config.objective = self.objective;
         config.beta_mode = self.beta_mode;
         config.beta_value = self.beta_value;
         config.entropy_mode = self.entropy_mode;

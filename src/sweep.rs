@@ -24,6 +24,10 @@ pub struct Variant {
 /// The experiments of DONUT.md section 7, by name.
 pub const PRESETS: &[(&str, &str)] = &[
     (
+        "objective",
+        "M-ELBO vs plain ELBO (and a plain VAE: ELBO without injection or MCMC)",
+    ),
+    (
         "ablation",
         "MCMC + injection / injection only / MCMC only / neither",
     ),
@@ -62,6 +66,14 @@ pub fn preset(name: &str) -> Option<Vec<Variant>> {
             .collect()
     };
     Some(match name {
+        "objective" => vec![
+            variant("M-ELBO (DONUT)", &["objective=m_elbo"]),
+            variant("plain ELBO", &["objective=elbo"]),
+            variant(
+                "plain VAE (ELBO, no injection, no MCMC)",
+                &["objective=elbo", "injection_rate=0", "mcmc_iterations=0"],
+            ),
+        ],
         "ablation" => vec![
             variant(
                 "MCMC + injection",

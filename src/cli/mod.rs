@@ -166,8 +166,8 @@ pub struct SweepArgs {
     /// Its values, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub values: Vec<String>,
-    /// A preset experiment from the DONUT literature: ablation, latent-dist, entropy-weighting,
-    /// encoder, latent-dim, entropy-weight, fixed-beta, injection-rate.
+    /// A preset experiment from the DONUT literature: objective, ablation, latent-dist,
+    /// entropy-weighting, encoder, latent-dim, entropy-weight, fixed-beta, injection-rate.
     #[arg(long)]
     pub preset: Option<String>,
     /// Seeds per value (seed, seed + 1, ...).

@@ -1,6 +1,7 @@
-//! Building batches on the CPU: window values, alpha masks, beta and lambda per window.
+//! Building batches on the CPU: window values, alpha masks, beta and lambda per window. The
+//! M-ELBO's alpha leaves anomalous and missing points out; the plain ELBO's counts them all.
 
-use crate::config::{BetaMode, EntropyMode, LiveSettings};
+use crate::config::{BetaMode, EntropyMode, LiveSettings, Objective};
 use crate::data::Prepared;
 use crate::model::loss::Batch;
 use burn::prelude::*;
@@ -21,7 +22,7 @@ pub struct HostBatch {
 }
 
 /// Copies the windows ending at `ends`. `injected` (same length as the series, or empty) marks
-/// points treated as missing for this epoch: their value is set to 0 and alpha to 0.
+/// points treated as missing for this epoch: their value is set to 0 and (M-ELBO) alpha to 0.
 pub fn host_batch(
     prep: &Prepared,
     ends: &[usize],
@@ -34,6 +35,7 @@ pub fn host_batch(
     let mut alpha = Vec::with_capacity(n * w);
     let mut beta = Vec::with_capacity(n);
     let mut lambda = Vec::with_capacity(n);
+    let plain = live.objective == Objective::Elbo;
     for &end in ends {
         let window = end + 1 - w..end + 1;
         let labels = &prep.labels[window.clone()];
@@ -44,19 +46,22 @@ pub fn host_batch(
             labels
                 .iter()
                 .zip(missing)
-                .map(|(&l, &m)| if l == 0 && !m { 1.0 } else { 0.0 }),
+                .map(|(&l, &m)| if plain || (l == 0 && !m) { 1.0 } else { 0.0 }),
         );
         if let Some(injected) = injected.get(window) {
             let (xs, alphas) = (&mut x[first_alpha..], &mut alpha[first_alpha..]);
             for ((v, a), _) in xs.iter_mut().zip(alphas).zip(injected).filter(|(_, i)| **i) {
                 *v = 0.0;
-                *a = 0.0;
+                if !plain {
+                    *a = 0.0;
+                }
             }
         }
         let normal = alpha[first_alpha..].iter().filter(|&&a| a > 0.0).count();
-        let b = match live.beta_mode {
-            BetaMode::Mean => normal as f64 / w as f64,
-            BetaMode::Fixed => live.beta_value,
+        let b = match (live.objective, live.beta_mode) {
+            (Objective::Elbo, _) => 1.0,
+            (Objective::MElbo, BetaMode::Mean) => normal as f64 / w as f64,
+            (Objective::MElbo, BetaMode::Fixed) => live.beta_value,
         };
         let l = match live.entropy_mode {
             EntropyMode::One => 1.0,

@@ -4,7 +4,8 @@
 
 use super::commands::AppCommand;
 use super::latent3d::{Camera, Cloud, normalise, scatter_ui};
-use super::projection::{ColorBy, Projection, colors, project};
+use super::palette;
+use super::projection::{Axes, ColorBy, Projection, colors, project};
 use super::widgets::{bucketed, runs, short_name};
 use crate::config::{DonutConfig, setting_pairs};
 use crate::data::{Part, Prepared};
@@ -16,10 +17,10 @@ use egui_plot::{Line, Plot, PlotPoints};
 use std::sync::Arc;
 
 /// Colour of the pinned run in every chart.
-pub const PINNED_COLOR: Color32 = Color32::from_rgb(240, 150, 60);
+pub const PINNED_COLOR: Color32 = palette::ORANGE;
 /// Colour of the current run.
-pub const CURRENT_COLOR: Color32 = Color32::from_rgb(110, 170, 250);
-const LABEL_COLOR: Color32 = Color32::from_rgb(230, 60, 60);
+pub const CURRENT_COLOR: Color32 = palette::SKY_BLUE;
+const LABEL_COLOR: Color32 = palette::REDDISH_PURPLE;
 const DIFF_BG: Color32 = Color32::from_rgba_premultiplied(120, 90, 10, 90);
 
 /// The compare window's state. The pinned run is plain data (a saved-run record), so it stays
@@ -37,6 +38,8 @@ pub struct ComparePanel {
     pub only_differences: bool,
     /// Projected points and colours of the two latent plots, kept while their snapshot is shown.
     latent_cache: [Option<LatentEntry>; 2],
+    /// Points of each latent plot (pinned, current) last drawn that belong to the selection.
+    pub marked: [usize; 2],
 }
 
 /// One latent plot's projection, and what it was computed from.
@@ -46,6 +49,8 @@ struct LatentEntry {
     points: Vec<[f32; 3]>,
     colors: Vec<Color32>,
     names: [String; 3],
+    /// The principal axes shown: the run's next snapshot keeps their signs.
+    axes: Option<Axes>,
 }
 
 impl Default for ComparePanel {
@@ -57,6 +62,7 @@ impl Default for ComparePanel {
             progress: None,
             only_differences: true,
             latent_cache: [None, None],
+            marked: [0, 0],
         }
     }
 }
@@ -123,6 +129,7 @@ pub fn compare_ui(
     panel: &mut ComparePanel,
     prep: Option<&Prepared>,
     current: RunView<'_>,
+    selection: Option<&[usize]>,
     commands: &mut Vec<AppCommand>,
 ) {
     let Some((pinned, pinned_threshold)) = panel.pinned.clone() else {
@@ -161,15 +168,7 @@ pub fn compare_ui(
     ui.strong("Loss");
     losses_ui(ui, &left, &right);
     ui.separator();
-    latents_ui(
-        ui,
-        &mut panel.camera,
-        &mut panel.progress,
-        &mut panel.latent_cache,
-        prep,
-        &left,
-        &right,
-    );
+    latents_ui(ui, panel, prep, selection, &left, &right);
     ui.separator();
     detections_ui(ui, prep, &left, &right);
 }
@@ -355,13 +354,19 @@ fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
 #[allow(clippy::too_many_arguments)]
 fn latents_ui(
     ui: &mut Ui,
-    camera: &mut Camera,
-    progress: &mut Option<f32>,
-    cache: &mut [Option<LatentEntry>; 2],
+    panel: &mut ComparePanel,
     prep: Option<&Prepared>,
+    selection: Option<&[usize]>,
     left: &RunView<'_>,
     right: &RunView<'_>,
 ) {
+    let ComparePanel {
+        camera,
+        progress,
+        latent_cache: cache,
+        marked,
+        ..
+    } = panel;
     ui.horizontal(|ui| {
         ui.strong("Latent spaces");
         let mut live = progress.is_none();
@@ -385,10 +390,21 @@ fn latents_ui(
             *progress = Some(p);
         }
     });
-    ui.small("Coloured by time of day · drag either plot to turn both");
+    ui.small(match selection {
+        Some(ends) => format!(
+            "Coloured by time of day · drag either plot to turn both · the {} selected windows are marked, the rest faded",
+            ends.len()
+        ),
+        None => "Coloured by time of day · drag either plot to turn both · shift + drag on the series or a cloud selects windows".into(),
+    });
     let width = (ui.available_width() / 2.0 - 8.0).max(160.0);
     ui.horizontal(|ui| {
-        for (run, slot) in [left, right].into_iter().zip(cache.iter_mut()) {
+        for ((run, slot), marked) in [left, right]
+            .into_iter()
+            .zip(cache.iter_mut())
+            .zip(marked.iter_mut())
+        {
+            *marked = 0;
             ui.vertical(|ui| {
                 let Some(snap) = snapshot_at(run.snapshots, *progress) else {
                     ui.colored_label(run.color, format!("{}: no latent snapshots", run.name));
@@ -411,7 +427,12 @@ fn latents_ui(
                     fits.is_some(),
                 );
                 if slot.as_ref().is_none_or(|e| e.key != key) {
-                    let (raw, names, _) = project(snap, Projection::Pca, None);
+                    // The same run's previous axes (same windows, same K) fix the signs.
+                    let reference = slot
+                        .as_ref()
+                        .filter(|e| (e.key.0, e.key.2) == (key.0, key.2))
+                        .and_then(|e| e.axes.as_ref());
+                    let (raw, names, axes) = project(snap, Projection::Pca, reference);
                     let points = normalise(&raw);
                     let colors = match fits {
                         Some(p) => colors(snap, p, ColorBy::TimeOfDay, None),
@@ -422,17 +443,29 @@ fn latents_ui(
                         points,
                         colors,
                         names,
+                        axes,
                     });
                 }
                 let Some(entry) = slot.as_ref() else {
                     return;
                 };
+                // The app's selection (window ends on the current data), where this run was
+                // trained on the same data.
+                let selected: Vec<bool> = match (selection, fits) {
+                    (Some(ends), Some(_)) => snap
+                        .ends
+                        .iter()
+                        .map(|e| ends.binary_search(e).is_ok())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                *marked = selected.iter().filter(|&&s| s).count();
                 let cloud = Cloud {
                     points: &entry.points,
                     colors: &entry.colors,
                     axis_names: entry.names.clone(),
                     highlight: None,
-                    selected: &[],
+                    selected: &selected,
                 };
                 scatter_ui(ui, camera, &cloud, egui::vec2(width, 260.0), 2.5);
             });

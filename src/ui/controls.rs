@@ -4,7 +4,7 @@
 use super::commands::AppCommand;
 use crate::config::{
     BackendKind, BetaMode, DonutConfig, DuplicatePolicy, EncoderKind, EntropyMode, GradientEngine,
-    LatentDist, ThresholdChoice,
+    LatentDist, Objective, ThresholdChoice,
 };
 use crate::worker::Phase;
 use egui::{RichText, Slider, Ui};
@@ -122,32 +122,47 @@ fn step_buttons_ui(
     });
 }
 
-fn weight_text(mode_beta: BetaMode, beta: f64) -> String {
-    match mode_beta {
-        BetaMode::Mean => "β̄".into(),
-        BetaMode::Fixed => format!("{beta:.2}"),
+fn weight_text(c: &DonutConfig) -> String {
+    match (c.objective, c.beta_mode) {
+        (Objective::Elbo, _) => "1".into(),
+        (Objective::MElbo, BetaMode::Mean) => "β̄".into(),
+        (Objective::MElbo, BetaMode::Fixed) => format!("{:.2}", c.beta_value),
     }
 }
 
-/// The M-ELBO with the current weights filled in.
+/// The objective with the current weights filled in.
 fn formula_ui(c: &DonutConfig, ui: &mut Ui) {
-    let beta = weight_text(c.beta_mode, c.beta_value);
+    let beta = weight_text(c);
     let lambda = match c.entropy_mode {
         EntropyMode::One => "1".to_string(),
         EntropyMode::Fixed => format!("{:.2}", c.entropy_value),
         EntropyMode::Beta => format!("β ({beta})"),
     };
-    ui.label(RichText::new("Objective (M-ELBO), per window").strong());
+    let injected = c.injection_rate * 100.0;
+    let (name, alpha, note) = match c.objective {
+        Objective::MElbo => (
+            "M-ELBO",
+            "α_w ",
+            format!(
+                "α_w = 0 on anomalies, missing and injected points ({injected:.0} % injected per epoch); β̄ = the window's fraction of α = 1."
+            ),
+        ),
+        Objective::Elbo => (
+            "plain ELBO",
+            "",
+            format!(
+                "Every point counts: anomalies, and missing and injected points ({injected:.0} % per epoch) as zeros."
+            ),
+        ),
+    };
+    ui.label(RichText::new(format!("Objective ({name}), per window")).strong());
     ui.label(
         RichText::new(format!(
-            "L = Σ_w α_w log p(x_w|z) + {beta} · log p(z) − {lambda} · log q(z|x)"
+            "L = Σ_w {alpha}log p(x_w|z) + {beta} · log p(z) − {lambda} · log q(z|x)"
         ))
         .monospace(),
     );
-    ui.small(format!(
-        "α_w = 0 on anomalies, missing and injected points ({:.0} % injected per epoch); β̄ = the window's fraction of α = 1.",
-        c.injection_rate * 100.0
-    ));
+    ui.small(note);
 }
 
 /// A visible explanation, shown in the teaching view.
@@ -161,6 +176,20 @@ fn explain(ui: &mut Ui, teaching: bool, text: &str) {
 fn objective_ui(c: &mut DonutConfig, ui: &mut Ui, teaching: bool) {
     ui.label(RichText::new("Objective").strong());
     ui.horizontal(|ui| {
+        ui.label("objective");
+        ui.selectable_value(&mut c.objective, Objective::MElbo, "M-ELBO (DONUT)")
+            .on_hover_text("Anomalous and missing points are left out of the reconstruction term (alpha = 0) and beta follows the beta mode");
+        ui.selectable_value(&mut c.objective, Objective::Elbo, "plain ELBO")
+            .on_hover_text("A plain VAE: every point counts in the reconstruction term, missing ones as the zeros they were filled with, and beta = 1");
+    });
+    explain(
+        ui,
+        teaching,
+        "The plain ELBO asks the model to reconstruct anomalies and gaps too: it learns them, and they score as less anomalous. The M-ELBO trains on the normal points only.",
+    );
+    let melbo = c.objective == Objective::MElbo;
+    ui.add_enabled_ui(melbo, |ui| {
+    ui.horizontal(|ui| {
         ui.label("beta mode").on_hover_text("Weight of the prior term log p(z)");
         ui.selectable_value(&mut c.beta_mode, BetaMode::Mean, "M-ELBO (fraction normal)")
             .on_hover_text("beta = the window's fraction of normal points: windows full of anomalies pull less towards the prior");
@@ -168,6 +197,7 @@ fn objective_ui(c: &mut DonutConfig, ui: &mut Ui, teaching: bool) {
     });
     ui.add_enabled(c.beta_mode == BetaMode::Fixed, Slider::new(&mut c.beta_value, 0.0..=1.0).text("beta"))
         .on_hover_text("Prior weight. 0: nothing pulls the latent means towards the origin, the cloud spreads out; 1: full pull towards N(0, I), a tighter ball");
+    });
     explain(
         ui,
         teaching,

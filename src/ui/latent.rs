@@ -1,48 +1,14 @@
 //! The latent panel: the rotatable 3-D cloud of latent means, its colouring and projection
 //! choices, and the replay slider.
 
-use super::latent3d::{Camera, Cloud, cyclic, normalise, ramp, scatter_ui};
-use super::projection::{ColorBy, LatentCache, LatentView, Projection, colors, project};
+use super::latent3d::{Camera, Cloud, normalise, scatter_ui};
+use super::projection::{ColorBy, LatentCache, LatentView, Projection, colors, legend_ui, project};
 use super::widgets::format_time;
 use crate::data::Prepared;
 use crate::history::LatentSnapshot;
 use crate::pipeline::RunRecord;
-use egui::{Color32, Ui};
+use egui::Ui;
 use std::sync::Arc;
-
-fn legend_ui(ui: &mut Ui, color_by: ColorBy, has_scores: bool) {
-    let swatch = |ui: &mut Ui, c: Color32, text: &str| {
-        let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
-        ui.painter().rect_filled(rect, 2.0, c);
-        ui.small(text);
-    };
-    ui.horizontal_wrapped(|ui| match color_by {
-        ColorBy::TimeOfDay => {
-            for h in [0, 6, 12, 18] {
-                swatch(ui, cyclic(h as f32 / 24.0), &format!("{h:02}:00"));
-            }
-        }
-        ColorBy::Label => {
-            swatch(ui, Color32::from_rgb(96, 128, 160), "normal");
-            swatch(ui, Color32::from_rgb(240, 170, 60), "anomaly inside window");
-            swatch(ui, Color32::from_rgb(230, 40, 40), "anomalous last point");
-        }
-        ColorBy::Score => {
-            if has_scores {
-                swatch(ui, ramp(0.0), "low anomaly score");
-                swatch(ui, ramp(0.6), "");
-                swatch(ui, ramp(1.0), "high (rank)");
-            } else {
-                ui.small("scores appear when a run finishes");
-            }
-        }
-        ColorBy::Split => {
-            swatch(ui, Color32::from_rgb(80, 140, 230), "train");
-            swatch(ui, Color32::from_rgb(240, 160, 50), "validation");
-            swatch(ui, Color32::from_rgb(90, 190, 100), "test");
-        }
-    });
-}
 
 /// What the latent panel draws and edits.
 pub struct LatentPanel<'a> {

@@ -154,7 +154,7 @@ pub fn scatter_ui(
     }
 
     let painter = ui.painter_at(rect);
-    painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
+    painter.rect_filled(rect, 4.0, super::colormap::BACKDROP);
 
     // Axes through the origin, with their names.
     let axis_colors = [
@@ -177,7 +177,7 @@ pub fn scatter_ui(
             egui::Align2::LEFT_BOTTOM,
             &cloud.axis_names[a],
             egui::FontId::proportional(12.0),
-            axis_colors[a],
+            Color32::from_gray(245),
         );
     }
 
@@ -359,33 +359,6 @@ pub fn pca(rows: &[f32], dim: usize, reference: Option<&[Vec<f32>; 3]>) -> Pca {
         };
     }
     out
-}
-
-/// A colour ramp from blue (0) through yellow to red (1).
-pub fn ramp(t: f32) -> Color32 {
-    let t = t.clamp(0.0, 1.0);
-    let stops = [
-        (0.0, [49, 54, 149]),
-        (0.35, [116, 173, 209]),
-        (0.6, [254, 224, 144]),
-        (0.8, [244, 109, 67]),
-        (1.0, [165, 0, 38]),
-    ];
-    for w in stops.windows(2) {
-        let ((t0, c0), (t1, c1)) = (w[0], w[1]);
-        if t <= t1 {
-            let f = (t - t0) / (t1 - t0);
-            let mix = |a: i32, b: i32| (a as f32 + (b - a) as f32 * f) as u8;
-            return Color32::from_rgb(mix(c0[0], c1[0]), mix(c0[1], c1[1]), mix(c0[2], c1[2]));
-        }
-    }
-    Color32::from_rgb(165, 0, 38)
-}
-
-/// A cyclic colour for a fraction of the day (0..1).
-pub fn cyclic(t: f32) -> Color32 {
-    let h = t.rem_euclid(1.0);
-    egui::ecolor::Hsva::new(h, 0.75, 0.9, 1.0).into()
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Lessons: the experiments of the DONUT study as guided lessons. Each states its question, runs
-//! its variants through the sweep engine (the Sweeps window shows the same runs, with a gallery
-//! of their latent spaces), says what to watch, and when done sets the measured best F1 beside
-//! the published one.
+//! its variants through the sweep engine (the Sweeps window shows the same runs), says what to
+//! watch, shows each variant's latent space as the runs finish, and when done sets the measured
+//! best F1 beside the published one.
 
-use super::sweeps::SweepPanel;
+use super::projection::ColorBy;
+use super::sweeps::{SweepPanel, gallery_ui};
 use crate::config::DonutConfig;
 use crate::data::{Prepared, RawSeries};
 use crate::sweep::table;
@@ -23,16 +24,27 @@ pub struct Lesson {
     /// The published best F1 (point-adjusted, DONUT "cpu" series, K = 3, DONUT.md section 7)
     /// of each variant, in the preset's order; None where the study gives no figure.
     pub published: &'static [Option<f64>],
+    /// What colours the lesson's latent gallery at first.
+    pub color_by: ColorBy,
 }
 
 /// The lessons, in teaching order.
-pub const LESSONS: [Lesson; 7] = [
+pub const LESSONS: [Lesson; 8] = [
+    Lesson {
+        title: "M-ELBO or the plain ELBO",
+        question: "A plain VAE maximises the ELBO over every point of a window, anomalies and gaps included. DONUT's M-ELBO leaves anomalous and missing points out of the reconstruction term and weighs the prior by the window's share of normal points. Does training on the normal points only make anomalies stand out?",
+        preset: "objective",
+        watch: "In the Loss tab the plain ELBO's reconstruction term stays higher: it must also explain the anomalies and gaps. In the gallery below, windows holding anomalies sit inside the plain ELBO's loop (it learnt them) and outside the M-ELBO's. The plain VAE also drops injection and MCMC. The study reports DONUT's figure only; the plain ELBO's loss shows on series with labelled anomalies or gaps in their training part.",
+        published: &[Some(0.642), None, None],
+        color_by: ColorBy::Label,
+    },
     Lesson {
         title: "What the M-ELBO's parts do",
         question: "DONUT trains with a modified ELBO: missing and anomalous points are left out of the reconstruction term, missing points are injected at random, and MCMC imputes missing points when scoring. How much does each part bring?",
         preset: "ablation",
         watch: "Watch the reconstruction term in the Loss tab (it is the part that moves) and, in the Sweeps gallery, how tightly the latent loops close when injection is on. The figures move little on a short, clean series: the study's gaps come from ten runs on a series with missing points.",
         published: &[Some(0.642), Some(0.613), Some(0.574), Some(0.588)],
+        color_by: ColorBy::TimeOfDay,
     },
     Lesson {
         title: "Entropy weight: from a unit ball to a spread",
@@ -47,6 +59,7 @@ pub const LESSONS: [Lesson; 7] = [
             Some(0.602),
             Some(0.640),
         ],
+        color_by: ColorBy::TimeOfDay,
     },
     Lesson {
         title: "A fixed prior weight beta",
@@ -54,6 +67,7 @@ pub const LESSONS: [Lesson; 7] = [
         preset: "fixed-beta",
         watch: "With beta 0 nothing pulls the latent means to the origin: watch the gallery's clouds drift and grow. The F1 barely depends on it: the study's figures scatter between .59 and .69 with no trend.",
         published: &[Some(0.648), Some(0.686), Some(0.623), Some(0.646)],
+        color_by: ColorBy::TimeOfDay,
     },
     Lesson {
         title: "Missing-point injection rate",
@@ -61,6 +75,7 @@ pub const LESSONS: [Lesson; 7] = [
         preset: "injection-rate",
         watch: "The reconstruction loss rises with the rate (less to reconstruct from); at 0.5 and more the model can no longer tell normal from abnormal. The study reports F1 falling to .06 at 0.8.",
         published: &[None, None, None, None, None, Some(0.06)],
+        color_by: ColorBy::TimeOfDay,
     },
     Lesson {
         title: "Latent dimension K",
@@ -68,6 +83,7 @@ pub const LESSONS: [Lesson; 7] = [
         preset: "latent-dim",
         watch: "The PCA axes' explained variance (in the axis names) shows how many directions the model really uses; with K = 3 the daily loop is squeezed.",
         published: &[Some(0.637), Some(0.833), Some(0.826), Some(0.797)],
+        color_by: ColorBy::TimeOfDay,
     },
     Lesson {
         title: "Gaussian or Student-t latent",
@@ -75,6 +91,7 @@ pub const LESSONS: [Lesson; 7] = [
         preset: "latent-dist",
         watch: "Compare the two galleries: the Student-t cloud has a denser core and a few far points. The study found it slightly worse (.593 vs .642).",
         published: &[Some(0.642), Some(0.593)],
+        color_by: ColorBy::TimeOfDay,
     },
     Lesson {
         title: "Dense or 1-D CNN encoder",
@@ -82,6 +99,7 @@ pub const LESSONS: [Lesson; 7] = [
         preset: "encoder",
         watch: "The CNN trains slower per window (the status bar's windows/s). The study found it better on cpu: .714 vs .642.",
         published: &[Some(0.714), Some(0.642)],
+        color_by: ColorBy::TimeOfDay,
     },
 ];
 
@@ -131,6 +149,7 @@ pub fn lessons_ui(
         {
             sweeps.preset = Some(lesson.preset);
             sweeps.seeds = panel.seeds;
+            sweeps.gallery_color = lesson.color_by;
             sweeps.start(ui.ctx(), raw.clone(), prep.cloned(), base.clone());
             panel.running = Some(panel.chosen);
         }
@@ -152,9 +171,7 @@ pub fn lessons_ui(
             ui.label(format!("{done} of {} runs done", sweeps.planned));
         });
     } else {
-        ui.label(format!(
-            "Done: {done} runs. The Sweeps window shows each run's latent space."
-        ));
+        ui.label(format!("Done: {done} runs."));
     }
     for e in &sweeps.errors {
         ui.colored_label(ui.visuals().error_fg_color, e);
@@ -184,4 +201,9 @@ pub fn lessons_ui(
                 ui.end_row();
             }
         });
+    ui.separator();
+    // As many plots across as fit, each between 160 and 280 points wide.
+    let across = sweeps.variants.len().max(1) as f32;
+    let side = ((ui.available_width() - 12.0 * across) / across).clamp(160.0, 280.0);
+    gallery_ui(sweeps, ui, egui::vec2(side, side * 0.85));
 }

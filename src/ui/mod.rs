@@ -7,6 +7,7 @@
 
 mod app;
 mod bars;
+mod colormap;
 mod columns;
 pub mod commands;
 mod compare;

@@ -184,6 +184,7 @@ impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
                             self.compare,
                             self.prep.map(|p| &**p),
                             current,
+                            self.selection,
                             self.commands,
                         )
                     });

@@ -1,7 +1,8 @@
 //! Latent points as the panels draw them, shared by the latent panel, the sweep gallery and
 //! Compare: which axes (or principal components) to show, and the colour of each point.
 
-use super::latent3d::{cyclic, pca, ramp};
+use super::colormap;
+use super::latent3d::pca;
 use crate::data::{Part, Prepared};
 use crate::history::LatentSnapshot;
 use egui::Color32;
@@ -124,7 +125,7 @@ pub fn colors(
     color_by: ColorBy,
     scores: Option<&[Option<f64>]>,
 ) -> Vec<Color32> {
-    let normal = Color32::from_rgb(120, 160, 200);
+    let normal = colormap::NORMAL;
     match color_by {
         ColorBy::TimeOfDay => snap
             .ends
@@ -132,7 +133,7 @@ pub fn colors(
             .map(|&e| {
                 let secs = prep.timestamps[e].rem_euclid(86_400);
                 if prep.has_timestamps {
-                    cyclic(secs as f32 / 86_400.0)
+                    colormap::time_of_day(secs as f32 / 86_400.0)
                 } else {
                     normal
                 }
@@ -144,11 +145,11 @@ pub fn colors(
                 .iter()
                 .map(|&e| {
                     if prep.labels[e] == 1 {
-                        Color32::from_rgb(230, 40, 40)
+                        colormap::ANOMALOUS_LAST_POINT
                     } else if prep.labels[e + 1 - w..=e].contains(&1) {
-                        Color32::from_rgb(240, 170, 60)
+                        colormap::ANOMALY_IN_WINDOW
                     } else {
-                        normal.gamma_multiply(0.8)
+                        normal
                     }
                 })
                 .collect()
@@ -173,7 +174,7 @@ pub fn colors(
                         .get(e)
                         .copied()
                         .flatten()
-                        .map_or(Color32::GRAY, |s| ramp(rank(s)))
+                        .map_or(Color32::GRAY, |s| colormap::score(rank(s)))
                 })
                 .collect()
         }
@@ -181,10 +182,49 @@ pub fn colors(
             .ends
             .iter()
             .map(|&e| match prep.part_of(e) {
-                Part::Train => Color32::from_rgb(80, 140, 230),
-                Part::Valid => Color32::from_rgb(240, 160, 50),
-                Part::Test => Color32::from_rgb(90, 190, 100),
+                Part::Train => colormap::TRAIN,
+                Part::Valid => colormap::VALIDATION,
+                Part::Test => colormap::TEST,
             })
             .collect(),
     }
+}
+
+/// The key to the colours of `color_by` (`has_scores`: whether score colours can be shown).
+pub fn legend_ui(ui: &mut egui::Ui, color_by: ColorBy, has_scores: bool) {
+    let swatch = |ui: &mut egui::Ui, c: Color32, text: &str| {
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+        ui.painter().rect_filled(rect, 2.0, c);
+        ui.small(text);
+    };
+    ui.horizontal_wrapped(|ui| match color_by {
+        ColorBy::TimeOfDay => {
+            for h in (0..24).step_by(3) {
+                swatch(
+                    ui,
+                    colormap::time_of_day(h as f32 / 24.0),
+                    &format!("{h:02}:00"),
+                );
+            }
+        }
+        ColorBy::Label => {
+            swatch(ui, colormap::NORMAL, "normal");
+            swatch(ui, colormap::ANOMALY_IN_WINDOW, "anomaly inside window");
+            swatch(ui, colormap::ANOMALOUS_LAST_POINT, "anomalous last point");
+        }
+        ColorBy::Score => {
+            if has_scores {
+                swatch(ui, colormap::score(0.0), "low anomaly score");
+                swatch(ui, colormap::score(0.5), "");
+                swatch(ui, colormap::score(1.0), "high (rank)");
+            } else {
+                ui.small("scores appear when a run finishes");
+            }
+        }
+        ColorBy::Split => {
+            swatch(ui, colormap::TRAIN, "train");
+            swatch(ui, colormap::VALIDATION, "validation");
+            swatch(ui, colormap::TEST, "test");
+        }
+    });
 }

@@ -4,7 +4,7 @@
 
 use super::commands::AppCommand;
 use super::latent3d::{Camera, Cloud, normalise, scatter_ui};
-use super::projection::{ColorBy, Projection, colors, project};
+use super::projection::{ColorBy, Projection, colors, legend_ui, project};
 use crate::config::DonutConfig;
 use crate::data::{Prepared, RawSeries};
 use crate::sweep::{
@@ -54,6 +54,10 @@ pub struct SweepPanel {
     pub planned: usize,
     /// The data and settings the sweep ran on (for the gallery's colours).
     pub data: Option<Arc<Prepared>>,
+    /// What colours the gallery's points.
+    pub gallery_color: ColorBy,
+    /// The gallery's plots, by variant.
+    gallery: Vec<Option<GalleryEntry>>,
     running: Option<Running>,
 }
 
@@ -72,6 +76,8 @@ impl Default for SweepPanel {
             errors: Vec::new(),
             planned: 0,
             data: None,
+            gallery_color: ColorBy::TimeOfDay,
+            gallery: Vec::new(),
             running: None,
         }
     }
@@ -124,6 +130,7 @@ impl SweepPanel {
         self.planned = spec.variants.len() * spec.seeds as usize;
         self.runs.clear();
         self.errors.clear();
+        self.gallery.clear();
         self.data = prep;
         let cancel = Arc::new(AtomicBool::new(false));
         let (tx, rx) = bounded(256);
@@ -357,43 +364,87 @@ pub fn sweeps_ui(
                 plot.points(Points::new(name, dots).radius(3.0).color(color));
             }
         });
-    gallery_ui(panel, ui);
+    gallery_ui(panel, ui, egui::vec2(200.0, 180.0));
 }
 
-/// One small latent plot per variant (its first finished seed), all turned by one camera.
-fn gallery_ui(panel: &mut SweepPanel, ui: &mut Ui) {
+/// One gallery plot's points and colours, computed when its run or the colouring changes.
+struct GalleryEntry {
+    /// (variant, seed, snapshot step, colouring) the entry was computed from.
+    key: (usize, u64, usize, ColorBy),
+    points: Vec<[f32; 3]>,
+    colors: Vec<Color32>,
+    names: [String; 3],
+}
+
+/// One small latent plot per variant (its first finished seed), all turned by one camera and
+/// coloured alike (time of day, labels or split), each `plot_size`.
+pub fn gallery_ui(panel: &mut SweepPanel, ui: &mut Ui, plot_size: egui::Vec2) {
     let Some(prep) = panel.data.clone() else {
         return;
     };
-    ui.label("Latent spaces (first seed of each variant; drag any to turn them all)");
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Latent spaces (first seed of each variant; drag any to turn them all)");
+        egui::ComboBox::from_id_salt("gallery-colour")
+            .selected_text(format!("colour: {}", color_by_name(panel.gallery_color)))
+            .show_ui(ui, |ui| {
+                for c in [ColorBy::TimeOfDay, ColorBy::Label, ColorBy::Split] {
+                    ui.selectable_value(&mut panel.gallery_color, c, color_by_name(c));
+                }
+            });
+    });
+    legend_ui(ui, panel.gallery_color, false);
+    let color_by = panel.gallery_color;
     ui.horizontal_wrapped(|ui| {
         for (i, v) in panel.variants.iter().enumerate() {
-            let Some(snap) = panel
+            let Some((seed, snap)) = panel
                 .runs
                 .iter()
                 .filter(|r| r.variant == i)
                 .min_by_key(|r| r.seed)
-                .and_then(|r| r.latent())
+                .and_then(|r| Some((r.seed, r.latent()?)))
             else {
                 continue;
             };
             if snap.ends.iter().any(|&e| e >= prep.len()) {
                 continue;
             }
+            let key = (i, seed, snap.step, color_by);
+            if panel.gallery.len() <= i {
+                panel.gallery.resize_with(i + 1, || None);
+            }
+            let slot = &mut panel.gallery[i];
+            if slot.as_ref().is_none_or(|e| e.key != key) {
+                let (raw, names, _) = project(snap, Projection::Pca, None);
+                *slot = Some(GalleryEntry {
+                    key,
+                    points: normalise(&raw),
+                    colors: colors(snap, &prep, color_by, None),
+                    names,
+                });
+            }
+            let Some(entry) = slot.as_ref() else {
+                continue;
+            };
             ui.vertical(|ui| {
                 ui.small(&v.label);
-                let (raw, names, _) = project(snap, Projection::Pca, None);
-                let points = normalise(&raw);
-                let colors = colors(snap, &prep, ColorBy::TimeOfDay, None);
                 let cloud = Cloud {
-                    points: &points,
-                    colors: &colors,
-                    axis_names: names,
+                    points: &entry.points,
+                    colors: &entry.colors,
+                    axis_names: entry.names.clone(),
                     highlight: None,
                     selected: &[],
                 };
-                scatter_ui(ui, &mut panel.camera, &cloud, egui::vec2(200.0, 180.0), 2.0);
+                scatter_ui(ui, &mut panel.camera, &cloud, plot_size, 2.0);
             });
         }
     });
+}
+
+fn color_by_name(c: ColorBy) -> &'static str {
+    match c {
+        ColorBy::TimeOfDay => "time of day",
+        ColorBy::Label => "labels",
+        ColorBy::Score => "score",
+        ColorBy::Split => "split",
+    }
 }

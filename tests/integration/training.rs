@@ -3,6 +3,7 @@
 use super::quick_config;
 use donut_explorer::config::{
     BackendKind, BetaMode, DonutConfig, EncoderKind, EntropyMode, LatentDist, LiveSettings,
+    Objective,
 };
 use donut_explorer::data::{Part, Prepared, load_sample};
 use donut_explorer::model::DonutModel;
@@ -213,6 +214,41 @@ fn alpha_masks_anomalies_missing_and_injected_points() {
     let inj = host_batch(&prep, &[end], &injected, &live);
     assert_eq!(inj.x[prep.window - 4], 0.0, "an injected point is set to 0");
     assert_eq!(inj.alpha[prep.window - 4], 0.0);
+}
+
+#[test]
+fn the_plain_elbo_counts_every_point_with_beta_one() {
+    let config = DonutConfig {
+        objective: Objective::Elbo,
+        // Ignored by the plain ELBO, which fixes beta at 1.
+        beta_mode: BetaMode::Fixed,
+        beta_value: 0.3,
+        entropy_mode: EntropyMode::Beta,
+        ..DonutConfig::default()
+    };
+    let prep = sample(&config);
+    let end = (prep.window - 1..prep.len())
+        .find(|&e| prep.labels[e] == 1)
+        .unwrap();
+    let mut injected = vec![false; prep.len()];
+    injected[end - 3] = true;
+    let host = host_batch(&prep, &[end], &injected, &config.live());
+    assert!(
+        host.alpha.iter().all(|&a| a == 1.0),
+        "anomalous and injected points count: {:?}",
+        host.alpha
+    );
+    assert_eq!(
+        host.x[prep.window - 4],
+        0.0,
+        "an injected point is still set to 0"
+    );
+    assert_eq!(host.beta, vec![1.0]);
+    assert_eq!(host.lambda, vec![1.0], "lambda = beta = 1");
+    // The same window under the M-ELBO masks the anomaly.
+    let m = host_batch(&prep, &[end], &injected, &DonutConfig::default().live());
+    assert_eq!(m.alpha[prep.window - 1], 0.0);
+    assert!(m.beta[0] < 1.0);
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! The app, headless (egui_kittest): opening, training, live settings, the 3-D panel, bad files, stop.
 
 use super::fixture;
-use donut_explorer::config::BetaMode;
+use donut_explorer::config::{BetaMode, Objective};
 use donut_explorer::ui::{AppOptions, DonutApp, Persisted};
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use std::time::Duration;
 
 fn quick_state() -> Persisted {
@@ -137,6 +137,38 @@ fn a_slider_change_during_training_reaches_the_worker() {
             .all(|s| s.terms.prior != 0.0)
     );
     h.state_mut().shutdown_worker(Duration::from_secs(5));
+}
+
+#[test]
+fn the_plain_elbo_is_chosen_in_the_controls_and_trains_the_run() {
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 1,
+        ..super::quick_config()
+    };
+    let mut h = harness(Persisted {
+        config,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("plain ELBO").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.config.objective, Objective::Elbo);
+    assert!(
+        h.get_by_label("fixed beta").accesskit_node().is_disabled(),
+        "beta belongs to the M-ELBO"
+    );
+    h.get_by_label("Train").click();
+    assert!(
+        step_until(&mut h, 1500, |app| app.run.record.is_some()
+            && !app.is_running()),
+        "the run did not finish"
+    );
+    let record = h.state().run.record.clone().unwrap();
+    assert_eq!(record.config.objective, Objective::Elbo);
+    assert!(record.history.steps.iter().all(|s| s.terms.is_finite()));
+    h.get_by_label("M-ELBO (DONUT)").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.config.objective, Objective::MElbo);
 }
 
 #[test]
@@ -486,6 +518,29 @@ fn a_pinned_run_is_compared_with_the_next_one_setting_by_setting() {
     // Its latent space and the current one, beside the main panel's.
     let canvases = h.query_all_by_label("Latent space 3-D scatter").count();
     assert_eq!(canvases, 3, "main panel + both runs in the compare window");
+    // A selection made on the (same) data is marked in both runs' latent plots.
+    let (pinned_ends, current_ends) = {
+        let app = h.state();
+        let pinned = app.compare.pinned.as_ref().unwrap().0.clone();
+        let pinned_snapshot = pinned.history.latest_snapshot().unwrap().ends.clone();
+        let current_snapshot = app.run.latest_snapshot().unwrap().ends.clone();
+        (pinned_snapshot, current_snapshot)
+    };
+    let stretch = pinned_ends[10]..=pinned_ends[40];
+    let selected: Vec<usize> = stretch.clone().collect();
+    h.state_mut().selection = Some(std::sync::Arc::new(selected.clone()));
+    h.run_steps(2);
+    let in_stretch = |ends: &[usize]| ends.iter().filter(|e| stretch.contains(e)).count();
+    assert_eq!(
+        h.state().compare.marked,
+        [in_stretch(&pinned_ends), in_stretch(&current_ends)],
+        "the selection is marked in the pinned and the current run"
+    );
+    assert!(h.state().compare.marked[0] >= 31);
+    h.get_by_label_contains(&format!(
+        "the {} selected windows are marked",
+        selected.len()
+    ));
     h.get_by_label("Unpin").click();
     h.run_steps(2);
     assert!(h.state().compare.pinned.is_none());
@@ -918,6 +973,7 @@ fn a_lesson_runs_to_its_end_and_sets_the_measured_beside_the_published() {
     h.get_by_label("Gaussian or Student-t latent").click();
     h.run_steps(2);
     h.get_by_label_contains("A heavy-tailed latent");
+    let clouds_before = h.query_all_by_label("Latent space 3-D scatter").count();
     h.get_by_label("Run lesson").click();
     assert!(
         step_until(&mut h, 3000, |app| !app.sweeps.is_running()
@@ -928,6 +984,12 @@ fn a_lesson_runs_to_its_end_and_sets_the_measured_beside_the_published() {
     );
     h.run_steps(2);
     h.get_by_label_contains("Done: 2 runs");
+    // Each variant's latent space is shown in the lesson.
+    assert_eq!(
+        h.query_all_by_label("Latent space 3-D scatter").count(),
+        clouds_before + 2,
+        "a latent plot per variant"
+    );
     // The published figures stand beside the measured ones.
     h.get_by_label("0.642");
     h.get_by_label("0.593");
