@@ -2,7 +2,9 @@
 //! choices, and the replay slider.
 
 use super::latent3d::{Camera, Cloud, normalise, scatter_ui};
-use super::projection::{ColorBy, LatentCache, LatentView, Projection, colors, legend_ui, project};
+use super::projection::{
+    ColorBy, LatentCache, LatentView, Projection, color_by_name, colors, legend_ui, project,
+};
 use super::widgets::format_time;
 use crate::data::Prepared;
 use crate::history::LatentSnapshot;
@@ -44,7 +46,7 @@ pub struct LatentPanel<'a> {
 pub fn latent_ui(ui: &mut Ui, p: LatentPanel<'_>) {
     ui.horizontal(|ui| {
         egui::ComboBox::from_label("colour by")
-            .selected_text(format!("{:?}", p.view.color_by))
+            .selected_text(color_by_name(p.view.color_by))
             .show_ui(ui, |ui| {
                 for c in [
                     ColorBy::TimeOfDay,
@@ -52,7 +54,7 @@ pub fn latent_ui(ui: &mut Ui, p: LatentPanel<'_>) {
                     ColorBy::Score,
                     ColorBy::Split,
                 ] {
-                    ui.selectable_value(&mut p.view.color_by, c, format!("{c:?}"));
+                    ui.selectable_value(&mut p.view.color_by, c, color_by_name(c));
                 }
             });
     });

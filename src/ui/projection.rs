@@ -195,6 +195,10 @@ pub fn legend_ui(ui: &mut egui::Ui, color_by: ColorBy, has_scores: bool) {
     let swatch = |ui: &mut egui::Ui, c: Color32, text: &str| {
         let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
         ui.painter().rect_filled(rect, 2.0, c);
+        // A rim, so that the maps' black and white ends show on either theme.
+        let rim = egui::Stroke::new(1.0, ui.visuals().weak_text_color());
+        ui.painter()
+            .rect_stroke(rect, 2.0, rim, egui::StrokeKind::Outside);
         ui.small(text);
     };
     ui.horizontal_wrapped(|ui| match color_by {
@@ -227,4 +231,14 @@ pub fn legend_ui(ui: &mut egui::Ui, color_by: ColorBy, has_scores: bool) {
             swatch(ui, colormap::TEST, "test");
         }
     });
+}
+
+/// The name of a colouring, as the menus show it.
+pub fn color_by_name(c: ColorBy) -> &'static str {
+    match c {
+        ColorBy::TimeOfDay => "time of day",
+        ColorBy::Label => "labels",
+        ColorBy::Score => "score",
+        ColorBy::Split => "split",
+    }
 }

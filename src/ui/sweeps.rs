@@ -4,7 +4,7 @@
 
 use super::commands::AppCommand;
 use super::latent3d::{Camera, Cloud, normalise, scatter_ui};
-use super::projection::{ColorBy, Projection, colors, legend_ui, project};
+use super::projection::{ColorBy, Projection, color_by_name, colors, legend_ui, project};
 use crate::config::DonutConfig;
 use crate::data::{Prepared, RawSeries};
 use crate::sweep::{
@@ -438,13 +438,4 @@ pub fn gallery_ui(panel: &mut SweepPanel, ui: &mut Ui, plot_size: egui::Vec2) {
             });
         }
     });
-}
-
-fn color_by_name(c: ColorBy) -> &'static str {
-    match c {
-        ColorBy::TimeOfDay => "time of day",
-        ColorBy::Label => "labels",
-        ColorBy::Score => "score",
-        ColorBy::Split => "split",
-    }
 }
