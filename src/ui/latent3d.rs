@@ -287,15 +287,23 @@ pub fn scatter_ui(
     if response.drag_stopped() || !response.dragged() && !response.drag_started() {
         ui.data_mut(|d| d.remove::<(Pos2, Pos2)>(box_id));
     }
-    painter.text(
-        rect.left_bottom() + vec2(6.0, -6.0),
-        egui::Align2::LEFT_BOTTOM,
-        format!(
-            "{} points · drag to orbit · shift + drag to select · wheel to zoom · double-click to reset",
-            cloud.points.len()
-        ),
-        egui::FontId::proportional(12.0),
-        ui.visuals().weak_text_color(),
+    // The full hint where it fits, else the count and the main gesture; light text on the
+    // backdrop in either theme.
+    let hint_color = Color32::from_gray(215);
+    let font = egui::FontId::proportional(12.0);
+    let full = format!(
+        "{} points · drag to orbit · shift + drag to select · wheel to zoom · double-click to reset",
+        cloud.points.len()
+    );
+    let mut galley = painter.layout_no_wrap(full, font.clone(), hint_color);
+    if galley.size().x > rect.width() - 12.0 {
+        let short = format!("{} points · drag to orbit", cloud.points.len());
+        galley = painter.layout_no_wrap(short, font, hint_color);
+    }
+    painter.galley(
+        rect.left_bottom() + vec2(6.0, -6.0 - galley.size().y),
+        galley,
+        hint_color,
     );
     ScatterResponse {
         response,

@@ -257,6 +257,10 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
     }
     Plot::new("scores")
         .height(height * 0.3)
+        // The whole series, also before there is a score to bound the axis (otherwise every
+        // tick of the empty plot names the same instant).
+        .include_x(0.0)
+        .include_x(n as f64)
         .link_axis(link, [true, false])
         .link_cursor(link, [true, false])
         .x_axis_formatter(x_fmt)
