@@ -845,6 +845,9 @@ mod tests {
         c.set("encoder=cnn").unwrap();
         c.set("beta_mode = fixed").unwrap();
         c.set("beta_value=0.25").unwrap();
+        c.set("objective=elbo").unwrap();
+        assert_eq!(c.objective, Objective::Elbo);
+        assert!(c.set("objective=vae").is_err());
         assert_eq!(c.latent_dim, 3);
         assert_eq!(c.encoder, EncoderKind::Cnn);
         assert_eq!(c.beta_mode, BetaMode::Fixed);

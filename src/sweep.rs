@@ -468,6 +468,7 @@ pub fn run_sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Objective;
     use crate::eval::F1Score;
 
     fn record(f1: f64) -> RunRecord {
@@ -580,6 +581,26 @@ mod tests {
         assert_eq!(
             (ablation[3].2.mcmc_iterations, ablation[3].2.injection_rate),
             (0, 0.0)
+        );
+        let objective = job_configs(&SweepSpec {
+            variants: preset("objective").unwrap(),
+            seeds: 1,
+            base: DonutConfig::default(),
+            jobs: 1,
+            host: Host::Cli,
+        })
+        .unwrap();
+        let objectives: Vec<_> = objective
+            .iter()
+            .map(|j| (j.2.objective, j.2.injection_rate, j.2.mcmc_iterations))
+            .collect();
+        assert_eq!(
+            objectives,
+            [
+                (Objective::MElbo, 0.01, 10),
+                (Objective::Elbo, 0.01, 10),
+                (Objective::Elbo, 0.0, 0)
+            ]
         );
         assert!(preset("nope").is_none());
     }
