@@ -27,6 +27,31 @@ fn harness(state: Persisted) -> Harness<'static, DonutApp> {
         )
 }
 
+/// The app with `epochs` of the quick settings, a couple of frames drawn.
+fn quick_harness(epochs: usize) -> Harness<'static, DonutApp> {
+    let mut h = harness(Persisted {
+        config: donut_explorer::config::DonutConfig {
+            epochs,
+            ..super::quick_config()
+        },
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h
+}
+
+/// Clicks Train and steps frames until the run has finished and its worker is idle.
+fn train_to_end(h: &mut Harness<'_, DonutApp>, which: &str) {
+    h.get_by_label("Train").click();
+    assert!(
+        step_until(h, 1500, |app| app.run.record.is_some() && !app.is_running()),
+        "{which} did not finish: phase {:?}, error {:?}, steps {}",
+        h.state().run.phase,
+        h.state().error,
+        h.state().run.history().steps.len()
+    );
+}
+
 /// The app after a two-epoch run with `config` has finished (Train clicked, frames stepped).
 fn trained_harness(config: donut_explorer::config::DonutConfig) -> Harness<'static, DonutApp> {
     let mut h = harness(Persisted {
@@ -37,12 +62,7 @@ fn trained_harness(config: donut_explorer::config::DonutConfig) -> Harness<'stat
         ..Default::default()
     });
     h.run_steps(2);
-    h.get_by_label("Train").click();
-    assert!(
-        step_until(&mut h, 1500, |app| app.run.record.is_some()),
-        "the run finished: {:?}",
-        h.state().error
-    );
+    train_to_end(&mut h, "the run");
     h
 }
 
@@ -141,15 +161,7 @@ fn a_slider_change_during_training_reaches_the_worker() {
 
 #[test]
 fn the_plain_elbo_is_chosen_in_the_controls_and_trains_the_run() {
-    let config = donut_explorer::config::DonutConfig {
-        epochs: 1,
-        ..super::quick_config()
-    };
-    let mut h = harness(Persisted {
-        config,
-        ..Default::default()
-    });
-    h.run_steps(2);
+    let mut h = quick_harness(1);
     h.get_by_label("plain ELBO").click();
     h.run_steps(2);
     assert_eq!(h.state().state.config.objective, Objective::Elbo);
@@ -157,12 +169,7 @@ fn the_plain_elbo_is_chosen_in_the_controls_and_trains_the_run() {
         h.get_by_label("fixed beta").accesskit_node().is_disabled(),
         "beta belongs to the M-ELBO"
     );
-    h.get_by_label("Train").click();
-    assert!(
-        step_until(&mut h, 1500, |app| app.run.record.is_some()
-            && !app.is_running()),
-        "the run did not finish"
-    );
+    train_to_end(&mut h, "the run");
     let record = h.state().run.record.clone().unwrap();
     assert_eq!(record.config.objective, Objective::Elbo);
     assert!(record.history.steps.iter().all(|s| s.terms.is_finite()));
@@ -328,20 +335,7 @@ fn the_state_file_round_trips_and_a_damaged_one_falls_back_to_defaults() {
 
 #[test]
 fn a_saved_run_reopens_in_the_app_with_nothing_lost() {
-    let config = donut_explorer::config::DonutConfig {
-        epochs: 2,
-        ..super::quick_config()
-    };
-    let mut h = harness(Persisted {
-        config,
-        ..Default::default()
-    });
-    h.run_steps(2);
-    h.get_by_label("Train").click();
-    assert!(
-        step_until(&mut h, 1500, |app| app.run.record.is_some()),
-        "the run did not finish"
-    );
+    let h = trained_harness(super::quick_config());
     let saved = h.state().saved_run().expect("a finished run");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.donut");
@@ -464,21 +458,8 @@ fn learning_rate_10_and_injection_rate_1_do_not_crash() {
 
 #[test]
 fn a_pinned_run_is_compared_with_the_next_one_setting_by_setting() {
-    let config = donut_explorer::config::DonutConfig {
-        epochs: 1,
-        ..super::quick_config()
-    };
-    let mut h = harness(Persisted {
-        config,
-        ..Default::default()
-    });
-    h.run_steps(2);
-    h.get_by_label("Train").click();
-    assert!(
-        step_until(&mut h, 1500, |app| app.run.record.is_some()
-            && !app.is_running()),
-        "the first run did not finish"
-    );
+    let mut h = quick_harness(1);
+    train_to_end(&mut h, "the first run");
     h.get_by_label("Pin run").click();
     h.run_steps(2);
     let first = h.state().compare.pinned.clone().expect("pinned");
@@ -492,15 +473,7 @@ fn a_pinned_run_is_compared_with_the_next_one_setting_by_setting() {
     // A second run with another latent dimension.
     h.state_mut().state.config.latent_dim = 3;
     h.state_mut().run.record = None;
-    h.get_by_label("Train").click();
-    assert!(
-        step_until(&mut h, 1500, |app| app.run.record.is_some()
-            && !app.is_running()),
-        "the second run did not finish: phase {:?}, error {:?}, steps {}",
-        h.state().run.phase,
-        h.state().error,
-        h.state().run.history().steps.len()
-    );
+    train_to_end(&mut h, "the second run");
     h.run_steps(3);
     h.get_by_label("1 setting differs: latent_dim");
     // The pinned run stays as it was.
@@ -607,13 +580,7 @@ fn the_gradients_control_picks_the_engine_of_the_next_run() {
         h.state().state.config.gradients,
         donut_explorer::config::GradientEngine::Autodiff
     );
-    h.get_by_label("Train").click();
-    assert!(
-        step_until(&mut h, 1500, |app| app.run.record.is_some()
-            && !app.is_running()),
-        "the autodiff run did not finish: error {:?}",
-        h.state().error
-    );
+    train_to_end(&mut h, "the autodiff run");
     let result = h.state().run.record.as_ref().expect("finished");
     assert_eq!(
         result.config.gradients,
@@ -757,19 +724,10 @@ fn without_a_system_dialog_open_csv_uses_the_in_app_browser() {
 
 #[test]
 fn a_longer_window_after_a_finished_run_clears_it_instead_of_misreading_it() {
-    let config = donut_explorer::config::DonutConfig {
-        epochs: 2,
+    let mut h = trained_harness(donut_explorer::config::DonutConfig {
         window: 24,
         ..super::quick_config()
-    };
-    let mut h = harness(Persisted {
-        config,
-        ..Default::default()
     });
-    h.run_steps(2);
-    h.get_by_label("Train").click();
-    assert!(step_until(&mut h, 1500, |app| app.run.record.is_some()
-        && !app.is_running()));
     h.run_steps(2);
     // The window grows past the first snapshot's windows: their old end points would index
     // before the start of the series under the new window.
@@ -959,15 +917,7 @@ fn clicking_a_series_point_opens_its_window_beside_the_reconstruction() {
 
 #[test]
 fn a_lesson_runs_to_its_end_and_sets_the_measured_beside_the_published() {
-    let config = donut_explorer::config::DonutConfig {
-        epochs: 1,
-        ..super::quick_config()
-    };
-    let mut h = harness(Persisted {
-        config,
-        ..Default::default()
-    });
-    h.run_steps(2);
+    let mut h = quick_harness(1);
     h.get_by_label("Lessons").click();
     h.run_steps(2);
     h.get_by_label("Gaussian or Student-t latent").click();
