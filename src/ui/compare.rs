@@ -351,7 +351,6 @@ fn losses_ui(ui: &mut Ui, left: &RunView<'_>, right: &RunView<'_>) {
     });
 }
 
-#[allow(clippy::too_many_arguments)]
 fn latents_ui(
     ui: &mut Ui,
     panel: &mut ComparePanel,
