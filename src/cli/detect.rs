@@ -1,5 +1,6 @@
 //! `detect`: a saved run's model on new data, a whole file or (`--follow`) a point at a time.
 
+use super::follow::{FollowedFile, Rotation};
 use super::{ColumnArgs, ProgressHooks, say_summary, warn_about, write_file};
 use crate::config::{DonutConfig, ThresholdChoice};
 use crate::data::{self, RawSeries, RowReader};
@@ -41,7 +42,8 @@ pub struct DetectArgs {
     #[arg(long)]
     pub json: bool,
     /// Read the file as it grows (or standard input as it comes) and print one line per point
-    /// (timestamp, value, score, flagged) as soon as it arrives.
+    /// (timestamp, value, score, flagged) as soon as it arrives. A rotated file (a new one at
+    /// the path, or the same one cut back) is followed from its start, its header skipped.
     #[arg(long, conflicts_with = "out")]
     pub follow: bool,
     /// With --follow on a file: stop after this many seconds without new data (default: follow
@@ -203,33 +205,6 @@ fn load_data(args: &DetectArgs, config: &DonutConfig) -> Result<RawSeries> {
     Ok(raw)
 }
 
-/// A file read as it grows: at its end, waits for more (polling) instead of ending, until
-/// `idle` has passed without new bytes.
-struct GrowingFile {
-    file: std::fs::File,
-    idle: Option<Duration>,
-    last_data: Instant,
-}
-
-impl Read for GrowingFile {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            let n = self.file.read(buf)?;
-            if n > 0 || buf.is_empty() {
-                self.last_data = Instant::now();
-                return Ok(n);
-            }
-            if self
-                .idle
-                .is_some_and(|idle| self.last_data.elapsed() >= idle)
-            {
-                return Ok(0);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 /// `detect --follow`: prints each point as it arrives.
 fn follow_command(args: &DetectArgs) -> Result<()> {
     let (saved, model, config) = load_run(args)?;
@@ -243,14 +218,19 @@ fn follow_command(args: &DetectArgs) -> Result<()> {
     let (reader, name): (Box<dyn Read>, String) = if args.reads_stdin() {
         (Box::new(std::io::stdin().lock()), "<stdin>".into())
     } else {
-        let file = std::fs::File::open(&args.data)
-            .with_context(|| format!("opening {}", args.data.display()))?;
-        let growing = GrowingFile {
-            file,
-            idle: args.idle_exit.map(Duration::from_secs_f64),
-            last_data: Instant::now(),
-        };
-        (Box::new(growing), args.data.display().to_string())
+        let name = args.data.display().to_string();
+        let said = name.clone();
+        let on_rotation = Box::new(move |rotation: Rotation| {
+            let what = match rotation {
+                Rotation::Replaced => "a new file stands at its path",
+                Rotation::Truncated => "it was cut back",
+            };
+            eprintln!("{said}: rotated ({what}); going on from the start of the new content");
+        });
+        let idle = args.idle_exit.map(Duration::from_secs_f64);
+        let followed = FollowedFile::open(&args.data, idle, on_rotation)
+            .with_context(|| format!("opening {name}"))?;
+        (Box::new(followed), name)
     };
     let mut rows = RowReader::new(reader, &name, &args.columns.choice())?;
     let interval = if rows.has_timestamps() {

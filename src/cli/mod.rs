@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
 mod detect;
+mod follow;
 
 /// Train, watch, tune and understand DONUT. With no subcommand, opens the desktop app.
 #[derive(Parser, Debug)]

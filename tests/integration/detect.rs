@@ -389,6 +389,60 @@ fn detect_command_writes_alerts_and_follow_streams_the_same_scores() {
         .map(str::to_string)
         .collect();
     assert_eq!(followed, batch, "the points written later are read too");
+
+    // A followed file rotated twice: renamed away with a new file made at its path (with its own
+    // header), then cut back and written on (no header).
+    let rotating = dir.path().join("rotating.csv");
+    let (header, rows) = (lines[0], &lines[1..]);
+    let (a, b) = (rows.len() * 2 / 5, rows.len() * 4 / 5);
+    let with_header = |part: &[&str]| format!("{header}\n{}\n", part.join("\n"));
+    std::fs::write(&rotating, with_header(&rows[..a])).unwrap();
+    let child = bin()
+        .args(["detect", "--follow", "--idle-exit", "3", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&rotating)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    std::fs::rename(&rotating, dir.path().join("rotating.csv.1")).unwrap();
+    std::fs::write(&rotating, with_header(&rows[a..b])).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&rotating)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&rotating)
+            .unwrap();
+        f.write_all((rows[b..].join("\n") + "\n").as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let followed: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        followed, batch,
+        "every row is read once, across both rotations: {stderr}"
+    );
+    assert!(
+        stderr.contains("rotated (a new file stands at its path)")
+            && stderr.contains("rotated (it was cut back)"),
+        "{stderr}"
+    );
 }
 
 #[test]
