@@ -357,37 +357,10 @@ fn detect_command_writes_alerts_and_follow_streams_the_same_scores() {
     let lines: Vec<&str> = text.lines().collect();
     let half = lines.len() / 2;
     std::fs::write(&growing, lines[..half].join("\n") + "\n").unwrap();
-    let child = bin()
-        .args(["detect", "--follow", "--idle-exit", "3", "--run"])
-        .arg(&run)
-        .arg("--data")
-        .arg(&growing)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = follow(&run, &growing);
     std::thread::sleep(std::time::Duration::from_millis(500));
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&growing)
-            .unwrap();
-        f.write_all((lines[half..].join("\n") + "\n").as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let followed: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(str::to_string)
-        .collect();
+    append(&growing, &lines[half..]);
+    let (followed, _) = followed_points(child);
     assert_eq!(followed, batch, "the points written later are read too");
 
     // A followed file rotated twice: renamed away with a new file made at its path (with its own
@@ -397,15 +370,7 @@ fn detect_command_writes_alerts_and_follow_streams_the_same_scores() {
     let (a, b) = (rows.len() * 2 / 5, rows.len() * 4 / 5);
     let with_header = |part: &[&str]| format!("{header}\n{}\n", part.join("\n"));
     std::fs::write(&rotating, with_header(&rows[..a])).unwrap();
-    let child = bin()
-        .args(["detect", "--follow", "--idle-exit", "3", "--run"])
-        .arg(&run)
-        .arg("--data")
-        .arg(&rotating)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = follow(&run, &rotating);
     std::thread::sleep(std::time::Duration::from_millis(700));
     std::fs::rename(&rotating, dir.path().join("rotating.csv.1")).unwrap();
     std::fs::write(&rotating, with_header(&rows[a..b])).unwrap();
@@ -416,24 +381,8 @@ fn detect_command_writes_alerts_and_follow_streams_the_same_scores() {
         .unwrap()
         .set_len(0)
         .unwrap();
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&rotating)
-            .unwrap();
-        f.write_all((rows[b..].join("\n") + "\n").as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let followed: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(str::to_string)
-        .collect();
+    append(&rotating, &rows[b..]);
+    let (followed, stderr) = followed_points(child);
     assert_eq!(
         followed, batch,
         "every row is read once, across both rotations: {stderr}"
@@ -443,6 +392,40 @@ fn detect_command_writes_alerts_and_follow_streams_the_same_scores() {
             && stderr.contains("rotated (it was cut back)"),
         "{stderr}"
     );
+}
+
+/// `detect --follow --idle-exit 3` on `path` with the saved `run`, its output piped.
+fn follow(run: &std::path::Path, path: &std::path::Path) -> std::process::Child {
+    bin()
+        .args(["detect", "--follow", "--idle-exit", "3", "--run"])
+        .arg(run)
+        .arg("--data")
+        .arg(path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Appends `lines` (each ended by a newline) to the file at `path`.
+fn append(path: &std::path::Path, lines: &[&str]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all((lines.join("\n") + "\n").as_bytes()).unwrap();
+}
+
+/// The point lines a successful `follow` printed (its header line left out), and its stderr.
+fn followed_points(child: std::process::Child) -> (Vec<String>, String) {
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let points = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    (points, stderr)
 }
 
 #[test]
