@@ -570,26 +570,23 @@ mod tests {
             let jobs = job_configs(&spec).unwrap();
             assert_eq!(jobs.len(), spec.variants.len() * 2, "{name}");
         }
-        let ablation = job_configs(&SweepSpec {
-            variants: preset("ablation").unwrap(),
-            seeds: 1,
-            base: DonutConfig::default(),
-            jobs: 1,
-            host: Host::Cli,
-        })
-        .unwrap();
+        // One seed of a preset over the defaults.
+        let configs_of = |name: &str| {
+            job_configs(&SweepSpec {
+                variants: preset(name).unwrap(),
+                seeds: 1,
+                base: DonutConfig::default(),
+                jobs: 1,
+                host: Host::Cli,
+            })
+            .unwrap()
+        };
+        let ablation = configs_of("ablation");
         assert_eq!(
             (ablation[3].2.mcmc_iterations, ablation[3].2.injection_rate),
             (0, 0.0)
         );
-        let objective = job_configs(&SweepSpec {
-            variants: preset("objective").unwrap(),
-            seeds: 1,
-            base: DonutConfig::default(),
-            jobs: 1,
-            host: Host::Cli,
-        })
-        .unwrap();
+        let objective = configs_of("objective");
         let objectives: Vec<_> = objective
             .iter()
             .map(|j| (j.2.objective, j.2.injection_rate, j.2.mcmc_iterations))

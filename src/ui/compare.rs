@@ -5,7 +5,7 @@
 use super::commands::AppCommand;
 use super::latent3d::{Camera, Cloud, normalise, scatter_ui};
 use super::palette;
-use super::projection::{Axes, ColorBy, Projection, colors, project};
+use super::projection::{Axes, ColorBy, Projection, colors, marked_windows, project};
 use super::widgets::{bucketed, runs, short_name};
 use crate::config::{DonutConfig, setting_pairs};
 use crate::data::{Part, Prepared};
@@ -450,14 +450,7 @@ fn latents_ui(
                 };
                 // The app's selection (window ends on the current data), where this run was
                 // trained on the same data.
-                let selected: Vec<bool> = match (selection, fits) {
-                    (Some(ends), Some(_)) => snap
-                        .ends
-                        .iter()
-                        .map(|e| ends.binary_search(e).is_ok())
-                        .collect(),
-                    _ => Vec::new(),
-                };
+                let selected = marked_windows(&snap.ends, selection.filter(|_| fits.is_some()));
                 *marked = selected.iter().filter(|&&s| s).count();
                 let cloud = Cloud {
                     points: &entry.points,

@@ -3,7 +3,8 @@
 
 use super::latent3d::{Camera, Cloud, normalise, scatter_ui};
 use super::projection::{
-    ColorBy, LatentCache, LatentView, Projection, color_by_name, colors, legend_ui, project,
+    ColorBy, LatentCache, LatentView, Projection, color_by_name, colors, legend_ui, marked_windows,
+    project,
 };
 use super::widgets::format_time;
 use crate::data::Prepared;
@@ -165,14 +166,7 @@ pub fn latent_ui(ui: &mut Ui, p: LatentPanel<'_>) {
             .min_by_key(|&i| snap.ends[i].abs_diff(e))
     });
     // The selection, marked on the points of this snapshot that belong to it.
-    let selected: Vec<bool> = match p.selection {
-        Some(ends) => snap
-            .ends
-            .iter()
-            .map(|e| ends.binary_search(e).is_ok())
-            .collect(),
-        None => Vec::new(),
-    };
+    let selected = marked_windows(&snap.ends, p.selection);
     p.cache.marked = selected.iter().filter(|&&s| s).count();
     let cloud = Cloud {
         points: &p.cache.points,

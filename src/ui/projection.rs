@@ -242,3 +242,15 @@ pub fn color_by_name(c: ColorBy) -> &'static str {
         ColorBy::Split => "split",
     }
 }
+
+/// For each window of `ends`, whether it is in `selection` (window ends, ascending); empty with
+/// no selection.
+pub fn marked_windows(ends: &[usize], selection: Option<&[usize]>) -> Vec<bool> {
+    match selection {
+        Some(selected) => ends
+            .iter()
+            .map(|e| selected.binary_search(e).is_ok())
+            .collect(),
+        None => Vec::new(),
+    }
+}
