@@ -257,6 +257,10 @@ pub struct DonutConfig {
     pub grad_clip_norm: f64,
     /// Steps between validations (the best parameters by validation loss are kept).
     pub valid_every_steps: usize,
+    /// Validations in a row without a new best validation loss after which training stops
+    /// (the best parameters are kept, as at the end); 0 = off, every epoch is run as DONUT
+    /// runs them.
+    pub patience: usize,
     /// Seed of every random draw of the run.
     pub seed: u64,
     /// burn backend.
@@ -282,6 +286,21 @@ pub struct DonutConfig {
     /// Which threshold flags points: `validation` (best F1 on the validation labels, else the
     /// alarm rate), `alarm_rate`, or `best_f1_test` (the upper bound).
     pub threshold_rule: ThresholdChoice,
+    /// A value further than this from the training mean, in training standard deviations, is
+    /// taken as missing in the windows that follow it (MCMC imputes it there), so that one
+    /// extreme point does not blind the next W-1 windows; its own window scores it as it is.
+    /// 0 = off.
+    pub extreme_sigmas: f64,
+    /// z samples of the preview scores taken while a run trains (at each new best validation
+    /// loss, at most about once a second); 0 = no preview.
+    pub preview_n_z: usize,
+    /// MCMC iterations of the preview scores.
+    pub preview_mcmc_iterations: usize,
+    /// Where the test part or new data is scored in time order (the test part of a run, `detect`,
+    /// `detect --follow`, Apply to another series): a point flagged at the run's threshold is
+    /// taken as missing in the windows that follow it, so that the alarms end when the anomaly
+    /// ends instead of trailing it for up to W-1 points.
+    pub mask_flagged: bool,
 }
 
 impl Default for DonutConfig {
@@ -313,6 +332,7 @@ impl Default for DonutConfig {
             lr_decay_epochs: 10,
             grad_clip_norm: 10.0,
             valid_every_steps: 100,
+            patience: 10,
             seed: 0,
             backend: BackendKind::Flex,
             gradients: GradientEngine::Fused,
@@ -322,6 +342,10 @@ impl Default for DonutConfig {
             eval_delay: 7,
             alarm_rate: 0.01,
             threshold_rule: ThresholdChoice::Validation,
+            preview_n_z: 16,
+            preview_mcmc_iterations: 2,
+            extreme_sigmas: 10.0,
+            mask_flagged: true,
         }
     }
 }
@@ -337,7 +361,17 @@ pub enum ConfigError {
         /// The offending value, as text.
         value: String,
         /// What is allowed.
-        reason: &'static str,
+        reason: String,
+    },
+    /// A setting other than a scoring one changed where a trained model is only scored.
+    #[error(
+        "{settings} cannot change: the model was trained with the run's value (only {scoring} can)"
+    )]
+    NotScoring {
+        /// The settings that changed, comma-separated.
+        settings: String,
+        /// The settings that may change.
+        scoring: String,
     },
     /// `--set` named no setting.
     #[error("unknown setting `{0}` (see the settings table in README.md)")]
@@ -385,188 +419,269 @@ pub enum ConfigError {
     },
 }
 
-fn check(
-    ok: bool,
-    key: &'static str,
-    value: impl ToString,
-    reason: &'static str,
-) -> Result<(), ConfigError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid {
-            key,
-            value: value.to_string(),
-            reason,
-        })
+/// One end of a setting's allowed range.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bound {
+    /// The value itself is allowed.
+    Closed(f64),
+    /// Only values beyond it are.
+    Open(f64),
+    /// No bound (on this side).
+    Unbounded,
+}
+
+/// The allowed range of a numeric setting and the span its slider shows: the one table read by
+/// [`DonutConfig::validate`] and by every slider of the app. A slider never moves a value the
+/// user did not touch: a value outside its span (any value the range allows) is shown as it is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SettingRange {
+    /// The setting.
+    pub key: &'static str,
+    /// The lowest value allowed.
+    pub min: Bound,
+    /// The highest value allowed.
+    pub max: Bound,
+    /// The span of its slider: the values usually worth trying.
+    pub slider: (f64, f64),
+    /// Whether the slider is logarithmic.
+    pub logarithmic: bool,
+    /// What a special value means, if any (for the message).
+    pub note: &'static str,
+}
+
+impl SettingRange {
+    /// True when `value` is allowed.
+    pub fn contains(&self, value: f64) -> bool {
+        let above = match self.min {
+            Bound::Closed(m) => value >= m,
+            Bound::Open(m) => value > m,
+            Bound::Unbounded => true,
+        };
+        let below = match self.max {
+            Bound::Closed(m) => value <= m,
+            Bound::Open(m) => value < m,
+            Bound::Unbounded => true,
+        };
+        value.is_finite() && above && below
+    }
+
+    /// The range in words, as the error message gives it: "must be in (0, 0.5]".
+    pub fn describe(&self) -> String {
+        let number = |x: f64| {
+            if x.fract() == 0.0 && x.abs() < 1e15 {
+                format!("{}", x as i64)
+            } else {
+                format!("{x}")
+            }
+        };
+        let text = match (self.min, self.max) {
+            (Bound::Closed(a), Bound::Unbounded) => format!("must be >= {}", number(a)),
+            (Bound::Open(a), Bound::Unbounded) => format!("must be > {}", number(a)),
+            (Bound::Unbounded, Bound::Unbounded) => "must be finite".into(),
+            (min, max) => {
+                let (open, a) = match min {
+                    Bound::Closed(a) => ("[", number(a)),
+                    Bound::Open(a) => ("(", number(a)),
+                    Bound::Unbounded => ("(", "-inf".into()),
+                };
+                let (close, b) = match max {
+                    Bound::Closed(b) => ("]", number(b)),
+                    Bound::Open(b) => (")", number(b)),
+                    Bound::Unbounded => (")", "inf".into()),
+                };
+                format!("must be in {open}{a}, {b}{close}")
+            }
+        };
+        if self.note.is_empty() {
+            text
+        } else {
+            format!("{text} ({})", self.note)
+        }
     }
 }
 
-fn unit(x: f64) -> bool {
-    (0.0..=1.0).contains(&x)
+const fn range(
+    key: &'static str,
+    min: Bound,
+    max: Bound,
+    slider: (f64, f64),
+    logarithmic: bool,
+) -> SettingRange {
+    SettingRange {
+        key,
+        min,
+        max,
+        slider,
+        logarithmic,
+        note: "",
+    }
+}
+
+const fn noted(mut r: SettingRange, note: &'static str) -> SettingRange {
+    r.note = note;
+    r
+}
+
+use Bound::{Closed, Open, Unbounded};
+
+/// Every numeric setting's range (a test holds every numeric field of [`DonutConfig`] to an
+/// entry, and every default to its range and its slider's span).
+pub const SETTING_RANGES: &[SettingRange] = &[
+    range("window", Closed(2.0), Closed(4096.0), (4.0, 480.0), false),
+    range("test_fraction", Open(0.0), Open(1.0), (0.05, 0.7), false),
+    range("valid_fraction", Closed(0.0), Open(1.0), (0.0, 0.5), false),
+    range(
+        "hidden_width",
+        Closed(1.0),
+        Closed(4096.0),
+        (8.0, 512.0),
+        true,
+    ),
+    range("hidden_depth", Closed(1.0), Closed(8.0), (1.0, 4.0), false),
+    range(
+        "cnn_channels",
+        Closed(1.0),
+        Closed(256.0),
+        (2.0, 64.0),
+        false,
+    ),
+    range("latent_dim", Closed(1.0), Closed(16.0), (1.0, 16.0), false),
+    range("student_t_df", Open(2.0), Unbounded, (2.5, 100.0), true),
+    range("std_epsilon", Open(0.0), Unbounded, (1e-6, 1e-1), true),
+    range("l2_weight", Closed(0.0), Unbounded, (0.0, 0.1), true),
+    range("beta_value", Closed(0.0), Closed(1.0), (0.0, 1.0), false),
+    range("entropy_value", Closed(0.0), Closed(1.0), (0.0, 1.0), false),
+    range(
+        "injection_rate",
+        Closed(0.0),
+        Closed(1.0),
+        (0.0, 1.0),
+        false,
+    ),
+    range(
+        "epochs",
+        Closed(1.0),
+        Closed(100_000.0),
+        (1.0, 512.0),
+        false,
+    ),
+    range(
+        "batch_size",
+        Closed(1.0),
+        Closed(65_536.0),
+        (16.0, 1024.0),
+        true,
+    ),
+    range(
+        "learning_rate",
+        Open(0.0),
+        Closed(100.0),
+        (1e-5, 1e-1),
+        true,
+    ),
+    range("lr_decay", Open(0.0), Closed(1.0), (0.1, 1.0), false),
+    range(
+        "lr_decay_epochs",
+        Closed(1.0),
+        Unbounded,
+        (1.0, 100.0),
+        false,
+    ),
+    range("grad_clip_norm", Open(0.0), Unbounded, (0.1, 100.0), true),
+    range(
+        "valid_every_steps",
+        Closed(1.0),
+        Unbounded,
+        (10.0, 1000.0),
+        true,
+    ),
+    noted(
+        range(
+            "patience",
+            Closed(0.0),
+            Closed(100_000.0),
+            (0.0, 50.0),
+            false,
+        ),
+        "0 = off",
+    ),
+    range("seed", Closed(0.0), Unbounded, (0.0, 99.0), false),
+    noted(
+        range("threads", Closed(0.0), Closed(256.0), (0.0, 16.0), false),
+        "0 = every core",
+    ),
+    range(
+        "mcmc_iterations",
+        Closed(0.0),
+        Closed(1000.0),
+        (0.0, 50.0),
+        false,
+    ),
+    range("n_z", Closed(1.0), Closed(65_536.0), (1.0, 2048.0), true),
+    range(
+        "eval_delay",
+        Closed(0.0),
+        Closed(100_000.0),
+        (0.0, 120.0),
+        false,
+    ),
+    range("alarm_rate", Open(0.0), Closed(0.5), (0.001, 0.5), true),
+    noted(
+        range(
+            "preview_n_z",
+            Closed(0.0),
+            Closed(65_536.0),
+            (0.0, 256.0),
+            false,
+        ),
+        "0 = no preview",
+    ),
+    range(
+        "preview_mcmc_iterations",
+        Closed(0.0),
+        Closed(1000.0),
+        (0.0, 50.0),
+        false,
+    ),
+    noted(
+        range(
+            "extreme_sigmas",
+            Closed(0.0),
+            Closed(1e6),
+            (0.0, 100.0),
+            false,
+        ),
+        "0 = off",
+    ),
+];
+
+/// The range of the numeric setting `key`, if it is one.
+pub fn setting_range(key: &str) -> Option<&'static SettingRange> {
+    SETTING_RANGES.iter().find(|r| r.key == key)
 }
 
 impl DonutConfig {
-    /// Checks every setting's range; the one validation step before a run.
+    /// Checks every setting's range ([`SETTING_RANGES`]) and the settings that depend on each
+    /// other; the one validation step before a run.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check(
-            self.alarm_rate > 0.0 && self.alarm_rate <= 0.5,
-            "alarm_rate",
-            self.alarm_rate,
-            "must be in (0, 0.5]",
-        )?;
-        check(
-            self.window >= 2 && self.window <= 4096,
-            "window",
-            self.window,
-            "must be in 2..=4096",
-        )?;
-        check(
-            self.test_fraction > 0.0 && self.test_fraction < 1.0,
-            "test_fraction",
-            self.test_fraction,
-            "must be in (0, 1)",
-        )?;
-        check(
-            self.valid_fraction >= 0.0 && self.valid_fraction < 1.0,
-            "valid_fraction",
-            self.valid_fraction,
-            "must be in [0, 1)",
-        )?;
-        check(
-            (1..=4096).contains(&self.hidden_width),
-            "hidden_width",
-            self.hidden_width,
-            "must be in 1..=4096",
-        )?;
-        check(
-            (1..=8).contains(&self.hidden_depth),
-            "hidden_depth",
-            self.hidden_depth,
-            "must be in 1..=8",
-        )?;
-        check(
-            (1..=256).contains(&self.cnn_channels),
-            "cnn_channels",
-            self.cnn_channels,
-            "must be in 1..=256",
-        )?;
-        check(
-            self.encoder != EncoderKind::Cnn || self.window >= 4,
-            "window",
-            self.window,
-            "the CNN encoder needs a window of at least 4",
-        )?;
-        check(
-            (1..=16).contains(&self.latent_dim),
-            "latent_dim",
-            self.latent_dim,
-            "must be in 1..=16",
-        )?;
-        check(
-            self.student_t_df.is_finite() && self.student_t_df > 2.0,
-            "student_t_df",
-            self.student_t_df,
-            "must be finite and > 2",
-        )?;
-        check(
-            self.std_epsilon.is_finite() && self.std_epsilon > 0.0,
-            "std_epsilon",
-            self.std_epsilon,
-            "must be > 0",
-        )?;
-        check(
-            self.l2_weight.is_finite() && self.l2_weight >= 0.0,
-            "l2_weight",
-            self.l2_weight,
-            "must be >= 0",
-        )?;
-        check(
-            unit(self.beta_value),
-            "beta_value",
-            self.beta_value,
-            "must be in [0, 1]",
-        )?;
-        check(
-            unit(self.entropy_value),
-            "entropy_value",
-            self.entropy_value,
-            "must be in [0, 1]",
-        )?;
-        check(
-            unit(self.injection_rate),
-            "injection_rate",
-            self.injection_rate,
-            "must be in [0, 1]",
-        )?;
-        check(
-            self.epochs >= 1 && self.epochs <= 100_000,
-            "epochs",
-            self.epochs,
-            "must be in 1..=100000",
-        )?;
-        check(
-            (1..=65_536).contains(&self.batch_size),
-            "batch_size",
-            self.batch_size,
-            "must be in 1..=65536",
-        )?;
-        check(
-            self.learning_rate.is_finite()
-                && self.learning_rate > 0.0
-                && self.learning_rate <= 100.0,
-            "learning_rate",
-            self.learning_rate,
-            "must be in (0, 100]",
-        )?;
-        check(
-            self.lr_decay.is_finite() && self.lr_decay > 0.0 && self.lr_decay <= 1.0,
-            "lr_decay",
-            self.lr_decay,
-            "must be in (0, 1]",
-        )?;
-        check(
-            self.lr_decay_epochs >= 1,
-            "lr_decay_epochs",
-            self.lr_decay_epochs,
-            "must be >= 1",
-        )?;
-        check(
-            self.grad_clip_norm.is_finite() && self.grad_clip_norm > 0.0,
-            "grad_clip_norm",
-            self.grad_clip_norm,
-            "must be > 0",
-        )?;
-        check(
-            self.valid_every_steps >= 1,
-            "valid_every_steps",
-            self.valid_every_steps,
-            "must be >= 1",
-        )?;
-        check(
-            self.threads <= 256,
-            "threads",
-            self.threads,
-            "must be in 0..=256 (0 = every core)",
-        )?;
-        check(
-            self.mcmc_iterations <= 1000,
-            "mcmc_iterations",
-            self.mcmc_iterations,
-            "must be in 0..=1000",
-        )?;
-        check(
-            (1..=65_536).contains(&self.n_z),
-            "n_z",
-            self.n_z,
-            "must be in 1..=65536",
-        )?;
-        check(
-            self.eval_delay <= 100_000,
-            "eval_delay",
-            self.eval_delay,
-            "must be in 0..=100000",
-        )?;
+        let object = self.as_object();
+        for r in SETTING_RANGES {
+            let value = object.get(r.key).and_then(serde_json::Value::as_f64);
+            if !value.is_some_and(|v| r.contains(v)) {
+                return Err(ConfigError::Invalid {
+                    key: r.key,
+                    value: object.get(r.key).map(value_text).unwrap_or_default(),
+                    reason: r.describe(),
+                });
+            }
+        }
+        if self.encoder == EncoderKind::Cnn && self.window < 4 {
+            return Err(ConfigError::Invalid {
+                key: "window",
+                value: self.window.to_string(),
+                reason: "the CNN encoder needs a window of at least 4".into(),
+            });
+        }
         Ok(())
     }
 
@@ -682,6 +797,29 @@ impl DonutConfig {
         self.changes(other).iter().any(|c| c.group.restarts())
     }
 
+    /// The one check behind `train --load` and `detect`: a trained model may be scored with
+    /// other scoring settings (and another thread count), nothing else. The error names every
+    /// other setting that differs.
+    pub fn scoring_only(&self, other: &DonutConfig) -> Result<(), ConfigError> {
+        let fixed: Vec<String> = self
+            .changes(other)
+            .into_iter()
+            .filter(|c| c.group != SettingGroup::Scoring && c.pair.key != "threads")
+            .map(|c| c.pair.key)
+            .collect();
+        if fixed.is_empty() {
+            return Ok(());
+        }
+        let free: Vec<String> = Self::keys()
+            .into_iter()
+            .filter(|k| SettingGroup::of(k) == SettingGroup::Scoring || k == "threads")
+            .collect();
+        Err(ConfigError::NotScoring {
+            settings: fixed.join(", "),
+            scoring: free.join(", "),
+        })
+    }
+
     /// True when going from `self` to `other` changes how the data is prepared (window, split).
     pub fn reshapes_data(&self, other: &DonutConfig) -> bool {
         self.changes(other)
@@ -718,9 +856,15 @@ impl SettingGroup {
             | "latent_dist" | "student_t_df" | "backend" | "gradients" | "seed" => Self::Model,
             "objective" | "beta_mode" | "beta_value" | "entropy_mode" | "entropy_value"
             | "injection_rate" | "learning_rate" => Self::Live,
-            "mcmc_iterations" | "n_z" | "eval_delay" | "alarm_rate" | "threshold_rule" => {
-                Self::Scoring
-            }
+            "mcmc_iterations"
+            | "n_z"
+            | "eval_delay"
+            | "alarm_rate"
+            | "threshold_rule"
+            | "extreme_sigmas"
+            | "mask_flagged"
+            | "preview_n_z"
+            | "preview_mcmc_iterations" => Self::Scoring,
             "duplicates" => Self::Load,
             _ => Self::NextRun,
         }
@@ -910,6 +1054,81 @@ mod tests {
         assert_eq!(partial.latent_dim, 3);
         assert_eq!(partial.window, 120);
         assert!(toml::from_str::<DonutConfig>("bogus = 3\n").is_err());
+    }
+
+    #[test]
+    fn every_numeric_setting_has_a_range_that_holds_its_default() {
+        let defaults = DonutConfig::default().as_object();
+        for (key, value) in &defaults {
+            let Some(v) = value.as_f64() else { continue };
+            let r = setting_range(key).unwrap_or_else(|| panic!("{key} has no range"));
+            assert!(r.contains(v), "{key} = {v} outside its range");
+            assert!(
+                (r.slider.0..=r.slider.1).contains(&v),
+                "{key} = {v} outside its slider"
+            );
+            assert!(
+                r.contains(r.slider.0) && r.contains(r.slider.1),
+                "{key}'s slider leaves its range"
+            );
+        }
+        assert_eq!(
+            SETTING_RANGES.len(),
+            defaults.values().filter(|v| v.is_number()).count()
+        );
+    }
+
+    #[test]
+    fn validate_reads_the_ranges_table() {
+        let wide = DonutConfig {
+            seed: 1234,
+            window: 720,
+            epochs: 1000,
+            learning_rate: 0.5,
+            ..Default::default()
+        };
+        wide.validate().unwrap();
+        let err = DonutConfig {
+            alarm_rate: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("alarm_rate") && err.contains("(0, 0.5]"),
+            "{err}"
+        );
+        let err = DonutConfig {
+            threads: 300,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("[0, 256]") && err.contains("0 = every core"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_scoring_settings_may_change_for_a_trained_model() {
+        let trained = DonutConfig::default();
+        let scoring = trained.with_overrides(&["n_z=64", "threads=1"]).unwrap();
+        trained.scoring_only(&scoring).unwrap();
+        let retrained = trained
+            .with_overrides(&["learning_rate=0.5", "n_z=64", "latent_dim=3"])
+            .unwrap();
+        let err = trained.scoring_only(&retrained).unwrap_err().to_string();
+        assert!(
+            err.starts_with("latent_dim, learning_rate cannot change"),
+            "{err}"
+        );
+        assert!(
+            err.contains("n_z") && err.contains("threshold_rule"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -312,6 +312,14 @@ pub struct TrainStats {
     pub train_windows_per_sec: f64,
     /// True when stopped on request before the last epoch.
     pub stopped: bool,
+    /// The step at which training stopped because the validation loss had not improved for
+    /// `patience` validations (None: it ran every epoch, or was stopped on request).
+    #[serde(default)]
+    pub stopped_early: Option<usize>,
+    /// Seconds from the start of training to the first preview scores of the test part (None:
+    /// no preview was taken).
+    #[serde(default)]
+    pub first_detections_secs: Option<f64>,
 }
 
 /// Appends `item`; past `cap` items, drops every other older one so the history stays evenly spread

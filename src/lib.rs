@@ -3,13 +3,14 @@
 //!
 //! Layers, data flowing one way (ARCHITECTURE.md has the table): the base ([`config`],
 //! [`history`], [`threads`], [`fsio`]) -> [`data`] (load, complete, standardise, window) ->
-//! [`model`] (burn modules and the M-ELBO) -> [`train`] (the loop) -> [`score`] / [`eval`]
-//! (reconstruction probability, point-adjusted F1) -> [`pipeline`] (one run end to end, its
-//! [`pipeline::RunRecord`]) -> [`worker`], [`runfile`], [`sweep`] -> the front ends: `ui`
-//! (panels), [`cli`] and [`bench`].
+//! [`model`] (burn modules and the M-ELBO) -> [`train`] (the loop) -> [`score`] / [`eval`] /
+//! [`baseline`] (reconstruction probability; point-adjusted F1, PA%K and chance; Spectral
+//! Residual) -> [`pipeline`] (one run end to end, its [`pipeline::RunRecord`]) -> [`worker`],
+//! [`runfile`], [`sweep`] -> the front ends: `ui` (panels), [`cli`] and [`bench`].
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod baseline;
 pub mod bench;
 pub mod cli;
 pub mod config;

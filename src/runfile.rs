@@ -137,6 +137,7 @@ impl From<RecordV1> for RunRecord {
                 train_secs: v1.train_secs,
                 train_windows_per_sec: v1.train_windows_per_sec,
                 stopped: false,
+                ..Default::default()
             },
             score_secs: v1.score_secs,
             scored_windows: v1.scores.iter().flatten().count(),
@@ -157,6 +158,8 @@ impl From<RecordV1> for RunRecord {
             reference_scores: Vec::new(),
             threshold,
             metrics: v1.metrics,
+            evaluation: None,
+            baselines: Default::default(),
             no_f1_reason: None,
             standardisation: None,
         }

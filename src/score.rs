@@ -59,6 +59,34 @@ impl<'a> WindowSource<'a> {
         let last = end - self.offset;
         last + 1 - self.window..=last
     }
+
+    /// Which points of the window ending at `end` MCMC treats as missing: those missing from
+    /// the data and, but for the window's last point, those further than `extreme_sigmas`
+    /// (0 = no bound) from the training mean, so that one extreme value does not blind the
+    /// windows after it.
+    fn window_missing(&self, end: usize, extreme_sigmas: f64) -> impl Iterator<Item = bool> + '_ {
+        let range = self.range(end);
+        let last = *range.end();
+        range.map(move |i| {
+            self.missing[i]
+                || (extreme_sigmas > 0.0
+                    && i != last
+                    && self.values[i].abs() as f64 > extreme_sigmas)
+        })
+    }
+}
+
+/// The anomaly score of a reconstruction log-probability, always a finite number that orders
+/// as the probability does: -inf (or NaN, a numerical failure) becomes the largest finite
+/// score, +inf the smallest, so that an extreme point is flagged and nothing is silently
+/// unflaggable.
+pub fn anomaly_score(log_p: f32) -> f64 {
+    let score = -(log_p as f64);
+    if score.is_nan() {
+        f64::MAX
+    } else {
+        score.clamp(f64::MIN, f64::MAX)
+    }
 }
 
 /// Reconstruction log-probabilities (higher = more normal) of the windows ending at `ends`.
@@ -178,9 +206,9 @@ fn score_chunk(
     let missing_host: Vec<f32> = chunk
         .iter()
         .flat_map(|&e| {
-            source.missing[source.range(e)]
-                .iter()
-                .map(|&m| m as u8 as f32)
+            source
+                .window_missing(e, config.extreme_sigmas)
+                .map(|m| m as u8 as f32)
         })
         .collect();
     let any_missing = missing_host.iter().any(|&m| m > 0.0);
@@ -250,9 +278,57 @@ pub fn score_series(
     let log_p = score_windows(model, prep, ends, config, device, keep_going)?;
     let mut scores = vec![None; prep.len()];
     for (&end, lp) in ends.iter().zip(log_p) {
-        scores[end] = Some(-(lp as f64));
+        scores[end] = Some(anomaly_score(lp));
     }
     Ok(scores)
+}
+
+/// Scores `ends` (ascending) of `prep` as a detector running in time order does with
+/// `mask_flagged`: a point flagged at `threshold` is taken as missing in the windows after it
+/// (MCMC imputes it there), so its alarm does not trail it. `scores` holds the scores without
+/// that masking (as [`score_series`] gives them); only the windows that hold a flagged point
+/// are scored again, each after every flag before it, so every window's score is the one a
+/// stream (`detect --follow`) gives it.
+pub fn rescore_masking_flags(
+    model: &DonutModel,
+    prep: &Prepared,
+    ends: &[usize],
+    config: &DonutConfig,
+    device: &Device,
+    threshold: f64,
+    scores: &mut [Option<f64>],
+) {
+    let mut masked = prep.missing.clone();
+    fn source<'s>(prep: &'s Prepared, masked: &'s [bool]) -> WindowSource<'s> {
+        WindowSource {
+            values: &prep.values,
+            missing: masked,
+            offset: 0,
+            window: prep.window,
+        }
+    }
+    let w = prep.window;
+    for i in 0..ends.len() {
+        let end = ends[i];
+        let flagged = !prep.missing[end] && scores[end].is_some_and(|s| s >= threshold);
+        if !flagged {
+            continue;
+        }
+        masked[end] = true;
+        // The windows after it that hold it, rescored with every flag so far masked.
+        let after: Vec<usize> = ends[i + 1..]
+            .iter()
+            .copied()
+            .take_while(|&e| e < end + w)
+            .collect();
+        if after.is_empty() {
+            continue;
+        }
+        let log_p = score_windows_here(model, &source(prep, &masked), &after, config, device);
+        for (&e, lp) in after.iter().zip(log_p) {
+            scores[e] = Some(anomaly_score(lp));
+        }
+    }
 }
 
 /// Anomaly scores (negated log-probabilities) for every point of `part`: `None` for the first
@@ -270,7 +346,7 @@ pub fn score_part(
     let log_p = score_windows(model, prep, &ends, config, device, keep_going)?;
     let mut scores = vec![None; range.len()];
     for (&end, lp) in ends.iter().zip(log_p) {
-        scores[end - range.start] = Some(-(lp as f64));
+        scores[end - range.start] = Some(anomaly_score(lp));
     }
     Ok(scores)
 }
@@ -315,7 +391,7 @@ pub fn reconstruct(
     let mut rng = window_rng(config.seed, 0x0005_C09E, end);
     let mut mcmc_rng = window_rng(config.seed, 0x3C3C_0001, end);
     let input: Vec<f32> = source.values[source.range(end)].to_vec();
-    let missing: Vec<bool> = source.missing[source.range(end)].to_vec();
+    let missing: Vec<bool> = source.window_missing(end, config.extreme_sigmas).collect();
     let mut x = Tensor::<2>::from_data(TensorData::new(input.clone(), [1, w]), device);
     let mut imputed = Vec::new();
     if missing.iter().any(|&m| m) && config.mcmc_iterations > 0 {
@@ -354,7 +430,7 @@ pub fn reconstruct(
     let spread = (second - mu_mean.clone().square()).clamp_min(0.0).sqrt();
     let host = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap_or_default();
     let log_likelihood = host(log_p);
-    let score = -(log_likelihood.last().copied().unwrap_or(f32::NAN) as f64);
+    let score = anomaly_score(log_likelihood.last().copied().unwrap_or(f32::NAN));
     WindowReconstruction {
         end,
         input,

@@ -24,6 +24,10 @@ pub struct Variant {
 /// The experiments of DONUT.md section 7, by name.
 pub const PRESETS: &[(&str, &str)] = &[
     (
+        "seeds",
+        "the settings as given, averaged over the seeds (no variant)",
+    ),
+    (
         "objective",
         "M-ELBO vs plain ELBO (and a plain VAE: ELBO without injection or MCMC)",
     ),
@@ -66,6 +70,7 @@ pub fn preset(name: &str) -> Option<Vec<Variant>> {
             .collect()
     };
     Some(match name {
+        "seeds" => vec![variant("as given", &[])],
         "objective" => vec![
             variant("M-ELBO (DONUT)", &["objective=m_elbo"]),
             variant("plain ELBO", &["objective=elbo"]),
@@ -197,6 +202,21 @@ pub struct SweepRow {
     pub best_f1_delay: MeanStd,
     /// Point-wise best F1.
     pub best_f1_pointwise: MeanStd,
+    /// Point-adjusted F1 at the threshold each run flags at (its `threshold_rule`).
+    #[serde(default)]
+    pub flagged_f1: MeanStd,
+    /// Area under the PA%K curve at that threshold.
+    #[serde(default)]
+    pub flagged_pa_k_area: MeanStd,
+    /// Spectral Residual's best F1 on the same test part (no training: the baseline to beat).
+    #[serde(default)]
+    pub sr_best_f1: MeanStd,
+    /// Spectral Residual's F1 at its own threshold by the same rule.
+    #[serde(default)]
+    pub sr_flagged_f1: MeanStd,
+    /// Random scores' best F1 on the same labels.
+    #[serde(default)]
+    pub chance_best_f1: MeanStd,
     /// Training seconds.
     pub train_secs: MeanStd,
 }
@@ -216,21 +236,37 @@ pub fn table(variants: &[Variant], runs: &[SweepRun]) -> Vec<SweepRow> {
                 MeanStd::of(&mine.iter().map(|r| f(r)).collect::<Vec<_>>())
             };
             let f1 = |r: &RunRecord| r.metrics.unwrap_or_default();
+            // Figures some runs may lack (runs saved before they were kept): over those that have them.
+            let some = |f: &dyn Fn(&RunRecord) -> Option<f64>| {
+                MeanStd::of(&mine.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+            };
+            let sr = |r: &RunRecord| {
+                r.baselines
+                    .spectral_residual
+                    .as_ref()
+                    .and_then(|b| b.evaluation.clone())
+            };
             SweepRow {
                 variant: v.clone(),
                 best_f1: col(&|r| f1(r).best_f1.f1),
                 best_f1_delay: col(&|r| f1(r).best_f1_delay.f1),
                 best_f1_pointwise: col(&|r| f1(r).best_f1_pointwise.f1),
+                flagged_f1: some(&|r| r.evaluation.as_ref().map(|e| e.flagged.adjusted.f1)),
+                flagged_pa_k_area: some(&|r| r.evaluation.as_ref().map(|e| e.flagged.pa_k.area)),
+                sr_best_f1: some(&|r| sr(r).map(|e| e.best.best_f1.f1)),
+                sr_flagged_f1: some(&|r| sr(r).map(|e| e.flagged.adjusted.f1)),
+                chance_best_f1: some(&|r| r.baselines.chance.as_ref().map(|c| c.best_f1)),
                 train_secs: col(&|r| r.stats.train_secs),
             }
         })
         .collect()
 }
 
-/// The table as Markdown.
+/// The table as Markdown: the best F1 (an upper bound: its threshold is picked with the test
+/// labels) beside the F1 at the threshold each run flags at, PA%K, and the baselines'.
 pub fn to_markdown(rows: &[SweepRow], delay: usize) -> String {
     let mut out = format!(
-        "| variant | runs | best F1 (adjusted) | best F1 (delay {delay}) | best F1 (point-wise) | train s |\n|---|---|---|---|---|---|\n"
+        "| variant | runs | best F1 (adjusted, upper bound) | best F1 (delay {delay}) | best F1 (point-wise) | F1 at the flagged threshold | PA%K area (flagged) | Spectral Residual best F1 | SR F1 (flagged) | chance best F1 | train s |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in rows {
         let f = |m: &MeanStd| {
@@ -242,46 +278,58 @@ pub fn to_markdown(rows: &[SweepRow], delay: usize) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
             r.variant.label,
             r.best_f1.n,
             f(&r.best_f1),
             f(&r.best_f1_delay),
             f(&r.best_f1_pointwise),
+            f(&r.flagged_f1),
+            f(&r.flagged_pa_k_area),
+            f(&r.sr_best_f1),
+            f(&r.sr_flagged_f1),
+            f(&r.chance_best_f1),
             r.train_secs.mean
         );
     }
     out
 }
 
+/// A column of the CSV table: the figure it reads from a row.
+type Column = fn(&SweepRow) -> &MeanStd;
+
 /// The table as CSV.
 pub fn to_csv(rows: &[SweepRow]) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "variant",
-        "settings",
-        "runs",
-        "f1_mean",
-        "f1_std",
-        "f1_delay_mean",
-        "f1_delay_std",
-        "f1_pointwise_mean",
-        "f1_pointwise_std",
-        "train_secs_mean",
-    ])?;
+    let columns: [(&str, Column); 9] = [
+        ("f1", |r| &r.best_f1),
+        ("f1_delay", |r| &r.best_f1_delay),
+        ("f1_pointwise", |r| &r.best_f1_pointwise),
+        ("flagged_f1", |r| &r.flagged_f1),
+        ("flagged_pa_k_area", |r| &r.flagged_pa_k_area),
+        ("sr_f1", |r| &r.sr_best_f1),
+        ("sr_flagged_f1", |r| &r.sr_flagged_f1),
+        ("chance_f1", |r| &r.chance_best_f1),
+        ("train_secs", |r| &r.train_secs),
+    ];
+    let mut header = vec!["variant".to_string(), "settings".into(), "runs".into()];
+    for (name, _) in &columns {
+        header.push(format!("{name}_mean"));
+        header.push(format!("{name}_std"));
+    }
+    w.write_record(&header)?;
     for r in rows {
-        w.write_record([
+        let mut record = vec![
             r.variant.label.clone(),
             r.variant.settings.join(";"),
             r.best_f1.n.to_string(),
-            format!("{:.6}", r.best_f1.mean),
-            format!("{:.6}", r.best_f1.std),
-            format!("{:.6}", r.best_f1_delay.mean),
-            format!("{:.6}", r.best_f1_delay.std),
-            format!("{:.6}", r.best_f1_pointwise.mean),
-            format!("{:.6}", r.best_f1_pointwise.std),
-            format!("{:.3}", r.train_secs.mean),
-        ])?;
+        ];
+        for (_, column) in &columns {
+            let m = column(r);
+            record.push(format!("{:.6}", m.mean));
+            record.push(format!("{:.6}", m.std));
+        }
+        w.write_record(&record)?;
     }
     String::from_utf8(w.into_inner().map_err(|e| e.into_error())?)
         .map_err(|e| csv::Error::from(std::io::Error::other(e)))
@@ -497,6 +545,8 @@ mod tests {
                 best_f1_delay: F1Score { f1: f1 / 2.0, ..s },
                 best_f1_pointwise: F1Score { f1: f1 / 4.0, ..s },
             }),
+            evaluation: None,
+            baselines: Default::default(),
             no_f1_reason: None,
             threshold: crate::eval::Threshold {
                 value: 1.0,

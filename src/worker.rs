@@ -8,6 +8,7 @@
 use crate::config::{DonutConfig, LiveSettings};
 use crate::data::{Part, Prepared};
 use crate::history::StepStats;
+use crate::pipeline::preview::Preview;
 use crate::pipeline::{RunError, RunHooks, RunRecord};
 use crate::threads::Host;
 use crate::train::{Flow, TrainEvent, TrainHooks};
@@ -63,6 +64,9 @@ pub enum WorkerEvent {
         /// Total.
         total: usize,
     },
+    /// Preview scores taken while training, at a new best validation loss (replaced by the
+    /// final scores when the run finishes).
+    Preview(Box<Preview>),
     /// The run finished (also after Stop): its record, settings as requested (`threads` as
     /// asked, not as resolved for this machine).
     Finished(Box<RunRecord>),
@@ -344,6 +348,15 @@ impl TrainHooks for WorkerHooks<'_> {
 }
 
 impl RunHooks for WorkerHooks<'_> {
+    fn wants_previews(&self) -> bool {
+        true
+    }
+
+    fn preview(&mut self, preview: Preview) {
+        self.flush();
+        self.state.emit(WorkerEvent::Preview(Box::new(preview)));
+    }
+
     fn score_after_training(&mut self) -> bool {
         self.flush();
         if matches!(self.request, Polled::Shutdown) {

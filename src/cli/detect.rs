@@ -3,7 +3,7 @@
 use super::follow::{FollowedFile, Rotation};
 use super::{ColumnArgs, ProgressHooks, say_summary, warn_about, write_file};
 use crate::config::{DonutConfig, ThresholdChoice};
-use crate::data::{self, RawSeries, RowReader};
+use crate::data::{self, LenientRow, RawSeries, RowReader};
 use crate::eval::{F1Score, Threshold};
 use crate::pipeline::RunRecord;
 use crate::pipeline::detect::{self as detection, Detection, ThresholdWanted};
@@ -50,6 +50,12 @@ pub struct DetectArgs {
     /// until interrupted). Standard input ends at its end.
     #[arg(long, value_name = "SECS", requires = "follow")]
     pub idle_exit: Option<f64>,
+    /// Stop at the first bad row (a value that is not a number, NaN or infinity, a row without
+    /// a readable time or with too few fields) instead of reporting it and going on (a bad
+    /// value is then a missing point, MCMC imputes it; a row that cannot be placed in time is
+    /// skipped).
+    #[arg(long)]
+    pub strict: bool,
     /// Which columns hold the time, the value and the label.
     #[command(flatten)]
     pub columns: ColumnArgs,
@@ -80,19 +86,10 @@ fn load_run(args: &DetectArgs) -> Result<(RunRecord, crate::model::DonutModel, D
     let name = args.run.display().to_string();
     let model = crate::runfile::model_of(&saved, &name)?;
     let config = saved.config.with_overrides(&args.set)?;
-    let changed: Vec<String> = saved
+    saved
         .config
-        .changes(&config)
-        .into_iter()
-        .filter(|c| c.group != crate::config::SettingGroup::Scoring && c.pair.key != "threads")
-        .map(|c| c.pair.key)
-        .collect();
-    if !changed.is_empty() {
-        anyhow::bail!(
-            "detect: {} cannot change: the model was trained with the run's value (only n_z, mcmc_iterations, eval_delay, alarm_rate, threshold_rule and threads can)",
-            changed.join(", ")
-        );
-    }
+        .scoring_only(&config)
+        .with_context(|| format!("detect --run {name}"))?;
     if let Some(rate) = args.alarm_rate
         && !(rate > 0.0 && rate <= 0.5)
     {
@@ -101,25 +98,41 @@ fn load_run(args: &DetectArgs) -> Result<(RunRecord, crate::model::DonutModel, D
     Ok((saved, model, config))
 }
 
+/// The threshold the new data is flagged at; says on stderr when another rule stood in for
+/// the one asked for.
+fn threshold_for(saved: &RunRecord, args: &DetectArgs) -> Result<Threshold> {
+    let (threshold, fallback) = detection::resolve_threshold(saved, args.wanted())?;
+    if let Some(note) = fallback {
+        eprintln!("{}: {note}", args.run.display());
+    }
+    Ok(threshold)
+}
+
 /// `detect` (see [`DetectArgs`]).
 pub fn detect_command(args: &DetectArgs) -> Result<()> {
     if args.follow {
         return follow_command(args);
     }
     let (saved, model, config) = load_run(args)?;
-    let threshold = detection::resolve_threshold(&saved, args.wanted())?;
-    let raw = load_data(args, &config)?;
-    let (prep, stats_note) = detection::prepare(&saved, &raw)?;
+    let threshold = threshold_for(&saved, args)?;
+    let raw = load_data(args, &saved)?;
+    let mut hooks = ProgressHooks::new("");
+    let total = raw.values.len();
+    let (prep, found) =
+        detection::detect_series(&saved, &model, &config, &raw, threshold, &mut |done| {
+            crate::pipeline::RunHooks::scoring(&mut hooks, done, total)
+        })?;
+    drop(hooks);
+    // A run saved before it kept its training statistics: the notes end with what was used.
+    let stats_note = saved
+        .standardisation
+        .is_none()
+        .then(|| found.notes.last().cloned())
+        .flatten();
     if let Some(note) = &stats_note {
         eprintln!("warning: {note}");
     }
     warn_about(&prep);
-    let mut hooks = ProgressHooks::new("");
-    let total = prep.len().saturating_sub(prep.window - 1);
-    let found = detection::detect(&model, &prep, &config, threshold, &mut |done| {
-        crate::pipeline::RunHooks::scoring(&mut hooks, done, total)
-    })?;
-    drop(hooks);
     let say = |line: String| say_summary(args.json, line);
     say(format!(
         "{}: scored {} of {} points with {} (trained on {}) in {:.1} s; standardised with the training data's mean {:.4} and std {:.4}",
@@ -146,6 +159,17 @@ pub fn detect_command(args: &DetectArgs) -> Result<()> {
                 "best F1 over every threshold (an upper bound: it uses these labels): {:.3} at {:.3}",
                 best.best_f1.f1, best.best_f1.threshold
             ));
+            if let (Some(pa_k), Some(chance)) = (&found.pa_k, &found.chance) {
+                say(format!(
+                    "PA%K area at this threshold {:.3}; chance (random scores flagging as many points, {} draws): F1 {:.3}, point-wise {:.3}, PA%K area {:.3}; best F1 {:.3}",
+                    pa_k.area,
+                    chance.draws,
+                    chance.flagged_f1,
+                    chance.flagged_f1_pointwise,
+                    chance.flagged_pa_k.area,
+                    chance.best_f1
+                ));
+            }
         }
         _ => say("no F1: the data has no labelled anomaly".into()),
     }
@@ -183,17 +207,18 @@ fn report(
         "scored_windows": found.scored_windows,
         "score_secs": found.score_secs,
         "at_threshold": found.at_threshold.as_ref().map(named),
+        "pa_k_at_threshold": found.pa_k,
         "best_f1": found.best.map(|m| m.best_f1),
+        "best_f1_is": found.best.map(|_| "an upper bound: the best F1 over every threshold, picked with these labels"),
+        "chance": found.chance,
         "notes": found.notes,
     })
 }
 
-/// Reads `--data` (a file, or all of standard input) with the run's duplicate policy.
-fn load_data(args: &DetectArgs, config: &DonutConfig) -> Result<RawSeries> {
-    let options = data::LoadOptions {
-        columns: args.columns.choice(),
-        duplicates: config.duplicates,
-    };
+/// Reads `--data` (a file, or all of standard input) with the run's duplicate policy, past bad
+/// rows unless `--strict`.
+fn load_data(args: &DetectArgs, saved: &RunRecord) -> Result<RawSeries> {
+    let options = detection::load_options(saved, args.columns.choice(), args.strict);
     let raw = if args.reads_stdin() {
         data::parse_csv_with(std::io::stdin().lock(), "<stdin>", &options)?
     } else {
@@ -208,7 +233,7 @@ fn load_data(args: &DetectArgs, config: &DonutConfig) -> Result<RawSeries> {
 /// `detect --follow`: prints each point as it arrives.
 fn follow_command(args: &DetectArgs) -> Result<()> {
     let (saved, model, config) = load_run(args)?;
-    let threshold: Threshold = detection::resolve_threshold(&saved, args.wanted())?;
+    let threshold = threshold_for(&saved, args)?;
     let stats = saved.standardisation.with_context(|| {
         format!(
             "{}: the run was saved before its training statistics were kept, and a stream cannot be standardised without them; score a whole file with `detect` (it uses the file's own), or train and save the run again",
@@ -251,12 +276,45 @@ fn follow_command(args: &DetectArgs) -> Result<()> {
     if !args.json {
         writeln!(out, "timestamp,value,score,flagged")?;
     }
-    let (mut flagged, mut scored) = (0usize, 0usize);
+    let (mut flagged, mut scored, mut bad) = (0usize, 0usize, 0usize);
     let started = Instant::now();
-    while let Some(row) = rows.next_row()? {
+    // Each bad row is named once on stderr and the watch goes on (unless --strict).
+    let mut report = |e: &crate::data::DataError, action: &str| {
+        bad += 1;
+        eprintln!("{e}: {action}");
+    };
+    loop {
+        let read = if args.strict {
+            rows.next_row()?.map(LenientRow::Row)
+        } else {
+            rows.next_row_lenient()?
+        };
+        let row = match read {
+            None => break,
+            Some(LenientRow::Row(row)) => row,
+            Some(LenientRow::Patched(row, e)) => {
+                report(&e, "taken as a missing point");
+                row
+            }
+            Some(LenientRow::Skipped(e)) => {
+                report(&e, "skipped");
+                continue;
+            }
+        };
+        let skipped_before = stream.notes.skipped;
         let points = stream
             .push(row.ts, row.value)
             .with_context(|| format!("{name}, line {}", row.line))?;
+        if stream.notes.skipped > skipped_before && !args.strict {
+            report(
+                &crate::data::DataError {
+                    file: name.clone(),
+                    line: Some(row.line),
+                    problem: crate::data::Problem::Repeated { ts: row.ts },
+                },
+                "skipped (a stream keeps the first row of a time: duplicates = first)",
+            );
+        }
         for p in &points {
             print_point(&mut out, p, args.json)?;
             flagged += p.flagged as usize;
@@ -267,7 +325,7 @@ fn follow_command(args: &DetectArgs) -> Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let notes = stream.notes;
     eprintln!(
-        "{name}: {} points ({} scored, {} flagged; {} filled in as missing, {} late or repeated rows skipped, {} snapped to the grid) in {secs:.1} s",
+        "{name}: {} points ({} scored, {} flagged; {} filled in as missing, {} late or repeated rows skipped, {} snapped to the grid; {bad} bad rows, each named above) in {secs:.1} s",
         stream.len(),
         scored,
         flagged,
@@ -287,8 +345,10 @@ fn print_point(out: &mut dyn Write, p: &StreamPoint, json: bool) -> Result<()> {
             out,
             "{},{},{},{}",
             p.timestamp,
-            p.value.map(|v| v.to_string()).unwrap_or_default(),
-            p.score.map(|s| format!("{s:.6}")).unwrap_or_default(),
+            p.value
+                .map(crate::pipeline::number_text)
+                .unwrap_or_default(),
+            p.score.map(crate::pipeline::score_text).unwrap_or_default(),
             p.flagged as u8
         )?;
     }

@@ -74,6 +74,12 @@ pub enum Command {
         /// Seed of the generator.
         #[arg(long, default_value_t = 2018)]
         seed: u64,
+        /// Days of data (the bundled sample: 28).
+        #[arg(long, default_value_t = 28)]
+        days: usize,
+        /// Seconds between points (the bundled sample: 300; 60 makes a one-minute KPI).
+        #[arg(long, default_value_t = 300)]
+        interval_secs: i64,
     },
 }
 
@@ -221,6 +227,7 @@ impl RunArgs {
                 let options = data::LoadOptions {
                     columns: self.columns.choice(),
                     duplicates: config.duplicates,
+                    lenient: false,
                 };
                 data::load_csv_with(path, &options)?
             }
@@ -311,6 +318,11 @@ impl TrainHooks for ProgressHooks {
 }
 
 impl RunHooks for ProgressHooks {
+    fn wants_previews(&self) -> bool {
+        // The first preview's time is part of every run's report (`first_detections_secs`).
+        true
+    }
+
     fn score_after_training(&mut self) -> bool {
         self.bar.finish_and_clear();
         true
@@ -349,19 +361,32 @@ fn parts_for(detections: bool) -> &'static [Part] {
     }
 }
 
-/// One line of best-F1 figures, as `train` prints it (or why there are none, and the threshold).
+/// One line of figures, as `train` and each run of a sweep print it: the best F1 (named as the
+/// upper bound it is), the F1 at the threshold the run flags at, and the baselines' (or why
+/// there is no F1, and the threshold).
 fn f1_line(record: &RunRecord) -> String {
     match (&record.metrics, &record.no_f1_reason) {
-        (Some(m), _) => format!(
-            "best F1 {:.3} (P {:.3}, R {:.3}, threshold {:.3}) | delay {}: {:.3} | point-wise: {:.3}",
-            m.best_f1.f1,
-            m.best_f1.precision,
-            m.best_f1.recall,
-            m.best_f1.threshold,
-            record.config.eval_delay,
-            m.best_f1_delay.f1,
-            m.best_f1_pointwise.f1
-        ),
+        (Some(m), _) => {
+            let mut line = format!(
+                "best F1 {:.3} (upper bound: its threshold {:.3} was picked with the test labels; P {:.3}, R {:.3}) | delay {}: {:.3} | point-wise: {:.3}",
+                m.best_f1.f1,
+                m.best_f1.threshold,
+                m.best_f1.precision,
+                m.best_f1.recall,
+                record.config.eval_delay,
+                m.best_f1_delay.f1,
+                m.best_f1_pointwise.f1
+            );
+            if let Some(e) = &record.evaluation {
+                line.push_str(&format!(
+                    " | flagged at {:.3} ({}): F1 {:.3}",
+                    e.flagged.threshold.value,
+                    e.flagged.threshold.rule.short_name(),
+                    e.flagged.adjusted.f1
+                ));
+            }
+            line
+        }
         (None, reason) => format!(
             "no F1: {}; points are flagged at {:.3}, {}",
             reason.as_deref().unwrap_or("no labels"),
@@ -371,28 +396,37 @@ fn f1_line(record: &RunRecord) -> String {
     }
 }
 
-/// A line per threshold rule the run kept, with the test part's precision, recall and F1 there
-/// (when it has labels); the one the run flags at is marked.
-fn threshold_lines(prep: &Prepared, record: &RunRecord) -> Vec<String> {
+/// What a detector gets at one threshold, on one line.
+fn at_threshold_text(at: &crate::eval::AtThreshold, delay: usize) -> String {
+    format!(
+        "P {:.3} R {:.3} F1 {:.3} | delay {delay}: {:.3} | point-wise: {:.3} | PA%K area {:.3} | {} points flagged, alarms trailing a segment by {:.1} points on average (at most {})",
+        at.adjusted.precision,
+        at.adjusted.recall,
+        at.adjusted.f1,
+        at.delay.f1,
+        at.pointwise.f1,
+        at.pa_k.area,
+        at.flagged_points,
+        at.tail.mean_points,
+        at.tail.longest_points
+    )
+}
+
+/// A line per threshold rule the run kept, with the test part's figures there (when it has
+/// labels); the one the run flags at is marked.
+fn threshold_lines(record: &RunRecord) -> Vec<String> {
+    let delay = record.config.eval_delay;
     record
         .thresholds
         .iter()
         .map(|t| {
             let mark = if *t == record.threshold { "*" } else { " " };
-            let test = if record.metrics.is_some() {
-                let [adj, _, _] = crate::eval::test_f1_at(
-                    prep,
-                    &record.scores,
-                    record.config.eval_delay,
-                    t.value,
-                );
-                format!(
-                    ": test P {:.3} R {:.3} F1 {:.3}",
-                    adj.precision, adj.recall, adj.f1
-                )
-            } else {
-                String::new()
-            };
+            let test = record
+                .evaluation
+                .as_ref()
+                .and_then(|e| e.rules.iter().find(|at| at.threshold == *t))
+                .map(|at| format!(": test {}", at_threshold_text(at, delay)))
+                .unwrap_or_default();
             format!(
                 "{mark} threshold {:.3}, {}{test}",
                 t.value,
@@ -400,6 +434,63 @@ fn threshold_lines(prep: &Prepared, record: &RunRecord) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// The model's figures beside Spectral Residual's and chance's, a row each (nothing without
+/// labels).
+fn baseline_lines(record: &RunRecord) -> Vec<String> {
+    let Some(model) = &record.evaluation else {
+        return Vec::new();
+    };
+    let row = |name: &str, best: f64, flagged: f64, pointwise: f64, area: f64, best_area: f64| {
+        format!(
+            "  {name:<34} {best:>7.3} {flagged:>10.3} {pointwise:>10.3} {area:>9.3} {best_area:>9.3}"
+        )
+    };
+    let mut lines = vec![
+        "beside the baselines, on the test part (best F1 and best PA%K are upper bounds: picked with the test labels):".to_string(),
+        format!(
+            "  {:<34} {:>7} {:>10} {:>10} {:>9} {:>9}",
+            "detector", "best F1", "flagged F1", "pt-wise", "PA%K", "best PA%K"
+        ),
+        row(
+            "DONUT",
+            model.best.best_f1.f1,
+            model.flagged.adjusted.f1,
+            model.best.best_f1_pointwise.f1,
+            model.flagged.pa_k.area,
+            model.best_pa_k.area,
+        ),
+    ];
+    if let Some(sr) = record
+        .baselines
+        .spectral_residual
+        .as_ref()
+        .and_then(|b| b.evaluation.as_ref())
+    {
+        lines.push(row(
+            "Spectral Residual (no training)",
+            sr.best.best_f1.f1,
+            sr.flagged.adjusted.f1,
+            sr.best.best_f1_pointwise.f1,
+            sr.flagged.pa_k.area,
+            sr.best_pa_k.area,
+        ));
+    }
+    if let Some(c) = &record.baselines.chance {
+        lines.push(row(
+            &format!("chance (mean of {} random tracks)", c.draws),
+            c.best_f1,
+            c.flagged_f1,
+            c.best_f1_pointwise,
+            c.flagged_pa_k.area,
+            c.best_pa_k.area,
+        ));
+    }
+    lines.push(
+        "  (flagged: at each detector's own threshold by the run's rule; chance flags as many points as DONUT; pt-wise: point-wise F1 of the best threshold; PA%K: area under F1 over K = 0..100 % at the flagged threshold)".into(),
+    );
+    lines
 }
 
 /// Writes a file atomically (a temporary file beside it, then a rename), with the path in errors.
@@ -464,7 +555,10 @@ fn train_command(args: &TrainArgs) -> Result<()> {
     }
     let say = |line: String| say_summary(args.json, line);
     say(f1_line(&record));
-    for line in threshold_lines(&prep, &record) {
+    for line in threshold_lines(&record) {
+        say(line);
+    }
+    for line in baseline_lines(&record) {
         say(line);
     }
     say(format!(
@@ -482,6 +576,18 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         say(format!(
             "kept the parameters of step {} (lowest validation loss, {:.2})",
             best.step, best.terms.total
+        ));
+    }
+    if let Some(step) = record.stats.stopped_early {
+        say(format!(
+            "stopped early at step {step}, in epoch {} of {}: the validation loss had not improved for {} validations (setting `patience`)",
+            record.stats.epochs_done, record.config.epochs, record.config.patience
+        ));
+    }
+    if let Some(secs) = record.stats.first_detections_secs {
+        say(format!(
+            "first preview detections (n_z {}) {secs:.2} s after the start",
+            record.config.preview_n_z
         ));
     }
     if args.json {
@@ -592,11 +698,10 @@ fn evaluate_saved(args: &TrainArgs, path: &Path) -> Result<()> {
     let name = path.display().to_string();
     let model = crate::runfile::model_of(&saved, &name)?;
     let config = saved.config.with_overrides(&args.run.set)?;
-    if config.needs_restart(&saved.config) {
-        anyhow::bail!(
-            "--load: only scoring settings (n_z, mcmc_iterations, eval_delay, alarm_rate, threshold_rule) may change with --set"
-        );
-    }
+    saved
+        .config
+        .scoring_only(&config)
+        .with_context(|| format!("train --load {name}"))?;
     let raw = args.run.load(&config)?;
     // The model knows the training data's level: new data is standardised with it.
     let prep = Prepared::new_with(&raw, &config, saved.standardisation)?;
@@ -624,6 +729,12 @@ fn evaluate_saved(args: &TrainArgs, path: &Path) -> Result<()> {
         ),
     );
     say_summary(args.json, f1_line(&record));
+    for line in threshold_lines(&record)
+        .into_iter()
+        .chain(baseline_lines(&record))
+    {
+        say_summary(args.json, line);
+    }
     if let Some(out) = &args.detections {
         write_detections_file(out, &prep, &record)?;
     }
@@ -652,9 +763,16 @@ pub fn run_command(command: &Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::GenerateSample { out, seed } => {
+        Command::GenerateSample {
+            out,
+            seed,
+            days,
+            interval_secs,
+        } => {
             let spec = data::sample::SampleSpec {
                 seed: *seed,
+                days: *days,
+                interval_secs: *interval_secs,
                 ..Default::default()
             };
             let text = data::sample::to_csv(&data::sample::generate(&spec));

@@ -36,6 +36,16 @@ pub enum LoadNote {
         /// Cells read so.
         cells: usize,
     },
+    /// Rows that could not be read whole, in a lenient read (detection): kept with the value as
+    /// missing, or skipped.
+    BadRows {
+        /// Rows kept with their value (or label) unreadable: the point is missing.
+        missing: usize,
+        /// Rows skipped: no readable time, too few fields, or back in time.
+        skipped: usize,
+        /// The first few, each with its line, problem and what was done.
+        named: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for LoadNote {
@@ -71,6 +81,24 @@ impl std::fmt::Display for LoadNote {
                 f,
                 "read {cells} value(s) with a decimal comma (`;`-separated file)"
             ),
+            Self::BadRows {
+                missing,
+                skipped,
+                named,
+            } => {
+                write!(
+                    f,
+                    "{} bad row(s): {missing} kept as missing points (a value that is not a finite number), {skipped} skipped (no readable time, too few fields, or back in time)",
+                    missing + skipped
+                )?;
+                for line in named {
+                    write!(f, "; {line}")?;
+                }
+                if named.len() < missing + skipped {
+                    write!(f, "; and {} more", missing + skipped - named.len())?;
+                }
+                Ok(())
+            }
         }
     }
 }

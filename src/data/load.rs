@@ -39,13 +39,96 @@ impl ColumnChoice {
     }
 }
 
-/// How to read a file: its columns, and the policy for repeated timestamps.
+/// How to read a file: its columns, the policy for repeated timestamps, and what a bad row
+/// does.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LoadOptions {
     /// Which column is which.
     pub columns: ColumnChoice,
     /// What to do with rows that share a timestamp.
     pub duplicates: DuplicatePolicy,
+    /// Keep reading past bad rows (detection on live data): a value that is not a finite
+    /// number becomes a missing point, a row that cannot be placed in time (no readable time,
+    /// too few fields, back in time) is skipped, each reported in a [`LoadNote::BadRows`].
+    /// Off (the default, for training), the first bad row refuses the file.
+    pub lenient: bool,
+}
+
+/// Lines named in a [`LoadNote::BadRows`] (the rest are counted).
+const BAD_ROWS_NAMED: usize = 10;
+
+/// The bad rows of a lenient read, counted, the first few named.
+#[derive(Default)]
+struct BadRows {
+    missing: usize,
+    skipped: usize,
+    named: Vec<String>,
+}
+
+impl BadRows {
+    fn name(&mut self, e: &DataError, action: &str) {
+        if self.named.len() < BAD_ROWS_NAMED {
+            let at = e.line.map(|l| format!("line {l}: ")).unwrap_or_default();
+            self.named.push(format!("{at}{}: {action}", e.problem));
+        }
+    }
+
+    fn patched(&mut self, e: &DataError) {
+        self.missing += 1;
+        self.name(e, "kept, its value as missing");
+    }
+
+    fn skipped(&mut self, e: &DataError) {
+        self.skipped += 1;
+        self.name(e, "skipped");
+    }
+
+    /// `rows` without those that go back in time (earlier than a row before them, other than a
+    /// repeat of a timestamp already seen, which the duplicate policy takes).
+    fn without_rows_back_in_time(&mut self, rows: Vec<Row>, name: &str) -> Vec<Row> {
+        let mut seen = std::collections::HashSet::with_capacity(rows.len());
+        let mut latest = i64::MIN;
+        let mut kept = Vec::with_capacity(rows.len());
+        for row in rows {
+            if row.ts < latest && !seen.contains(&row.ts) {
+                let e = DataError {
+                    file: name.to_string(),
+                    line: Some(row.line),
+                    problem: Problem::Unsorted {
+                        ts: row.ts,
+                        previous: latest,
+                    },
+                };
+                self.skipped(&e);
+                continue;
+            }
+            latest = latest.max(row.ts);
+            seen.insert(row.ts);
+            kept.push(row);
+        }
+        kept
+    }
+
+    fn note(self) -> Option<LoadNote> {
+        (self.missing + self.skipped > 0).then_some(LoadNote::BadRows {
+            missing: self.missing,
+            skipped: self.skipped,
+            named: self.named,
+        })
+    }
+}
+
+/// A row read leniently ([`RowReader::next_row_lenient`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum LenientRow {
+    /// A good row.
+    Row(Row),
+    /// A row kept with what could be read: its value as missing (NaN), or its label as 0;
+    /// the error says what was wrong.
+    Patched(Row, DataError),
+    /// A row that cannot be placed in time (no readable timestamp, too few fields, broken
+    /// CSV): skipped.
+    Skipped(DataError),
 }
 
 /// A series as read from a file: sorted, unique, on a regular grid (gaps allowed), not yet completed.
@@ -151,6 +234,14 @@ pub enum Problem {
         ts: i64,
         /// Where it was seen first.
         first_line: u64,
+    },
+    /// In a stream, a time at or before a point already taken.
+    #[error(
+        "timestamp {ts} is at or before a point already taken (a repeated time, or a row back in time)"
+    )]
+    Repeated {
+        /// The row's timestamp.
+        ts: i64,
     },
     /// A timestamp earlier than the one before it.
     #[error(
@@ -489,8 +580,23 @@ pub fn parse_csv_with(
 ) -> Result<RawSeries, DataError> {
     let mut rows_in = RowReader::new(reader, name, &options.columns)?;
     let mut rows: Vec<Row> = Vec::new();
-    while let Some(row) = rows_in.next_row()? {
-        rows.push(row);
+    let mut bad = BadRows::default();
+    if options.lenient {
+        while let Some(read) = rows_in.next_row_lenient()? {
+            match read {
+                LenientRow::Row(row) => rows.push(row),
+                LenientRow::Patched(row, e) => {
+                    bad.patched(&e);
+                    rows.push(row);
+                }
+                LenientRow::Skipped(e) => bad.skipped(&e),
+            }
+        }
+        rows = bad.without_rows_back_in_time(rows, name);
+    } else {
+        while let Some(row) = rows_in.next_row()? {
+            rows.push(row);
+        }
     }
     if rows.is_empty() {
         return Err(rows_in.error(Some(rows_in.header_line), Problem::NoRows));
@@ -498,6 +604,9 @@ pub fn parse_csv_with(
     let mut gridded = to_grid(rows, options.duplicates, &|line, problem| {
         rows_in.error(line, problem)
     })?;
+    if let Some(note) = bad.note() {
+        gridded.notes.insert(0, note);
+    }
     if rows_in.comma_cells > 0 {
         gridded.notes.push(LoadNote::DecimalCommas {
             cells: rows_in.comma_cells,
@@ -650,11 +759,24 @@ impl<R: Read> RowReader<R> {
 
     /// The next row (blank lines skipped), or None at the end of the input.
     pub fn next_row(&mut self) -> Result<Option<Row>, DataError> {
+        match self.next_row_lenient()? {
+            None => Ok(None),
+            Some(LenientRow::Row(row)) => Ok(Some(row)),
+            Some(LenientRow::Patched(_, e) | LenientRow::Skipped(e)) => Err(e),
+        }
+    }
+
+    /// The next data row, going on past bad ones: a value that is not a finite number (or a
+    /// label that is not 0 or 1) is [`LenientRow::Patched`], a row with no readable time, too
+    /// few fields or broken quoting is [`LenientRow::Skipped`]. Only an I/O error ends the
+    /// reading.
+    pub fn next_row_lenient(&mut self) -> Result<Option<LenientRow>, DataError> {
         loop {
-            let more = self
-                .csv
-                .read_byte_record(&mut self.record)
-                .map_err(|e| csv_error(&self.name, e))?;
+            let more = match self.csv.read_byte_record(&mut self.record) {
+                Ok(more) => more,
+                Err(e) if e.is_io_error() => return Err(csv_error(&self.name, e)),
+                Err(e) => return Ok(Some(LenientRow::Skipped(csv_error(&self.name, e)))),
+            };
             if !more {
                 return Ok(None);
             }
@@ -662,53 +784,87 @@ impl<R: Read> RowReader<R> {
             if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
                 continue; // a line holding only whitespace
             }
-            let line = line_of(record);
-            let err = |problem| DataError {
-                file: self.name.clone(),
-                line: Some(line),
-                problem,
-            };
-            let field = |col: usize| -> Result<&str, DataError> {
-                let bytes = record.get(col).ok_or_else(|| {
-                    err(Problem::MissingField {
-                        found: record.len(),
-                        needed: col + 1,
-                        column: self.header[col].clone(),
-                    })
-                })?;
-                std::str::from_utf8(bytes).map_err(|_| err(Problem::InvalidUtf8))
-            };
-            let value_text = field(self.value_col)?;
-            let value = if value_text.is_empty() {
-                f64::NAN
-            } else {
-                let (v, comma) = parse_number(value_text, self.decimal_comma).ok_or_else(|| {
-                    err(Problem::NotANumber {
-                        column: self.header[self.value_col].clone(),
-                        text: shorten(value_text),
-                    })
-                })?;
-                if !v.is_finite() {
-                    return Err(err(Problem::NotFinite(shorten(value_text))));
+            return Ok(Some(self.parse_record()));
+        }
+    }
+
+    /// Reads the record just taken into a row (see [`Self::next_row_lenient`]).
+    fn parse_record(&mut self) -> LenientRow {
+        let record = &self.record;
+        let line = line_of(record);
+        let err = |problem| DataError {
+            file: self.name.clone(),
+            line: Some(line),
+            problem,
+        };
+        let field = |col: usize| -> Result<&str, DataError> {
+            let bytes = record.get(col).ok_or_else(|| {
+                err(Problem::MissingField {
+                    found: record.len(),
+                    needed: col + 1,
+                    column: self.header[col].clone(),
+                })
+            })?;
+            std::str::from_utf8(bytes).map_err(|_| err(Problem::InvalidUtf8))
+        };
+        let ts = match self.ts_col {
+            Some(c) => match field(c).and_then(|t| parse_timestamp(t).map_err(err)) {
+                Ok(ts) => ts,
+                Err(e) => return LenientRow::Skipped(e),
+            },
+            None => self.rows_read,
+        };
+        let mut problem = None;
+        let mut comma = false;
+        let value = match field(self.value_col) {
+            Err(e) => {
+                // Without a time column the row still takes its place in the index: the
+                // point is missing.
+                if self.ts_col.is_none() {
+                    self.rows_read += 1;
                 }
-                self.comma_cells += comma as usize;
-                v
-            };
-            let ts = match self.ts_col {
-                Some(c) => parse_timestamp(field(c)?).map_err(err)?,
-                None => self.rows_read,
-            };
-            let label = match self.label_col {
-                Some(c) => parse_label(field(c)?).map_err(err)?,
-                None => 0,
-            };
-            self.rows_read += 1;
-            return Ok(Some(Row {
-                ts,
-                value,
-                label,
-                line,
-            }));
+                return LenientRow::Skipped(e);
+            }
+            Ok("") => f64::NAN,
+            Ok(text) => match parse_number(text, self.decimal_comma) {
+                None => {
+                    problem = Some(err(Problem::NotANumber {
+                        column: self.header[self.value_col].clone(),
+                        text: shorten(text),
+                    }));
+                    f64::NAN
+                }
+                Some((v, _)) if !v.is_finite() => {
+                    problem = Some(err(Problem::NotFinite(shorten(text))));
+                    f64::NAN
+                }
+                Some((v, with_comma)) => {
+                    comma = with_comma;
+                    v
+                }
+            },
+        };
+        let label = match self.label_col {
+            Some(c) => match field(c).and_then(|t| parse_label(t).map_err(err)) {
+                Ok(label) => label,
+                Err(e) => {
+                    problem = problem.or(Some(e));
+                    0
+                }
+            },
+            None => 0,
+        };
+        self.comma_cells += comma as usize;
+        self.rows_read += 1;
+        let row = Row {
+            ts,
+            value,
+            label,
+            line,
+        };
+        match problem {
+            None => LenientRow::Row(row),
+            Some(e) => LenientRow::Patched(row, e),
         }
     }
 }

@@ -12,8 +12,8 @@ pub mod sample;
 
 pub use grid::{LoadNote, Row};
 pub use load::{
-    ColumnChoice, DataError, LoadOptions, Preview, Problem, RawSeries, RowReader, load_csv,
-    load_csv_with, parse_csv, parse_csv_with, preview_csv,
+    ColumnChoice, DataError, LenientRow, LoadOptions, Preview, Problem, RawSeries, RowReader,
+    load_csv, load_csv_with, parse_csv, parse_csv_with, preview_csv,
 };
 pub use prepare::{DataWarning, Part, Prepared, Standardisation, roughness};
 

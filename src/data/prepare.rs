@@ -63,6 +63,30 @@ impl Standardisation {
         Some(Self { mean, std })
     }
 
+    /// One value standardised for a trained model: always a finite number that keeps the
+    /// order of the values. Beyond [`Self::BOUND_SIGMAS`] standard deviations the distance is
+    /// compressed logarithmically (`B + ln(1 + |z| - B)`), so that 1e6, 1e30 and 1e308 stay
+    /// finite, apart and in order however the model's arithmetic treats them.
+    pub fn standardise_bounded(&self, value: f64) -> f32 {
+        let z = (value - self.mean) / self.std;
+        let z = if z.is_nan() {
+            0.0
+        } else {
+            z.clamp(-f64::MAX, f64::MAX)
+        };
+        let b = Self::BOUND_SIGMAS;
+        let z = if z.abs() > b {
+            z.signum() * (b + (z.abs() - b).ln_1p())
+        } else {
+            z
+        };
+        z as f32
+    }
+
+    /// Distance from the mean (in standard deviations) beyond which
+    /// [`Self::standardise_bounded`] compresses.
+    pub const BOUND_SIGMAS: f64 = 1e4;
+
     /// `values` standardised; None when one does not stay finite.
     pub fn apply(&self, values: &[f64]) -> Option<Vec<f32>> {
         let out: Vec<f32> = values
@@ -118,10 +142,17 @@ pub enum DataWarning {
         /// Spread of the training part relative to the whole series'.
         relative_std: f64,
     },
-    /// Many points are missing (filled with 0).
-    MostlyMissing {
+    /// Enough points are missing, or a gap is long enough, to move the results.
+    #[serde(alias = "mostly_missing")]
+    MissingPoints {
         /// Share of the series missing.
         share: f64,
+        /// The longest run of missing points.
+        longest_gap: usize,
+        /// Its length in seconds (points for a series without timestamps).
+        longest_gap_secs: i64,
+        /// The window length: a gap of at least this leaves windows with no data at all.
+        window: usize,
     },
     /// Over half of the training part is labelled anomalous.
     AnomalousTraining {
@@ -146,7 +177,7 @@ pub enum DataWarning {
     },
     /// New data scored with a trained model lies far from the training data's level.
     LevelShiftFromTraining {
-        /// Difference of the means, in standard deviations of the training data.
+        /// Distance of the median from the training mean, in training standard deviations.
         sigmas: f64,
     },
 }
@@ -159,11 +190,26 @@ impl std::fmt::Display for DataWarning {
                 "the training part is (nearly) constant (its spread is {:.2} % of the series'): the model learns almost nothing normal, and every movement in the test part scores as anomalous",
                 relative_std * 100.0
             ),
-            Self::MostlyMissing { share } => write!(
-                f,
-                "{:.0} % of the points are missing (filled with 0 and imputed when scoring): the model learns from little data and scores near gaps are unreliable",
-                share * 100.0
-            ),
+            Self::MissingPoints {
+                share,
+                longest_gap,
+                longest_gap_secs,
+                window,
+            } => {
+                write!(
+                    f,
+                    "{:.1} % of the points are missing, the longest gap {longest_gap} points ({}): missing points are left out of the training loss (alpha = 0) and imputed by MCMC when scored, so the model learns from less and scores near gaps rest partly on imputed values",
+                    share * 100.0,
+                    duration_text(*longest_gap_secs)
+                )?;
+                if longest_gap >= window {
+                    write!(
+                        f,
+                        "; windows inside a gap of {window} points or more hold no data at all, and the first scores after it are the least reliable"
+                    )?;
+                }
+                Ok(())
+            }
             Self::AnomalousTraining { share } => write!(
                 f,
                 "{:.0} % of the training part is labelled anomalous: those points are hidden from the reconstruction term, so the model learns from the rest only",
@@ -194,6 +240,41 @@ impl std::fmt::Display for DataWarning {
             ),
         }
     }
+}
+
+/// A share of missing points from which results move measurably (see the missing-points
+/// measurements in docs/RESULTS.md); a gap of a window or longer is warned about whatever the
+/// share.
+pub const MISSING_SHARE_WARNING: f64 = 0.02;
+
+/// A span of seconds in the largest unit that fits: "3.0 days", "5.0 h", "12 min", "40 s".
+fn duration_text(secs: i64) -> String {
+    match secs {
+        s if s >= 86_400 => format!("{:.1} days", s as f64 / 86_400.0),
+        s if s >= 3_600 => format!("{:.1} h", s as f64 / 3_600.0),
+        s if s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+/// The missing-points warning for `missing` (one flag a point on a grid of `interval`
+/// seconds), when the share or the longest gap could move the results.
+fn missing_warning(missing: &[bool], interval: i64, window: usize) -> Option<DataWarning> {
+    let count = missing.iter().filter(|&&m| m).count();
+    let (mut longest, mut run) = (0usize, 0usize);
+    for &m in missing {
+        run = if m { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let share = count as f64 / missing.len().max(1) as f64;
+    (share >= MISSING_SHARE_WARNING || (longest >= window && longest > 0)).then_some(
+        DataWarning::MissingPoints {
+            share,
+            longest_gap: longest,
+            longest_gap_secs: longest as i64 * interval.max(1),
+            window,
+        },
+    )
 }
 
 /// Mean and population standard deviation of `value(i)` over the present, normal points of
@@ -235,12 +316,7 @@ impl Prepared {
                 out.push(DataWarning::ConstantTraining { relative_std });
             }
         }
-        let missing_share = self.missing_count() as f64 / n.max(1) as f64;
-        if missing_share > 0.25 {
-            out.push(DataWarning::MostlyMissing {
-                share: missing_share,
-            });
-        }
+        out.extend(missing_warning(&self.missing, self.interval, self.window));
         let anomalous = train.clone().filter(|&i| self.labels[i] == 1).count();
         let share = anomalous as f64 / train.len().max(1) as f64;
         if share > 0.5 {
@@ -374,11 +450,11 @@ impl Prepared {
                 },
             });
         }
-        let values = stats.apply(&raw_values).ok_or_else(|| DataError {
-            file: raw.source.clone(),
-            line: None,
-            problem: Problem::Unstandardisable,
-        })?;
+        // The training statistics only: nothing about this file's spread can refuse it.
+        let values: Vec<f32> = raw_values
+            .iter()
+            .map(|&v| stats.standardise_bounded(v))
+            .collect();
         let mut prepared = Self {
             source: raw.source.clone(),
             timestamps,
@@ -397,25 +473,26 @@ impl Prepared {
             warnings: Vec::new(),
         };
         let mut warnings = Vec::new();
-        let missing_share = prepared.missing_count() as f64 / n.max(1) as f64;
-        if missing_share > 0.25 {
-            warnings.push(DataWarning::MostlyMissing {
-                share: missing_share,
-            });
-        }
+        warnings.extend(missing_warning(
+            &prepared.missing,
+            prepared.interval,
+            window,
+        ));
         if !prepared.has_labels {
             warnings.push(DataWarning::NoLabels);
         }
-        let level = spread(
-            |i| prepared.values[i] as f64,
-            &prepared.labels,
-            &prepared.missing,
-            0..n,
-        );
-        if let Some((mean, _)) = level
-            && mean.abs() > 3.0
+        // The level by the median, which one extreme point does not move.
+        let mut normal: Vec<f64> = (0..n)
+            .filter(|&i| prepared.labels[i] == 0 && !prepared.missing[i])
+            .map(|i| prepared.values[i] as f64)
+            .collect();
+        normal.sort_by(f64::total_cmp);
+        if let Some(&median) = normal.get(normal.len() / 2)
+            && median.abs() > 3.0
         {
-            warnings.push(DataWarning::LevelShiftFromTraining { sigmas: mean.abs() });
+            warnings.push(DataWarning::LevelShiftFromTraining {
+                sigmas: median.abs(),
+            });
         }
         prepared.warnings = warnings;
         Ok(prepared)

@@ -3,13 +3,15 @@
 
 use super::RunRecord;
 use crate::config::{DonutConfig, ThresholdChoice};
-use crate::data::{DataError, Part, Prepared, RawSeries, Standardisation};
+use crate::data::{
+    ColumnChoice, DataError, LoadOptions, Part, Prepared, RawSeries, Standardisation,
+};
 use crate::eval::{
-    Adjust, F1Score, Metrics, Threshold, ThresholdRule, evaluate, f1_at, quantile_of_sorted,
-    quantile_threshold,
+    Adjust, ChanceEvaluation, F1Score, Metrics, PaKCurve, Threshold, ThresholdRule, evaluate,
+    f1_at, pa_k_curve_at, quantile_of_sorted, quantile_threshold,
 };
 use crate::model::{DonutModel, device_for};
-use crate::score::{Stopped, score_series};
+use crate::score::{Stopped, rescore_masking_flags, score_series};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -40,88 +42,77 @@ pub enum DetectError {
     Stopped(#[from] Stopped),
 }
 
-/// The threshold `wanted` of `record`, fixed from its training data alone.
+/// The threshold `wanted` of `record`, fixed from its training data alone, and a note when
+/// another rule stood in for the one asked for ([`crate::eval::pick_threshold`], the one
+/// resolver of rules).
 pub fn resolve_threshold(
     record: &RunRecord,
     wanted: ThresholdWanted,
-) -> Result<Threshold, DetectError> {
-    let kept = |rule: fn(&ThresholdRule) -> bool| record.thresholds.iter().find(|t| rule(&t.rule));
+) -> Result<(Threshold, Option<String>), DetectError> {
     match wanted {
-        ThresholdWanted::Run => Ok(record.threshold),
-        ThresholdWanted::Value(value) => Ok(Threshold {
-            value,
-            rule: ThresholdRule::Chosen,
-        }),
-        ThresholdWanted::Rule(choice) => {
-            let found = match choice {
-                ThresholdChoice::Validation => {
-                    kept(|r| matches!(r, ThresholdRule::BestF1Validation))
-                }
-                ThresholdChoice::AlarmRate => {
-                    kept(|r| matches!(r, ThresholdRule::AlarmRate { .. }))
-                }
-                ThresholdChoice::BestF1Test => kept(|r| matches!(r, ThresholdRule::BestF1Test)),
-            };
-            found.copied().ok_or_else(|| {
-                let why = match choice {
-                    ThresholdChoice::Validation => {
-                        "its validation part has no labelled anomaly (use --alarm-rate, or --threshold)"
-                    }
-                    ThresholdChoice::BestF1Test => "its test part has no labelled anomaly",
-                    ThresholdChoice::AlarmRate => "it kept no validation scores",
-                };
+        ThresholdWanted::Run => Ok((record.threshold, None)),
+        ThresholdWanted::Value(value) => Ok((
+            Threshold {
+                value,
+                rule: ThresholdRule::Chosen,
+            },
+            None,
+        )),
+        ThresholdWanted::Rule(choice) => crate::eval::pick_threshold(&record.thresholds, choice)
+            .map(|picked| (picked.threshold, picked.fallback))
+            .ok_or_else(|| {
                 DetectError::NoThreshold(format!(
-                    "the run has no `{}` threshold: {why}",
+                    "the run has no `{}` threshold, nor one to stand in for it: it kept no scores (use --threshold)",
                     choice.name()
                 ))
-            })
-        }
-        ThresholdWanted::AlarmRate(alarm_rate) if !record.reference_scores.is_empty() => {
-            let part = record
-                .thresholds
-                .iter()
-                .find_map(|t| match t.rule {
-                    ThresholdRule::AlarmRate { part, .. } => Some(part),
-                    _ => None,
-                })
-                .unwrap_or(Part::Valid);
-            let value =
-                quantile_of_sorted(&record.reference_scores, alarm_rate).unwrap_or(f64::INFINITY);
-            Ok(Threshold {
-                value,
-                rule: ThresholdRule::AlarmRate { alarm_rate, part },
-            })
-        }
-        // Runs saved before the reference scores were kept: every validation score.
-        ThresholdWanted::AlarmRate(alarm_rate) => {
-            let data = record.data.as_ref();
-            let split = data.map(|d| d.split).unwrap_or_default();
-            let valid = split[0]..split[0] + split[1];
-            let train = 0..split[0];
-            let scored = |r: &std::ops::Range<usize>| {
-                record
-                    .scores
-                    .get(r.clone())
-                    .filter(|s| s.iter().any(Option::is_some))
-            };
-            let (part, scores) = match (scored(&valid), scored(&train)) {
-                (Some(s), _) => (Part::Valid, s),
-                (None, Some(s)) => (Part::Train, s),
-                (None, None) => {
-                    return Err(DetectError::NoThreshold(
-                        "the run kept no validation scores to take an alarm rate of (it was saved before they were kept: save it again with this version, or use --threshold)".into(),
-                    ));
-                }
-            };
-            let value = quantile_threshold(scores, alarm_rate).ok_or_else(|| {
-                DetectError::NoThreshold("the run's validation part has no score".into())
-            })?;
-            Ok(Threshold {
-                value,
-                rule: ThresholdRule::AlarmRate { alarm_rate, part },
-            })
-        }
+            }),
+        ThresholdWanted::AlarmRate(alarm_rate) => alarm_rate_threshold(record, alarm_rate).map(|t| (t, None)),
     }
+}
+
+/// The score that `alarm_rate` of the run's normal validation points reach.
+fn alarm_rate_threshold(record: &RunRecord, alarm_rate: f64) -> Result<Threshold, DetectError> {
+    if !record.reference_scores.is_empty() {
+        let part = record
+            .thresholds
+            .iter()
+            .find_map(|t| match t.rule {
+                ThresholdRule::AlarmRate { part, .. } => Some(part),
+                _ => None,
+            })
+            .unwrap_or(Part::Valid);
+        let value =
+            quantile_of_sorted(&record.reference_scores, alarm_rate).unwrap_or(f64::INFINITY);
+        return Ok(Threshold {
+            value,
+            rule: ThresholdRule::AlarmRate { alarm_rate, part },
+        });
+    }
+    // Runs saved before the reference scores were kept: every validation score.
+    let split = record.data.as_ref().map(|d| d.split).unwrap_or_default();
+    let valid = split[0]..split[0] + split[1];
+    let train = 0..split[0];
+    let scored = |r: &std::ops::Range<usize>| {
+        record
+            .scores
+            .get(r.clone())
+            .filter(|s| s.iter().any(Option::is_some))
+    };
+    let (part, scores) = match (scored(&valid), scored(&train)) {
+        (Some(s), _) => (Part::Valid, s),
+        (None, Some(s)) => (Part::Train, s),
+        (None, None) => {
+            return Err(DetectError::NoThreshold(
+                "the run kept no validation scores to take an alarm rate of (it was saved before they were kept: save it again with this version, or use --threshold)".into(),
+            ));
+        }
+    };
+    let value = quantile_threshold(scores, alarm_rate)
+        .ok_or_else(|| DetectError::NoThreshold("the run's validation part has no score".into()))?;
+    Ok(Threshold {
+        value,
+        rule: ThresholdRule::AlarmRate { alarm_rate, part },
+    })
 }
 
 /// The statistics new data is standardised with: the run's training statistics, or, for a run
@@ -183,6 +174,10 @@ pub struct Detection {
     pub at_threshold: Option<[F1Score; 3]>,
     /// With labels: the best F1 over every threshold (an upper bound, it uses the labels).
     pub best: Option<Metrics>,
+    /// With labels: F1 under PA%K at the threshold, over K.
+    pub pa_k: Option<PaKCurve>,
+    /// With labels: random scores on the same labels, flagging as many points.
+    pub chance: Option<ChanceEvaluation>,
     /// What to know about the data (notes of loading, warnings, the statistics used).
     pub notes: Vec<String>,
 }
@@ -210,25 +205,43 @@ pub fn detect(
     let ends: Vec<usize> = prep.window_ends(Part::Test).collect();
     let started = Instant::now();
     let device = device_for(config.backend);
-    let scores = score_series(model, prep, &ends, config, &device, keep_going)?;
+    let mut scores = score_series(model, prep, &ends, config, &device, keep_going)?;
+    if config.mask_flagged {
+        rescore_masking_flags(
+            model,
+            prep,
+            &ends,
+            config,
+            &device,
+            threshold.value,
+            &mut scores,
+        );
+    }
     let score_secs = started.elapsed().as_secs_f64();
     let flagged = crate::eval::flags(&scores, &prep.missing, threshold.value)
         .iter()
         .filter(|&&f| f)
         .count();
     let labelled = prep.has_labels && prep.labels.contains(&1);
-    let (at_threshold, best) = if labelled {
-        let (l, m) = (&prep.labels, &prep.missing);
-        let at = [
+    let (l, m) = (&prep.labels, &prep.missing);
+    let at_threshold = labelled.then(|| {
+        [
             Adjust::Segment,
             Adjust::Delay(config.eval_delay),
             Adjust::PointWise,
         ]
-        .map(|a| f1_at(&scores, l, m, a, threshold.value));
-        (Some(at), Some(evaluate(&scores, l, m, config.eval_delay)))
-    } else {
-        (None, None)
-    };
+        .map(|a| f1_at(&scores, l, m, a, threshold.value))
+    });
+    let best = labelled.then(|| evaluate(&scores, l, m, config.eval_delay));
+    let pa_k = labelled.then(|| pa_k_curve_at(&scores, l, m, threshold.value));
+    let chance = labelled.then(|| {
+        let flaggable: Vec<bool> = scores
+            .iter()
+            .zip(m)
+            .map(|(s, &missing)| s.is_some() && !missing)
+            .collect();
+        crate::eval::chance(l, &flaggable, flagged, config.eval_delay, config.seed)
+    });
     let mut notes: Vec<String> = prep.notes.iter().map(ToString::to_string).collect();
     notes.extend(prep.warnings.iter().map(ToString::to_string));
     Ok(Detection {
@@ -241,8 +254,38 @@ pub fn detect(
         score_secs,
         at_threshold,
         best,
+        pa_k,
+        chance,
         notes,
     })
+}
+
+/// How new data is read for a run's model: the file's columns as chosen, the run's duplicate
+/// policy, and (unless `strict`) going on past bad rows, each reported in the series' notes.
+pub fn load_options(record: &RunRecord, columns: ColumnChoice, strict: bool) -> LoadOptions {
+    LoadOptions {
+        columns,
+        duplicates: record.config.duplicates,
+        lenient: !strict,
+    }
+}
+
+/// The one detection path (`detect`, the app's Apply to another series, `fleet detect`): `raw`
+/// prepared with `record`'s training statistics, scored by `model` with `config` (the run's
+/// settings, scoring ones changed), flagged at `threshold`; the notes say how the statistics
+/// were chosen when the run did not keep them.
+pub fn detect_series(
+    record: &RunRecord,
+    model: &DonutModel,
+    config: &DonutConfig,
+    raw: &RawSeries,
+    threshold: Threshold,
+    keep_going: &mut dyn FnMut(usize) -> bool,
+) -> Result<(Prepared, Detection), DetectError> {
+    let (prep, stats_note) = prepare(record, raw)?;
+    let mut found = detect(model, &prep, config, threshold, keep_going)?;
+    found.notes.extend(stats_note);
+    Ok((prep, found))
 }
 
 /// Writes the alerts CSV: one row per point with its time, value (empty where missing), score
@@ -265,10 +308,10 @@ pub fn write_alerts(
             if prep.missing[i] {
                 String::new()
             } else {
-                prep.raw_values[i].to_string()
+                super::number_text(prep.raw_values[i])
             },
             detection.scores[i]
-                .map(|s| format!("{s:.6}"))
+                .map(crate::pipeline::score_text)
                 .unwrap_or_default(),
             (*flagged as u8).to_string(),
         ];

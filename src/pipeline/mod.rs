@@ -3,19 +3,22 @@
 //! model on new data: [`detect`] (a file), [`stream`] (a point at a time).
 
 pub mod detect;
+pub mod preview;
 mod record;
 pub mod stream;
 
-pub use record::{DataSummary, RunRecord};
+pub use record::{Baselines, DataSummary, RunRecord, ScoredBaseline};
 
+use crate::baseline::SpectralResidual;
 use crate::config::DonutConfig;
 use crate::config::ThresholdChoice;
 use crate::data::{Part, Prepared};
 use crate::eval::{
-    Adjust, F1Score, Metrics, Threshold, ThresholdRule, best_f1, evaluate, quantile_of_sorted,
+    Adjust, F1Score, Metrics, Threshold, ThresholdRule, TrackEvaluation, best_f1, evaluate,
+    quantile_of_sorted,
 };
 use crate::model::{DonutModel, device_for};
-use crate::score::{Stopped, score_series};
+use crate::score::{Stopped, rescore_masking_flags, score_series};
 use crate::train::{TrainError, TrainHooks, train};
 use std::time::Instant;
 
@@ -30,6 +33,12 @@ pub trait RunHooks: TrainHooks {
     fn scoring(&mut self, _done: usize, _total: usize) -> bool {
         true
     }
+    /// Whether to take previews while training (at the cost of up to a tenth of its time).
+    fn wants_previews(&self) -> bool {
+        false
+    }
+    /// Preview scores of the run while it trains ([`preview::Preview`]).
+    fn preview(&mut self, _preview: preview::Preview) {}
 }
 
 impl RunHooks for crate::train::NoHooks {}
@@ -133,29 +142,21 @@ pub fn thresholds(
     out
 }
 
-/// The threshold `choice` picks among a run's `thresholds`: the validation rule falls back to
-/// the alarm rate, the test rule to the validation rule. Infinite (nothing flagged) when no
-/// rule applies (nothing was scored).
+/// The threshold `choice` picks among a run's `thresholds` ([`crate::eval::pick_threshold`]:
+/// the validation rule falls back to the alarm rate, the test rule to the validation rule).
+/// Infinite (nothing flagged) when no rule applies (nothing was scored).
 pub fn choose_threshold(thresholds: &[Threshold], choice: ThresholdChoice) -> Threshold {
-    let find =
-        |wanted: fn(&ThresholdRule) -> bool| thresholds.iter().find(|t| wanted(&t.rule)).copied();
-    let alarm = find(|r| matches!(r, ThresholdRule::AlarmRate { .. }));
-    let validation = find(|r| matches!(r, ThresholdRule::BestF1Validation)).or(alarm);
-    let picked = match choice {
-        ThresholdChoice::Validation => validation,
-        ThresholdChoice::AlarmRate => alarm,
-        ThresholdChoice::BestF1Test => {
-            find(|r| matches!(r, ThresholdRule::BestF1Test)).or(validation)
-        }
-    };
-    picked.unwrap_or(Threshold {
-        value: f64::INFINITY,
-        rule: ThresholdRule::Chosen,
-    })
+    crate::eval::pick_threshold(thresholds, choice)
+        .map(|picked| picked.threshold)
+        .unwrap_or(Threshold {
+            value: f64::INFINITY,
+            rule: ThresholdRule::Chosen,
+        })
 }
 
 /// Scores for every point (None where not scored), the test part's best-F1 figures (None
-/// without labels, and why), each rule's threshold and the one flagged at.
+/// without labels, and why), each rule's threshold and the one flagged at, the test part's
+/// figures at each of them, and the baselines.
 struct Scored {
     scores: Vec<Option<f64>>,
     metrics: Option<Metrics>,
@@ -165,16 +166,110 @@ struct Scored {
     reference_scores: Vec<f64>,
     score_secs: f64,
     scored_windows: usize,
+    evaluation: Option<TrackEvaluation>,
+    baselines: Baselines,
+}
+
+/// The test part of `scores` evaluated on `prep`'s labels at `flagged` and each of `rules`.
+fn evaluate_test(
+    prep: &Prepared,
+    scores: &[Option<f64>],
+    delay: usize,
+    rules: &[Threshold],
+    flagged: Threshold,
+) -> TrackEvaluation {
+    let test = prep.part(Part::Test);
+    TrackEvaluation::of(
+        &scores[test.clone()],
+        &prep.labels[test.clone()],
+        &prep.missing[test],
+        delay,
+        rules,
+        flagged,
+    )
+}
+
+/// The test part's best F1 (point-adjusted) of `scores`, when it has labels.
+fn test_best(prep: &Prepared, scores: &[Option<f64>]) -> Option<F1Score> {
+    test_is_labelled(prep).then(|| {
+        let test = prep.part(Part::Test);
+        best_f1(
+            &scores[test.clone()],
+            &prep.labels[test.clone()],
+            &prep.missing[test],
+            Adjust::Segment,
+        )
+    })
+}
+
+/// Spectral Residual on the whole series, its thresholds by the same rules as the model's (on
+/// its own validation scores) and, with labels, its figures on the test part.
+fn spectral_residual(prep: &Prepared, config: &DonutConfig) -> Option<ScoredBaseline> {
+    let started = Instant::now();
+    let settings = SpectralResidual::default();
+    let scores: Vec<Option<f64>> = settings
+        .scores(&prep.raw_values, &prep.missing)?
+        .into_iter()
+        .map(Some)
+        .collect();
+    let (part, normal) = alarm_rate_scores(prep, &scores);
+    let rules = thresholds(
+        prep,
+        &scores,
+        test_best(prep, &scores),
+        (part, &normal),
+        config.alarm_rate,
+    );
+    let threshold = choose_threshold(&rules, config.threshold_rule);
+    let evaluation = test_is_labelled(prep)
+        .then(|| evaluate_test(prep, &scores, config.eval_delay, &rules, threshold));
+    Some(ScoredBaseline {
+        settings,
+        scores,
+        thresholds: rules,
+        threshold,
+        evaluation,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The baselines of a run: Spectral Residual, and chance on the test labels for a detector
+/// that can flag the points the model scored and flags as many as it does.
+fn baselines(
+    prep: &Prepared,
+    config: &DonutConfig,
+    scores: &[Option<f64>],
+    evaluation: Option<&TrackEvaluation>,
+) -> Baselines {
+    let test = prep.part(Part::Test);
+    let chance = evaluation.map(|e| {
+        let flaggable: Vec<bool> = test
+            .clone()
+            .map(|i| scores[i].is_some() && !prep.missing[i])
+            .collect();
+        crate::eval::chance(
+            &prep.labels[test.clone()],
+            &flaggable,
+            e.flagged.flagged_points,
+            config.eval_delay,
+            config.seed,
+        )
+    });
+    Baselines {
+        spectral_residual: spectral_residual(prep, config),
+        chance,
+    }
 }
 
 /// Scores the windows of `parts` (and those the metrics and thresholds need) with `model`,
-/// then evaluates the test part.
+/// then evaluates the test part, and (`with_baselines`) scores the baselines beside it.
 fn score_and_evaluate(
     model: &DonutModel,
     prep: &Prepared,
     config: &DonutConfig,
     parts: &[Part],
     hooks: &mut dyn RunHooks,
+    with_baselines: bool,
 ) -> Result<Scored, Stopped> {
     let ends: Vec<usize> = parts_to_score(prep, parts)
         .iter()
@@ -183,9 +278,34 @@ fn score_and_evaluate(
     let total = ends.len();
     let started = Instant::now();
     let device = device_for(config.backend);
-    let scores = score_series(model, prep, &ends, config, &device, &mut |done| {
+    let mut scores = score_series(model, prep, &ends, config, &device, &mut |done| {
         hooks.scoring(done, total)
     })?;
+    let (part, reference_scores) = alarm_rate_scores(prep, &scores);
+    // The rules' thresholds come from the scores as a batch gives them; then, with
+    // `mask_flagged`, the test part is scored as a detector running in time order would score
+    // it at the threshold flagged at (a flagged point missing in the windows after it), and
+    // its figures (the test labels' best threshold too) are those of these scores.
+    let unmasked = thresholds(
+        prep,
+        &scores,
+        test_best(prep, &scores),
+        (part, &reference_scores),
+        config.alarm_rate,
+    );
+    let threshold = choose_threshold(&unmasked, config.threshold_rule);
+    if config.mask_flagged && threshold.value.is_finite() {
+        let test_ends: Vec<usize> = prep.window_ends(Part::Test).collect();
+        rescore_masking_flags(
+            model,
+            prep,
+            &test_ends,
+            config,
+            &device,
+            threshold.value,
+            &mut scores,
+        );
+    }
     let score_secs = started.elapsed().as_secs_f64();
     let test = prep.part(Part::Test);
     let (metrics, no_f1_reason) = if test_is_labelled(prep) {
@@ -204,7 +324,6 @@ fn score_and_evaluate(
         };
         (None, Some(reason.to_string()))
     };
-    let (part, reference_scores) = alarm_rate_scores(prep, &scores);
     let thresholds = thresholds(
         prep,
         &scores,
@@ -212,7 +331,14 @@ fn score_and_evaluate(
         (part, &reference_scores),
         config.alarm_rate,
     );
-    let threshold = choose_threshold(&thresholds, config.threshold_rule);
+    let evaluation = metrics
+        .is_some()
+        .then(|| evaluate_test(prep, &scores, config.eval_delay, &thresholds, threshold));
+    let baselines = if with_baselines {
+        baselines(prep, config, &scores, evaluation.as_ref())
+    } else {
+        Baselines::default()
+    };
     Ok(Scored {
         scores,
         metrics,
@@ -222,6 +348,8 @@ fn score_and_evaluate(
         reference_scores,
         score_secs,
         scored_windows: total,
+        evaluation,
+        baselines,
     })
 }
 
@@ -232,20 +360,26 @@ pub fn run(
     parts: &[Part],
     hooks: &mut dyn RunHooks,
 ) -> Result<RunRecord, RunError> {
-    let trained = train(prep, config, hooks)?;
+    let mut previewing = preview::Previewing::new(hooks, prep, config);
+    let trained = train(prep, config, &mut previewing)?;
+    let mut stats = trained.stats;
+    stats.first_detections_secs = previewing.first_secs;
+    let hooks = previewing.inner;
     if !hooks.score_after_training() {
         return Err(Stopped.into());
     }
-    let scored = score_and_evaluate(&trained.model, prep, &trained.config, parts, hooks)?;
+    let scored = score_and_evaluate(&trained.model, prep, &trained.config, parts, hooks, true)?;
     Ok(RunRecord {
         app_version: RunRecord::current_version(),
         source: prep.source.clone(),
         weights: trained.model.weights(),
         config: trained.config,
         data: Some(DataSummary::of(prep)),
-        stats: trained.stats,
+        stats,
         score_secs: scored.score_secs,
         scored_windows: scored.scored_windows,
+        evaluation: scored.evaluation,
+        baselines: scored.baselines,
         history: trained.history,
         scores: scored.scores,
         metrics: scored.metrics,
@@ -268,7 +402,7 @@ pub fn rescore(
     parts: &[Part],
     hooks: &mut dyn RunHooks,
 ) -> Result<RunRecord, RunError> {
-    let scored = score_and_evaluate(model, prep, config, parts, hooks)?;
+    let scored = score_and_evaluate(model, prep, config, parts, hooks, true)?;
     Ok(RunRecord {
         app_version: RunRecord::current_version(),
         source: trained.source.clone(),
@@ -277,6 +411,8 @@ pub fn rescore(
         stats: trained.stats,
         score_secs: scored.score_secs,
         scored_windows: scored.scored_windows,
+        evaluation: scored.evaluation,
+        baselines: scored.baselines,
         weights: trained.weights.clone(),
         history: trained.history.without_snapshots(),
         scores: scored.scores,
@@ -287,6 +423,28 @@ pub fn rescore(
         reference_scores: scored.reference_scores,
         standardisation: trained.standardisation.or(Some(prep.standardisation())),
     })
+}
+
+/// A value as the output files and lines write it: plain decimals in the usual range, and
+/// scientific notation for the very large and the very small (1e308 is `1e308`, not 309
+/// digits).
+pub fn number_text(value: f64) -> String {
+    let magnitude = value.abs();
+    if value == 0.0 || (1e-5..1e15).contains(&magnitude) || !value.is_finite() {
+        value.to_string()
+    } else {
+        format!("{value:e}")
+    }
+}
+
+/// An anomaly score as the output files write it: six decimals, or scientific notation past a
+/// billion (an extreme point's score is finite but can be huge).
+pub fn score_text(score: f64) -> String {
+    if score.abs() < 1e9 {
+        format!("{score:.6}")
+    } else {
+        format!("{score:.6e}")
+    }
 }
 
 /// Writes the detections CSV, its header on line 1 (it loads with pandas' defaults and with
@@ -315,7 +473,7 @@ pub fn write_detections(
         let value = if prep.missing[i] {
             String::new()
         } else {
-            prep.raw_values[i].to_string()
+            number_text(prep.raw_values[i])
         };
         w.write_record([
             prep.timestamps[i].to_string(),
@@ -323,7 +481,7 @@ pub fn write_detections(
             value,
             prep.labels[i].to_string(),
             (prep.missing[i] as u8).to_string(),
-            score.map(|s| format!("{s:.6}")).unwrap_or_default(),
+            score.map(crate::pipeline::score_text).unwrap_or_default(),
             (flagged as u8).to_string(),
         ])?;
     }

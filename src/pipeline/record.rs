@@ -2,9 +2,12 @@
 //! it, the worker hands it to the app, run files keep it, the sweeps summarise it, and `train
 //! --json` prints its report.
 
+use crate::baseline::SpectralResidual;
 use crate::config::DonutConfig;
 use crate::data::{Part, Prepared, Standardisation};
-use crate::eval::{F1Score, Metrics, Threshold};
+use crate::eval::{
+    AtThreshold, ChanceEvaluation, F1Score, Metrics, PaKCurve, Threshold, TrackEvaluation,
+};
 use crate::history::{History, TrainStats};
 use crate::model::{DonutModel, Weight, device_for};
 use rand::SeedableRng;
@@ -58,6 +61,33 @@ impl DataSummary {
     }
 }
 
+/// A baseline detector scored on the same series: its scores, its thresholds by the same rules
+/// as the model's, and its figures on the test part.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoredBaseline {
+    /// Its settings.
+    pub settings: SpectralResidual,
+    /// Its anomaly score for every point of the series (empty in a sweep's summaries).
+    pub scores: Vec<Option<f64>>,
+    /// Each rule's threshold on its scores.
+    pub thresholds: Vec<Threshold>,
+    /// The one it flags at (the run's `threshold_rule`).
+    pub threshold: Threshold,
+    /// Its figures on the test part, when that has labels.
+    pub evaluation: Option<TrackEvaluation>,
+    /// Seconds to score the series.
+    pub secs: f64,
+}
+
+/// What a run's figures are measured against: a detector that costs nothing, and chance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Baselines {
+    /// Spectral Residual (None when the series is too short for it).
+    pub spectral_residual: Option<ScoredBaseline>,
+    /// Random scores on the test part's labels (None without labels).
+    pub chance: Option<ChanceEvaluation>,
+}
+
 /// A finished run: settings, data, training statistics, weights, history, scores and metrics.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -83,6 +113,14 @@ pub struct RunRecord {
     pub scores: Vec<Option<f64>>,
     /// Best-F1 figures on the test part, when scored and the test part has labels.
     pub metrics: Option<Metrics>,
+    /// The test part's figures at the threshold the run flags at and at each rule's, with
+    /// PA%K (None without labels, and for runs saved before they were kept).
+    #[serde(default)]
+    pub evaluation: Option<TrackEvaluation>,
+    /// Spectral Residual and chance on the same series and labels (empty for runs saved
+    /// before they were kept).
+    #[serde(default)]
+    pub baselines: Baselines,
     /// Why there are no metrics (no labels in the test part), when there are none.
     pub no_f1_reason: Option<String>,
     /// The threshold points are flagged at, and how it was chosen (setting `threshold_rule`).
@@ -109,6 +147,33 @@ struct DelayedF1 {
     delay: usize,
 }
 
+/// A baseline in the JSON report: the record's, without its scores.
+#[derive(Serialize)]
+struct BaselineReport<'a> {
+    settings: SpectralResidual,
+    threshold: Threshold,
+    thresholds: &'a [Threshold],
+    evaluation: &'a Option<TrackEvaluation>,
+    secs: f64,
+}
+
+/// The baselines in the JSON report.
+#[derive(Serialize)]
+struct BaselinesReport<'a> {
+    spectral_residual: Option<BaselineReport<'a>>,
+    chance: &'a Option<ChanceEvaluation>,
+}
+
+/// Why and where a run stopped before its last epoch.
+#[derive(Serialize)]
+struct StoppedEarly {
+    step: usize,
+    why: String,
+}
+
+/// What the JSON report says of `best_f1`.
+const BEST_F1_IS: &str = "an upper bound: the best F1 over every threshold, picked with the test labels; `flagged_at` is what the run's own threshold gets";
+
 /// The JSON report of a run (`train --json`): a view of the record without its bulk.
 #[derive(Serialize)]
 struct Report<'a> {
@@ -116,8 +181,13 @@ struct Report<'a> {
     best_f1_delay: Option<DelayedF1>,
     best_f1_pointwise: Option<F1Score>,
     no_f1_reason: &'a Option<String>,
+    best_f1_is: Option<&'static str>,
     threshold: Threshold,
     thresholds: &'a [Threshold],
+    flagged_at: Option<&'a AtThreshold>,
+    at_rules: Option<&'a [AtThreshold]>,
+    best_pa_k: Option<&'a PaKCurve>,
+    baselines: BaselinesReport<'a>,
     train_secs: f64,
     train_windows_per_sec: f64,
     score_secs: f64,
@@ -127,6 +197,8 @@ struct Report<'a> {
     latent_snapshots: usize,
     seed: u64,
     stopped: bool,
+    stopped_early: Option<StoppedEarly>,
+    first_detections_secs: Option<f64>,
     best_valid_step: Option<usize>,
     best_valid_loss: Option<f64>,
     data: &'a Option<DataSummary>,
@@ -161,8 +233,24 @@ impl RunRecord {
             }),
             best_f1_pointwise: self.metrics.map(|m| m.best_f1_pointwise),
             no_f1_reason: &self.no_f1_reason,
+            best_f1_is: self.metrics.map(|_| BEST_F1_IS),
             threshold: self.threshold,
             thresholds: &self.thresholds,
+            flagged_at: self.evaluation.as_ref().map(|e| &e.flagged),
+            at_rules: self.evaluation.as_ref().map(|e| e.rules.as_slice()),
+            best_pa_k: self.evaluation.as_ref().map(|e| &e.best_pa_k),
+            baselines: BaselinesReport {
+                spectral_residual: self.baselines.spectral_residual.as_ref().map(|b| {
+                    BaselineReport {
+                        settings: b.settings,
+                        threshold: b.threshold,
+                        thresholds: &b.thresholds,
+                        evaluation: &b.evaluation,
+                        secs: b.secs,
+                    }
+                }),
+                chance: &self.baselines.chance,
+            },
             train_secs: self.stats.train_secs,
             train_windows_per_sec: self.stats.train_windows_per_sec,
             score_secs: self.score_secs,
@@ -172,6 +260,15 @@ impl RunRecord {
             latent_snapshots: self.history.snapshots.len(),
             seed: self.config.seed,
             stopped: self.stats.stopped,
+            stopped_early: self.stats.stopped_early.map(|step| StoppedEarly {
+                step,
+                why: format!(
+                    "the validation loss had not improved for {} validations (setting `patience`); the parameters of step {} were kept",
+                    self.config.patience,
+                    best.map_or(step, |v| v.step)
+                ),
+            }),
+            first_detections_secs: self.stats.first_detections_secs,
             best_valid_step: best.map(|v| v.step),
             best_valid_loss: best.map(|v| v.terms.total),
             data: &self.data,
@@ -199,6 +296,16 @@ impl RunRecord {
             },
             scores: Vec::new(),
             metrics: self.metrics,
+            evaluation: self.evaluation.clone(),
+            baselines: Baselines {
+                spectral_residual: self.baselines.spectral_residual.as_ref().map(|b| {
+                    ScoredBaseline {
+                        scores: Vec::new(),
+                        ..b.clone()
+                    }
+                }),
+                chance: self.baselines.chance.clone(),
+            },
             no_f1_reason: self.no_f1_reason.clone(),
             threshold: self.threshold,
             thresholds: self.thresholds.clone(),

@@ -5,7 +5,7 @@
 use crate::config::DonutConfig;
 use crate::data::Standardisation;
 use crate::model::{DonutModel, device_for};
-use crate::score::{WindowSource, score_windows_here};
+use crate::score::{WindowSource, anomaly_score, score_windows_here};
 use burn::prelude::Device;
 use serde::Serialize;
 
@@ -123,12 +123,12 @@ impl<'m> Stream<'m> {
             self.notes.snapped += 1;
         }
         self.notes.filled += gap;
-        let filled = ((0.0 - self.stats.mean) / self.stats.std) as f32;
+        let filled = self.stats.standardise_bounded(0.0);
         let mut points = Vec::with_capacity(gap + 1);
         for i in self.next_index..=index {
             let present = i == index && !value.is_nan();
             let standardised = if present {
-                ((value - self.stats.mean) / self.stats.std) as f32
+                self.stats.standardise_bounded(value)
             } else {
                 filled
             };
@@ -148,29 +148,45 @@ impl<'m> Stream<'m> {
         Ok(points)
     }
 
-    /// Scores the points that end a full window.
-    fn score(&self, points: &mut [StreamPoint]) {
+    /// Scores the points that end a full window, in time order; with `mask_flagged`, a
+    /// flagged point is taken as missing in the windows after it (those are scored again).
+    fn score(&mut self, points: &mut [StreamPoint]) {
         let w = self.config.window;
         let ends: Vec<usize> = points
             .iter()
             .map(|p| p.index)
             .filter(|&i| i + 1 >= w)
             .collect();
+        let mut log_p = self.log_p(&ends);
+        let scored = points.iter_mut().filter(|p| p.index + 1 >= w);
+        for (k, point) in scored.enumerate() {
+            let score = anomaly_score(log_p[k]);
+            point.score = Some(score);
+            point.flagged = point.value.is_some() && score >= self.threshold;
+            if point.flagged && self.config.mask_flagged {
+                self.missing[point.index - self.offset] = true;
+                let after = ends[k + 1..]
+                    .iter()
+                    .take_while(|&&e| e < point.index + w)
+                    .count();
+                let again = self.log_p(&ends[k + 1..k + 1 + after]);
+                log_p[k + 1..k + 1 + after].copy_from_slice(&again);
+            }
+        }
+    }
+
+    /// Reconstruction log-probabilities of the windows ending at `ends` (series indices).
+    fn log_p(&self, ends: &[usize]) -> Vec<f32> {
         if ends.is_empty() {
-            return;
+            return Vec::new();
         }
         let source = WindowSource {
             values: &self.values,
             missing: &self.missing,
             offset: self.offset,
-            window: w,
+            window: self.config.window,
         };
-        let log_p = score_windows_here(self.model, &source, &ends, &self.config, &self.device);
-        for (point, lp) in points.iter_mut().filter(|p| p.index + 1 >= w).zip(log_p) {
-            let score = -(lp as f64);
-            point.score = Some(score);
-            point.flagged = point.value.is_some() && score >= self.threshold;
-        }
+        score_windows_here(self.model, &source, ends, &self.config, &self.device)
     }
 
     /// Keeps only the last W-1 points (all the next window needs) once the buffer is long.

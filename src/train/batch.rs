@@ -22,7 +22,9 @@ pub struct HostBatch {
 }
 
 /// Copies the windows ending at `ends`. `injected` (same length as the series, or empty) marks
-/// points treated as missing for this epoch: their value is set to 0 and (M-ELBO) alpha to 0.
+/// points treated as missing for this epoch: their value is set to what a missing point holds,
+/// the standardised raw zero `-mean / std` (DONUT's `MissingDataInjection`), and (M-ELBO) alpha
+/// to 0.
 pub fn host_batch(
     prep: &Prepared,
     ends: &[usize],
@@ -36,6 +38,8 @@ pub fn host_batch(
     let mut beta = Vec::with_capacity(n);
     let mut lambda = Vec::with_capacity(n);
     let plain = live.objective == Objective::Elbo;
+    // What a missing point holds once standardised (the file's gaps are filled with raw 0).
+    let filled = ((0.0 - prep.mean) / prep.std) as f32;
     for &end in ends {
         let window = end + 1 - w..end + 1;
         let labels = &prep.labels[window.clone()];
@@ -51,7 +55,7 @@ pub fn host_batch(
         if let Some(injected) = injected.get(window) {
             let (xs, alphas) = (&mut x[first_alpha..], &mut alpha[first_alpha..]);
             for ((v, a), _) in xs.iter_mut().zip(alphas).zip(injected).filter(|(_, i)| **i) {
-                *v = 0.0;
+                *v = filled;
                 if !plain {
                     *a = 0.0;
                 }

@@ -69,6 +69,9 @@ pub trait TrainHooks: Send {
     fn latent_every_steps(&self) -> Option<usize> {
         None
     }
+    /// Called when a validation has found a new best loss at `step`: `model` makes the
+    /// inference model of these parameters, for a driver that scores a preview with it.
+    fn new_best(&mut self, _step: usize, _model: &mut dyn FnMut() -> DonutModel) {}
 }
 
 /// Hooks that ignore everything (tests, benchmarks).

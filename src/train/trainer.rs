@@ -55,6 +55,10 @@ pub(super) struct Trainer<'a> {
     recent: VecDeque<(Instant, usize)>,
     epochs_done: usize,
     stopped: bool,
+    /// Validations since the last new best.
+    since_best: usize,
+    /// The step at which `patience` ended training.
+    stopped_early: Option<usize>,
     started: Instant,
 }
 
@@ -118,6 +122,8 @@ impl<'a> Trainer<'a> {
             recent: VecDeque::new(),
             epochs_done: 0,
             stopped: false,
+            since_best: 0,
+            stopped_early: None,
             started,
         };
         if trainer.latent_every.is_some() {
@@ -132,7 +138,11 @@ impl<'a> Trainer<'a> {
     pub(super) fn run(mut self) -> Result<TrainOutcome, TrainError> {
         for epoch in 0..self.config.epochs {
             if self.epoch(epoch)? == Flow::Stop {
-                self.stopped = true;
+                // Patience ends a run as its last epoch would; a request stops it.
+                self.stopped = self.stopped_early.is_none();
+                if !self.stopped {
+                    self.epochs_done = epoch + 1;
+                }
                 break;
             }
             self.epochs_done = epoch + 1;
@@ -143,7 +153,7 @@ impl<'a> Trainer<'a> {
         }
         // A last validation, so the final parameters compete too (not after a stop request, which
         // must end the run promptly: the best parameters validated so far are kept).
-        if !self.stopped {
+        if !self.stopped && self.stopped_early.is_none() {
             self.validate();
         }
         Ok(self.finish())
@@ -292,6 +302,9 @@ impl<'a> Trainer<'a> {
             terms.total.is_finite() && self.best.as_ref().is_none_or(|(b, _)| terms.total < *b);
         if is_best {
             self.best = Some((terms.total, self.learner.model().clone()));
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
         }
         let v = ValidStats {
             step: self.step,
@@ -300,6 +313,16 @@ impl<'a> Trainer<'a> {
         };
         self.history.validations.push(v);
         self.hooks.event(TrainEvent::Valid(v));
+        if is_best {
+            let learner = &mut self.learner;
+            self.hooks
+                .new_best(self.step, &mut || learner.model().valid());
+        }
+        let patience = self.config.patience;
+        if patience > 0 && self.since_best >= patience {
+            self.stopped_early = Some(self.step);
+            return Flow::Stop;
+        }
         Flow::Continue
     }
 
@@ -342,6 +365,8 @@ impl<'a> Trainer<'a> {
                     0.0
                 },
                 stopped: self.stopped,
+                stopped_early: self.stopped_early,
+                first_detections_secs: None,
             },
             history: self.history,
             config: self.config,

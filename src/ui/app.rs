@@ -372,20 +372,20 @@ impl DonutApp {
             AppCommand::PickPin => self.choose_file(ctx, Purpose::Pin),
             AppCommand::ApplyToSeries => match self.run.record.clone() {
                 Some(record) => {
-                    let threshold = self.chosen_threshold(&record);
+                    let threshold = self.run.threshold;
                     self.choose_file(ctx, Purpose::Apply(record, threshold))
                 }
                 None => self.error = Some("No finished run to apply yet.".into()),
             },
             AppCommand::ApplyTo(path) => match self.run.record.clone() {
                 Some(record) => {
-                    let threshold = self.chosen_threshold(&record);
+                    let threshold = self.run.threshold;
                     self.files
                         .finish(ctx, Purpose::Apply(record, threshold), path)
                 }
                 None => self.error = Some("No finished run to apply yet.".into()),
             },
-            AppCommand::SetThreshold(value) => self.run.threshold = value,
+            AppCommand::SetThreshold(threshold) => self.run.threshold = threshold,
             AppCommand::Select(ends) => self.selection = Some(Arc::new(ends)),
             AppCommand::ClearSelection => self.selection = None,
             AppCommand::Inspect(end) => match (self.prepared().cloned(), self.run.record.clone()) {
@@ -657,21 +657,6 @@ impl DonutApp {
         self.latent_cache.marked
     }
 
-    /// The threshold points are flagged at now, with its rule: one of the run's rules when the
-    /// slider sits on its value, else one chosen by hand.
-    fn chosen_threshold(&self, record: &RunRecord) -> crate::eval::Threshold {
-        record
-            .thresholds
-            .iter()
-            .chain(std::iter::once(&record.threshold))
-            .find(|t| t.value == self.run.threshold)
-            .copied()
-            .unwrap_or(crate::eval::Threshold {
-                value: self.run.threshold,
-                rule: crate::eval::ThresholdRule::Chosen,
-            })
-    }
-
     /// Shows the Compare tab when `compare.open` asks for it (a pin, the top bar's button), and
     /// brings it forward when it was just asked for.
     fn sync_compare_tab(&mut self) {
@@ -696,7 +681,7 @@ impl DonutApp {
     pub fn pin_run(&mut self) {
         match &self.run.record {
             Some(record) => {
-                self.compare.pinned = Some((record.clone(), self.run.threshold));
+                self.compare.pinned = Some((record.clone(), self.run.threshold.value));
                 self.compare.open = true;
                 self.notice = Some(
                     "Pinned this run: train another (or open a saved run) to compare them".into(),
@@ -726,7 +711,7 @@ impl DonutApp {
             self.error = Some("No finished run to export yet.".into());
             return;
         };
-        let threshold = self.chosen_threshold(&record);
+        let threshold = self.run.threshold;
         self.save_as(
             ctx,
             "detections.csv",

@@ -67,7 +67,7 @@ pub enum AppCommand {
     /// Score this CSV with the finished run's model.
     ApplyTo(PathBuf),
     /// Flag the current run's points at this threshold.
-    SetThreshold(f64),
+    SetThreshold(crate::eval::Threshold),
     /// Open the reconstruction view of the window ending at this point.
     Inspect(usize),
     /// Select these windows (their ends, ascending): marked on the series and in the cloud.

@@ -2,12 +2,39 @@
 //! explained control for every setting.
 
 use super::commands::AppCommand;
+use crate::config::setting_range;
 use crate::config::{
     BackendKind, BetaMode, DonutConfig, DuplicatePolicy, EncoderKind, EntropyMode, GradientEngine,
     LatentDist, Objective, ThresholdChoice,
 };
 use crate::worker::Phase;
 use egui::{RichText, Slider, Ui};
+
+/// A slider over the numeric setting `key`: its span and scale from the one ranges table
+/// ([`crate::config::SETTING_RANGES`]), and no clamping, so that a value outside the span
+/// (any value `validate()` allows, from `--set`, a config file or a saved run) is shown as it
+/// is and never rewritten; an edit outside the allowed range is undone by [`controls_ui`].
+fn setting_slider<'a, N: egui::emath::Numeric>(value: &'a mut N, key: &str) -> Slider<'a> {
+    let range = setting_range(key);
+    let (lo, hi) = range.map_or((0.0, 1.0), |r| r.slider);
+    Slider::new(value, N::from_f64(lo)..=N::from_f64(hi))
+        .logarithmic(range.is_some_and(|r| r.logarithmic))
+        .clamping(egui::SliderClamping::Never)
+}
+
+/// Undoes every edit of `c` (since `before`) that leaves its setting's allowed range.
+fn undo_edits_out_of_range(c: &mut DonutConfig, before: &DonutConfig) {
+    for change in before.changes(c) {
+        let value: Option<f64> = change.pair.right.parse().ok();
+        let allowed = match (setting_range(&change.pair.key), value) {
+            (Some(r), Some(v)) => r.contains(v),
+            _ => true,
+        };
+        if !allowed {
+            let _ = c.set(&format!("{}={}", change.pair.key, change.pair.left));
+        }
+    }
+}
 
 /// Draws the controls over `config`; a change queues [`AppCommand::SettingsChanged`] after the
 /// frame's edits. `phase` is the current run's, `can_train` whether the settings fit the data.
@@ -41,6 +68,7 @@ pub fn controls_ui(
     {
         *c = DonutConfig::default();
     }
+    undo_edits_out_of_range(c, &before);
     if *c != before {
         commands.push(AppCommand::SettingsChanged { before });
     }
@@ -195,7 +223,7 @@ fn objective_ui(c: &mut DonutConfig, ui: &mut Ui, teaching: bool) {
             .on_hover_text("beta = the window's fraction of normal points: windows full of anomalies pull less towards the prior");
         ui.selectable_value(&mut c.beta_mode, BetaMode::Fixed, "fixed beta");
     });
-    ui.add_enabled(c.beta_mode == BetaMode::Fixed, Slider::new(&mut c.beta_value, 0.0..=1.0).text("beta"))
+    ui.add_enabled(c.beta_mode == BetaMode::Fixed, setting_slider(&mut c.beta_value, "beta_value").text("beta"))
         .on_hover_text("Prior weight. 0: nothing pulls the latent means towards the origin, the cloud spreads out; 1: full pull towards N(0, I), a tighter ball");
     });
     explain(
@@ -211,14 +239,14 @@ fn objective_ui(c: &mut DonutConfig, ui: &mut Ui, teaching: bool) {
         ui.selectable_value(&mut c.entropy_mode, EntropyMode::Beta, "= beta")
             .on_hover_text("lambda = beta turns the KL term into beta * KL(q || p)");
     });
-    ui.add_enabled(c.entropy_mode == EntropyMode::Fixed, Slider::new(&mut c.entropy_value, 0.0..=1.0).text("lambda"))
+    ui.add_enabled(c.entropy_mode == EntropyMode::Fixed, setting_slider(&mut c.entropy_value, "entropy_value").text("lambda"))
         .on_hover_text("Entropy weight. Low values let q(z|x) shrink to a point: latent codes become sharp and the space fragments; 1 keeps each window's posterior wide and the space smooth");
     explain(
         ui,
         teaching,
         "−λ·log q(z|x) rewards uncertainty in each window's code. With λ near 0 the codes collapse to sharp points and neighbouring windows can land far apart; with λ = 1 they overlap into a smooth, ordered surface (the time-of-day ring).",
     );
-    ui.add(Slider::new(&mut c.injection_rate, 0.0..=1.0).text("missing injection rate"))
+    ui.add(setting_slider(&mut c.injection_rate, "injection_rate").text("missing injection rate"))
         .on_hover_text("Fraction of training points hidden (alpha = 0) each epoch. A little (0.01) teaches the decoder to fill gaps and sharpens detections; a lot (> 0.5) starves the model and F1 collapses");
     explain(
         ui,
@@ -242,16 +270,16 @@ fn model_ui(c: &mut DonutConfig, ui: &mut Ui) {
         ui.selectable_value(&mut c.latent_dist, LatentDist::StudentT, "Student-t")
             .on_hover_text("Heavy tails (10 degrees of freedom): outlying windows can sit far from the origin at little cost");
     });
-    ui.add(Slider::new(&mut c.latent_dim, 1..=16).text("latent dimension K"))
+    ui.add(setting_slider(&mut c.latent_dim, "latent_dim").text("latent dimension K"))
         .on_hover_text("Size of z. 3 is what the 3-D panel shows directly; more dimensions capture more of the series (choose axes or PCA to view them)");
-    ui.add(Slider::new(&mut c.window, 4..=480).text("window W"))
+    ui.add(setting_slider(&mut c.window, "window").text("window W"))
         .on_hover_text("Points per window. 120 suits minutely/5-minute KPIs (10 h at 5 min); 24 suits hourly data. The first W-1 points of each part get no score");
-    ui.add(Slider::new(&mut c.hidden_width, 8..=512).text("hidden width"))
+    ui.add(setting_slider(&mut c.hidden_width, "hidden_width").text("hidden width"))
         .on_hover_text("Units of each hidden dense layer (100 in DONUT)");
-    ui.add(Slider::new(&mut c.hidden_depth, 1..=4).text("hidden depth"))
+    ui.add(setting_slider(&mut c.hidden_depth, "hidden_depth").text("hidden depth"))
         .on_hover_text("Hidden layers in the encoder and the decoder (2 in DONUT)");
     if c.encoder == EncoderKind::Cnn {
-        ui.add(Slider::new(&mut c.cnn_channels, 2..=64).text("CNN channels"))
+        ui.add(setting_slider(&mut c.cnn_channels, "cnn_channels").text("CNN channels"))
             .on_hover_text("Filters of each convolution");
     }
     ui.horizontal(|ui| {
@@ -276,47 +304,38 @@ fn model_ui(c: &mut DonutConfig, ui: &mut Ui) {
 
 fn training_ui(c: &mut DonutConfig, ui: &mut Ui) {
     ui.label(RichText::new("Training").strong());
-    ui.add(Slider::new(&mut c.epochs, 1..=512).text("epochs"))
+    ui.add(setting_slider(&mut c.epochs, "epochs").text("epochs"))
         .on_hover_text("Passes over the training windows (256 in DONUT); applies to the next run");
-    ui.add(Slider::new(&mut c.batch_size, 16..=1024).text("batch size"))
+    ui.add(setting_slider(&mut c.batch_size, "batch_size").text("batch size"))
         .on_hover_text("Windows per step (256 in DONUT); applies to the next run");
+    ui.add(setting_slider(&mut c.learning_rate, "learning_rate").text("learning rate"))
+        .on_hover_text(
+            "Adam's step size before decay (1e-3); changes live. Too high and the loss diverges",
+        );
     ui.add(
-        Slider::new(&mut c.learning_rate, 1e-5..=1e-1)
-            .logarithmic(true)
-            .text("learning rate"),
-    )
-    .on_hover_text(
-        "Adam's step size before decay (1e-3); changes live. Too high and the loss diverges",
-    );
-    ui.add(
-        Slider::new(&mut c.l2_weight, 0.0..=0.1)
-            .logarithmic(true)
+        setting_slider(&mut c.l2_weight, "l2_weight")
             .smallest_positive(1e-5)
             .text("L2 weight"),
     )
     .on_hover_text("Weight of the L2 penalty on the hidden layers' kernels (1e-3 in DONUT); applies to the next run");
-    ui.add(Slider::new(&mut c.lr_decay, 0.1..=1.0).text("learning-rate decay"))
+    ui.add(setting_slider(&mut c.lr_decay, "lr_decay").text("learning-rate decay"))
         .on_hover_text("Factor applied to the learning rate every few epochs (0.75 in DONUT; 1 = no decay); applies to the next run");
-    ui.add(Slider::new(&mut c.lr_decay_epochs, 1..=100).text("epochs between decays"))
+    ui.add(setting_slider(&mut c.lr_decay_epochs, "lr_decay_epochs").text("epochs between decays"))
         .on_hover_text("Epochs between two decays of the learning rate (10 in DONUT)");
-    ui.add(Slider::new(&mut c.seed, 0..=99).text("seed"))
+    ui.add(setting_slider(&mut c.seed, "seed").text("seed"))
         .on_hover_text("Seed of initialisation, shuffling, injection and sampling: the same seed and backend give the same run");
 }
 
 fn scoring_ui(c: &mut DonutConfig, ui: &mut Ui) {
     ui.label(RichText::new("Scoring").strong());
-    ui.add(Slider::new(&mut c.mcmc_iterations, 0..=50).text("MCMC iterations"))
+    ui.add(setting_slider(&mut c.mcmc_iterations, "mcmc_iterations").text("MCMC iterations"))
         .on_hover_text("Rounds of imputing missing points from the model before scoring (10; 0 = off): fewer false alarms next to gaps");
-    ui.add(Slider::new(&mut c.n_z, 1..=2048).logarithmic(true).text("z samples (n_z)"))
+    ui.add(setting_slider(&mut c.n_z, "n_z").text("z samples (n_z)"))
         .on_hover_text("Samples of z averaged into each reconstruction probability (1024): more = smoother scores, slower scoring");
-    ui.add(
-        Slider::new(&mut c.alarm_rate, 0.001..=0.5)
-            .logarithmic(true)
-            .text("alarm rate"),
-    )
-    .on_hover_text(
-        "The label-free threshold flags this share of the normal validation points (0.01)",
-    );
+    ui.add(setting_slider(&mut c.alarm_rate, "alarm_rate").text("alarm rate"))
+        .on_hover_text(
+            "The label-free threshold flags this share of the normal validation points (0.01)",
+        );
     ui.horizontal(|ui| {
         ui.label("flag at").on_hover_text(
             "Which threshold flags points after a run: best F1 on the validation labels (else the alarm rate), the alarm rate, or best F1 on the test labels (the paper's upper bound: it uses the answers)",

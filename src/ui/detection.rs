@@ -17,6 +17,7 @@ use std::sync::Arc;
 pub struct DetectionCache {
     record: Option<Arc<RunRecord>>,
     curve: Vec<F1Score>,
+    figures: super::baselines::FiguresCache,
 }
 
 /// What the detection panel draws and edits.
@@ -25,8 +26,10 @@ pub struct DetectionPanel<'a> {
     pub prep: Option<&'a Arc<Prepared>>,
     /// The finished run.
     pub record: Option<&'a Arc<RunRecord>>,
-    /// The threshold points are flagged at.
-    pub threshold: f64,
+    /// The threshold points are flagged at, and its rule.
+    pub threshold: Threshold,
+    /// Set while `record` holds preview scores: what to say over them.
+    pub preview: Option<String>,
     /// Another series scored with this run's model.
     pub applied: Option<&'a Applied>,
     /// The cached curve.
@@ -45,51 +48,53 @@ fn rule_color(index: usize) -> Color32 {
     OKABE_ITO[index % OKABE_ITO.len()]
 }
 
-/// The rule whose threshold is `value`, if any.
-fn rule_at(record: &RunRecord, value: f64) -> Option<&Threshold> {
-    record.thresholds.iter().find(|t| t.value == value)
-}
-
 /// Draws the detection panel.
 pub fn detection_ui(ui: &mut Ui, p: DetectionPanel<'_>, commands: &mut Vec<AppCommand>) {
     let (Some(prep), Some(record)) = (p.prep, p.record) else {
         ui.label("Train a run (or open a saved one) to choose how its points are flagged and to apply its model to another series.");
         return;
     };
+    if let Some(note) = &p.preview {
+        ui.colored_label(ui.visuals().warn_fg_color, note);
+    }
     ui.horizontal_wrapped(|ui| {
-        let current = rule_at(record, p.threshold)
-            .map(|t| t.rule.short_name())
-            .unwrap_or_else(|| "chosen by hand".into());
         egui::ComboBox::new("threshold-rule", "threshold rule")
-            .selected_text(format!("{current} ({:.3})", p.threshold))
+            .selected_text(format!(
+                "{} ({:.3})",
+                p.threshold.rule.short_name(),
+                p.threshold.value
+            ))
             .show_ui(ui, |ui| {
                 for t in &record.thresholds {
                     let text = format!("{} ({:.3})", t.rule.short_name(), t.value);
                     if ui
-                        .selectable_label(t.value == p.threshold, text)
+                        .selectable_label(*t == p.threshold, text)
                         .on_hover_text(t.rule.to_string())
                         .clicked()
                     {
-                        commands.push(AppCommand::SetThreshold(t.value));
+                        commands.push(AppCommand::SetThreshold(*t));
                     }
                 }
             });
         if ui
-            .button("Apply to another series…")
+            .add_enabled(p.preview.is_none(), egui::Button::new("Apply to another series…"))
             .on_hover_text("Score a CSV with this model: standardised with the training data's mean and std, flagged at the threshold chosen here")
+            .on_disabled_hover_text("When training has ended: the model is still learning")
             .clicked()
         {
             commands.push(AppCommand::ApplyToSeries);
         }
     });
-    if rule_at(record, p.threshold).is_some_and(|t| t.rule.peeks_at_test_labels()) {
+    if p.threshold.rule.peeks_at_test_labels() {
         ui.colored_label(
             ui.visuals().warn_fg_color,
             "Best F1 on test was picked with the test labels: an upper bound, not a threshold one could set in advance.",
         );
     }
     if record.metrics.is_some() {
-        pr_curve_ui(ui, prep, record, p.threshold, p.cache);
+        super::baselines::baselines_ui(ui, prep, record, p.threshold, &mut p.cache.figures);
+        ui.separator();
+        pr_curve_ui(ui, prep, record, p.threshold.value, p.cache);
     } else {
         ui.label(format!(
             "No precision-recall curve: {}",

@@ -7,6 +7,7 @@ use super::projection::ColorBy;
 use super::sweeps::{SweepPanel, gallery_ui};
 use crate::config::DonutConfig;
 use crate::data::{Prepared, RawSeries};
+use crate::pipeline::RunRecord;
 use crate::sweep::table;
 use egui::{RichText, Ui};
 use std::sync::Arc;
@@ -112,7 +113,12 @@ pub struct LessonPanel {
     pub running: Option<usize>,
     /// Seeds per variant.
     pub seeds: u64,
+    /// The point-adjustment lesson's figures.
+    pub point_adjustment: super::pa_lesson::PaLessonCache,
 }
+
+/// The index of the point-adjustment lesson, after the sweep lessons.
+pub const POINT_ADJUSTMENT_LESSON: usize = LESSONS.len();
 
 /// Draws the lessons: the list, the chosen lesson's story, its runs and the figures.
 pub fn lessons_ui(
@@ -121,6 +127,7 @@ pub fn lessons_ui(
     sweeps: &mut SweepPanel,
     data: Option<(&Arc<RawSeries>, Option<&Arc<Prepared>>)>,
     base: &DonutConfig,
+    record: Option<&Arc<RunRecord>>,
 ) {
     sweeps.poll();
     panel.seeds = panel.seeds.max(1);
@@ -128,8 +135,18 @@ pub fn lessons_ui(
         for (i, lesson) in LESSONS.iter().enumerate() {
             ui.selectable_value(&mut panel.chosen, i, lesson.title);
         }
+        ui.selectable_value(
+            &mut panel.chosen,
+            POINT_ADJUSTMENT_LESSON,
+            "How point adjustment flatters F1",
+        );
     });
     ui.separator();
+    if panel.chosen == POINT_ADJUSTMENT_LESSON {
+        let prep = data.and_then(|(_, prep)| prep);
+        super::pa_lesson::pa_lesson_ui(ui, &mut panel.point_adjustment, prep, record);
+        return;
+    }
     let lesson = &LESSONS[panel.chosen.min(LESSONS.len() - 1)];
     ui.label(RichText::new(lesson.title).heading());
     ui.label(lesson.question);

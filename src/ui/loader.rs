@@ -97,6 +97,7 @@ impl Reading {
         LoadOptions {
             columns: self.choices.get(path).cloned().unwrap_or_default(),
             duplicates: self.duplicates,
+            lenient: false,
         }
     }
 }
@@ -212,16 +213,15 @@ fn apply_run(
 ) -> FileEvent {
     use crate::pipeline::detect;
     let scored = (|| -> Result<Applied, String> {
-        let options = LoadOptions {
-            duplicates: record.config.duplicates,
-            ..reading.options_for(&path)
-        };
+        let columns = reading.options_for(&path).columns;
+        let options = detect::load_options(record, columns, false);
         let raw = data::load_csv_with(&path, &options).map_err(|e| e.to_string())?;
-        let (prep, note) = detect::prepare(record, &raw).map_err(|e| e.to_string())?;
         let model = record.model()?;
-        let mut detection = detect::detect(&model, &prep, &record.config, threshold, &mut |_| true)
+        let (prep, detection) =
+            detect::detect_series(record, &model, &record.config, &raw, threshold, &mut |_| {
+                true
+            })
             .map_err(|e| e.to_string())?;
-        detection.notes.extend(note);
         Ok(Applied {
             path: path.clone(),
             record: record.clone(),

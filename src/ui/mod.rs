@@ -7,6 +7,7 @@
 
 mod app;
 mod bars;
+mod baselines;
 mod colormap;
 mod columns;
 pub mod commands;
@@ -21,6 +22,7 @@ mod layout;
 mod lessons;
 mod loader;
 mod loss;
+mod pa_lesson;
 mod palette;
 mod panes;
 mod projection;

@@ -78,14 +78,16 @@ impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
                 let highlight_end = *self.highlight_end;
                 let series = SeriesPanel {
                     prep: self.prep,
-                    record: self.run.record.as_ref(),
-                    threshold: &mut self.run.threshold,
+                    record: self.run.shown_record().map(|(r, _)| r),
+                    preview: self.run.preview_note(),
+                    threshold: self.run.threshold,
                     highlight_end,
                     hovered: self.series_hover,
                     transform: self.series_transform,
                     selection: self.selection,
                     brush: &mut self.brush.0,
                     brush_end: &mut self.brush.1,
+                    show_baseline: &mut self.state.show_baseline,
                 };
                 super::series::series_ui(ui, series, self.commands);
             }
@@ -131,7 +133,7 @@ impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
                     ui,
                     self.inspection.as_deref_mut(),
                     self.prep.map(|p| &**p),
-                    self.run.threshold,
+                    self.run.threshold.value,
                 );
             }
             Pane::Lessons => {
@@ -144,13 +146,15 @@ impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
                             self.sweeps,
                             self.data,
                             &self.state.config,
+                            self.run.record.as_ref(),
                         )
                     });
             }
             Pane::Detection => {
                 let panel = DetectionPanel {
                     prep: self.prep,
-                    record: self.run.record.as_ref(),
+                    record: self.run.shown_record().map(|(r, _)| r),
+                    preview: self.run.preview_note(),
                     threshold: self.run.threshold,
                     applied: self.applied,
                     cache: self.detection,
@@ -173,7 +177,7 @@ impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
                     steps: &run.history().steps,
                     snapshots: &run.history().snapshots,
                     scores: run.record.as_ref().map(|r| r.scores.as_slice()),
-                    threshold: run.threshold,
+                    threshold: run.threshold.value,
                     train_secs: run.record.as_ref().map(|r| r.stats.train_secs),
                 };
                 egui::ScrollArea::vertical()

@@ -4,8 +4,8 @@
 use super::commands::AppCommand;
 use super::widgets::{format_time, legend_ui, min_max_points, runs};
 use crate::data::{Part, Prepared};
-use crate::eval::{flags, test_f1_at};
-use crate::pipeline::RunRecord;
+use crate::eval::{Threshold, ThresholdRule, flags, test_f1_at};
+use crate::pipeline::{RunRecord, ScoredBaseline};
 use egui::{Color32, Ui};
 use egui_plot::{HLine, Line, MarkerShape, Plot, PlotPoints, Points, Span, VLine};
 use std::sync::Arc;
@@ -22,6 +22,7 @@ const TEST_BEST_COLOR: Color32 = super::palette::BLUISH_GREEN;
 const SELECTED_COLOR: Color32 = super::palette::BLUE;
 const SELECTED_FILL: Color32 = Color32::from_rgba_premultiplied(0, 46, 71, 90);
 const NO_SCORE_FILL: Color32 = Color32::from_rgba_premultiplied(60, 60, 60, 40);
+const BASELINE_COLOR: Color32 = super::palette::BLUE;
 
 /// Points per line across the plot (min-max decimation keeps every spike within it).
 const LINE_POINTS: usize = 8_000;
@@ -47,8 +48,9 @@ pub struct SeriesPanel<'a> {
     pub prep: Option<&'a Arc<Prepared>>,
     /// The finished run on this data, when there is one.
     pub record: Option<&'a Arc<RunRecord>>,
-    /// The anomaly-score threshold for flagging.
-    pub threshold: &'a mut f64,
+    /// The threshold points are flagged at; moving the slider asks for another
+    /// ([`AppCommand::SetThreshold`]).
+    pub threshold: Threshold,
     /// The window (its end point) to mark, hovered in the latent panel.
     pub highlight_end: Option<usize>,
     /// Set to the point under the pointer (its window is marked in the latent cloud).
@@ -61,6 +63,10 @@ pub struct SeriesPanel<'a> {
     pub brush: &'a mut Option<f64>,
     /// Where the brush was last seen (plot x).
     pub brush_end: &'a mut Option<f64>,
+    /// Whether Spectral Residual's score is drawn under the model's.
+    pub show_baseline: &'a mut bool,
+    /// Set while `record` holds preview scores: what to say over them.
+    pub preview: Option<String>,
 }
 
 /// Draws the series panel; the export button queues its command.
@@ -72,8 +78,17 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
     let n = prep.len();
     let result = p.record;
     data_notes_ui(ui, prep);
+    if let Some(note) = &p.preview {
+        ui.colored_label(ui.visuals().warn_fg_color, note);
+    }
     threshold_ui(ui, prep, result, p.threshold, commands);
-    let threshold = *p.threshold;
+    if result.is_some_and(|r| r.baselines.spectral_residual.is_some()) {
+        ui.checkbox(
+            p.show_baseline,
+            "Show Spectral Residual's score (a baseline that needs no training)",
+        );
+    }
+    let threshold = p.threshold.value;
     let flagged = result
         .as_ref()
         .map(|r| flags(&r.scores, &prep.missing, threshold));
@@ -114,12 +129,20 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
     }
     legend_ui(ui, &legend);
     let height = (ui.available_height() - 8.0).max(160.0);
+    // Shares of the height: values, then each plot of scores under them.
+    let with_baseline =
+        *p.show_baseline && result.is_some_and(|r| r.baselines.spectral_residual.is_some());
+    let (values_share, scores_share) = if with_baseline {
+        (0.44, 0.2)
+    } else {
+        (0.58, 0.3)
+    };
     let shift = ui.input(|i| i.modifiers.shift);
     let brush_start = *p.brush;
     let selection = p.selection;
     let values_plot = Plot::new("series")
         .allow_drag(!shift && brush_start.is_none())
-        .height(height * 0.58)
+        .height(height * values_share)
         .link_axis(link, [true, false])
         .link_cursor(link, [true, false])
         .x_axis_formatter(x_fmt.clone())
@@ -245,7 +268,57 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
         commands.push(AppCommand::Inspect(snapped));
     }
 
-    if result.is_some() {
+    let scores = ScorePlot {
+        prep,
+        record: result,
+        threshold,
+        height: height * scores_share,
+        link,
+        x_fmt: &x_fmt,
+    };
+    scores_ui(ui, &scores);
+    if with_baseline && let Some(sr) = result.and_then(|r| r.baselines.spectral_residual.as_ref()) {
+        baseline_ui(ui, &scores, sr);
+    }
+}
+
+/// The shared frame of the plots under the series: its data and run, the flagging threshold,
+/// the height, the x-axis link and formatter.
+struct ScorePlot<'a, F> {
+    prep: &'a Prepared,
+    record: Option<&'a Arc<RunRecord>>,
+    threshold: f64,
+    height: f32,
+    link: egui::Id,
+    x_fmt: &'a F,
+}
+
+impl<F> ScorePlot<'_, F>
+where
+    F: Fn(egui_plot::GridMark, &std::ops::RangeInclusive<f64>) -> String + Clone + 'static,
+{
+    /// A plot of the whole series' width, its x axis linked to the series'.
+    fn plot(&self, id: &str, y_label: &str) -> Plot<'static> {
+        Plot::new(id)
+            .height(self.height)
+            // The whole series, also before there is a score to bound the axis (otherwise
+            // every tick of the empty plot names the same instant).
+            .include_x(0.0)
+            .include_x(self.prep.len() as f64)
+            .link_axis(self.link, [true, false])
+            .link_cursor(self.link, [true, false])
+            .x_axis_formatter(self.x_fmt.clone())
+            .y_axis_label(y_label.to_string())
+    }
+}
+
+/// The model's anomaly score under the series, with the threshold and the test labels' best.
+fn scores_ui<F>(ui: &mut Ui, p: &ScorePlot<'_, F>)
+where
+    F: Fn(egui_plot::GridMark, &std::ops::RangeInclusive<f64>) -> String + Clone + 'static,
+{
+    let (prep, n) = (p.prep, p.prep.len());
+    if p.record.is_some() {
         legend_ui(
             ui,
             &[
@@ -255,61 +328,99 @@ pub fn series_ui(ui: &mut Ui, p: SeriesPanel<'_>, commands: &mut Vec<AppCommand>
             ],
         );
     }
-    Plot::new("scores")
-        .height(height * 0.3)
-        // The whole series, also before there is a score to bound the axis (otherwise every
-        // tick of the empty plot names the same instant).
-        .include_x(0.0)
-        .include_x(n as f64)
-        .link_axis(link, [true, false])
-        .link_cursor(link, [true, false])
-        .x_axis_formatter(x_fmt)
-        .y_axis_label("anomaly score")
-        .show(ui, |plot| {
-            // The first W-1 points of the train and validation parts end no window (every test
-            // point does: its first windows reach back into the validation part).
-            for part in [Part::Train, Part::Valid] {
-                let r = prep.part(part);
-                let end = (r.start + prep.window - 1).min(r.end);
-                plot.span(
-                    Span::new(
-                        format!("no score: first W-1 points of {}", part.name()),
-                        r.start as f64 - 0.5..=end as f64 - 0.5,
-                    )
-                    .fill(NO_SCORE_FILL)
-                    .border_width(0.0),
-                );
-            }
-            if let Some(r) = &result {
-                for (a, b) in runs(n, |i| r.scores[i].is_some()) {
-                    let pts = line_points(n, a..b, |i| r.scores[i]);
-                    plot.line(
-                        Line::new("anomaly score", pts)
-                            .color(SCORE_COLOR)
-                            .width(1.0),
-                    );
-                }
-                plot.hline(
-                    HLine::new("threshold", threshold)
-                        .color(FLAGGED_COLOR)
+    p.plot("scores", "anomaly score").show(ui, |plot| {
+        // The first W-1 points of the train and validation parts end no window (every test
+        // point does: its first windows reach back into the validation part).
+        for part in [Part::Train, Part::Valid] {
+            let r = prep.part(part);
+            let end = (r.start + prep.window - 1).min(r.end);
+            plot.span(
+                Span::new(
+                    format!("no score: first W-1 points of {}", part.name()),
+                    r.start as f64 - 0.5..=end as f64 - 0.5,
+                )
+                .fill(NO_SCORE_FILL)
+                .border_width(0.0),
+            );
+        }
+        if let Some(r) = p.record {
+            for (a, b) in runs(n, |i| r.scores[i].is_some()) {
+                let pts = line_points(n, a..b, |i| r.scores[i]);
+                plot.line(
+                    Line::new("anomaly score", pts)
+                        .color(SCORE_COLOR)
                         .width(1.0),
                 );
-                if let Some(m) = r.metrics {
-                    plot.hline(
-                        HLine::new("best F1 on test (upper bound)", m.best_f1.threshold)
-                            .color(TEST_BEST_COLOR)
-                            .style(egui_plot::LineStyle::dashed_loose())
-                            .width(1.0),
-                    );
-                }
-            } else {
-                plot.text(egui_plot::Text::new(
-                    "hint",
-                    egui_plot::PlotPoint::new(n as f64 / 2.0, 0.0),
-                    "scores appear when training finishes",
-                ));
             }
-        });
+            plot.hline(
+                HLine::new("threshold", p.threshold)
+                    .color(FLAGGED_COLOR)
+                    .width(1.0),
+            );
+            if let Some(m) = r.metrics {
+                plot.hline(
+                    HLine::new("best F1 on test (upper bound)", m.best_f1.threshold)
+                        .color(TEST_BEST_COLOR)
+                        .style(egui_plot::LineStyle::dashed_loose())
+                        .width(1.0),
+                );
+            }
+        } else {
+            plot.text(egui_plot::Text::new(
+                "hint",
+                egui_plot::PlotPoint::new(n as f64 / 2.0, 0.0),
+                "scores appear when training finishes",
+            ));
+        }
+    });
+}
+
+/// Spectral Residual's score under the model's (the baseline that needs no training), with
+/// its own threshold by the run's rule and its test figures.
+fn baseline_ui<F>(ui: &mut Ui, p: &ScorePlot<'_, F>, sr: &ScoredBaseline)
+where
+    F: Fn(egui_plot::GridMark, &std::ops::RangeInclusive<f64>) -> String + Clone + 'static,
+{
+    let n = p.prep.len();
+    if sr.scores.len() != n {
+        return;
+    }
+    let figures = sr.evaluation.as_ref().map_or_else(
+        || "no labels in the test part".to_string(),
+        |e| {
+            format!(
+                "test F1 {:.3} at its threshold, best {:.3} (upper bound)",
+                e.flagged.adjusted.f1, e.best.best_f1.f1
+            )
+        },
+    );
+    legend_ui(
+        ui,
+        &[
+            ("Spectral Residual score (no training)", BASELINE_COLOR),
+            ("its threshold", FLAGGED_COLOR),
+        ],
+    );
+    ui.label(format!(
+        "Spectral Residual, flagged at {:.2} ({}): {figures}",
+        sr.threshold.value,
+        sr.threshold.rule.short_name()
+    ));
+    p.plot("baseline-scores", "SR score").show(ui, |plot| {
+        for (a, b) in runs(n, |i| !p.prep.missing[i]) {
+            let pts = line_points(n, a..b, |i| sr.scores[i]);
+            plot.line(
+                Line::new("Spectral Residual score", pts)
+                    .color(BASELINE_COLOR)
+                    .width(1.0),
+            );
+        }
+        plot.hline(
+            HLine::new("its threshold", sr.threshold.value)
+                .color(FLAGGED_COLOR)
+                .width(1.0),
+        );
+    });
 }
 
 /// The loading policies applied to the data and its warnings, one line each.
@@ -326,7 +437,7 @@ fn threshold_ui(
     ui: &mut Ui,
     prep: &Prepared,
     record: Option<&Arc<RunRecord>>,
-    threshold: &mut f64,
+    threshold: Threshold,
     commands: &mut Vec<AppCommand>,
 ) {
     let Some(result) = record else {
@@ -346,19 +457,39 @@ fn threshold_ui(
     ui.horizontal(|ui| {
         ui.strong("Threshold");
         if lo.is_finite() && hi > lo {
-            ui.add(egui::Slider::new(threshold, lo..=hi).text("anomaly score ≥"))
-                .on_hover_text("Points whose anomaly score reaches this are flagged (red dots)");
+            let mut value = threshold.value;
+            let moved = ui
+                .add(
+                    egui::Slider::new(&mut value, lo..=hi)
+                        .clamping(egui::SliderClamping::Never)
+                        .text("anomaly score ≥"),
+                )
+                .on_hover_text(format!(
+                    "Points whose anomaly score reaches this are flagged (red dots); now {}",
+                    threshold.rule
+                ))
+                .changed();
+            if moved {
+                commands.push(AppCommand::SetThreshold(Threshold {
+                    value,
+                    rule: ThresholdRule::Chosen,
+                }));
+            }
         }
         if ui
             .button("Run's threshold")
             .on_hover_text(format!("Back to {}", result.threshold.rule))
             .clicked()
         {
-            *threshold = result.threshold.value;
+            commands.push(AppCommand::SetThreshold(result.threshold));
         }
         if result.metrics.is_some() {
-            let [adj, delay, point] =
-                test_f1_at(prep, &result.scores, result.config.eval_delay, *threshold);
+            let [adj, delay, point] = test_f1_at(
+                prep,
+                &result.scores,
+                result.config.eval_delay,
+                threshold.value,
+            );
             ui.label(format!(
                 "test: P {:.3} R {:.3} F1 {:.3} · delay {}: F1 {:.3} · point-wise: F1 {:.3}",
                 adj.precision, adj.recall, adj.f1, result.config.eval_delay, delay.f1, point.f1

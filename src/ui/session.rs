@@ -4,8 +4,10 @@
 
 use crate::config::DonutConfig;
 use crate::data::Prepared;
+use crate::eval::{Threshold, ThresholdRule};
 use crate::history::{History, LatentSnapshot};
 use crate::pipeline::RunRecord;
+use crate::pipeline::preview::Preview;
 use crate::train::TrainEvent;
 use crate::worker::{Command, Phase, Worker, WorkerEvent};
 use std::sync::Arc;
@@ -18,7 +20,6 @@ const LATENT_EVERY_STEPS: usize = 10;
 pub const EVENT_BUDGET: Duration = Duration::from_millis(4);
 
 /// The current run: none yet, live, or finished.
-#[derive(Default)]
 pub struct RunState {
     /// The settings of the run (None: no run).
     pub config: Option<DonutConfig>,
@@ -33,11 +34,34 @@ pub struct RunState {
     pub replay: Option<usize>,
     /// The finished run.
     pub record: Option<Arc<RunRecord>>,
-    /// Anomaly-score threshold for flagging (the run's own, by its rule, when it finishes).
-    pub threshold: f64,
+    /// The threshold points are flagged at, with its rule (the run's own when it finishes; a
+    /// value chosen on the series panel is `ThresholdRule::Chosen`).
+    pub threshold: Threshold,
     /// Scoring progress (done, total).
     pub score_progress: Option<(usize, usize)>,
+    /// Preview scores taken while training (None once the final record has arrived).
+    pub preview: Option<Arc<Preview>>,
     worker: Option<Worker>,
+}
+
+impl Default for RunState {
+    fn default() -> Self {
+        Self {
+            config: None,
+            phase: Phase::default(),
+            live: History::default(),
+            total_steps: 0,
+            replay: None,
+            record: None,
+            threshold: Threshold {
+                value: f64::INFINITY,
+                rule: ThresholdRule::Chosen,
+            },
+            score_progress: None,
+            preview: None,
+            worker: None,
+        }
+    }
 }
 
 impl RunState {
@@ -62,7 +86,7 @@ impl RunState {
     pub fn finished(record: Arc<RunRecord>) -> Self {
         Self {
             config: Some(record.config.clone()),
-            threshold: record.threshold.value,
+            threshold: record.threshold,
             total_steps: record.history.steps.len(),
             record: Some(record),
             ..Default::default()
@@ -88,6 +112,30 @@ impl RunState {
     /// The newest latent snapshot.
     pub fn latest_snapshot(&self) -> Option<&LatentSnapshot> {
         self.history().latest_snapshot()
+    }
+
+    /// The record the panels show: the final one, else the latest preview's (the flag says
+    /// which).
+    pub fn shown_record(&self) -> Option<(&Arc<RunRecord>, bool)> {
+        match (&self.record, &self.preview) {
+            (Some(record), _) => Some((record, false)),
+            (None, Some(preview)) => Some((&preview.record, true)),
+            (None, None) => None,
+        }
+    }
+
+    /// What to say over preview scores while they are shown: their n_z, step and time, and
+    /// that the full pass replaces them (None when the final scores are shown, or none).
+    pub fn preview_note(&self) -> Option<String> {
+        let preview = self.preview.as_ref().filter(|_| self.record.is_none())?;
+        Some(format!(
+            "Preview: scored with n_z {} and {} MCMC rounds at step {} (a new best validation loss), {:.1} s into the run; the full pass (n_z {}) replaces it when training ends",
+            preview.record.config.n_z,
+            preview.record.config.mcmc_iterations,
+            preview.step,
+            preview.elapsed_secs,
+            self.config.as_ref().map_or(0, |c| c.n_z)
+        ))
     }
 
     /// True while the worker trains, pauses or scores.
@@ -173,8 +221,18 @@ impl RunState {
                 WorkerEvent::ScoreProgress { done, total } => {
                     self.score_progress = Some((done, total))
                 }
+                WorkerEvent::Preview(preview) => {
+                    // Flag at the preview's own threshold, unless the user chose one.
+                    let chosen = self.threshold.rule == ThresholdRule::Chosen
+                        && self.threshold.value.is_finite();
+                    if !chosen {
+                        self.threshold = preview.record.threshold;
+                    }
+                    self.preview = Some(Arc::from(preview));
+                }
                 WorkerEvent::Finished(record) => {
-                    self.threshold = record.threshold.value;
+                    self.preview = None;
+                    self.threshold = record.threshold;
                     self.config = Some(record.config.clone());
                     self.record = Some(Arc::from(record));
                     self.live = History::default();

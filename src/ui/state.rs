@@ -33,6 +33,8 @@ pub struct Persisted {
     pub column_choices: BTreeMap<PathBuf, ColumnChoice>,
     /// N of the "N steps" button.
     pub step_count: usize,
+    /// Whether the series panel draws Spectral Residual's score under the model's.
+    pub show_baseline: bool,
 }
 
 impl Default for Persisted {
@@ -48,6 +50,7 @@ impl Default for Persisted {
             teaching: false,
             column_choices: BTreeMap::new(),
             step_count: 10,
+            show_baseline: false,
         }
     }
 }

@@ -315,6 +315,47 @@ fn save_then_load_scores_without_training() {
         "the same weights give the same scores"
     );
     assert_eq!(loaded["epochs"], 2);
+    // Only scoring settings may change: a learning rate the model was not trained with is
+    // refused, naming it; another n_z is taken.
+    let out = bin()
+        .args(["train", "--load"])
+        .arg(&run)
+        .args(["--set", "learning_rate=0.5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("learning_rate cannot change: the model was trained with the run's value")
+            && err.contains("n_z, "),
+        "{err}"
+    );
+    let rescored = json_of(
+        bin()
+            .args(["train", "--json", "--load"])
+            .arg(&run)
+            .args(["--set", "n_z=64"]),
+    );
+    assert_eq!(rescored["config"]["n_z"], 64);
+    // The report names the best F1 as the upper bound it is, and gives the F1 where the run
+    // flags, PA%K, and the baselines' figures beside the model's.
+    for report in [&trained, &loaded] {
+        assert!(
+            report["best_f1_is"]
+                .as_str()
+                .unwrap()
+                .contains("upper bound")
+        );
+        let flagged = &report["flagged_at"];
+        assert_eq!(flagged["threshold"], report["threshold"]);
+        assert!(flagged["adjusted"]["f1"].is_f64());
+        assert_eq!(flagged["pa_k"]["f1"].as_array().unwrap().len(), 11);
+        assert!(
+            report["baselines"]["spectral_residual"]["evaluation"]["best"]["best_f1"]["f1"]
+                .is_f64()
+        );
+        assert!(report["baselines"]["chance"]["best_f1"].is_f64());
+    }
     // A truncated run file is refused with a message.
     let bytes = std::fs::read(&run).unwrap();
     std::fs::write(&run, &bytes[..bytes.len() / 2]).unwrap();

@@ -164,7 +164,8 @@ fn each_threshold_rule_is_kept_and_chosen() {
         (ThresholdWanted::Value(3.5), ThresholdRule::Chosen),
         (ThresholdWanted::Run, record.threshold.rule),
     ] {
-        let t = resolve_threshold(&record, wanted).unwrap();
+        let (t, fallback) = resolve_threshold(&record, wanted).unwrap();
+        assert_eq!(fallback, None, "{wanted:?}");
         assert_eq!(t.rule, rule);
         if wanted == ThresholdWanted::AlarmRate(0.05) {
             assert_eq!(t.value, a.value);
@@ -501,4 +502,182 @@ fn a_window_reconstruction_explains_its_score() {
             assert!((0..prep.window).any(|i| r.missing[i] && last[i] != r.input[i]));
         }
     }
+}
+
+#[test]
+fn a_stream_goes_on_past_bad_rows_naming_each_once_and_matches_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = saved_run(dir.path());
+    let text = std::fs::read_to_string(fixture("run-format1-data.csv")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let ts = |i: usize| lines[i].split(',').next().unwrap().to_string();
+    // Line numbers of the file written below: the header is line 1, rows follow in order.
+    let mut out: Vec<String> = vec![lines[0].to_string()];
+    let mut bad_lines = Vec::new();
+    for (i, line) in lines.iter().enumerate().skip(1) {
+        let row = match i {
+            300 => format!("{},abc,0", ts(i)),
+            320 => format!("{},NaN,0", ts(i)),
+            340 => format!("{},inf,0", ts(i)),
+            400 => format!("{},1e308,0", ts(i)),
+            420 => ts(i), // a short row: no value field
+            _ => line.to_string(),
+        };
+        if [300, 320, 340, 420].contains(&i) {
+            bad_lines.push(out.len() + 1);
+        }
+        out.push(row);
+        if i == 500 {
+            // A row back in time, then a repeated timestamp.
+            bad_lines.push(out.len() + 1);
+            out.push(lines[450].to_string());
+            bad_lines.push(out.len() + 1);
+            out.push(lines[500].to_string());
+        }
+    }
+    let messy = dir.path().join("messy.csv");
+    std::fs::write(&messy, out.join("\n") + "\n").unwrap();
+
+    // Followed on standard input: the watch goes on to the end, each problem named once.
+    let mut child = bin()
+        .args(["detect", "--follow", "--run"])
+        .arg(&run)
+        .args(["--data", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(std::fs::read(&messy).unwrap().as_slice())
+            .unwrap();
+    }
+    let (streamed, stderr) = followed_points(child);
+    for line in &bad_lines {
+        let named = stderr.matches(&format!("line {line}:")).count();
+        assert_eq!(named, 1, "line {line} named {named} times: {stderr}");
+    }
+    assert!(stderr.contains("6 bad rows"), "{stderr}");
+    let last_ts = ts(lines.len() - 1);
+    assert!(
+        streamed.last().unwrap().starts_with(&last_ts),
+        "the stream reached the file's end"
+    );
+    // The extreme point is flagged with a finite score, its value written readably.
+    let extreme = streamed
+        .iter()
+        .find(|l| l.starts_with(&format!("{},", ts(400))))
+        .unwrap();
+    let cells: Vec<&str> = extreme.split(',').collect();
+    assert_eq!(cells[1], "1e308", "{extreme}");
+    let score: f64 = cells[2].parse().unwrap();
+    assert!(score.is_finite() && score > 0.0, "{extreme}");
+    assert_eq!(
+        cells[3], "1",
+        "the most extreme point is flagged: {extreme}"
+    );
+    // Every score is a finite number.
+    for l in &streamed {
+        let s = l.split(',').nth(2).unwrap();
+        assert!(s.is_empty() || s.parse::<f64>().unwrap().is_finite(), "{l}");
+    }
+
+    // The batch reads the same file the same way (notes instead of lines on stderr): the same
+    // points, scores and flags.
+    let alerts = dir.path().join("alerts.csv");
+    let out = bin()
+        .args(["detect", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&messy)
+        .arg("--out")
+        .arg(&alerts)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Four bad rows; the two rows that repeat a time (one back in time to it) are the duplicate
+    // policy's: the first row of each time is kept, as the stream keeps it.
+    assert!(err.contains("4 bad row(s)"), "{err}");
+    assert!(
+        err.contains("2 row(s) repeat an earlier timestamp"),
+        "{err}"
+    );
+    let batch: Vec<String> = std::fs::read_to_string(&alerts)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(4).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(streamed, batch);
+    // --strict stops at the first bad row, as before.
+    let out = bin()
+        .args(["detect", "--strict", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&messy)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 301") && err.contains("abc"), "{err}");
+}
+
+/// Flags at `threshold` of `record`'s model on `raw` with `mask_flagged` set as given.
+fn flags_after_a_spike(
+    record: &RunRecord,
+    raw: &RawSeries,
+    mask_flagged: bool,
+) -> (Vec<bool>, Vec<Option<f64>>) {
+    let model = record.model().unwrap();
+    let config = DonutConfig {
+        mask_flagged,
+        extreme_sigmas: 0.0,
+        ..record.config.clone()
+    };
+    let (prep, _) = prepare(record, raw).unwrap();
+    let found = detect(&model, &prep, &config, record.threshold, &mut |_| true).unwrap();
+    (
+        flags(&found.scores, &prep.missing, record.threshold.value),
+        found.scores,
+    )
+}
+
+#[test]
+fn a_flagged_spike_does_not_blind_the_windows_after_it() {
+    let config = DonutConfig {
+        epochs: 8,
+        ..quick_config()
+    };
+    let (record, prep) = trained(&config);
+    let raw = load_sample().unwrap();
+    let n = raw.values.len();
+    let mut tail = cut(&raw, n - 600..n);
+    tail.labels.iter_mut().for_each(|l| *l = 0);
+    // One point 25 training standard deviations up (the extreme bound is off here: the flag
+    // alone masks it).
+    let at = 300;
+    tail.values[at] = prep.mean + 25.0 * prep.std;
+    let (with_mask, _) = flags_after_a_spike(&record, &tail, true);
+    let (without, _) = flags_after_a_spike(&record, &tail, false);
+    assert!(
+        with_mask[at] && without[at],
+        "the spike is flagged either way"
+    );
+    let trailing = |f: &[bool]| (at + 1..f.len()).filter(|&i| f[i]).count();
+    let w = config.window;
+    assert!(
+        trailing(&without) >= w / 4,
+        "without masking the spike's windows are flagged after it: {} of the next {}",
+        trailing(&without),
+        w
+    );
+    assert!(
+        trailing(&with_mask) <= 3,
+        "with masking the alarms end with the spike: {} after it",
+        trailing(&with_mask)
+    );
 }

@@ -9,7 +9,7 @@ const LAYERS: &[&[&str]] = &[
     &["data"],
     &["model"],
     &["train"],
-    &["score", "eval"],
+    &["score", "eval", "baseline"],
     &["pipeline"],
     &["worker", "runfile", "sweep"],
     &["bench", "cli", "ui"],

@@ -212,7 +212,21 @@ fn alpha_masks_anomalies_missing_and_injected_points() {
     let target = end - 3;
     injected[target] = true;
     let inj = host_batch(&prep, &[end], &injected, &live);
-    assert_eq!(inj.x[prep.window - 4], 0.0, "an injected point is set to 0");
+    // What a gap holds: the standardised raw zero, as DONUT's injection sets it.
+    let filled = ((0.0 - prep.mean) / prep.std) as f32;
+    assert!(
+        prep.mean.abs() > 0.1,
+        "the sample's mean is not 0: {}",
+        prep.mean
+    );
+    assert_eq!(
+        inj.x[prep.window - 4],
+        filled,
+        "an injected point holds -mean / std, as a missing point does"
+    );
+    if let Some(gap) = (0..prep.len()).find(|&i| prep.missing[i]) {
+        assert_eq!(prep.values[gap], filled);
+    }
     assert_eq!(inj.alpha[prep.window - 4], 0.0);
 }
 
@@ -240,8 +254,8 @@ fn the_plain_elbo_counts_every_point_with_beta_one() {
     );
     assert_eq!(
         host.x[prep.window - 4],
-        0.0,
-        "an injected point is still set to 0"
+        ((0.0 - prep.mean) / prep.std) as f32,
+        "an injected point still holds what a missing point does"
     );
     assert_eq!(host.beta, vec![1.0]);
     assert_eq!(host.lambda, vec![1.0], "lambda = beta = 1");

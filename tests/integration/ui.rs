@@ -608,6 +608,7 @@ fn a_run_finishes_with_no_ui_calls_as_when_the_window_is_minimised() {
         batch_size: 16,
         epochs: 20,
         valid_every_steps: 2,
+        patience: 0,
         ..super::quick_config()
     };
     let mut app = DonutApp::with_state(
@@ -750,7 +751,7 @@ fn a_longer_window_after_a_finished_run_clears_it_instead_of_misreading_it() {
 fn the_detection_tab_chooses_a_rule_and_applies_the_model_to_another_series() {
     let mut h = trained_harness(super::quick_config());
     let record = h.state().run.record.clone().unwrap();
-    assert_eq!(h.state().run.threshold, record.threshold.value);
+    assert_eq!(h.state().run.threshold, record.threshold);
     // Choose the test labels' rule in the Detection tab: the threshold moves to its value, and
     // the panel says it is an upper bound.
     h.get_by_label("Detection").click();
@@ -767,7 +768,7 @@ fn the_detection_tab_chooses_a_rule_and_applies_the_model_to_another_series() {
     h.get_by_label_contains("best F1 on test (upper bound) (")
         .click();
     h.run_steps(2);
-    assert_eq!(h.state().run.threshold, test_rule.value);
+    assert_eq!(h.state().run.threshold, test_rule);
     h.get_by_label_contains("an upper bound, not a threshold one could set in advance");
 
     // Apply the model to another series: the sample's last 400 rows, written as a file.
@@ -1041,4 +1042,116 @@ fn a_series_brush_marks_latent_points_and_a_cloud_box_marks_series_windows() {
             .all(|e| snapshot.ends.binary_search(e).is_ok())
     );
     h.get_by_label_contains(&format!("{} windows selected", selection.len()));
+}
+
+#[test]
+fn settings_outside_the_sliders_spans_are_kept_as_given() {
+    let options = AppOptions {
+        settings: vec![
+            "seed=1234".into(),
+            "window=720".into(),
+            "epochs=1000".into(),
+        ],
+        ..Default::default()
+    };
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_ui_state(
+            |ui, app: &mut DonutApp| app.ui_frame(ui),
+            DonutApp::with_state(Persisted::default(), options),
+        );
+    h.run_steps(6);
+    // The sliders were drawn (their spans end at 99, 480 and 512), and changed nothing.
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "window W");
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "seed");
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "epochs");
+    let c = &h.state().state.config;
+    assert_eq!((c.seed, c.window, c.epochs), (1234, 720, 1000));
+    assert_eq!(h.state().error, None);
+}
+
+#[test]
+fn a_saved_run_with_a_window_beyond_the_slider_reopens_with_it() {
+    let config = donut_explorer::config::DonutConfig {
+        window: 720,
+        epochs: 1,
+        ..super::quick_config()
+    };
+    let h = trained_harness(config);
+    let saved = h.state().saved_run().expect("a finished run");
+    assert_eq!(saved.config.window, 720);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.donut");
+    donut_explorer::runfile::save(&path, &saved).unwrap();
+
+    let mut fresh = harness(quick_state());
+    fresh.run_steps(2);
+    let ctx = fresh.ctx.clone();
+    fresh.state_mut().open_run_path(&ctx, path);
+    assert!(
+        step_until(&mut fresh, 300, |app| app.run.record.is_some()),
+        "the run did not open"
+    );
+    fresh.run_steps(6);
+    let app = fresh.state();
+    assert_eq!(app.state.config.window, 720);
+    assert!(app.run.record.is_some(), "the opened run was kept");
+    assert_eq!(app.saved_run().unwrap(), saved);
+}
+
+#[test]
+fn training_shows_preview_scores_that_the_final_pass_replaces() {
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 40,
+        preview_n_z: 4,
+        preview_mcmc_iterations: 1,
+        patience: 0,
+        ..super::quick_config()
+    };
+    let mut h = harness(Persisted {
+        config,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("Train").click();
+    assert!(
+        step_until(&mut h, 1500, |app| app.run.preview.is_some()),
+        "no preview while training: phase {:?}, error {:?}",
+        h.state().run.phase,
+        h.state().error
+    );
+    assert!(
+        h.state().run.record.is_none(),
+        "the preview came before the end"
+    );
+    h.run_steps(1);
+    let preview = h.state().run.preview.clone().unwrap();
+    assert_eq!(preview.record.config.n_z, 4);
+    assert!(preview.record.scores.iter().any(Option::is_some));
+    // Marked as a preview, with its n_z, on the series.
+    h.get_by_label_contains("Preview: scored with n_z 4");
+    assert_eq!(
+        h.state()
+            .run
+            .shown_record()
+            .map(|(r, preview)| (r.scores.len(), preview)),
+        Some((preview.record.scores.len(), true))
+    );
+    assert!(
+        step_until(&mut h, 3000, |app| app.run.record.is_some()
+            && !app.is_running()),
+        "the run did not finish"
+    );
+    h.run_steps(2);
+    let app = h.state();
+    assert!(
+        app.run.preview.is_none(),
+        "the final pass replaced the preview"
+    );
+    assert_eq!(
+        app.run.shown_record().map(|(_, preview)| preview),
+        Some(false)
+    );
+    assert_eq!(app.run.record.as_ref().unwrap().config.n_z, 8);
+    assert!(h.query_by_label_contains("Preview: scored with").is_none());
 }

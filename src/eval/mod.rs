@@ -7,216 +7,18 @@
 //! score, is not missing, and its anomaly score is >= the threshold. The best F1 over all
 //! thresholds sorts the scores once: O(n log n).
 
+mod chance;
+mod metric;
+
+use crate::config::ThresholdChoice;
 use crate::data::Part;
 use serde::{Deserialize, Serialize};
 
-/// Which F1 a figure uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Adjust {
-    /// Point-adjusted, no delay (the DONUT paper).
-    Segment,
-    /// Point-adjusted with a delay of `k` points (7 in the AIOps variant).
-    Delay(usize),
-    /// Every point on its own.
-    PointWise,
-}
-
-impl Adjust {
-    /// A short label for tables.
-    pub fn label(&self) -> String {
-        match self {
-            Adjust::Segment => "adjusted".into(),
-            Adjust::Delay(k) => format!("delay {k}"),
-            Adjust::PointWise => "point-wise".into(),
-        }
-    }
-}
-
-/// Precision, recall and F1 at a threshold.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct F1Score {
-    /// F1.
-    pub f1: f64,
-    /// Precision.
-    pub precision: f64,
-    /// Recall.
-    pub recall: f64,
-    /// Anomaly-score threshold (flag when score >= threshold).
-    pub threshold: f64,
-}
-
-/// A segment (or single labelled point) and its ranked points.
-struct Segment {
-    start: usize,
-    end: usize,
-}
-
-fn segments(labels: &[u8], adjust: Adjust) -> Vec<Segment> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < labels.len() {
-        if labels[i] == 1 {
-            if adjust == Adjust::PointWise {
-                out.push(Segment {
-                    start: i,
-                    end: i + 1,
-                });
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < labels.len() && labels[i] == 1 {
-                i += 1;
-            }
-            out.push(Segment { start, end: i });
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
-/// The score at which a segment becomes detected: the highest flaggable score among its
-/// detecting points.
-fn segment_score(
-    seg: &Segment,
-    scores: &[Option<f64>],
-    missing: &[bool],
-    adjust: Adjust,
-) -> Option<f64> {
-    let end = match adjust {
-        Adjust::Delay(k) => seg.end.min(seg.start + k + 1),
-        _ => seg.end,
-    };
-    (seg.start..end)
-        .filter(|&i| !missing[i])
-        .filter_map(|i| scores[i])
-        .filter(|s| !s.is_nan())
-        .fold(None, |best: Option<f64>, s| {
-            Some(best.map_or(s, |b| b.max(s)))
-        })
-}
-
-fn f1_of(tp: f64, fp: f64, positives: f64) -> (f64, f64, f64) {
-    let precision = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
-    let recall = if positives > 0.0 { tp / positives } else { 0.0 };
-    let f1 = if precision + recall > 0.0 {
-        2.0 * precision * recall / (precision + recall)
-    } else {
-        0.0
-    };
-    (f1, precision, recall)
-}
-
-/// Walks every distinct threshold from the highest score down, calling `visit` with precision,
-/// recall and F1 at each: O(n log n) for the sort, O(n) for the walk.
-fn sweep_thresholds(
-    scores: &[Option<f64>],
-    labels: &[u8],
-    missing: &[bool],
-    adjust: Adjust,
-    visit: &mut dyn FnMut(F1Score),
-) {
-    // Items: (score, true-positive weight, false-positive weight).
-    let mut items: Vec<(f64, f64, f64)> = Vec::with_capacity(scores.len());
-    let segs = segments(labels, adjust);
-    let positives: f64 = segs.iter().map(|s| (s.end - s.start) as f64).sum();
-    for seg in &segs {
-        if let Some(s) = segment_score(seg, scores, missing, adjust) {
-            items.push((s, (seg.end - seg.start) as f64, 0.0));
-        }
-    }
-    for i in 0..scores.len() {
-        if labels[i] == 0
-            && !missing[i]
-            && let Some(s) = scores[i]
-            && !s.is_nan()
-        {
-            items.push((s, 0.0, 1.0));
-        }
-    }
-    items.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let (mut tp, mut fp) = (0.0, 0.0);
-    let mut i = 0;
-    while i < items.len() {
-        let threshold = items[i].0;
-        while i < items.len() && items[i].0 == threshold {
-            tp += items[i].1;
-            fp += items[i].2;
-            i += 1;
-        }
-        let (f1, precision, recall) = f1_of(tp, fp, positives);
-        visit(F1Score {
-            f1,
-            precision,
-            recall,
-            threshold,
-        });
-    }
-}
-
-/// The best F1 over all thresholds. `scores[i]` is the anomaly score of point i (None: unscored).
-pub fn best_f1(scores: &[Option<f64>], labels: &[u8], missing: &[bool], adjust: Adjust) -> F1Score {
-    // With no F1 above 0, the highest score (nothing flagged below it matters).
-    let mut best = F1Score {
-        threshold: f64::INFINITY,
-        ..Default::default()
-    };
-    let mut first = true;
-    sweep_thresholds(scores, labels, missing, adjust, &mut |point| {
-        if first {
-            best.threshold = point.threshold;
-            first = false;
-        }
-        if point.f1 > best.f1 {
-            best = point;
-        }
-    });
-    best
-}
-
-/// The precision-recall curve: precision, recall and F1 at every distinct threshold, highest
-/// threshold first (recall grows along it).
-pub fn pr_curve(
-    scores: &[Option<f64>],
-    labels: &[u8],
-    missing: &[bool],
-    adjust: Adjust,
-) -> Vec<F1Score> {
-    let mut curve = Vec::new();
-    sweep_thresholds(scores, labels, missing, adjust, &mut |point| {
-        curve.push(point)
-    });
-    curve
-}
-
-/// Precision, recall and F1 at one threshold, O(n).
-pub fn f1_at(
-    scores: &[Option<f64>],
-    labels: &[u8],
-    missing: &[bool],
-    adjust: Adjust,
-    threshold: f64,
-) -> F1Score {
-    let flagged = |i: usize| !missing[i] && scores[i].is_some_and(|s| s >= threshold);
-    let segs = segments(labels, adjust);
-    let positives: f64 = segs.iter().map(|s| (s.end - s.start) as f64).sum();
-    let tp: f64 = segs
-        .iter()
-        .filter(|s| segment_score(s, scores, missing, adjust).is_some_and(|v| v >= threshold))
-        .map(|s| (s.end - s.start) as f64)
-        .sum();
-    let fp = (0..scores.len())
-        .filter(|&i| labels[i] == 0 && flagged(i))
-        .count() as f64;
-    let (f1, precision, recall) = f1_of(tp, fp, positives);
-    F1Score {
-        f1,
-        precision,
-        recall,
-        threshold,
-    }
-}
+pub use chance::{ChanceEvaluation, chance};
+pub use metric::{
+    Adjust, F1Score, PA_K_PERCENTS, PaKCurve, Ranking, best_f1, f1_at, pa_k_curve_at,
+    pa_k_curve_best, pr_curve,
+};
 
 /// Precision, recall and F1 of the test part of `prep` with `scores` (one per point of the
 /// series) at `threshold`: (point-adjusted, with `delay`, point-wise).
@@ -261,10 +63,130 @@ pub struct Metrics {
 
 /// Computes all three best-F1 figures.
 pub fn evaluate(scores: &[Option<f64>], labels: &[u8], missing: &[bool], delay: usize) -> Metrics {
+    let ranking = Ranking::new(scores, missing);
     Metrics {
-        best_f1: best_f1(scores, labels, missing, Adjust::Segment),
-        best_f1_delay: best_f1(scores, labels, missing, Adjust::Delay(delay)),
-        best_f1_pointwise: best_f1(scores, labels, missing, Adjust::PointWise),
+        best_f1: ranking.best(labels, Adjust::Segment),
+        best_f1_delay: ranking.best(labels, Adjust::Delay(delay)),
+        best_f1_pointwise: ranking.best(labels, Adjust::PointWise),
+    }
+}
+
+/// How a score track does at one threshold: what a detector flagging there gets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AtThreshold {
+    /// The threshold and its rule.
+    pub threshold: Threshold,
+    /// Point-adjusted precision, recall and F1.
+    pub adjusted: F1Score,
+    /// With the delay.
+    pub delay: F1Score,
+    /// Point-wise.
+    pub pointwise: F1Score,
+    /// PA%K F1 over K, and its area.
+    pub pa_k: PaKCurve,
+    /// Points flagged.
+    pub flagged_points: usize,
+    /// How long the alarms run on after the labelled segments end.
+    #[serde(default)]
+    pub tail: AlarmTail,
+}
+
+/// How long alarms trail the labelled segments: the run of flagged points right after each
+/// segment's last point (up to the next segment).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlarmTail {
+    /// Labelled segments.
+    pub segments: usize,
+    /// Mean run of flagged points after a segment (0 when the point after it is not flagged).
+    pub mean_points: f64,
+    /// The longest run.
+    pub longest_points: usize,
+}
+
+/// The alarm tails of `flags` after the segments of `labels`.
+pub fn alarm_tail(flags: &[bool], labels: &[u8]) -> AlarmTail {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < labels.len() {
+        if labels[i] != 1 {
+            i += 1;
+            continue;
+        }
+        while i < labels.len() && labels[i] == 1 {
+            i += 1;
+        }
+        let run = (i..labels.len())
+            .take_while(|&j| labels[j] == 0 && flags[j])
+            .count();
+        runs.push(run);
+    }
+    AlarmTail {
+        segments: runs.len(),
+        mean_points: runs.iter().sum::<usize>() as f64 / runs.len().max(1) as f64,
+        longest_points: runs.iter().copied().max().unwrap_or(0),
+    }
+}
+
+impl AtThreshold {
+    /// The figures of `scores` on `labels` at `threshold`.
+    pub fn of(
+        scores: &[Option<f64>],
+        labels: &[u8],
+        missing: &[bool],
+        delay: usize,
+        threshold: Threshold,
+    ) -> Self {
+        let at = |adjust| f1_at(scores, labels, missing, adjust, threshold.value);
+        let flagged = flags(scores, missing, threshold.value);
+        Self {
+            threshold,
+            adjusted: at(Adjust::Segment),
+            delay: at(Adjust::Delay(delay)),
+            pointwise: at(Adjust::PointWise),
+            pa_k: pa_k_curve_at(scores, labels, missing, threshold.value),
+            flagged_points: flagged.iter().filter(|&&f| f).count(),
+            tail: alarm_tail(&flagged, labels),
+        }
+    }
+}
+
+/// How one score track (the model's, a baseline's) does on a part's labels: the best over
+/// every threshold (an upper bound: picked with those labels), and what it gets at the
+/// threshold it flags at and at each rule's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrackEvaluation {
+    /// Best F1 over every threshold: point-adjusted, with the delay, point-wise.
+    pub best: Metrics,
+    /// The best PA%K F1 for each K (each K at its own threshold: an upper bound).
+    pub best_pa_k: PaKCurve,
+    /// At the threshold the track flags at.
+    pub flagged: AtThreshold,
+    /// At each rule's threshold.
+    pub rules: Vec<AtThreshold>,
+}
+
+impl TrackEvaluation {
+    /// Evaluates `scores` on `labels` (one part), at `flagged` and at each of `rules`.
+    pub fn of(
+        scores: &[Option<f64>],
+        labels: &[u8],
+        missing: &[bool],
+        delay: usize,
+        rules: &[Threshold],
+        flagged: Threshold,
+    ) -> Self {
+        let ranking = Ranking::new(scores, missing);
+        let at = |t: Threshold| AtThreshold::of(scores, labels, missing, delay, t);
+        Self {
+            best: Metrics {
+                best_f1: ranking.best(labels, Adjust::Segment),
+                best_f1_delay: ranking.best(labels, Adjust::Delay(delay)),
+                best_f1_pointwise: ranking.best(labels, Adjust::PointWise),
+            },
+            best_pa_k: pa_k_curve_best(&ranking, labels),
+            flagged: at(flagged),
+            rules: rules.iter().map(|&t| at(t)).collect(),
+        }
     }
 }
 
@@ -345,6 +267,62 @@ pub struct Threshold {
     pub rule: ThresholdRule,
 }
 
+/// A threshold picked by rule, and what stood in when the rule asked for had none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Picked {
+    /// The threshold.
+    pub threshold: Threshold,
+    /// When another rule stood in: which was asked for, and why it had no threshold.
+    pub fallback: Option<String>,
+}
+
+/// The one threshold resolver: the threshold of rule `choice` among `thresholds` (a run's,
+/// one per rule it could compute). The validation rule falls back to the alarm rate (its part
+/// has no labelled anomaly), the test rule to the validation rule and then the alarm rate (the
+/// test part has none); [`Picked::fallback`] says so. None when no rule has a threshold
+/// (nothing was scored).
+pub fn pick_threshold(thresholds: &[Threshold], choice: ThresholdChoice) -> Option<Picked> {
+    let find = |wanted: ThresholdChoice| {
+        thresholds
+            .iter()
+            .find(|t| {
+                matches!(
+                    (wanted, t.rule),
+                    (ThresholdChoice::Validation, ThresholdRule::BestF1Validation)
+                        | (ThresholdChoice::AlarmRate, ThresholdRule::AlarmRate { .. })
+                        | (ThresholdChoice::BestF1Test, ThresholdRule::BestF1Test)
+                )
+            })
+            .copied()
+    };
+    let chain: &[ThresholdChoice] = match choice {
+        ThresholdChoice::Validation => &[ThresholdChoice::Validation, ThresholdChoice::AlarmRate],
+        ThresholdChoice::AlarmRate => &[ThresholdChoice::AlarmRate],
+        ThresholdChoice::BestF1Test => &[
+            ThresholdChoice::BestF1Test,
+            ThresholdChoice::Validation,
+            ThresholdChoice::AlarmRate,
+        ],
+    };
+    chain.iter().find_map(|&rule| {
+        find(rule).map(|threshold| Picked {
+            threshold,
+            fallback: (rule != choice).then(|| {
+                let why = match choice {
+                    ThresholdChoice::Validation => "the validation part has no labelled anomaly",
+                    ThresholdChoice::BestF1Test => "the test part has no labelled anomaly",
+                    ThresholdChoice::AlarmRate => "no validation point was scored",
+                };
+                format!(
+                    "no `{}` threshold ({why}): flagged at {} instead",
+                    choice.name(),
+                    threshold.rule.short_name()
+                )
+            }),
+        })
+    })
+}
+
 /// The anomaly score at the `1 - rate` quantile of `scores` (points without a score skipped):
 /// about `rate` of them lie at or above it. None when nothing is scored.
 pub fn quantile_threshold(scores: &[Option<f64>], rate: f64) -> Option<f64> {
@@ -377,8 +355,21 @@ mod tests {
         let mut thresholds: Vec<f64> = scores.iter().flatten().copied().collect();
         thresholds.sort_by(f64::total_cmp);
         thresholds.dedup();
-        let mut best = 0.0f64;
-        for &th in &thresholds {
+        thresholds
+            .iter()
+            .map(|&th| brute_force_at(scores, labels, missing, adjust, th).0)
+            .fold(0.0, f64::max)
+    }
+
+    /// F1, precision and recall at one threshold, by flagging, adjusting and counting.
+    fn brute_force_at(
+        scores: &[Option<f64>],
+        labels: &[u8],
+        missing: &[bool],
+        adjust: Adjust,
+        th: f64,
+    ) -> (f64, f64, f64) {
+        {
             let mut predict: Vec<bool> = (0..scores.len())
                 .map(|i| !missing[i] && scores[i].is_some_and(|s| s >= th))
                 .collect();
@@ -394,8 +385,17 @@ mod tests {
                             Adjust::Delay(k) => i.min(start + k + 1),
                             _ => i,
                         };
-                        let hit = predict[start..limit].iter().any(|&p| p);
-                        predict[start..i].iter_mut().for_each(|p| *p = hit);
+                        if let Adjust::PaK(k) = adjust {
+                            // Kim et al.: whole when more than K % of the points are flagged,
+                            // else the flags as they are.
+                            let flagged = predict[start..i].iter().filter(|&&p| p).count();
+                            if 100 * flagged > k as usize * (i - start) {
+                                predict[start..i].iter_mut().for_each(|p| *p = true);
+                            }
+                        } else {
+                            let hit = predict[start..limit].iter().any(|&p| p);
+                            predict[start..i].iter_mut().for_each(|p| *p = hit);
+                        }
                     } else {
                         i += 1;
                     }
@@ -408,10 +408,14 @@ mod tests {
                 .filter(|&i| labels[i] == 0 && predict[i])
                 .count() as f64;
             let p = labels.iter().filter(|&&l| l == 1).count() as f64;
-            let (f1, _, _) = f1_of(tp, fp, p);
-            best = best.max(f1);
+            let (precision, recall) = (tp / (tp + fp).max(1.0), tp / p.max(1.0));
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
+            (f1, precision, recall)
         }
-        best
     }
 
     fn case() -> impl Strategy<Value = (Vec<Option<f64>>, Vec<u8>, Vec<bool>)> {
@@ -430,8 +434,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
         #[test]
-        fn best_f1_matches_brute_force((scores, labels, missing) in case(), delay in 0usize..5) {
-            for adjust in [Adjust::Segment, Adjust::Delay(delay), Adjust::PointWise] {
+        fn best_f1_matches_brute_force((scores, labels, missing) in case(), delay in 0usize..5, k in 0u32..=100) {
+            for adjust in [Adjust::Segment, Adjust::Delay(delay), Adjust::PointWise, Adjust::PaK(k)] {
                 let fast = best_f1(&scores, &labels, &missing, adjust);
                 let slow = brute_force(&scores, &labels, &missing, adjust);
                 prop_assert!((fast.f1 - slow).abs() < 1e-12, "{adjust:?}: fast {} slow {}", fast.f1, slow);
@@ -441,6 +445,21 @@ mod tests {
                     prop_assert!((at.f1 - fast.f1).abs() < 1e-12);
                     prop_assert!((at.precision - fast.precision).abs() < 1e-12);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn f1_at_a_threshold_matches_counting((scores, labels, missing) in case(), delay in 0usize..5, k in 0u32..=100, th in 0i32..25) {
+            let th = th as f64 / 4.0;
+            for adjust in [Adjust::Segment, Adjust::Delay(delay), Adjust::PointWise, Adjust::PaK(k)] {
+                let fast = f1_at(&scores, &labels, &missing, adjust, th);
+                let (f1, precision, recall) = brute_force_at(&scores, &labels, &missing, adjust, th);
+                prop_assert!((fast.f1 - f1).abs() < 1e-12, "{adjust:?}: {} vs {f1}", fast.f1);
+                prop_assert!((fast.precision - precision).abs() < 1e-12);
+                prop_assert!((fast.recall - recall).abs() < 1e-12);
             }
         }
     }
