@@ -7,7 +7,7 @@
 #   scripts/slurm-cluster.sh start               install (if missing) and start munged, slurmctld, slurmd
 #   scripts/slurm-cluster.sh stop                stop the daemons that `start` started (and only those)
 #   scripts/slurm-cluster.sh status              daemon PIDs, sinfo and squeue
-#   scripts/slurm-cluster.sh submit-wait FILE [sbatch args...]
+#   scripts/slurm-cluster.sh submit-wait FILE [sbatch args...] [-- script args...]
 #                                                sbatch FILE, block until it ends, list its (array) tasks;
 #                                                exit non-zero if any task failed
 #   scripts/slurm-cluster.sh env                 print the `export SLURM_CONF=...` line
@@ -506,9 +506,21 @@ job_ended() {
 }
 
 cmd_submit_wait() {
-    (($# >= 1)) || die "usage: $0 submit-wait SBATCH_FILE [sbatch args...]"
+    (($# >= 1)) || die "usage: $0 submit-wait SBATCH_FILE [sbatch args...] [-- script args...]"
     local file=$1 out rc=0 jobid
     shift
+    # sbatch's own options, then (after --) the batch script's arguments.
+    local sbatch_args=() script_args=()
+    while (($#)); do
+        if [[ $1 == -- ]]; then
+            shift
+            script_args=("$@")
+            break
+        fi
+        sbatch_args+=("$1")
+        shift
+    done
+    set -- "${sbatch_args[@]}"
     [[ -r $file ]] || die "cannot read $file"
     [[ -n $(live_pid "$SLURMCTLD_PID" slurmctld) ]] || die "cluster not running ($0 start)"
 
@@ -517,12 +529,12 @@ cmd_submit_wait() {
         # has ended, with the highest exit code of any task (1 for a
         # signal). Slurm 22.05 polls slowly: a 1 s job takes ~10 s.
         log "sbatch --parsable --wait ${*:+$* }$file"
-        out=$(sbatch --parsable --wait "$@" "$file") || rc=$?
+        out=$(sbatch --parsable --wait "$@" "$file" "${script_args[@]}") || rc=$?
         log "sbatch exit code $rc"
     else
         # Same effect, faster: submit, then poll squeue every 0.5 s.
         log "sbatch --parsable ${*:+$* }$file"
-        out=$(sbatch --parsable "$@" "$file") || die "sbatch failed (exit $?)"
+        out=$(sbatch --parsable "$@" "$file" "${script_args[@]}") || die "sbatch failed (exit $?)"
     fi
     jobid=${out%%;*} # --parsable prints "jobid[;cluster]"
     jobid=${jobid//[!0-9]/}

@@ -6,7 +6,7 @@
 //! [`model`] (burn modules and the M-ELBO) -> [`train`] (the loop) -> [`score`] / [`eval`] /
 //! [`baseline`] (reconstruction probability; point-adjusted F1, PA%K and chance; Spectral
 //! Residual) -> [`pipeline`] (one run end to end, its [`pipeline::RunRecord`]) -> [`worker`],
-//! [`runfile`], [`sweep`] -> the front ends: `ui` (panels), [`cli`] and [`bench`].
+//! [`runfile`], [`sweep`], [`fleet`] -> the front ends: `ui` (panels), [`cli`] and [`bench`].
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod fleet;
 pub mod fsio;
 pub mod history;
 pub mod model;

@@ -286,8 +286,9 @@ pub fn encode(run: &RunRecord) -> Result<Vec<u8>, EncodeError> {
     Ok(out)
 }
 
-/// Decodes the file layout; `name` is used in errors.
-pub fn decode(bytes: &[u8], name: &str) -> Result<RunRecord, RunFileError> {
+/// The format version and payload of a run file's bytes, once its magic, length and checksum
+/// hold (a truncated, damaged or newer file is refused).
+fn unframe<'b>(bytes: &'b [u8], name: &str) -> Result<(u32, &'b [u8]), RunFileError> {
     let name = name.to_string();
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         // A prefix of the magic is a run file cut inside its header.
@@ -338,6 +339,23 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<RunRecord, RunFileError> {
     if crc32fast::hash(payload) != crc {
         return Err(RunFileError::Damaged(name));
     }
+    Ok((version, payload))
+}
+
+/// Checks that `path` holds a whole run file (magic, length and checksum) without decoding it:
+/// what a resumed fleet checks before it skips a KPI.
+pub fn verify(path: &Path) -> Result<(), RunFileError> {
+    let bytes = std::fs::read(path).map_err(|source| RunFileError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    unframe(&bytes, &path.display().to_string()).map(|_| ())
+}
+
+/// Decodes the file layout; `name` is used in errors.
+pub fn decode(bytes: &[u8], name: &str) -> Result<RunRecord, RunFileError> {
+    let (version, payload) = unframe(bytes, name)?;
+    let name = name.to_string();
     if version == 1 {
         return postcard::from_bytes::<RecordV1>(payload)
             .map(RunRecord::from)

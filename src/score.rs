@@ -104,9 +104,24 @@ pub fn score_windows(
     device: &Device,
     keep_going: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<f32>, Stopped> {
-    let source = WindowSource::of(prep);
-    let n_z = config.n_z.max(1);
     let threads = crate::threads::for_backend(config);
+    let pool = crate::threads::pool(threads);
+    let source = WindowSource::of(prep);
+    score_in_pool(&pool, model, &source, ends, config, device, keep_going)
+}
+
+/// [`score_windows`] over `source` in `pool` (see there).
+fn score_in_pool(
+    pool: &rayon::ThreadPool,
+    model: &DonutModel,
+    source: &WindowSource<'_>,
+    ends: &[usize],
+    config: &DonutConfig,
+    device: &Device,
+    keep_going: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<f32>, Stopped> {
+    let n_z = config.n_z.max(1);
+    let threads = pool.current_num_threads().max(1);
     // Small chunks keep the CPU's caches warm; a GPU wants one large launch per chunk.
     let rows = if config.backend.is_gpu() {
         GPU_ROWS_PER_CHUNK
@@ -114,7 +129,6 @@ pub fn score_windows(
         ROWS_PER_CHUNK
     };
     let windows_per_chunk = (rows / n_z).clamp(1, 1024);
-    let pool = crate::threads::pool(threads);
     let chunks: Vec<&[usize]> = ends.chunks(windows_per_chunk).collect();
     let mut out = Vec::with_capacity(ends.len());
     // A few chunks per thread between stop checks: small enough to stop within a fraction of a
@@ -126,7 +140,7 @@ pub fn score_windows(
         let scored: Vec<Vec<f32>> = pool.install(|| {
             group
                 .par_iter()
-                .map(|chunk| score_chunk(model, &source, chunk, config, device))
+                .map(|chunk| score_chunk(model, source, chunk, config, device))
                 .collect()
         });
         out.extend(scored.into_iter().flatten());
@@ -286,9 +300,12 @@ pub fn score_series(
 /// Scores `ends` (ascending) of `prep` as a detector running in time order does with
 /// `mask_flagged`: a point flagged at `threshold` is taken as missing in the windows after it
 /// (MCMC imputes it there), so its alarm does not trail it. `scores` holds the scores without
-/// that masking (as [`score_series`] gives them); only the windows that hold a flagged point
-/// are scored again, each after every flag before it, so every window's score is the one a
-/// stream (`detect --follow`) gives it.
+/// that masking (as [`score_series`] gives them); a window is scored again only when a flag
+/// fell inside it, and only once it is reached, after every flag before it: every window's
+/// score is the one a stream (`detect --follow`) gives it. Windows are rescored in chunks that
+/// grow while no flag interrupts them (one at a time in a run of flags, up to
+/// [`MAX_RESCORE_CHUNK`] in parallel between them), so the cost is about one more pass over
+/// the windows after flags, however many there are.
 pub fn rescore_masking_flags(
     model: &DonutModel,
     prep: &Prepared,
@@ -298,38 +315,55 @@ pub fn rescore_masking_flags(
     threshold: f64,
     scores: &mut [Option<f64>],
 ) {
-    let mut masked = prep.missing.clone();
-    fn source<'s>(prep: &'s Prepared, masked: &'s [bool]) -> WindowSource<'s> {
-        WindowSource {
-            values: &prep.values,
-            missing: masked,
-            offset: 0,
-            window: prep.window,
-        }
-    }
     let w = prep.window;
-    for i in 0..ends.len() {
+    let mut masked = prep.missing.clone();
+    // stale[k]: a flag fell inside window k after its score was computed.
+    let mut stale = vec![false; ends.len()];
+    let pool = crate::threads::pool(crate::threads::for_backend(config));
+    let mut chunk = 1usize;
+    let mut i = 0;
+    while i < ends.len() {
+        if stale[i] {
+            // The next stale windows, scored with the mask as it is now; a flag among them
+            // makes those after it stale again.
+            let batch: Vec<usize> = (i..ends.len())
+                .take(chunk)
+                .take_while(|&k| stale[k])
+                .collect();
+            let picked: Vec<usize> = batch.iter().map(|&k| ends[k]).collect();
+            let source = WindowSource {
+                values: &prep.values,
+                missing: &masked,
+                offset: 0,
+                window: w,
+            };
+            let log_p = score_in_pool(&pool, model, &source, &picked, config, device, &mut |_| {
+                true
+            })
+            .unwrap_or_default();
+            for (&k, lp) in batch.iter().zip(log_p) {
+                scores[ends[k]] = Some(anomaly_score(lp));
+                stale[k] = false;
+            }
+            chunk = (chunk * 2).min(MAX_RESCORE_CHUNK);
+        }
         let end = ends[i];
-        let flagged = !prep.missing[end] && scores[end].is_some_and(|s| s >= threshold);
-        if !flagged {
-            continue;
+        if !prep.missing[end] && scores[end].is_some_and(|s| s >= threshold) {
+            masked[end] = true;
+            for (k, is_stale) in stale.iter_mut().enumerate().skip(i + 1) {
+                if ends[k] >= end + w {
+                    break;
+                }
+                *is_stale = true;
+            }
+            chunk = 1;
         }
-        masked[end] = true;
-        // The windows after it that hold it, rescored with every flag so far masked.
-        let after: Vec<usize> = ends[i + 1..]
-            .iter()
-            .copied()
-            .take_while(|&e| e < end + w)
-            .collect();
-        if after.is_empty() {
-            continue;
-        }
-        let log_p = score_windows_here(model, &source(prep, &masked), &after, config, device);
-        for (&e, lp) in after.iter().zip(log_p) {
-            scores[e] = Some(anomaly_score(lp));
-        }
+        i += 1;
     }
 }
+
+/// The most windows rescored at once by [`rescore_masking_flags`].
+pub const MAX_RESCORE_CHUNK: usize = 256;
 
 /// Anomaly scores (negated log-probabilities) for every point of `part`: `None` for the first
 /// W-1 points of the part, which end no window.

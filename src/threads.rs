@@ -1,9 +1,9 @@
 //! The thread policy, in one place: how many CPU threads a run, the app's run, and each run of a
 //! sweep get, and the named pools they run in.
 //!
-//! `threads = 0` in [`DonutConfig`] means "automatic": every core on the command line, every core
-//! but one in the app (whose rendering is on the CPU too without a GPU: BENCHMARKS.md), and an
-//! even share of that between the runs of a sweep. A GPU backend always gets one thread.
+//! `threads = 0` in [`DonutConfig`] means "automatic": every core, on the command line and in
+//! the app (whose run yields a core to the UI while the user interacts: `worker`), and an even
+//! share of that between the runs of a sweep. A GPU backend always gets one thread.
 
 use crate::config::DonutConfig;
 
@@ -12,7 +12,7 @@ use crate::config::DonutConfig;
 pub enum Host {
     /// The command line: every core.
     Cli,
-    /// The desktop app: every core but one, left to the UI.
+    /// The desktop app: every core; its run yields one to the UI while the user interacts.
     App,
 }
 
@@ -21,13 +21,11 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The automatic thread count for `host`. In the app one core is left to the UI: measured on 2
-/// cores (BENCHMARKS.md), a second training thread added about 13 % to training while the app
-/// draws, at the cost of 5-8 % of the frames.
+/// The automatic thread count for `host`: every core for both. The app's run sleeps between
+/// steps while the user interacts, which keeps frames smooth (BENCHMARKS.md has the figures).
 pub fn automatic(host: Host) -> usize {
     match host {
-        Host::Cli => cores(),
-        Host::App => cores().saturating_sub(1).max(1),
+        Host::Cli | Host::App => cores(),
     }
 }
 
@@ -89,14 +87,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn automatic_counts_leave_the_ui_a_core_and_split_between_runs() {
+    fn automatic_counts_take_every_core_and_split_between_runs() {
         let auto = DonutConfig::default();
         assert_eq!(auto.threads, 0);
         assert_eq!(resolved(&auto, Host::Cli, 1).threads, cores());
-        assert_eq!(
-            resolved(&auto, Host::App, 1).threads,
-            cores().saturating_sub(1).max(1)
-        );
+        assert_eq!(resolved(&auto, Host::App, 1).threads, cores());
         assert_eq!(
             resolved(&auto, Host::Cli, 1000).threads,
             1,

@@ -14,6 +14,7 @@ use crate::threads::Host;
 use crate::train::{Flow, TrainEvent, TrainHooks};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -86,6 +87,41 @@ const COMMAND_CAPACITY: usize = 64;
 /// How many events may wait before the worker blocks.
 const EVENT_CAPACITY: usize = 1024;
 
+/// The least time between two latent snapshots of the app's run (each encodes up to 20,000
+/// windows; about seven a second keep the cloud moving).
+pub const LATENT_MIN_INTERVAL: Duration = Duration::from_millis(150);
+
+/// While the user interacts, the run sleeps this long between steps: the app trains on every
+/// core, and gives the UI thread one back while it is being used.
+pub const YIELD_WHILE_INTERACTING: Duration = Duration::from_millis(3);
+
+/// Input within this long counts as interacting.
+pub const INTERACTION_LINGER: Duration = Duration::from_millis(300);
+
+/// When the user last gave the app input, as milliseconds on the wall clock (0: never), shared
+/// by the UI, which sets it, and the worker, which yields while it is recent.
+#[derive(Clone, Debug, Default)]
+pub struct Interaction(Arc<AtomicU64>);
+
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Interaction {
+    /// The user gave input now.
+    pub fn touch(&self) {
+        self.0.store(wall_clock_ms(), Ordering::Relaxed);
+    }
+
+    /// True when the user gave input within [`INTERACTION_LINGER`].
+    pub fn recent(&self) -> bool {
+        let at = self.0.load(Ordering::Relaxed);
+        at > 0 && wall_clock_ms().saturating_sub(at) < INTERACTION_LINGER.as_millis() as u64
+    }
+}
+
 impl Worker {
     /// Spawns a worker thread, named `donut-worker`, that trains on `data` with `config` (an
     /// automatic thread count resolved for the app), scores every window, evaluates the test
@@ -97,6 +133,24 @@ impl Worker {
         wake: Box<dyn Fn() + Send + Sync>,
         latent_every_steps: usize,
     ) -> std::io::Result<Self> {
+        Self::spawn_yielding(
+            data,
+            config,
+            wake,
+            latent_every_steps,
+            Interaction::default(),
+        )
+    }
+
+    /// As [`Worker::spawn`], yielding [`YIELD_WHILE_INTERACTING`] between steps while
+    /// `interacting` is recent (the app touches it when the user moves, clicks or types).
+    pub fn spawn_yielding(
+        data: Arc<Prepared>,
+        config: DonutConfig,
+        wake: Box<dyn Fn() + Send + Sync>,
+        latent_every_steps: usize,
+        interacting: Interaction,
+    ) -> std::io::Result<Self> {
         let (cmd_tx, cmd_rx) = bounded(COMMAND_CAPACITY);
         let (ev_tx, ev_rx) = bounded(EVENT_CAPACITY);
         let thread = std::thread::Builder::new()
@@ -107,6 +161,7 @@ impl Worker {
                     events: ev_tx,
                     wake,
                     latent_every_steps,
+                    interacting,
                 };
                 state.run_one(&data, &config);
                 state.emit(WorkerEvent::Phase(Phase::Idle));
@@ -175,6 +230,7 @@ struct WorkerState {
     events: Sender<WorkerEvent>,
     wake: Box<dyn Fn() + Send + Sync>,
     latent_every_steps: usize,
+    interacting: Interaction,
 }
 
 /// What the commands asked for during a run.
@@ -310,6 +366,9 @@ impl TrainHooks for WorkerHooks<'_> {
     }
 
     fn poll(&mut self, live: &mut LiveSettings) -> Flow {
+        if self.state.interacting.recent() {
+            std::thread::sleep(YIELD_WHILE_INTERACTING);
+        }
         let mut paused = false;
         while let Ok(command) = self.state.commands.try_recv() {
             if self.apply(command, live, &mut paused) == Flow::Stop {
@@ -344,6 +403,10 @@ impl TrainHooks for WorkerHooks<'_> {
 
     fn latent_every_steps(&self) -> Option<usize> {
         Some(self.state.latent_every_steps.max(1))
+    }
+
+    fn latent_min_interval(&self) -> Option<Duration> {
+        Some(LATENT_MIN_INTERVAL)
     }
 }
 

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
 mod detect;
+mod fleet;
 mod follow;
 
 /// Train, watch, tune and understand DONUT. With no subcommand, opens the desktop app.
@@ -54,6 +55,13 @@ pub enum Command {
     /// Score new data with a saved run: its training statistics, a threshold fixed in advance;
     /// a whole file, or (--follow) a file as it grows or standard input.
     Detect(detect::DetectArgs),
+    /// Many KPIs: one model per CSV of a folder, on one machine or as an array job of a
+    /// cluster scheduler (Slurm, Kubernetes).
+    Fleet {
+        /// What to do with the fleet.
+        #[command(subcommand)]
+        command: fleet::FleetCommand,
+    },
     /// Measure throughput (training, scoring, metric, CSV loading, painting) and print a table.
     Bench {
         /// Fewer repetitions (a smoke test, not a measurement).
@@ -753,6 +761,7 @@ pub fn run_command(command: &Command) -> Result<()> {
         Command::Train(args) => train_command(args),
         Command::Sweep(args) => sweep_command(args),
         Command::Detect(args) => detect::detect_command(args),
+        Command::Fleet { command } => fleet::fleet_command(command),
         Command::Bench { quick, json, only } => {
             println!("| benchmark | value | unit |\n|---|---|---|");
             let rows = crate::bench::run_all(*quick, only, &mut |row| {

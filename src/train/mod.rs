@@ -69,6 +69,12 @@ pub trait TrainHooks: Send {
     fn latent_every_steps(&self) -> Option<usize> {
         None
     }
+    /// With snapshots on, the least time between two of them (a live view needs a few a
+    /// second, not one every few milliseconds: each encodes thousands of windows). None: every
+    /// [`Self::latent_every_steps`] steps, whatever the time.
+    fn latent_min_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// Called when a validation has found a new best loss at `step`: `model` makes the
     /// inference model of these parameters, for a driver that scores a preview with it.
     fn new_best(&mut self, _step: usize, _model: &mut dyn FnMut() -> DonutModel) {}

@@ -42,6 +42,8 @@ pub(super) struct Trainer<'a> {
     latent_every: Option<usize>,
     /// The windows whose latent means each snapshot holds.
     latent_ends: Arc<Vec<usize>>,
+    /// The least time between two snapshots, and when the last was taken.
+    latent_interval: Option<(std::time::Duration, Instant)>,
     live: LiveSettings,
     /// This epoch's injected points (indices of the series).
     injected: Vec<bool>,
@@ -89,6 +91,7 @@ impl<'a> Trainer<'a> {
             train_windows: ends.len(),
         });
         let latent_every = hooks.latent_every_steps();
+        let hooks_interval = hooks.latent_min_interval().map(|d| (d, started));
         let latent_ends = Arc::new(if latent_every.is_some() {
             latent_sample_ends(prep, LATENT_MAX_POINTS)
         } else {
@@ -114,6 +117,7 @@ impl<'a> Trainer<'a> {
             batch_size,
             latent_every,
             latent_ends,
+            latent_interval: hooks_interval,
             injected: vec![false; prep.len()],
             history,
             best: None,
@@ -155,6 +159,8 @@ impl<'a> Trainer<'a> {
         // must end the run promptly: the best parameters validated so far are kept).
         if !self.stopped && self.stopped_early.is_none() {
             self.validate();
+            // Patience running out at the last validation ends nothing early.
+            self.stopped_early = None;
         }
         Ok(self.finish())
     }
@@ -222,9 +228,16 @@ impl<'a> Trainer<'a> {
         {
             return Ok(Flow::Stop);
         }
+        let interval_passed = self
+            .latent_interval
+            .is_none_or(|(least, last)| last.elapsed() >= least);
         if let Some(every) = self.latent_every
             && self.step.is_multiple_of(every)
+            && interval_passed
         {
+            if let Some((_, last)) = &mut self.latent_interval {
+                *last = Instant::now();
+            }
             let model = self.learner.model().valid();
             self.snapshot(&model, self.step, epoch);
         }

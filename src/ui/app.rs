@@ -425,6 +425,10 @@ impl DonutApp {
     pub fn ui_frame(&mut self, ui: &mut egui::Ui) {
         let frame_start = Instant::now();
         let ctx = ui.ctx().clone();
+        // Input this frame: the run yields a core while the user interacts.
+        if ctx.input(|i| i.pointer.any_down() || !i.events.is_empty()) {
+            self.run.interacting.touch();
+        }
         self.pump(&ctx);
         let dropped: Vec<PathBuf> = ui.input(|i| {
             i.raw
@@ -805,6 +809,14 @@ impl DonutApp {
             "first_latent_secs": self.first_latent_secs,
             "latent_points": self.run.latest_snapshot().map(|l| l.ends.len()),
             "steps": self.run.history().steps.len(),
+            // Mean training windows/s over the run so far: every step's windows over the
+            // seconds from the first step to the last (validations and snapshots included).
+            "train_windows_per_sec": self.run.history().steps.first().zip(self.run.history().steps.last()).and_then(|(a, b)| {
+                let secs = b.elapsed_secs - a.elapsed_secs;
+                let windows = (b.step - a.step) * self.run.config.as_ref().map_or(256, |c| c.batch_size);
+                (secs > 0.0).then(|| windows as f64 / secs)
+            }),
+            "first_preview_secs": self.run.preview.as_ref().map(|p| p.elapsed_secs).or(self.run.record.as_ref().and_then(|r| r.stats.first_detections_secs)),
             "phase_at_exit": format!("{:?}", self.run.phase),
         });
         let _ = std::fs::write(path, report.to_string());

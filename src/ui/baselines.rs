@@ -49,7 +49,8 @@ impl FiguresCache {
 
 /// One row of the table.
 struct Row<'a> {
-    name: String,
+    name: &'static str,
+    detail: String,
     color: Color32,
     best: f64,
     flagged: f64,
@@ -57,6 +58,27 @@ struct Row<'a> {
     pa_k: &'a PaKCurve,
     best_pa_k: &'a PaKCurve,
 }
+
+/// The table's columns: a short header and what it means.
+const COLUMNS: [(&str, &str); 5] = [
+    (
+        "best F1",
+        "The best point-adjusted F1 over every threshold: an upper bound, picked with the test labels",
+    ),
+    (
+        "F1",
+        "Point-adjusted F1 at the detector's own threshold (DONUT: the one flagging now)",
+    ),
+    ("point-wise", "Point-wise F1 at that threshold"),
+    (
+        "PA%K",
+        "Area under F1 over K = 0..100 % at that threshold (PA%K: a segment counts whole only when more than K % of its points are flagged)",
+    ),
+    (
+        "best PA%K",
+        "Area under the best F1 for each K (each K at its own threshold: an upper bound)",
+    ),
+];
 
 /// Draws the figures and the PA%K curves (nothing without labels).
 pub fn baselines_ui(
@@ -72,7 +94,8 @@ pub fn baselines_ui(
     };
     let now = cache.at(prep, record, threshold).clone();
     let mut rows = vec![Row {
-        name: format!("DONUT (flagging at {:.3})", threshold.value),
+        name: "DONUT",
+        detail: format!("flagging at {:.3}: {}", threshold.value, threshold.rule),
         color: DONUT_COLOR,
         best: model.best.best_f1.f1,
         flagged: now.adjusted.f1,
@@ -87,9 +110,10 @@ pub fn baselines_ui(
         .and_then(|b| b.evaluation.as_ref())
     {
         rows.push(Row {
-            name: format!(
-                "Spectral Residual (no training; at {})",
-                sr.flagged.threshold.rule.short_name()
+            name: "Spectral Residual",
+            detail: format!(
+                "needs no training; flagging at {:.3}, {}",
+                sr.flagged.threshold.value, sr.flagged.threshold.rule
             ),
             color: BASELINE_COLOR,
             best: sr.best.best_f1.f1,
@@ -101,8 +125,9 @@ pub fn baselines_ui(
     }
     if let Some(c) = &record.baselines.chance {
         rows.push(Row {
-            name: format!(
-                "chance ({} random tracks, {} points flagged as at the run's threshold)",
+            name: "chance",
+            detail: format!(
+                "the mean of {} random score tracks on the same labels, each flagging {} points as the run's threshold does",
                 c.draws, c.flagged_points
             ),
             color: CHANCE_COLOR,
@@ -113,23 +138,18 @@ pub fn baselines_ui(
             best_pa_k: &c.best_pa_k,
         });
     }
-    ui.strong("Against the baselines (test part)");
+    ui.strong("Against the baselines (test part; hover a name or a header for what it is)");
     egui::Grid::new("baselines-table")
         .striped(true)
         .show(ui, |ui| {
-            for header in [
-                "detector",
-                "best F1 (upper bound)",
-                "F1 flagged",
-                "point-wise F1 flagged",
-                "PA%K area flagged",
-                "best PA%K area",
-            ] {
-                ui.strong(header);
+            ui.strong("detector");
+            for (header, meaning) in COLUMNS {
+                ui.strong(header).on_hover_text(meaning);
             }
             ui.end_row();
             for row in &rows {
-                ui.colored_label(row.color, &row.name);
+                ui.colored_label(row.color, row.name)
+                    .on_hover_text(&row.detail);
                 for value in [
                     row.best,
                     row.flagged,
@@ -142,11 +162,13 @@ pub fn baselines_ui(
                 ui.end_row();
             }
         });
-    ui.label(
-        "Point adjustment counts a whole labelled segment as found when one of its points is flagged, so even random scores reach a high F1 on long segments. PA%K (Kim et al., AAAI 2022) counts a segment whole only when more than K % of its points are flagged: K = 0 is the point-adjusted F1, K = 100 the point-wise one. A detector worth its training stays above chance, and above Spectral Residual, along the whole curve.",
+    ui.add(
+        egui::Label::new(
+            "Point adjustment counts a whole labelled segment as found when one of its points is flagged, so even random scores reach a high F1 on long segments. PA%K (Kim et al., AAAI 2022) counts a segment whole only when more than K % of its points are flagged: K = 0 is the point-adjusted F1, K = 100 the point-wise one. A detector worth its training stays above chance, and above Spectral Residual, along the whole curve.",
+        )
+        .wrap(),
     );
-    let mut legend: Vec<(&str, Color32)> =
-        rows.iter().map(|r| (r.name.as_str(), r.color)).collect();
+    let mut legend: Vec<(&str, Color32)> = rows.iter().map(|r| (r.name, r.color)).collect();
     legend.push((
         "dashed: best over every threshold (upper bound)",
         Color32::GRAY,
@@ -171,7 +193,7 @@ pub fn baselines_ui(
         .show(ui, |plot| {
             for row in &rows {
                 plot.line(
-                    Line::new(format!("{} (flagged)", row.name), curve(row.pa_k))
+                    Line::new(row.name, curve(row.pa_k))
                         .color(row.color)
                         .width(2.0),
                 );

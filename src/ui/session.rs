@@ -9,7 +9,7 @@ use crate::history::{History, LatentSnapshot};
 use crate::pipeline::RunRecord;
 use crate::pipeline::preview::Preview;
 use crate::train::TrainEvent;
-use crate::worker::{Command, Phase, Worker, WorkerEvent};
+use crate::worker::{Command, Interaction, Phase, Worker, WorkerEvent};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ pub struct RunState {
     pub score_progress: Option<(usize, usize)>,
     /// Preview scores taken while training (None once the final record has arrived).
     pub preview: Option<Arc<Preview>>,
+    /// When the user last gave input: the worker yields a core while it is recent.
+    pub interacting: Interaction,
     worker: Option<Worker>,
 }
 
@@ -59,6 +61,7 @@ impl Default for RunState {
             },
             score_progress: None,
             preview: None,
+            interacting: Interaction::default(),
             worker: None,
         }
     }
@@ -72,12 +75,20 @@ impl RunState {
         config: DonutConfig,
         wake: Box<dyn Fn() + Send + Sync>,
     ) -> Result<Self, String> {
-        let worker = Worker::spawn(data, config.clone(), wake, LATENT_EVERY_STEPS)
-            .map_err(|e| format!("cannot start the training thread: {e}"))?;
+        let interacting = Interaction::default();
+        let worker = Worker::spawn_yielding(
+            data,
+            config.clone(),
+            wake,
+            LATENT_EVERY_STEPS,
+            interacting.clone(),
+        )
+        .map_err(|e| format!("cannot start the training thread: {e}"))?;
         Ok(Self {
             config: Some(config),
             phase: Phase::Training,
             worker: Some(worker),
+            interacting,
             ..Default::default()
         })
     }

@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["train"],
     &["score", "eval", "baseline"],
     &["pipeline"],
-    &["worker", "runfile", "sweep"],
+    &["worker", "runfile", "sweep", "fleet"],
     &["bench", "cli", "ui"],
 ];
 

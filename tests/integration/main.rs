@@ -3,6 +3,7 @@
 mod cli;
 mod data;
 mod detect;
+mod fleet;
 mod layers;
 mod messy;
 mod runs;
