@@ -11,7 +11,7 @@ secs=${2:-25}
 export XDG_RUNTIME_DIR=/tmp/xdg-runtime
 mkdir -p -m 0700 "$XDG_RUNTIME_DIR"
 unset WAYLAND_DISPLAY
-for case in idle 1 2; do
+for case in idle 1 0; do
   home=$(mktemp -d)  # a fresh HOME: no saved state from earlier runs
   report=$(mktemp)
   start=(--autostart --set threads="$case" --set epochs=512)

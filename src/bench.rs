@@ -218,7 +218,46 @@ pub fn stream_rate(raw: &crate::data::RawSeries, base: &DonutConfig, points: usi
 }
 
 /// The groups of benchmarks, as `--only` names them.
-pub const GROUPS: [&str; 7] = ["train", "score", "stream", "metric", "csv", "stop", "paint"];
+pub const GROUPS: [&str; 8] = [
+    "train", "score", "stream", "metric", "csv", "stop", "paint", "preview",
+];
+
+/// Hooks that take previews and end the run at its first one.
+struct FirstPreview {
+    at_secs: Option<f64>,
+}
+
+impl crate::train::TrainHooks for FirstPreview {
+    fn event(&mut self, _event: crate::train::TrainEvent) {}
+    fn poll(&mut self, _live: &mut crate::config::LiveSettings) -> crate::train::Flow {
+        if self.at_secs.is_some() {
+            crate::train::Flow::Stop
+        } else {
+            crate::train::Flow::Continue
+        }
+    }
+}
+
+impl crate::pipeline::RunHooks for FirstPreview {
+    fn wants_previews(&self) -> bool {
+        true
+    }
+    fn preview(&mut self, preview: crate::pipeline::preview::Preview) {
+        self.at_secs.get_or_insert(preview.elapsed_secs);
+    }
+    fn score_after_training(&mut self) -> bool {
+        false
+    }
+}
+
+/// Seconds from the start of a default run (every core) on `prep` to its first preview
+/// detections of the test part: what a user waits after pressing Train before scores appear.
+pub fn first_preview_secs(prep: &Prepared) -> f64 {
+    let config = DonutConfig::default();
+    let mut hooks = FirstPreview { at_secs: None };
+    let _ = crate::pipeline::run(prep, &config, &[Part::Test], &mut hooks);
+    hooks.at_secs.unwrap_or(f64::NAN)
+}
 
 /// Runs the benchmarks of the groups in `only` (every group when it is empty); `quick` shortens
 /// each.
@@ -350,6 +389,37 @@ pub fn run_all(quick: bool, only: &[String], progress: &mut dyn FnMut(&BenchRow)
             latency_ms,
             "ms",
         );
+    }
+
+    if wants("preview") {
+        // A five-minute KPI of two months (cpu4's size) and a one-minute KPI of 104 days.
+        for (points, interval_secs) in [(17_568usize, 300i64), (150_000, 60)] {
+            let spec = crate::data::sample::SampleSpec {
+                days: points * interval_secs as usize / 86_400,
+                interval_secs,
+                ..Default::default()
+            };
+            let text = crate::data::sample::to_csv(&crate::data::sample::generate(&spec));
+            let Ok(raw) = crate::data::parse_csv(text.as_bytes(), "generated.csv") else {
+                continue;
+            };
+            let Ok(prep) = Prepared::new(&raw, &DonutConfig::default()) else {
+                continue;
+            };
+            let secs = median(
+                (0..if quick { 1 } else { 3 })
+                    .map(|_| first_preview_secs(&prep))
+                    .collect(),
+            );
+            push(
+                format!(
+                    "first preview detections, default run, {} points every {interval_secs} s",
+                    prep.len()
+                ),
+                secs,
+                "s",
+            );
+        }
     }
 
     if wants("metric") {

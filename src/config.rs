@@ -289,7 +289,8 @@ pub struct DonutConfig {
     /// A value further than this from the training mean, in training standard deviations, is
     /// taken as missing in the windows that follow it (MCMC imputes it there), so that one
     /// extreme point does not blind the next W-1 windows; its own window scores it as it is.
-    /// 0 = off.
+    /// When more than a tenth of a window lies beyond it, the series has moved to a new level,
+    /// and those points are kept. 0 = off.
     pub extreme_sigmas: f64,
     /// z samples of the preview scores taken while a run trains (at each new best validation
     /// loss, at most about once a second); 0 = no preview.
@@ -298,8 +299,9 @@ pub struct DonutConfig {
     pub preview_mcmc_iterations: usize,
     /// Where the test part or new data is scored in time order (the test part of a run, `detect`,
     /// `detect --follow`, Apply to another series): a point flagged at the run's threshold is
-    /// taken as missing in the windows that follow it, so that the alarms end when the anomaly
-    /// ends instead of trailing it for up to W-1 points.
+    /// taken as missing in the windows that follow it, so that the alarms of a short anomaly
+    /// end with it instead of trailing it for up to W-1 points. Off by default: after a level
+    /// shift it keeps imputing the old level.
     pub mask_flagged: bool,
 }
 
@@ -332,7 +334,7 @@ impl Default for DonutConfig {
             lr_decay_epochs: 10,
             grad_clip_norm: 10.0,
             valid_every_steps: 100,
-            patience: 10,
+            patience: 5,
             seed: 0,
             backend: BackendKind::Flex,
             gradients: GradientEngine::Fused,
@@ -345,7 +347,7 @@ impl Default for DonutConfig {
             preview_n_z: 16,
             preview_mcmc_iterations: 2,
             extreme_sigmas: 10.0,
-            mask_flagged: true,
+            mask_flagged: false,
         }
     }
 }

@@ -270,6 +270,10 @@ pub struct KpiSummary {
     /// CRC-32 of every score (as little-endian f64, missing as NaN): two runs with the same
     /// value scored every point alike.
     pub scores_crc: Option<u32>,
+    /// The most recent day's scores, at most [`SPARKLINE_POINTS`] (the highest of each stretch),
+    /// for a sparkline.
+    #[serde(default)]
+    pub recent_scores: Vec<f32>,
     /// Seconds of training.
     pub train_secs: Option<f64>,
     /// Seconds of scoring.
@@ -305,8 +309,18 @@ fn fingerprint(path: &Path) -> std::io::Result<(u32, u64)> {
     Ok((crc32fast::hash(&bytes), bytes.len() as u64))
 }
 
+/// The fingerprint of the settings a KPI is trained with; the thread count is left out (it
+/// changes the last bits of a run, not what it is).
 fn settings_crc(config: &DonutConfig) -> u32 {
-    crc32fast::hash(serde_json::to_string(config).unwrap_or_default().as_bytes())
+    let settings = DonutConfig {
+        threads: 0,
+        ..config.clone()
+    };
+    crc32fast::hash(
+        serde_json::to_string(&settings)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
 }
 
 /// Reads a summary; None when missing or unreadable.
@@ -314,16 +328,40 @@ pub fn read_summary(path: &Path) -> Option<KpiSummary> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-/// The flags and top score of the most recent day of `record`'s scores on `prep`.
-fn recent(prep: &Prepared, record: &RunRecord) -> (usize, Option<f64>) {
+/// Points of a sparkline.
+pub const SPARKLINE_POINTS: usize = 96;
+
+/// `values` cut into at most `points` stretches, the highest of each (NaN where a stretch has
+/// no value): a spike stays in the sparkline.
+pub fn sparkline(values: &[Option<f64>], points: usize) -> Vec<f32> {
+    let n = values.len();
+    let points = points.min(n).max(1);
+    (0..points)
+        .map(|j| {
+            values[j * n / points..(j + 1) * n / points]
+                .iter()
+                .flatten()
+                .copied()
+                .reduce(f64::max)
+                .map_or(f32::NAN, |v| v as f32)
+        })
+        .collect()
+}
+
+/// Where the most recent day of a series starts (for an index, the last 288 points).
+fn recent_start(prep: &Prepared) -> usize {
     let last = prep.timestamps.last().copied().unwrap_or(0);
     let span = if prep.has_timestamps {
         RECENT_SECS
     } else {
-        // An index: the last day's worth of points at five-minute steps.
         RECENT_SECS / 300
     };
-    let start = prep.timestamps.partition_point(|&t| t <= last - span);
+    prep.timestamps.partition_point(|&t| t <= last - span)
+}
+
+/// The flags and top score of the most recent day of `record`'s scores on `prep`.
+fn recent(prep: &Prepared, record: &RunRecord) -> (usize, Option<f64>) {
+    let start = recent_start(prep);
     let flags = crate::eval::flags(
         &record.scores[start..],
         &prep.missing[start..],
@@ -421,6 +459,7 @@ pub fn train_kpi(
         recent_alerts: None,
         recent_max_score: None,
         scores_crc: None,
+        recent_scores: Vec::new(),
         train_secs: None,
         score_secs: None,
         app_version: RunRecord::current_version(),
@@ -452,6 +491,8 @@ pub fn train_kpi(
             summary.threshold = Some(record.threshold.value);
             summary.recent_alerts = Some(alerts);
             summary.recent_max_score = top;
+            summary.recent_scores =
+                sparkline(&record.scores[recent_start(&prep)..], SPARKLINE_POINTS);
             let bytes: Vec<u8> = record
                 .scores
                 .iter()
@@ -501,14 +542,23 @@ pub struct FleetSpec {
     pub jobs: usize,
 }
 
+/// What [`train_fleet`] reports as it goes (from the KPIs' threads).
+#[derive(Clone, Copy, Debug)]
+pub enum Progress<'a> {
+    /// A KPI's training began.
+    Started(&'a Kpi),
+    /// A KPI settled.
+    Settled(&'a Outcome),
+}
+
 /// Trains this shard's KPIs of `spec`, `jobs` at a time on named threads (`fleet-N`), each on
-/// an even share of the cores; `on_done` hears of each as it settles (from its thread).
+/// an even share of the cores; `progress` hears of each as it starts and settles.
 /// Cancelling ends every run at its next step; finished KPIs keep their files. Returns the
 /// outcomes of the KPIs that settled, in the fleet's order.
 pub fn train_fleet(
     spec: &FleetSpec,
     cancel: &AtomicBool,
-    on_done: &(dyn Fn(&Outcome) + Sync),
+    progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Vec<Outcome>, FleetError> {
     std::fs::create_dir_all(&spec.out).map_err(io(&spec.out))?;
     write_manifest(&spec.out, &spec.kpis)?;
@@ -531,8 +581,9 @@ pub fn train_fleet(
                         if cancel.load(Ordering::Relaxed) {
                             break;
                         }
+                        progress(Progress::Started(&kpi));
                         if let Some(outcome) = train_kpi(&kpi, &spec.out, config, cancel) {
-                            on_done(&outcome);
+                            progress(Progress::Settled(&outcome));
                             if let Ok(mut all) = outcomes.lock() {
                                 all.push((position, outcome));
                             }
@@ -557,6 +608,98 @@ fn write_manifest(out: &Path, kpis: &[Kpi]) -> Result<(), FleetError> {
         serde_json::to_writer_pretty(&mut *w, kpis).map_err(std::io::Error::other)
     })
     .map_err(io(&path))
+}
+
+/// Where a KPI of a folder stands against an output folder (the app's Fleet view).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KpiState {
+    /// No summary yet.
+    NotTrained,
+    /// Trained, and up to date with its file and the settings.
+    Trained,
+    /// Trained, but its file or the settings have changed since.
+    Stale,
+    /// Its last training failed.
+    Failed,
+}
+
+impl KpiState {
+    /// The state in words.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NotTrained => "not trained",
+            Self::Trained => "trained",
+            Self::Stale => "stale",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A KPI as the Fleet view shows it: where it stands, its summary, and the most recent day of
+/// its values as a sparkline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KpiView {
+    /// The KPI.
+    pub kpi: Kpi,
+    /// Where it stands.
+    pub state: KpiState,
+    /// Its summary, when one was written.
+    pub summary: Option<KpiSummary>,
+    /// Points in its file (None: unreadable).
+    pub points: Option<usize>,
+    /// Its most recent day of values ([`sparkline`]).
+    pub recent_values: Vec<f32>,
+    /// Why its file could not be read.
+    pub error: Option<String>,
+}
+
+/// Every KPI of `kpis` against the output folder `out` for `config` (reads each CSV: run it off
+/// the UI thread).
+pub fn views(kpis: &[Kpi], out: &Path, config: &DonutConfig) -> Vec<KpiView> {
+    kpis.iter()
+        .map(|kpi| {
+            let summary = read_summary(&summary_path(out, &kpi.name));
+            let state = match &summary {
+                None => KpiState::NotTrained,
+                Some(s) if s.status == KpiStatus::Failed => KpiState::Failed,
+                Some(_) if up_to_date(kpi, out, config).is_some() => KpiState::Trained,
+                Some(_) => KpiState::Stale,
+            };
+            let options = LoadOptions {
+                duplicates: config.duplicates,
+                ..Default::default()
+            };
+            let (points, recent_values, error) = match data::load_csv_with(&kpi.path, &options) {
+                Ok(raw) => {
+                    let last = raw.timestamps.last().copied().unwrap_or(0);
+                    let span = if raw.has_timestamps {
+                        RECENT_SECS
+                    } else {
+                        RECENT_SECS / 300
+                    };
+                    let start = raw.timestamps.partition_point(|&t| t <= last - span);
+                    let values: Vec<Option<f64>> = raw.values[start..]
+                        .iter()
+                        .map(|v| (!v.is_nan()).then_some(*v))
+                        .collect();
+                    (
+                        Some(raw.values.len()),
+                        sparkline(&values, SPARKLINE_POINTS),
+                        None,
+                    )
+                }
+                Err(e) => (None, Vec::new(), Some(e.to_string())),
+            };
+            KpiView {
+                kpi: kpi.clone(),
+                state,
+                summary,
+                points,
+                recent_values,
+                error,
+            }
+        })
+        .collect()
 }
 
 /// One row of a fleet report.

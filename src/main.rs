@@ -17,6 +17,7 @@ fn app_options(cli: Cli) -> AppOptions {
         run: cli.run,
         pin: cli.pin,
         settings: cli.settings,
+        fleet: cli.fleet,
     }
 }
 

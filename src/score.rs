@@ -63,16 +63,34 @@ impl<'a> WindowSource<'a> {
     /// Which points of the window ending at `end` MCMC treats as missing: those missing from
     /// the data and, but for the window's last point, those further than `extreme_sigmas`
     /// (0 = no bound) from the training mean, so that one extreme value does not blind the
-    /// windows after it.
+    /// windows after it. When more than a tenth of the window's points lie beyond the bound,
+    /// the series has moved to another level and they are kept as they are: masking a new
+    /// level would impute the old one and keep every later window alarmed.
     fn window_missing(&self, end: usize, extreme_sigmas: f64) -> impl Iterator<Item = bool> + '_ {
         let range = self.range(end);
         let last = *range.end();
-        range.map(move |i| {
-            self.missing[i]
-                || (extreme_sigmas > 0.0
-                    && i != last
-                    && self.values[i].abs() as f64 > extreme_sigmas)
-        })
+        let beyond = move |i: usize| {
+            extreme_sigmas > 0.0
+                && i != last
+                && !self.missing[i]
+                && self.values[i].abs() as f64 > extreme_sigmas
+        };
+        let extreme = range.clone().filter(|&i| beyond(i)).count();
+        let mask = extreme > 0 && extreme <= (self.window / 10).max(1);
+        range.map(move |i| self.missing[i] || (mask && beyond(i)))
+    }
+
+    /// The values MCMC starts from for the window ending at `end`: as they are, but an extreme
+    /// point taken as missing ([`Self::window_missing`]) starts at the training mean (0), not
+    /// at its own value, which would throw the first encoding far off.
+    fn window_start(&self, end: usize, extreme_sigmas: f64) -> Vec<f32> {
+        let range = self.range(end);
+        let values = &self.values[range.clone()];
+        range
+            .zip(self.window_missing(end, extreme_sigmas))
+            .zip(values)
+            .map(|((i, taken), &v)| if taken && !self.missing[i] { 0.0 } else { v })
+            .collect()
     }
 }
 
@@ -211,7 +229,7 @@ fn score_chunk(
     let n = chunk.len();
     let x_host: Vec<f32> = chunk
         .iter()
-        .flat_map(|&e| source.values[source.range(e)].iter().copied())
+        .flat_map(|&e| source.window_start(e, config.extreme_sigmas))
         .collect();
     let last_host: Vec<f32> = chunk
         .iter()
@@ -426,7 +444,10 @@ pub fn reconstruct(
     let mut mcmc_rng = window_rng(config.seed, 0x3C3C_0001, end);
     let input: Vec<f32> = source.values[source.range(end)].to_vec();
     let missing: Vec<bool> = source.window_missing(end, config.extreme_sigmas).collect();
-    let mut x = Tensor::<2>::from_data(TensorData::new(input.clone(), [1, w]), device);
+    let mut x = Tensor::<2>::from_data(
+        TensorData::new(source.window_start(end, config.extreme_sigmas), [1, w]),
+        device,
+    );
     let mut imputed = Vec::new();
     if missing.iter().any(|&m| m) && config.mcmc_iterations > 0 {
         let mask: Vec<f32> = missing.iter().map(|&m| m as u8 as f32).collect();

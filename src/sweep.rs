@@ -54,8 +54,21 @@ fn variant(label: &str, settings: &[&str]) -> Variant {
     }
 }
 
-/// The variants of a preset, or None for an unknown name.
+/// The variants of a preset, or None for an unknown name. The study's experiments run every
+/// epoch, as DONUT does (`patience = 0`), so that their figures compare with the published
+/// ones; `seeds` keeps the settings as given.
 pub fn preset(name: &str) -> Option<Vec<Variant>> {
+    let mut variants = study_preset(name)?;
+    if name != "seeds" {
+        for v in &mut variants {
+            v.settings.push("patience=0".into());
+        }
+    }
+    Some(variants)
+}
+
+/// The variants of a preset as the study defines them.
+fn study_preset(name: &str) -> Option<Vec<Variant>> {
     let grid = |key: &str, values: &[&str], extra: &[&str]| {
         values
             .iter()
@@ -650,6 +663,12 @@ mod tests {
             ]
         );
         assert!(preset("nope").is_none());
+        // The study's experiments run every epoch, as DONUT does; `seeds` keeps the settings.
+        assert!(ablation.iter().all(|j| j.2.patience == 0));
+        assert!(configs_of("latent-dim").iter().all(|j| j.2.patience == 0));
+        let seeds = configs_of("seeds");
+        assert_eq!(seeds.len(), 1);
+        assert_eq!(seeds[0].2.patience, DonutConfig::default().patience);
     }
 
     #[test]

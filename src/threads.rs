@@ -57,6 +57,28 @@ pub fn for_backend(config: &DonutConfig) -> usize {
     }
 }
 
+/// Niceness of the app's run threads: the UI thread (and the software renderer's) take the CPU
+/// whenever they need it, and the run gets every cycle they leave.
+pub const BACKGROUND_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to [`BACKGROUND_NICENESS`] (on Linux, where
+/// niceness is per thread and inherited by the threads it starts, such as its compute pools);
+/// elsewhere it does nothing. True when it took effect.
+pub fn run_in_background() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority takes plain integers and touches no memory of ours; `0` names
+        // the calling thread on Linux.
+        #[allow(unsafe_code)]
+        let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICENESS) };
+        done == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
 /// Fewest windows worth a shard of their own in a data-parallel step.
 pub const MIN_SHARD_WINDOWS: usize = 32;
 

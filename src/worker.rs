@@ -91,6 +91,10 @@ const EVENT_CAPACITY: usize = 1024;
 /// windows; about seven a second keep the cloud moving).
 pub const LATENT_MIN_INTERVAL: Duration = Duration::from_millis(150);
 
+/// Windows in each of the app's latent snapshots: enough for the cloud's shape, few enough that a
+/// software renderer draws it between steps (a saved run from `train --save` keeps 20,000).
+pub const LIVE_LATENT_POINTS: usize = 8_000;
+
 /// While the user interacts, the run sleeps this long between steps: the app trains on every
 /// core, and gives the UI thread one back while it is being used.
 pub const YIELD_WHILE_INTERACTING: Duration = Duration::from_millis(3);
@@ -156,6 +160,8 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("donut-worker".into())
             .spawn(move || {
+                // The UI's frames come first; the run takes every cycle they leave.
+                crate::threads::run_in_background();
                 let mut state = WorkerState {
                     commands: cmd_rx,
                     events: ev_tx,
@@ -407,6 +413,10 @@ impl TrainHooks for WorkerHooks<'_> {
 
     fn latent_min_interval(&self) -> Option<Duration> {
         Some(LATENT_MIN_INTERVAL)
+    }
+
+    fn latent_max_points(&self) -> usize {
+        LIVE_LATENT_POINTS
     }
 }
 

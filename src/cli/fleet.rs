@@ -153,7 +153,10 @@ fn train(args: &FleetTrainArgs) -> Result<()> {
         }
     };
     let cancel = AtomicBool::new(false);
-    let outcomes = fleet::train_fleet(&spec, &cancel, &|outcome| {
+    let outcomes = fleet::train_fleet(&spec, &cancel, &|progress| {
+        let fleet::Progress::Settled(outcome) = progress else {
+            return;
+        };
         let s = outcome.summary();
         say(match outcome {
             Outcome::Trained(_) => format!(

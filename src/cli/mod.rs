@@ -43,6 +43,9 @@ pub struct Cli {
     /// made with the controls.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
+    /// App only: show this folder of KPIs (one CSV each) in the Fleet tab.
+    #[arg(long, value_name = "DIR")]
+    pub fleet: Option<PathBuf>,
 }
 
 /// The subcommands.

@@ -80,6 +80,14 @@ impl TrainHooks for Previewing<'_> {
         self.inner.latent_every_steps()
     }
 
+    fn latent_min_interval(&self) -> Option<std::time::Duration> {
+        self.inner.latent_min_interval()
+    }
+
+    fn latent_max_points(&self) -> usize {
+        self.inner.latent_max_points()
+    }
+
     fn new_best(&mut self, step: usize, model: &mut dyn FnMut() -> DonutModel) {
         if !self.due() {
             return;

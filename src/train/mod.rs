@@ -69,6 +69,10 @@ pub trait TrainHooks: Send {
     fn latent_every_steps(&self) -> Option<usize> {
         None
     }
+    /// Most windows in a latent snapshot.
+    fn latent_max_points(&self) -> usize {
+        LATENT_MAX_POINTS
+    }
     /// With snapshots on, the least time between two of them (a live view needs a few a
     /// second, not one every few milliseconds: each encodes thousands of windows). None: every
     /// [`Self::latent_every_steps`] steps, whatever the time.

@@ -3,7 +3,7 @@
 
 use super::batch::host_batch;
 use super::learner::Learner;
-use super::snapshots::{LATENT_MAX_POINTS, latent_means, latent_sample_ends};
+use super::snapshots::{latent_means, latent_sample_ends};
 use super::{EXPLODED_LOSS, Flow, TrainError, TrainEvent, TrainHooks, TrainOutcome};
 use crate::config::{DonutConfig, LiveSettings};
 use crate::data::{Part, Prepared};
@@ -22,6 +22,10 @@ const THROUGHPUT_STEPS: usize = 20;
 
 /// One training run in progress: the learner, its generators, the history so far and the best
 /// parameters validated so far.
+/// With a least interval between snapshots (a live view), the share of the run's time they may
+/// take: the next waits at least the last one's time over this share.
+pub const SNAPSHOT_SHARE: f64 = 0.08;
+
 pub(super) struct Trainer<'a> {
     prep: &'a Prepared,
     /// The settings; live changes are written back at the end.
@@ -44,6 +48,9 @@ pub(super) struct Trainer<'a> {
     latent_ends: Arc<Vec<usize>>,
     /// The least time between two snapshots, and when the last was taken.
     latent_interval: Option<(std::time::Duration, Instant)>,
+    /// How long the last snapshot took: with an interval, snapshots take at most
+    /// [`SNAPSHOT_SHARE`] of the run's time.
+    snapshot_secs: f64,
     live: LiveSettings,
     /// This epoch's injected points (indices of the series).
     injected: Vec<bool>,
@@ -93,7 +100,7 @@ impl<'a> Trainer<'a> {
         let latent_every = hooks.latent_every_steps();
         let hooks_interval = hooks.latent_min_interval().map(|d| (d, started));
         let latent_ends = Arc::new(if latent_every.is_some() {
-            latent_sample_ends(prep, LATENT_MAX_POINTS)
+            latent_sample_ends(prep, hooks.latent_max_points())
         } else {
             Vec::new()
         });
@@ -118,6 +125,7 @@ impl<'a> Trainer<'a> {
             latent_every,
             latent_ends,
             latent_interval: hooks_interval,
+            snapshot_secs: 0.0,
             injected: vec![false; prep.len()],
             history,
             best: None,
@@ -228,9 +236,10 @@ impl<'a> Trainer<'a> {
         {
             return Ok(Flow::Stop);
         }
+        let budget = std::time::Duration::from_secs_f64(self.snapshot_secs / SNAPSHOT_SHARE);
         let interval_passed = self
             .latent_interval
-            .is_none_or(|(least, last)| last.elapsed() >= least);
+            .is_none_or(|(least, last)| last.elapsed() >= least.max(budget));
         if let Some(every) = self.latent_every
             && self.step.is_multiple_of(every)
             && interval_passed
@@ -238,8 +247,10 @@ impl<'a> Trainer<'a> {
             if let Some((_, last)) = &mut self.latent_interval {
                 *last = Instant::now();
             }
+            let taken = Instant::now();
             let model = self.learner.model().valid();
             self.snapshot(&model, self.step, epoch);
+            self.snapshot_secs = taken.elapsed().as_secs_f64();
         }
         Ok(Flow::Continue)
     }

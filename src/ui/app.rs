@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The least time between two frames that only show a run's progress (about 12 a second).
+pub const LIVE_FRAME_INTERVAL: Duration = Duration::from_millis(80);
+
 /// The app.
 pub struct DonutApp {
     /// Saved between launches.
@@ -81,6 +84,8 @@ pub struct DonutApp {
     pub selection: Option<Arc<Vec<usize>>>,
     /// A brush being drawn on the series.
     series_brush: (Option<f64>, Option<f64>),
+    /// The Fleet tab.
+    pub fleet: super::fleet::FleetPanel,
 }
 
 impl DonutApp {
@@ -133,6 +138,7 @@ impl DonutApp {
             lessons: Default::default(),
             selection: None,
             series_brush: (None, None),
+            fleet: Default::default(),
         }
     }
 
@@ -222,7 +228,9 @@ impl DonutApp {
             return;
         }
         let wake_ctx = ctx.clone();
-        let wake = Box::new(move || wake_ctx.request_repaint());
+        // A run's events are drawn at most LIVE_FRAME_INTERVAL apart: every frame a software
+        // renderer draws takes CPU from the run (the user's own input draws at once).
+        let wake = Box::new(move || wake_ctx.request_repaint_after(LIVE_FRAME_INTERVAL));
         match RunState::start(prep, self.state.config.clone(), wake) {
             Ok(run) => {
                 self.run = run;
@@ -329,8 +337,9 @@ impl DonutApp {
             let before = self.run.config.clone().unwrap_or_default();
             self.settings_changed(ctx, &before);
         }
-        if self.is_running() || self.sweeps.is_running() {
-            ctx.request_repaint_after(Duration::from_millis(33));
+        self.fleet.poll();
+        if self.is_running() || self.sweeps.is_running() || self.fleet.is_busy() {
+            ctx.request_repaint_after(LIVE_FRAME_INTERVAL);
         }
         if self.files.pending > 0 {
             ctx.request_repaint_after(Duration::from_millis(100));
@@ -532,6 +541,7 @@ impl DonutApp {
             data: self.data.as_ref().map(|d| (&d.raw, d.prepared.as_ref())),
             selection: self.selection.as_deref().map(Vec::as_slice),
             brush: &mut self.series_brush,
+            fleet: &mut self.fleet,
             commands,
         };
         egui::CentralPanel::default().show(ui, |ui| self.tree.ui(&mut panes, ui));
@@ -780,6 +790,10 @@ impl DonutApp {
         if let Some(pin) = self.options.pin.clone() {
             self.files.load_pin(ctx, pin);
         }
+        if let Some(folder) = self.options.fleet.clone() {
+            self.fleet.open(ctx, folder, &self.state.config);
+            super::layout::bring_forward(&mut self.tree, Pane::Fleet);
+        }
         if self.options.autostart {
             if path.is_some() {
                 // Train on the file once it has loaded (or on what is loaded if it fails).
@@ -816,7 +830,7 @@ impl DonutApp {
                 let windows = (b.step - a.step) * self.run.config.as_ref().map_or(256, |c| c.batch_size);
                 (secs > 0.0).then(|| windows as f64 / secs)
             }),
-            "first_preview_secs": self.run.preview.as_ref().map(|p| p.elapsed_secs).or(self.run.record.as_ref().and_then(|r| r.stats.first_detections_secs)),
+            "first_preview_secs": self.run.first_preview_secs,
             "phase_at_exit": format!("{:?}", self.run.phase),
         });
         let _ = std::fs::write(path, report.to_string());

@@ -1,6 +1,6 @@
 //! The main view's layout: the panels as tiles (egui_tiles) that can be resized, dragged and
 //! stacked as tabs. The series spans the top; the latent space sits bottom left; the loss, the
-//! detection panel and Compare are tabs docked bottom right, beside the main view.
+//! detection panel, Compare and the Fleet are tabs docked bottom right, beside the main view.
 
 use egui_tiles::{Container, Tile, TileId, Tiles, Tree};
 
@@ -21,6 +21,8 @@ pub enum Pane {
     Lessons,
     /// The pinned run beside the current one.
     Compare,
+    /// A folder of KPIs, one model each.
+    Fleet,
 }
 
 impl Pane {
@@ -34,6 +36,7 @@ impl Pane {
             Pane::Reconstruction => "Reconstruction",
             Pane::Lessons => "Lessons",
             Pane::Compare => "Compare",
+            Pane::Fleet => "Fleet",
         }
     }
 }
@@ -48,7 +51,15 @@ pub fn default_tree() -> Tree<Pane> {
     let reconstruction = tiles.insert_pane(Pane::Reconstruction);
     let lessons = tiles.insert_pane(Pane::Lessons);
     let compare = tiles.insert_pane(Pane::Compare);
-    let tabs = tiles.insert_tab_tile(vec![loss, reconstruction, detection, lessons, compare]);
+    let fleet = tiles.insert_pane(Pane::Fleet);
+    let tabs = tiles.insert_tab_tile(vec![
+        loss,
+        reconstruction,
+        detection,
+        lessons,
+        compare,
+        fleet,
+    ]);
     let bottom = tiles.insert_horizontal_tile(vec![latent, tabs]);
     let root = tiles.insert_vertical_tile(vec![series, bottom]);
     if let Some(Tile::Container(Container::Linear(linear))) = tiles.get_mut(root) {

@@ -16,6 +16,7 @@ mod controls;
 mod dataset;
 mod detection;
 mod file_browser;
+pub mod fleet;
 mod latent;
 pub mod latent3d;
 mod layout;

@@ -51,6 +51,8 @@ pub struct MainPanes<'a> {
     pub lessons: &'a mut super::lessons::LessonPanel,
     /// The loaded series and its preparation.
     pub data: Option<(&'a Arc<crate::data::RawSeries>, Option<&'a Arc<Prepared>>)>,
+    /// The Fleet tab.
+    pub fleet: &'a mut super::fleet::FleetPanel,
     /// What the panes ask of the app.
     pub commands: &'a mut Vec<AppCommand>,
 }
@@ -164,6 +166,9 @@ impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
                     .show(ui, |ui| {
                         super::detection::detection_ui(ui, panel, self.commands)
                     });
+            }
+            Pane::Fleet => {
+                super::fleet::fleet_ui(ui, self.fleet, &self.state.config, self.commands);
             }
             Pane::Compare => {
                 let run = &*self.run;

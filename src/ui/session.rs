@@ -43,6 +43,8 @@ pub struct RunState {
     pub preview: Option<Arc<Preview>>,
     /// When the user last gave input: the worker yields a core while it is recent.
     pub interacting: Interaction,
+    /// Seconds from the start of the run to its first preview.
+    pub first_preview_secs: Option<f64>,
     worker: Option<Worker>,
 }
 
@@ -62,6 +64,7 @@ impl Default for RunState {
             score_progress: None,
             preview: None,
             interacting: Interaction::default(),
+            first_preview_secs: None,
             worker: None,
         }
     }
@@ -239,6 +242,7 @@ impl RunState {
                     if !chosen {
                         self.threshold = preview.record.threshold;
                     }
+                    self.first_preview_secs.get_or_insert(preview.elapsed_secs);
                     self.preview = Some(Arc::from(preview));
                 }
                 WorkerEvent::Finished(record) => {

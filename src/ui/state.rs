@@ -130,6 +130,8 @@ pub struct AppOptions {
     pub pin: Option<PathBuf>,
     /// Settings (`key=value`) applied over the saved ones at launch.
     pub settings: Vec<String>,
+    /// A folder of KPIs to show in the Fleet tab at launch.
+    pub fleet: Option<PathBuf>,
 }
 
 /// Frame-time statistics: the app's own `ui` time, and eframe's whole-frame CPU time

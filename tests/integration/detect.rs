@@ -626,16 +626,18 @@ fn a_stream_goes_on_past_bad_rows_naming_each_once_and_matches_the_batch() {
     assert!(err.contains("line 301") && err.contains("abc"), "{err}");
 }
 
-/// Flags at `threshold` of `record`'s model on `raw` with `mask_flagged` set as given.
+/// Flags at `threshold` of `record`'s model on `raw` with `mask_flagged` and `extreme_sigmas`
+/// set as given.
 fn flags_after_a_spike(
     record: &RunRecord,
     raw: &RawSeries,
     mask_flagged: bool,
+    extreme_sigmas: f64,
 ) -> (Vec<bool>, Vec<Option<f64>>) {
     let model = record.model().unwrap();
     let config = DonutConfig {
         mask_flagged,
-        extreme_sigmas: 0.0,
+        extreme_sigmas,
         ..record.config.clone()
     };
     let (prep, _) = prepare(record, raw).unwrap();
@@ -661,8 +663,8 @@ fn a_flagged_spike_does_not_blind_the_windows_after_it() {
     // alone masks it).
     let at = 300;
     tail.values[at] = prep.mean + 25.0 * prep.std;
-    let (with_mask, _) = flags_after_a_spike(&record, &tail, true);
-    let (without, _) = flags_after_a_spike(&record, &tail, false);
+    let (with_mask, _) = flags_after_a_spike(&record, &tail, true, 0.0);
+    let (without, _) = flags_after_a_spike(&record, &tail, false, 0.0);
     assert!(
         with_mask[at] && without[at],
         "the spike is flagged either way"
@@ -679,5 +681,52 @@ fn a_flagged_spike_does_not_blind_the_windows_after_it() {
         trailing(&with_mask) <= 3,
         "with masking the alarms end with the spike: {} after it",
         trailing(&with_mask)
+    );
+}
+
+#[test]
+fn one_extreme_value_does_not_blind_the_windows_after_it() {
+    let config = DonutConfig {
+        epochs: 8,
+        ..quick_config()
+    };
+    let (record, _) = trained(&config);
+    let raw = load_sample().unwrap();
+    let n = raw.values.len();
+    let mut tail = cut(&raw, n - 600..n);
+    tail.labels.iter_mut().for_each(|l| *l = 0);
+    let at = 300;
+    tail.values[at] = 1e6;
+    // The default: the extreme bound on, flagged points not masked.
+    assert!(!record.config.mask_flagged && record.config.extreme_sigmas == 10.0);
+    let (bounded, scores) = flags_after_a_spike(&record, &tail, false, 10.0);
+    let (unbounded, _) = flags_after_a_spike(&record, &tail, false, 0.0);
+    assert!(bounded[at], "the extreme point is flagged");
+    assert!(scores.iter().flatten().all(|s| s.is_finite()));
+    let trailing = |f: &[bool]| (at + 1..f.len()).filter(|&i| f[i]).count();
+    let w = config.window;
+    assert!(
+        trailing(&unbounded) >= w / 2,
+        "without the bound its windows are flagged after it: {} of the next {w}",
+        trailing(&unbounded)
+    );
+    assert!(
+        trailing(&bounded) <= 3,
+        "with the bound the alarms end with it: {} after it",
+        trailing(&bounded)
+    );
+    // A new level beyond the bound (a tenth of a window and more) is kept as it is: its
+    // windows are not imputed back to the old level.
+    let mut shifted = cut(&raw, n - 600..n);
+    shifted.labels.iter_mut().for_each(|l| *l = 0);
+    for v in &mut shifted.values[300..] {
+        *v += 1e6;
+    }
+    let (moved, _) = flags_after_a_spike(&record, &shifted, false, 10.0);
+    let (moved_unbounded, _) = flags_after_a_spike(&record, &shifted, false, 0.0);
+    assert_eq!(
+        moved[300 + w..],
+        moved_unbounded[300 + w..],
+        "once the window is at the new level the bound changes nothing"
     );
 }

@@ -321,41 +321,46 @@ fn a_run_file_of_this_release_loads_and_scores() {
     assert_eq!(run.history.snapshots.len(), 5);
     let found = detects(&run);
     // The same points score the same with the run file's model as in the run (the fixture
-    // data is the run's data; a window's score depends on the model, the seed and the window),
-    // with the scoring of the release that wrote it (no masking after flagged or extreme
-    // points: the settings it did not have take this release's defaults).
+    // data is the run's data; a window's score depends on the model, the seed and the window);
+    // the settings this release added take their defaults, which score it as it was scored.
     let model = model_of(&run, "fixture").unwrap();
     let raw = donut_explorer::data::load_csv(&super::fixture("run-format1-data.csv")).unwrap();
     let prep = Prepared::new_with(&raw, &run.config, run.standardisation).unwrap();
-    assert!(
-        run.config.mask_flagged,
-        "an older file takes the new default"
-    );
-    let as_written = DonutConfig {
-        mask_flagged: false,
-        extreme_sigmas: 0.0,
-        ..run.config.clone()
-    };
+    assert!(!run.config.mask_flagged, "an older file takes the default");
     let again = donut_explorer::pipeline::rescore(
         &run,
         &model,
         &prep,
-        &as_written,
+        &run.config,
         &[Part::Test],
         &mut NoHooks,
     )
     .unwrap();
     let test = prep.part(Part::Test);
     assert_eq!(again.scores[test.clone()], run.scores[test.clone()]);
-    // With this release's masking, the scores agree up to the first flagged point, and the
-    // windows after it differ (its value is imputed there).
+    assert_eq!(found.scores[test.clone()], run.scores[test.clone()]);
+    // Masking flagged points, the scores agree up to the first flagged point, and the windows
+    // after it differ (its value is imputed there).
+    let masked = DonutConfig {
+        mask_flagged: true,
+        ..run.config.clone()
+    };
+    let again = donut_explorer::pipeline::rescore(
+        &run,
+        &model,
+        &prep,
+        &masked,
+        &[Part::Test],
+        &mut NoHooks,
+    )
+    .unwrap();
     let first_flag = test
         .clone()
         .find(|&i| run.scores[i].is_some_and(|s| s >= run.threshold.value))
         .unwrap();
     assert_eq!(
-        found.scores[test.start..=first_flag],
+        again.scores[test.start..=first_flag],
         run.scores[test.start..=first_flag]
     );
-    assert_ne!(found.scores[test.clone()], run.scores[test]);
+    assert_ne!(again.scores[test.clone()], run.scores[test]);
 }

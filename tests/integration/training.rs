@@ -635,3 +635,48 @@ fn a_windows_score_depends_on_the_model_the_seed_and_the_window_only() {
     .unwrap();
     assert_ne!(moved, alone);
 }
+
+/// Hooks that ask for a snapshot every step, at most one an hour.
+struct RareSnapshots;
+
+impl donut_explorer::train::TrainHooks for RareSnapshots {
+    fn event(&mut self, _event: donut_explorer::train::TrainEvent) {}
+    fn poll(
+        &mut self,
+        _live: &mut donut_explorer::config::LiveSettings,
+    ) -> donut_explorer::train::Flow {
+        donut_explorer::train::Flow::Continue
+    }
+    fn latent_every_steps(&self) -> Option<usize> {
+        Some(1)
+    }
+    fn latent_min_interval(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs(3600))
+    }
+}
+
+impl donut_explorer::pipeline::RunHooks for RareSnapshots {}
+
+#[test]
+fn a_run_keeps_its_drivers_least_interval_between_snapshots() {
+    // The pipeline wraps the driver's hooks (for previews): the interval must reach the loop.
+    let config = DonutConfig {
+        epochs: 2,
+        ..super::quick_config()
+    };
+    let prep = sample(&config);
+    let record = donut_explorer::pipeline::run(
+        &prep,
+        &config,
+        &[donut_explorer::data::Part::Test],
+        &mut RareSnapshots,
+    )
+    .unwrap();
+    assert!(record.history.steps.len() > 10);
+    // The first, before any step, and the last, of the kept parameters.
+    assert_eq!(
+        record.history.snapshots.len(),
+        2,
+        "one an hour, not one a step"
+    );
+}

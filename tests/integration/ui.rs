@@ -1155,3 +1155,90 @@ fn training_shows_preview_scores_that_the_final_pass_replaces() {
     assert_eq!(app.run.record.as_ref().unwrap().config.n_z, 8);
     assert!(h.query_by_label_contains("Preview: scored with").is_none());
 }
+
+#[test]
+fn the_fleet_tab_trains_a_folder_and_opens_a_kpi_with_its_model() {
+    use donut_explorer::data::sample::{SampleSpec, generate, to_csv};
+    let dir = tempfile::tempdir().unwrap();
+    for seed in 0..2 {
+        let spec = SampleSpec {
+            seed,
+            days: 5,
+            ..Default::default()
+        };
+        std::fs::write(
+            dir.path().join(format!("kpi{seed}.csv")),
+            to_csv(&generate(&spec)),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("broken.csv"),
+        "timestamp,value\n1500000000,1\n1500000300,abc\n",
+    )
+    .unwrap();
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 2,
+        window: 24,
+        hidden_width: 16,
+        threads: 1,
+        ..super::quick_config()
+    };
+    let mut h = harness(Persisted {
+        config,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("Fleet").click();
+    h.run_steps(2);
+    h.state_mut().fleet.folder_text = dir.path().display().to_string();
+    h.get_by_label("Open folder").click();
+    assert!(
+        step_until(&mut h, 600, |app| app.fleet.rows.len() == 3
+            && !app.fleet.is_busy()),
+        "the folder was not read: {:?}",
+        h.state().fleet.error
+    );
+    h.run_steps(1);
+    assert_eq!(h.get_all_by_label("not trained").count(), 3);
+    h.get_by_label("Train fleet").click();
+    assert!(
+        step_until(&mut h, 3000, |app| app.fleet.progress == Some((3, 3))
+            && !app.fleet.is_busy()),
+        "the fleet did not finish: {:?}",
+        h.state().fleet.progress
+    );
+    h.run_steps(2);
+    let state = |name: &str| {
+        h.state()
+            .fleet
+            .rows
+            .iter()
+            .find(|r| r.kpi.name == name)
+            .map(|r| r.state)
+            .unwrap()
+    };
+    use donut_explorer::fleet::KpiState;
+    assert_eq!(state("kpi0"), KpiState::Trained);
+    assert_eq!(state("kpi1"), KpiState::Trained);
+    assert_eq!(state("broken"), KpiState::Failed);
+    assert_eq!(h.get_all_by_label("trained").count(), 2);
+    h.get_by_label_contains("line 3");
+    // A click opens that KPI with its model.
+    h.get_by_label("kpi1").click();
+    assert!(
+        step_until(&mut h, 600, |app| app.run.record.is_some()),
+        "the KPI's run did not open: {:?}",
+        h.state().error
+    );
+    let app = h.state();
+    assert!(
+        app.run
+            .record
+            .as_ref()
+            .unwrap()
+            .source
+            .ends_with("kpi1.csv")
+    );
+    assert!(app.data.as_ref().unwrap().raw.source.ends_with("kpi1.csv"));
+}
