@@ -26,5 +26,6 @@ pub mod score;
 pub mod sweep;
 pub mod threads;
 pub mod train;
+pub mod tune;
 pub mod ui;
 pub mod worker;

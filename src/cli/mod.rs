@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 mod detect;
 mod fleet;
 mod follow;
+mod tune;
 
 /// Train, watch, tune and understand DONUT. With no subcommand, opens the desktop app.
 #[derive(Parser, Debug)]
@@ -55,6 +56,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Repeat runs over the values of a setting (or a preset experiment) and several seeds.
     Sweep(SweepArgs),
+    /// Search many settings at once (successive halving), judged on the validation part
+    /// only, then compare the chosen settings with the base ones on the test part.
+    Tune(tune::TuneArgs),
     /// Score new data with a saved run: its training statistics, a threshold fixed in advance;
     /// a whole file, or (--follow) a file as it grows or standard input.
     Detect(detect::DetectArgs),
@@ -763,6 +767,7 @@ pub fn run_command(command: &Command) -> Result<()> {
     match command {
         Command::Train(args) => train_command(args),
         Command::Sweep(args) => sweep_command(args),
+        Command::Tune(args) => tune::tune_command(args),
         Command::Detect(args) => detect::detect_command(args),
         Command::Fleet { command } => fleet::fleet_command(command),
         Command::Bench { quick, json, only } => {

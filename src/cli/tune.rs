@@ -1,0 +1,282 @@
+//! `tune`: a search over many settings at once, judged on the validation part, then the chosen
+//! settings against the base ones on the test part.
+
+use super::{RunArgs, bar_style, write_file};
+use crate::tune::{
+    Comparison, SearchSpace, Trial, TrialState, TuneOutcome, TuneSpec, compare, run_search,
+};
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::ProgressBar;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// `tune`'s arguments.
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// Data and the base settings (every trial starts from them; `--seed` also seeds the
+    /// sampler).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Trials to draw.
+    #[arg(long, default_value_t = 32)]
+    pub trials: usize,
+    /// Wall-clock budget of the search in seconds: when spent, running trials stop and the best
+    /// finished one is taken.
+    #[arg(long, value_name = "S")]
+    pub budget_secs: Option<f64>,
+    /// A TOML file that narrows or widens the default space (see docs/TUNING.md).
+    #[arg(long, value_name = "TOML")]
+    pub space: Option<PathBuf>,
+    /// Trials training at once (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Validations before the first rung of successive halving.
+    #[arg(long, default_value_t = 2)]
+    pub first_rung: usize,
+    /// Each rung keeps 1/eta of its trials.
+    #[arg(long, default_value_t = 3)]
+    pub eta: usize,
+    /// Seeds of the comparison on the test part (tuned and default, the same seeds); 0 skips it.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Write the chosen settings here as a config file (TOML) for `--config`.
+    #[arg(long, value_name = "TOML")]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object (every trial, the best, the comparison) as the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The trials as a Markdown table, best objective first.
+pub fn trials_markdown(outcome: &TuneOutcome) -> String {
+    let mut out = format!(
+        "| trial | state | objective ({}) | log-likelihood | validations | steps | s | settings |\n|---|---|---|---|---|---|---|---|\n",
+        outcome.objective.describe()
+    );
+    let mut trials: Vec<&Trial> = outcome.trials.iter().collect();
+    trials.sort_by(|a, b| {
+        let key = |t: &Trial| t.latest().map(|c| c.figures);
+        match (key(a), key(b)) {
+            (Some(x), Some(y)) => x.better_than(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.index.cmp(&b.index),
+        }
+    });
+    for t in trials {
+        let (objective, ll, validations) = match t.latest() {
+            Some(c) => (
+                format!("{:.3}", c.figures.objective),
+                format!("{:.3}", c.figures.log_likelihood),
+                c.validations.to_string(),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        let best = if outcome.best == Some(t.index) {
+            " **best**"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "| {}{best} | {} | {objective} | {ll} | {validations} | {} | {:.1} | {} |",
+            t.index,
+            t.state.label(),
+            t.steps,
+            t.secs,
+            t.assignments.join(" ")
+        );
+    }
+    out
+}
+
+/// The importance table as Markdown.
+fn importance_markdown(outcome: &TuneOutcome) -> String {
+    let mut out = String::from(
+        "| setting | importance (share of the first rung's variance) | a setting that does nothing |\n|---|---|---|\n",
+    );
+    for i in &outcome.importance {
+        let _ = writeln!(out, "| {} | {:.2} | {:.2} |", i.key, i.share, i.chance);
+    }
+    out
+}
+
+/// One line for a trial that reached a final state.
+fn trial_line(t: &Trial) -> String {
+    let figures = t
+        .latest()
+        .map(|c| {
+            format!(
+                "objective {:.3} (log-likelihood {:.3}) after {} validations",
+                c.figures.objective, c.figures.log_likelihood, c.validations
+            )
+        })
+        .unwrap_or_default();
+    let why = match &t.state {
+        TrialState::Failed { message } => format!(": {message}"),
+        _ => String::new(),
+    };
+    format!(
+        "trial {} {}{why} | {figures} | {:.1} s | {}",
+        t.index,
+        t.state.label(),
+        t.secs,
+        t.assignments.join(" ")
+    )
+}
+
+pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
+    let base = args.run.config()?;
+    let space = match &args.space {
+        Some(path) => SearchSpace::from_file(path)?,
+        None => SearchSpace::default(),
+    };
+    anyhow::ensure!(args.trials >= 1, "--trials must be at least 1");
+    let raw = args.run.load(&base)?;
+    if let Ok(prep) = crate::data::Prepared::new(&raw, &base) {
+        super::warn_about(&prep);
+    }
+    let mut spec = TuneSpec::new(space, args.trials, base.clone(), base.seed);
+    if let Some(jobs) = args.jobs {
+        spec.jobs = jobs.max(1);
+    }
+    spec.first_rung_validations = args.first_rung.max(1);
+    spec.eta = args.eta.max(2);
+    spec.budget_secs = args.budget_secs;
+    let bar = ProgressBar::new(args.trials as u64);
+    bar.set_style(bar_style(
+        "tune [{elapsed_precise}] {wide_bar} {pos}/{len} trials {msg}",
+    ));
+    let say = |line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}")
+        } else {
+            bar.println(line)
+        }
+    };
+    let cancel = AtomicBool::new(false);
+    eprintln!(
+        "tune: {} trials over {} settings, rungs at {:?} validations (keeping 1/{} at each), {} at once",
+        spec.trials,
+        spec.space.dimensions.len(),
+        spec.rungs(),
+        spec.eta,
+        spec.jobs
+    );
+    let outcome = run_search(&raw, &spec, &cancel, &|t| {
+        if t.state.is_final() {
+            say(trial_line(t));
+            bar.inc(1);
+        }
+    })?;
+    bar.finish_and_clear();
+    say_out(args.json, &trials_markdown(&outcome));
+    say_out(args.json, &importance_markdown(&outcome));
+    say_out(
+        args.json,
+        &format!(
+            "search: {:.1} s for {} trials ({} completed, {} pruned, {} failed){}; objective: {}",
+            outcome.secs,
+            outcome.trials.len(),
+            count(&outcome, |s| matches!(s, TrialState::Completed)),
+            count(&outcome, |s| matches!(s, TrialState::Pruned { .. })),
+            count(&outcome, |s| matches!(s, TrialState::Failed { .. })),
+            if outcome.cancelled {
+                ", stopped by the budget"
+            } else {
+                ""
+            },
+            outcome.objective.describe()
+        ),
+    );
+    let best = outcome
+        .best_trial()
+        .context("no trial finished, so there are no settings to choose")?;
+    say_out(
+        args.json,
+        &format!("best: trial {}: {}", best.index, best.assignments.join(" ")),
+    );
+    let tuned = base.with_overrides(&best.assignments)?;
+    if let Some(path) = &args.out {
+        let text = toml::to_string(&tuned).context("writing the settings as TOML")?;
+        write_file(path, |w| w.write_all(text.as_bytes()))?;
+        eprintln!("wrote {} (use it with --config)", path.display());
+    }
+    let comparison = if args.seeds > 0 {
+        Some(run_comparison(&raw, &spec, &best.assignments, args.seeds, &say)?)
+    } else {
+        None
+    };
+    if let Some(c) = &comparison {
+        say_out(
+            args.json,
+            &crate::sweep::to_markdown(&c.rows, base.eval_delay),
+        );
+        if c.default_run_secs > 0.0 {
+            say_out(
+                args.json,
+                &format!(
+                    "the search took {:.1} s: {:.1} default runs ({:.1} s each, one at a time on every core); {} full default runs would take {:.0} s",
+                    outcome.secs,
+                    outcome.secs / c.default_run_secs,
+                    c.default_run_secs,
+                    outcome.trials.len(),
+                    c.default_run_secs * outcome.trials.len() as f64
+                ),
+            );
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({
+                "search": outcome,
+                "best_settings": best.assignments,
+                "comparison": comparison.as_ref().map(|c| serde_json::json!({
+                    "rows": c.rows,
+                    "secs": c.secs,
+                    "default_run_secs": c.default_run_secs,
+                    "runs": c.runs.iter().map(crate::sweep::SweepRun::to_json).collect::<Vec<_>>(),
+                })),
+            }))?
+        );
+    }
+    Ok(())
+}
+
+/// Trains the tuned and the base settings over `seeds` seeds and evaluates them on the test part.
+fn run_comparison(
+    raw: &crate::data::RawSeries,
+    spec: &TuneSpec,
+    tuned: &[String],
+    seeds: u64,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<Comparison> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let comparison = compare(raw, spec, tuned, seeds, cancel, &|outcome| match outcome {
+        Ok(r) => say(format!(
+            "{} seed {}: {}",
+            if r.variant == 0 { "tuned" } else { "default" },
+            r.seed,
+            super::f1_line(&r.record)
+        )),
+        Err(e) => say(format!("comparison run failed: {e}")),
+    })?;
+    Ok(comparison)
+}
+
+fn count(outcome: &TuneOutcome, f: impl Fn(&TrialState) -> bool) -> usize {
+    outcome.trials.iter().filter(|t| f(&t.state)).count()
+}
+
+/// Tables and summaries: on stdout, or on stderr with `--json` (stdout then holds the JSON).
+fn say_out(json: bool, text: &str) {
+    if json {
+        eprintln!("{text}")
+    } else {
+        println!("{text}")
+    }
+}
