@@ -206,7 +206,13 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
         eprintln!("wrote {} (use it with --config)", path.display());
     }
     let comparison = if args.seeds > 0 {
-        Some(run_comparison(&raw, &spec, &best.assignments, args.seeds, &say)?)
+        Some(run_comparison(
+            &raw,
+            &spec,
+            &best.assignments,
+            args.seeds,
+            &say,
+        )?)
     } else {
         None
     };

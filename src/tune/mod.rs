@@ -389,7 +389,14 @@ impl Context<'_> {
                 &mut |_| !self.cancelled(),
             )
             .map_err(|_| "cancelled".to_string());
-            Ok(Some((figures, validations, steps, epochs, rung, compute_secs)))
+            Ok(Some((
+                figures,
+                validations,
+                steps,
+                epochs,
+                rung,
+                compute_secs,
+            )))
         });
         let mut search = self.lock();
         match outcome {

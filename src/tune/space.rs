@@ -313,14 +313,20 @@ impl SearchSpace {
             path: name.into(),
             message,
         };
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| parse(e.to_string()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| parse(e.to_string()))?;
         let mut space = match table.get("defaults") {
             None => Self::default(),
             Some(toml::Value::Boolean(true)) => Self::default(),
             Some(toml::Value::Boolean(false)) => Self {
                 dimensions: Vec::new(),
             },
-            Some(other) => return Err(parse(format!("`defaults` must be true or false, not {other}"))),
+            Some(other) => {
+                return Err(parse(format!(
+                    "`defaults` must be true or false, not {other}"
+                )));
+            }
         };
         let keys = DonutConfig::keys();
         let base = serde_json::to_value(DonutConfig::default()).unwrap_or_default();
@@ -358,7 +364,9 @@ impl SearchSpace {
                 }
                 (None, Some(min), Some(max)) => {
                     if min.is_nan() || max.is_nan() || min > max {
-                        return Err(empty(&format!("the range is empty (min {min} > max {max})")));
+                        return Err(empty(&format!(
+                            "the range is empty (min {min} > max {max})"
+                        )));
                     }
                     if spec.log && min <= 0.0 {
                         return Err(empty("a log range needs min > 0"));
@@ -506,7 +514,10 @@ mod tests {
         let err = SearchSpace::from_toml("[latent_size]\nmin = 1\nmax = 2\n", "space.toml")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("space.toml") && err.contains("`latent_size`"), "{err}");
+        assert!(
+            err.contains("space.toml") && err.contains("`latent_size`"),
+            "{err}"
+        );
         let err = SearchSpace::from_toml("[window]\nmin = 200\nmax = 100\n", "space.toml")
             .unwrap_err()
             .to_string();

@@ -8,6 +8,7 @@ mod layers;
 mod messy;
 mod runs;
 mod training;
+mod tune;
 mod ui;
 
 use std::path::PathBuf;

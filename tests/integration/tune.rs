@@ -1,0 +1,265 @@
+//! `tune`: the search never reads the test labels, is the same for a seed, records a diverging
+//! trial as failed and goes on, and refuses a bad space by name.
+
+use super::quick_config;
+use donut_explorer::config::DonutConfig;
+use donut_explorer::data::{Part, Prepared, RawSeries, load_sample};
+use donut_explorer::tune::{
+    ObjectiveKind, SearchSpace, TrialState, TuneOutcome, TuneSpec, run_search,
+};
+use std::sync::atomic::AtomicBool;
+
+/// A small space (two settings that change the model, one that does not touch the data) and a
+/// quick schedule: 6 trials, rungs at 1 and 3 validations, two trials at once.
+fn quick_spec(space: &str) -> TuneSpec {
+    let base = DonutConfig {
+        window: 30,
+        hidden_width: 24,
+        patience: 4,
+        ..quick_config()
+    };
+    let space = SearchSpace::from_toml(space, "space.toml").unwrap();
+    let mut spec = TuneSpec::new(space, 6, base, 11);
+    spec.first_rung_validations = 1;
+    spec.jobs = 2;
+    spec
+}
+
+const SPACE: &str = "defaults = false\n[latent_dim]\nmin = 2\nmax = 6\n[learning_rate]\nmin = 1e-3\nmax = 1e-2\nlog = true\n[injection_rate]\nmin = 0.0\nmax = 0.1\n";
+
+fn search(raw: &RawSeries, spec: &TuneSpec) -> TuneOutcome {
+    run_search(raw, spec, &AtomicBool::new(false), &|_| {}).unwrap()
+}
+
+/// Each trial's state and figures at each rung and at its end.
+fn figures(outcome: &TuneOutcome) -> Vec<(TrialState, Vec<(f64, f64)>, Option<(f64, f64)>)> {
+    outcome
+        .trials
+        .iter()
+        .map(|t| {
+            (
+                t.state.clone(),
+                t.rungs
+                    .iter()
+                    .map(|c| (c.figures.objective, c.figures.log_likelihood))
+                    .collect(),
+                t.result
+                    .map(|c| (c.figures.objective, c.figures.log_likelihood)),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_search_reads_no_test_label_and_is_the_same_for_a_seed() {
+    let raw = load_sample().unwrap();
+    let spec = quick_spec(SPACE);
+    let first = search(&raw, &spec);
+    assert_eq!(first.objective, ObjectiveKind::ValidationF1);
+    assert_eq!(first.rungs, vec![1, 3]);
+    // Successive halving: 6 trials at the first rung, 2 at the second, 1 to its end.
+    let pruned_at = |rung: usize| {
+        first
+            .trials
+            .iter()
+            .filter(|t| t.state == TrialState::Pruned { rung })
+            .count()
+    };
+    assert_eq!((pruned_at(0), pruned_at(1)), (4, 1), "{:#?}", first.trials);
+    let best = first.best_trial().expect("a trial completed");
+    assert_eq!(best.state, TrialState::Completed);
+    assert!(best.result.unwrap().validations > 3);
+
+    // The same seed: the same trials, figure for figure.
+    let again = search(&raw, &spec);
+    assert_eq!(figures(&again), figures(&first));
+    assert_eq!(again.best, first.best);
+
+    // The test part's labels scrambled (every other point anomalous, none where there were):
+    // nothing about the search changes.
+    let prep = Prepared::new(&raw, &spec.base).unwrap();
+    let test_starts = prep.timestamps[prep.part(Part::Test).start];
+    let mut scrambled = raw.clone();
+    let test = raw
+        .timestamps
+        .iter()
+        .position(|&t| t >= test_starts)
+        .unwrap()..raw.values.len();
+    for i in test.clone() {
+        scrambled.labels[i] = u8::from(raw.labels[i] == 0 && i % 2 == 0);
+    }
+    assert_ne!(scrambled.labels[test.clone()], raw.labels[test]);
+    assert_eq!(
+        scrambled.labels[..test_starts_at(&raw, test_starts)],
+        raw.labels[..test_starts_at(&raw, test_starts)]
+    );
+    let blind = search(&scrambled, &spec);
+    assert_eq!(figures(&blind), figures(&first));
+    assert_eq!(blind.best, first.best);
+
+    // A different seed draws different trials.
+    let mut other = spec.clone();
+    other.seed = 12;
+    let other = search(&raw, &other);
+    assert_ne!(other.trials[0].assignments, first.trials[0].assignments);
+}
+
+/// The index of the first point of `raw` at or after `time`.
+fn test_starts_at(raw: &RawSeries, time: i64) -> usize {
+    raw.timestamps.iter().position(|&t| t >= time).unwrap()
+}
+
+#[test]
+fn a_diverging_trial_is_recorded_as_failed_and_the_search_goes_on() {
+    let raw = load_sample().unwrap();
+    let mut spec = quick_spec("defaults = false\n[learning_rate]\nvalues = [0.001, 100]\n");
+    let outcome = search(&raw, &spec);
+    let failed: Vec<_> = outcome
+        .trials
+        .iter()
+        .filter(|t| matches!(t.state, TrialState::Failed { .. }))
+        .collect();
+    assert!(!failed.is_empty(), "{:#?}", outcome.trials);
+    for t in &failed {
+        assert_eq!(t.assignments, ["learning_rate=100"]);
+        let TrialState::Failed { message } = &t.state else {
+            unreachable!()
+        };
+        assert!(message.contains("diverged"), "{message}");
+    }
+    let best = outcome
+        .best_trial()
+        .unwrap_or_else(|| panic!("the sane trials go on: {:#?}", outcome.trials));
+    assert_eq!(best.assignments, ["learning_rate=0.001"]);
+}
+
+#[test]
+fn cancelling_keeps_the_finished_trials() {
+    let raw = load_sample().unwrap();
+    let spec = quick_spec(SPACE);
+    let cancel = AtomicBool::new(false);
+    let outcome = run_search(&raw, &spec, &cancel, &|t| {
+        if t.state == (TrialState::Paused { rung: 0 }) {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+    .unwrap();
+    assert!(outcome.cancelled);
+    // The trial that reached the rung keeps its figures; the others say they were cancelled.
+    assert!(outcome.trials.iter().any(|t| !t.rungs.is_empty()));
+    assert!(outcome.trials.iter().all(|t| t.state.is_final()));
+    assert!(
+        outcome
+            .trials
+            .iter()
+            .any(|t| t.state == TrialState::Cancelled)
+    );
+}
+
+fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_donut-explorer"))
+}
+
+#[test]
+fn tune_on_the_command_line_writes_every_trial_the_comparison_and_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.toml");
+    std::fs::write(&space, SPACE).unwrap();
+    let best = dir.path().join("best.toml");
+    let out = bin()
+        .args([
+            "tune",
+            "--trials",
+            "3",
+            "--seeds",
+            "1",
+            "--first-rung",
+            "1",
+            "--epochs",
+            "2",
+        ])
+        .args([
+            "--set",
+            "valid_every_steps=5",
+            "--set",
+            "window=30",
+            "--set",
+            "hidden_width=24",
+        ])
+        .args(["--set", "n_z=8", "--set", "mcmc_iterations=1", "--json"])
+        .arg("--space")
+        .arg(&space)
+        .arg("--out")
+        .arg(&best)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let trials = json["search"]["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 3);
+    for t in trials {
+        assert!(t["assignments"].as_array().unwrap().len() == 3, "{t}");
+        assert!(t["steps"].as_u64().unwrap() > 0, "{t}");
+        assert!(t["secs"].as_f64().unwrap() > 0.0, "{t}");
+    }
+    assert_eq!(json["search"]["objective"], "validation_f1");
+    let rows = json["comparison"]["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["variant"]["label"], "tuned");
+    assert_eq!(rows[1]["variant"]["label"], "default");
+    assert!(
+        rows[0]["flagged_f1"]["n"].as_u64() == Some(1),
+        "{}",
+        rows[0]
+    );
+    // The written config is the base settings with the chosen ones, and reads back.
+    let chosen = DonutConfig::from_file(&best).unwrap();
+    let settings: Vec<String> = json["best_settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let expected = DonutConfig {
+        epochs: 2,
+        valid_every_steps: 5,
+        window: 30,
+        hidden_width: 24,
+        n_z: 8,
+        mcmc_iterations: 1,
+        ..DonutConfig::default()
+    }
+    .with_overrides(&settings)
+    .unwrap();
+    assert_eq!(chosen, expected);
+}
+
+#[test]
+fn a_space_with_an_unknown_setting_or_an_empty_range_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, named) in [
+        (
+            "[latent_size]\nmin = 2\nmax = 4\n",
+            "`latent_size` is not a setting",
+        ),
+        (
+            "[window]\nmin = 90\nmax = 60\n",
+            "`window`: the range is empty",
+        ),
+    ] {
+        let space = dir.path().join("space.toml");
+        std::fs::write(&space, text).unwrap();
+        let out = bin()
+            .args(["tune", "--space"])
+            .arg(&space)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("space.toml") && stderr.contains(named),
+            "{stderr}"
+        );
+    }
+}
