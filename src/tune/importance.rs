@@ -8,6 +8,9 @@
 use super::space::{Domain, SearchSpace, Value};
 use serde::{Deserialize, Serialize};
 
+/// The estimate in words, for the app's hover text.
+pub const EXPLANATION: &str = "The share of the objective's variance that a setting alone explains (eta squared, a first-order, fANOVA-style estimate): trials grouped by its value, or into 4 bins of equal count along a range, on the first rung's objective (the budget every trial had). Noise alone gives about (groups - 1) / (trials - 1).";
+
 /// Bins along a range.
 pub const BINS: usize = 4;
 

@@ -357,6 +357,8 @@ impl Context<'_> {
             self.update(&mut search, index, |t| t.state = TrialState::Running);
         }
         let started = Instant::now();
+        // A trial pruned or cancelled at a rung has already given its slot back.
+        let mut holds_slot = true;
         let outcome = config.and_then(|config| {
             let config = crate::threads::resolved(&config, self.spec.host, self.spec.jobs);
             let prep = Prepared::new(self.raw, &config).map_err(|e| e.to_string())?;
@@ -372,10 +374,12 @@ impl Context<'_> {
                 best: None,
                 compute_secs: 0.0,
                 resumed: Instant::now(),
+                holds_slot: true,
             };
             let trained = train(&prep, &config, &mut hooks).map_err(|e| e.to_string())?;
             let (validations, steps, epochs, rung) =
                 (hooks.validations, hooks.steps, hooks.epochs, hooks.rung);
+            holds_slot = hooks.holds_slot;
             let compute_secs = hooks.compute_secs + hooks.resumed.elapsed().as_secs_f64();
             drop(hooks);
             if trained.stats.stopped {
@@ -434,7 +438,9 @@ impl Context<'_> {
                 self.report(&mut search, rung, index, ValidationFigures::WORST);
             }
         }
-        self.release(&mut search);
+        if holds_slot {
+            self.release(&mut search);
+        }
     }
 }
 
@@ -452,6 +458,8 @@ struct TrialHooks<'a, 'c> {
     best: Option<DonutModel>,
     compute_secs: f64,
     resumed: Instant,
+    /// Whether it holds a run slot (not while paused, nor after a prune or cancel at a rung).
+    holds_slot: bool,
 }
 
 impl TrialHooks<'_, '_> {
@@ -485,6 +493,7 @@ impl TrialHooks<'_, '_> {
             t.secs = secs;
         });
         ctx.release(&mut search);
+        self.holds_slot = false;
         ctx.report(&mut search, rung, self.index, figures);
         loop {
             if ctx.cancelled() {
@@ -512,6 +521,7 @@ impl TrialHooks<'_, '_> {
             ctx.update(&mut search, self.index, |t| t.state = TrialState::Cancelled);
             return Flow::Stop;
         }
+        self.holds_slot = true;
         let mut search = ctx.lock();
         ctx.update(&mut search, self.index, |t| t.state = TrialState::Running);
         self.rung += 1;

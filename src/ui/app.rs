@@ -86,6 +86,8 @@ pub struct DonutApp {
     series_brush: (Option<f64>, Option<f64>),
     /// The Fleet tab.
     pub fleet: super::fleet::FleetPanel,
+    /// The Tune tab.
+    pub tune: super::tune::TunePanel,
 }
 
 impl DonutApp {
@@ -139,6 +141,7 @@ impl DonutApp {
             selection: None,
             series_brush: (None, None),
             fleet: Default::default(),
+            tune: Default::default(),
         }
     }
 
@@ -254,6 +257,32 @@ impl DonutApp {
         self.run.shutdown(timeout)
     }
 
+    /// Puts `config` (from `origin`, e.g. a tuning trial) in the controls between runs: the data
+    /// is prepared for it and a finished run whose windows it changes is cleared; nothing trains.
+    pub fn load_settings(&mut self, config: DonutConfig, origin: &str) {
+        if self.is_running() {
+            self.notice = Some(format!("Stop the run before loading {origin}'s settings"));
+            return;
+        }
+        let before = std::mem::replace(&mut self.state.config, config);
+        let reshaped = before.reshapes_data(&self.state.config);
+        if reshaped && let Some(d) = self.data.as_mut() {
+            d.prepare(&self.state.config);
+        }
+        let cleared = reshaped && self.run.record.is_some();
+        if cleared {
+            self.run = RunState::default();
+        }
+        self.notice = Some(format!(
+            "{origin}'s settings are in the controls: Train to use them{}",
+            if cleared {
+                " (the finished run was cleared: its scores belong to the old windows)"
+            } else {
+                ""
+            }
+        ));
+    }
+
     /// Called after a settings change: live settings go to the running worker; structural
     /// changes restart the run (and say so); the data is re-prepared when the window or split moved.
     pub fn settings_changed(&mut self, ctx: &egui::Context, before: &DonutConfig) {
@@ -338,7 +367,12 @@ impl DonutApp {
             self.settings_changed(ctx, &before);
         }
         self.fleet.poll();
-        if self.is_running() || self.sweeps.is_running() || self.fleet.is_busy() {
+        self.tune.poll();
+        if self.is_running()
+            || self.sweeps.is_running()
+            || self.fleet.is_busy()
+            || self.tune.is_running()
+        {
             ctx.request_repaint_after(LIVE_FRAME_INTERVAL);
         }
         if self.files.pending > 0 {
@@ -361,6 +395,7 @@ impl DonutApp {
             AppCommand::Stop => self.run.send(Command::Stop),
             AppCommand::Reset => self.reset_run(),
             AppCommand::SettingsChanged { before } => self.settings_changed(ctx, &before),
+            AppCommand::LoadSettings { config, origin } => self.load_settings(*config, &origin),
             AppCommand::LoadSample => {
                 if let Ok(raw) = data::load_sample() {
                     self.reset_run();
@@ -523,6 +558,7 @@ impl DonutApp {
             .as_ref()
             .map(|d| d.raw.source.clone())
             .unwrap_or_default();
+        let training = self.is_running();
         let mut panes = MainPanes {
             prep: prep.as_ref(),
             source: &source,
@@ -542,6 +578,8 @@ impl DonutApp {
             selection: self.selection.as_deref().map(Vec::as_slice),
             brush: &mut self.series_brush,
             fleet: &mut self.fleet,
+            tune: &mut self.tune,
+            training,
             commands,
         };
         egui::CentralPanel::default().show(ui, |ui| self.tree.ui(&mut panes, ui));

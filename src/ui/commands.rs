@@ -26,6 +26,13 @@ pub enum AppCommand {
         /// The settings before the change.
         before: DonutConfig,
     },
+    /// Put these settings in the controls (a tuning trial's); nothing retrains until Train.
+    LoadSettings {
+        /// The settings.
+        config: Box<DonutConfig>,
+        /// Whose they are, for the notice.
+        origin: String,
+    },
     /// Load the bundled sample series.
     LoadSample,
     /// Pick a CSV with the file dialog and load it.

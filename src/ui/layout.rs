@@ -1,6 +1,6 @@
 //! The main view's layout: the panels as tiles (egui_tiles) that can be resized, dragged and
 //! stacked as tabs. The series spans the top; the latent space sits bottom left; the loss, the
-//! detection panel, Compare and the Fleet are tabs docked bottom right, beside the main view.
+//! detection panel, Compare, the Fleet and Tune are tabs docked bottom right, beside the main view.
 
 use egui_tiles::{Container, Tile, TileId, Tiles, Tree};
 
@@ -23,6 +23,8 @@ pub enum Pane {
     Compare,
     /// A folder of KPIs, one model each.
     Fleet,
+    /// A search over many settings at once.
+    Tune,
 }
 
 impl Pane {
@@ -37,6 +39,7 @@ impl Pane {
             Pane::Lessons => "Lessons",
             Pane::Compare => "Compare",
             Pane::Fleet => "Fleet",
+            Pane::Tune => "Tune",
         }
     }
 }
@@ -52,6 +55,7 @@ pub fn default_tree() -> Tree<Pane> {
     let lessons = tiles.insert_pane(Pane::Lessons);
     let compare = tiles.insert_pane(Pane::Compare);
     let fleet = tiles.insert_pane(Pane::Fleet);
+    let tune = tiles.insert_pane(Pane::Tune);
     let tabs = tiles.insert_tab_tile(vec![
         loss,
         reconstruction,
@@ -59,6 +63,7 @@ pub fn default_tree() -> Tree<Pane> {
         lessons,
         compare,
         fleet,
+        tune,
     ]);
     let bottom = tiles.insert_horizontal_tile(vec![latent, tabs]);
     let root = tiles.insert_vertical_tile(vec![series, bottom]);

@@ -32,6 +32,7 @@ mod series;
 mod session;
 mod state;
 mod sweeps;
+pub mod tune;
 mod widgets;
 
 pub use app::DonutApp;

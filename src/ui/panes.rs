@@ -53,6 +53,10 @@ pub struct MainPanes<'a> {
     pub data: Option<(&'a Arc<crate::data::RawSeries>, Option<&'a Arc<Prepared>>)>,
     /// The Fleet tab.
     pub fleet: &'a mut super::fleet::FleetPanel,
+    /// The Tune tab.
+    pub tune: &'a mut super::tune::TunePanel,
+    /// Whether a run is training (the Tune tab loads settings only between runs).
+    pub training: bool,
     /// What the panes ask of the app.
     pub commands: &'a mut Vec<AppCommand>,
 }
@@ -169,6 +173,16 @@ impl egui_tiles::Behavior<Pane> for MainPanes<'_> {
             }
             Pane::Fleet => {
                 super::fleet::fleet_ui(ui, self.fleet, &self.state.config, self.commands);
+            }
+            Pane::Tune => {
+                super::tune::tune_ui(
+                    ui,
+                    self.tune,
+                    self.data.map(|(raw, _)| raw),
+                    &self.state.config,
+                    self.training,
+                    self.commands,
+                );
             }
             Pane::Compare => {
                 let run = &*self.run;

@@ -54,7 +54,17 @@ fn figures(outcome: &TuneOutcome) -> Vec<(TrialState, Vec<(f64, f64)>, Option<(f
 fn the_search_reads_no_test_label_and_is_the_same_for_a_seed() {
     let raw = load_sample().unwrap();
     let spec = quick_spec(SPACE);
-    let first = search(&raw, &spec);
+    // Never more trials training than `jobs`: a paused or pruned trial holds no slot.
+    let states = std::sync::Mutex::new(vec![TrialState::Waiting; spec.trials]);
+    let most_running = std::sync::atomic::AtomicUsize::new(0);
+    let first = run_search(&raw, &spec, &AtomicBool::new(false), &|t| {
+        let mut states = states.lock().unwrap();
+        states[t.index] = t.state.clone();
+        let running = states.iter().filter(|s| **s == TrialState::Running).count();
+        most_running.fetch_max(running, std::sync::atomic::Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(most_running.into_inner(), spec.jobs);
     assert_eq!(first.objective, ObjectiveKind::ValidationF1);
     assert_eq!(first.rungs, vec![1, 3]);
     // Successive halving: 6 trials at the first rung, 2 at the second, 1 to its end.

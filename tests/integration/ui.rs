@@ -1242,3 +1242,72 @@ fn the_fleet_tab_trains_a_folder_and_opens_a_kpi_with_its_model() {
     );
     assert!(app.data.as_ref().unwrap().raw.source.ends_with("kpi1.csv"));
 }
+
+#[test]
+fn the_tune_tab_streams_trials_and_a_click_loads_one_into_the_controls() {
+    let config = donut_explorer::config::DonutConfig {
+        epochs: 3,
+        window: 30,
+        hidden_width: 24,
+        patience: 4,
+        ..super::quick_config()
+    };
+    let mut h = harness(Persisted {
+        config: config.clone(),
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("Tune").click();
+    h.run_steps(2);
+    {
+        let tune = &mut h.state_mut().tune;
+        tune.trials = 6;
+        tune.jobs = 2;
+        for (d, on) in &mut tune.dimensions {
+            *on = matches!(d.key.as_str(), "latent_dim" | "learning_rate");
+        }
+    }
+    h.get_by_label("Search").click();
+    // Trials appear while the search runs.
+    assert!(
+        step_until(&mut h, 3000, |app| app.tune.is_running()
+            && app.tune.trials_seen.iter().any(|t| t.objective().is_some())),
+        "no trial reported figures while the search ran: {:?}",
+        h.state().tune.error
+    );
+    h.run_steps(1);
+    assert!(
+        h.query_all_by_label_contains("at rung 0").count() > 0,
+        "no trial at its first rung in the table"
+    );
+    assert!(
+        step_until(&mut h, 6000, |app| !app.tune.is_running()),
+        "the search did not end"
+    );
+    h.run_steps(2);
+    let app = h.state();
+    assert!(app.tune.error.is_none(), "{:?}", app.tune.error);
+    let outcome = app
+        .tune
+        .outcome
+        .as_ref()
+        .expect("the search ended with an outcome");
+    assert_eq!(outcome.trials.len(), 6);
+    let best = outcome.best.expect("a trial completed");
+    // Another trial than the best, clicked: its settings go into the controls, nothing trains.
+    let other = (0..6).find(|&i| i != best).unwrap();
+    let expected = app.tune.settings_of(other).unwrap();
+    assert_ne!(expected, app.state.config);
+    // The table sits below the plots, out of the tab's view: clicked as a screen reader would.
+    h.get_by_label(&format!("trial {other}")).click_accesskit();
+    h.run_steps(2);
+    let app = h.state();
+    assert_eq!(app.state.config, expected, "notice: {:?}", app.notice);
+    assert!(!app.is_running() && app.run.record.is_none());
+    // "Use the best" loads the search's choice.
+    h.get_by_label("Use the best").click_accesskit();
+    h.run_steps(2);
+    let app = h.state();
+    assert_eq!(Some(app.state.config.clone()), app.tune.settings_of(best));
+    assert!(!app.is_running());
+}
