@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the app under Xvfb on a series (default: the bundled sample), trains at once, takes a
 # screenshot mid-training and writes frame-time statistics. Needs: xvfb xauth imagemagick and
-# Mesa's GL (see ../shared/docs/STACK.md), and a release build.
+# Mesa's GL (libgl1-mesa-dri), and a release build.
 #   scripts/screenshot.sh [CSV] [SHOT_AT_SECS] [QUIT_AFTER_SECS] [OUT_PNG] [FRAMES_JSON]
 set -euo pipefail
 cd "$(dirname "$0")/.."

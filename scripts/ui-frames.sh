@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measures the app's frame times under Xvfb with no training, and while training on 1 and on 2
 # threads (cpu4.csv, 512 epochs so that training lasts the whole run), dragging the 3-D panel for
-# 2 s in each. Prints one JSON frame report per case. Needs: xvfb xauth xdotool, Mesa's GL (see
-# ../shared/docs/STACK.md), and a release build.
+# 2 s in each. Prints one JSON frame report per case. Needs: xvfb xauth xdotool, Mesa's GL
+# (libgl1-mesa-dri), and a release build.
 #   scripts/ui-frames.sh [CSV] [SECS]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -22,6 +22,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Between frames while only a search runs: its trials wake the app as they report, and a
+/// frame under software rendering takes CPU from the trials.
+pub const TUNE_FRAME_INTERVAL: Duration = Duration::from_millis(500);
+
 /// The least time between two frames that only show a run's progress (about 12 a second).
 pub const LIVE_FRAME_INTERVAL: Duration = Duration::from_millis(80);
 
@@ -368,12 +372,11 @@ impl DonutApp {
         }
         self.fleet.poll();
         self.tune.poll();
-        if self.is_running()
-            || self.sweeps.is_running()
-            || self.fleet.is_busy()
-            || self.tune.is_running()
-        {
+        if self.is_running() || self.sweeps.is_running() || self.fleet.is_busy() {
             ctx.request_repaint_after(LIVE_FRAME_INTERVAL);
+        } else if self.tune.is_running() {
+            // Trials wake the app as they report; between reports only the clock moves.
+            ctx.request_repaint_after(TUNE_FRAME_INTERVAL);
         }
         if self.files.pending > 0 {
             ctx.request_repaint_after(Duration::from_millis(100));

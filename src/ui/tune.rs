@@ -19,6 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// How long after a trial's report the app draws it (a burst of reports makes one frame).
+const REPORT_FRAME_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What the search thread reports.
 enum TuneMsg {
     /// A trial changed.
@@ -141,7 +144,8 @@ impl TunePanel {
                 crate::threads::run_in_background();
                 let on_trial = |t: &Trial| {
                     let _ = tx.send(TuneMsg::Trial(Box::new(t.clone())));
-                    wake.request_repaint();
+                    // Reports come in bursts (a rung's decision moves every trial of it).
+                    wake.request_repaint_after(REPORT_FRAME_DELAY);
                 };
                 let outcome = run_search(&raw, &spec, &flag, &on_trial)
                     .map(Box::new)
@@ -337,13 +341,13 @@ fn controls_ui(
             .iter()
             .filter(|t| t.state.is_final())
             .count();
-        let active = panel
-            .trials_seen
-            .iter()
-            .filter(|t| t.state == TrialState::Running)
-            .count();
+        let count = |f: fn(&TrialState) -> bool| {
+            panel.trials_seen.iter().filter(|t| f(&t.state)).count()
+        };
+        let active = count(|s| *s == TrialState::Running);
+        let paused = count(|s| matches!(s, TrialState::Paused { .. }));
         ui.label(format!(
-            "{settled} of {} trials settled, {active} training, {:.0} s",
+            "{settled} of {} trials settled, {active} training, {paused} waiting at a rung, {:.0} s",
             panel.trials_seen.len(),
             panel.elapsed_secs
         ));

@@ -31,8 +31,11 @@ fn search(raw: &RawSeries, spec: &TuneSpec) -> TuneOutcome {
     run_search(raw, spec, &AtomicBool::new(false), &|_| {}).unwrap()
 }
 
-/// Each trial's state and figures at each rung and at its end.
-fn figures(outcome: &TuneOutcome) -> Vec<(TrialState, Vec<(f64, f64)>, Option<(f64, f64)>)> {
+/// A trial's state and its (objective, log-likelihood) at each rung and at its end.
+type TrialFigures = (TrialState, Vec<(f64, f64)>, Option<(f64, f64)>);
+
+/// Each trial's figures.
+fn figures(outcome: &TuneOutcome) -> Vec<TrialFigures> {
     outcome
         .trials
         .iter()
@@ -122,7 +125,7 @@ fn test_starts_at(raw: &RawSeries, time: i64) -> usize {
 #[test]
 fn a_diverging_trial_is_recorded_as_failed_and_the_search_goes_on() {
     let raw = load_sample().unwrap();
-    let mut spec = quick_spec("defaults = false\n[learning_rate]\nvalues = [0.001, 100]\n");
+    let spec = quick_spec("defaults = false\n[learning_rate]\nvalues = [0.001, 100]\n");
     let outcome = search(&raw, &spec);
     let failed: Vec<_> = outcome
         .trials
