@@ -11,7 +11,26 @@ use indicatif::ProgressBar;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by the first Ctrl-C: the search stops, keeping every finished trial.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The first Ctrl-C (SIGINT) stops the search gracefully; a second ends the process at once.
+fn stop_on_ctrl_c() {
+    // SAFETY: the action only touches an atomic and calls `_exit`, both async-signal-safe.
+    #[allow(unsafe_code)]
+    let registered = unsafe {
+        signal_hook_registry::register(libc::SIGINT, || {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                libc::_exit(130);
+            }
+        })
+    };
+    if let Err(e) = registered {
+        eprintln!("tune: Ctrl-C will end the search without its summary ({e})");
+    }
+}
 
 /// `tune`'s arguments.
 #[derive(Args, Debug)]
@@ -157,7 +176,7 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
             bar.println(line)
         }
     };
-    let cancel = AtomicBool::new(false);
+    stop_on_ctrl_c();
     eprintln!(
         "tune: {} trials over {} settings, rungs at {:?} validations (keeping 1/{} at each), {} at once",
         spec.trials,
@@ -166,7 +185,7 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
         spec.eta,
         spec.jobs
     );
-    let outcome = run_search(&raw, &spec, &cancel, &|t| {
+    let outcome = run_search(&raw, &spec, &INTERRUPTED, &|t| {
         if t.state.is_final() {
             say(trial_line(t));
             bar.inc(1);
@@ -184,7 +203,9 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
             count(&outcome, |s| matches!(s, TrialState::Completed)),
             count(&outcome, |s| matches!(s, TrialState::Pruned { .. })),
             count(&outcome, |s| matches!(s, TrialState::Failed { .. })),
-            if outcome.cancelled {
+            if INTERRUPTED.load(Ordering::Relaxed) {
+                ", stopped by Ctrl-C"
+            } else if outcome.cancelled {
                 ", stopped by the budget"
             } else {
                 ""
@@ -205,7 +226,8 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
         write_file(path, |w| w.write_all(text.as_bytes()))?;
         eprintln!("wrote {} (use it with --config)", path.display());
     }
-    let comparison = if args.seeds > 0 {
+    // After a Ctrl-C the finished trials and the choice are reported; the comparison is skipped.
+    let comparison = if args.seeds > 0 && !INTERRUPTED.load(Ordering::Relaxed) {
         Some(run_comparison(
             &raw,
             &spec,

@@ -247,6 +247,8 @@ struct Context<'a> {
     state: Mutex<Search>,
     changed: Condvar,
     cancel: &'a AtomicBool,
+    /// Set when the budget is spent (the driver's `cancel` is left as it was).
+    out_of_budget: AtomicBool,
     started: Instant,
     on_trial: &'a (dyn Fn(&Trial) + Sync),
 }
@@ -259,14 +261,14 @@ impl Context<'_> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// True when cancelled or out of budget (which cancels).
+    /// True when cancelled or out of budget.
     fn cancelled(&self) -> bool {
         if let Some(budget) = self.spec.budget_secs
             && self.started.elapsed().as_secs_f64() >= budget
         {
-            self.cancel.store(true, Ordering::Relaxed);
+            self.out_of_budget.store(true, Ordering::Relaxed);
         }
-        self.cancel.load(Ordering::Relaxed)
+        self.cancel.load(Ordering::Relaxed) || self.out_of_budget.load(Ordering::Relaxed)
     }
 
     /// Updates trial `index` with `f` and tells the driver.
@@ -556,7 +558,8 @@ impl TrainHooks for TrialHooks<'_, '_> {
 }
 
 /// Runs the search of `spec` on `raw`, calling `on_trial` with a trial each time it changes.
-/// Stops (keeping every finished trial) when `cancel` is set or the budget is spent.
+/// Stops (keeping every finished trial) when `cancel` is set or the budget is spent; the
+/// outcome says it was cancelled in both cases.
 pub fn run_search(
     raw: &RawSeries,
     spec: &TuneSpec,
@@ -614,6 +617,7 @@ pub fn run_search(
         }),
         changed: Condvar::new(),
         cancel,
+        out_of_budget: AtomicBool::new(false),
         started,
         on_trial,
     };
@@ -634,7 +638,7 @@ pub fn run_search(
             }
         }
     });
-    let cancelled = cancel.load(Ordering::Relaxed);
+    let cancelled = cancel.load(Ordering::Relaxed) || context.out_of_budget.load(Ordering::Relaxed);
     let search = context
         .state
         .into_inner()
