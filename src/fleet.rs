@@ -14,9 +14,8 @@
 
 use crate::config::DonutConfig;
 use crate::data::{self, LoadOptions, Prepared};
-use crate::pipeline::{RunHooks, RunRecord};
+use crate::pipeline::RunRecord;
 use crate::threads::Host;
-use crate::train::{Flow, TrainEvent, TrainHooks};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -350,18 +349,24 @@ pub fn sparkline(values: &[Option<f64>], points: usize) -> Vec<f32> {
 
 /// Where the most recent day of a series starts (for an index, the last 288 points).
 fn recent_start(prep: &Prepared) -> usize {
-    let last = prep.timestamps.last().copied().unwrap_or(0);
-    let span = if prep.has_timestamps {
+    recent_start_of(&prep.timestamps, prep.has_timestamps)
+}
+
+/// The first of ascending `timestamps` in their most recent day (the last 288 rows when they are
+/// row indices).
+fn recent_start_of(timestamps: &[i64], has_timestamps: bool) -> usize {
+    let last = timestamps.last().copied().unwrap_or(0);
+    let span = if has_timestamps {
         RECENT_SECS
     } else {
         RECENT_SECS / 300
     };
-    prep.timestamps.partition_point(|&t| t <= last - span)
+    timestamps.partition_point(|&t| t <= last - span)
 }
 
-/// The flags and top score of the most recent day of `record`'s scores on `prep`.
-fn recent(prep: &Prepared, record: &RunRecord) -> (usize, Option<f64>) {
-    let start = recent_start(prep);
+/// The flags and top score of `record`'s scores on `prep` from point `start` (its most recent
+/// day) on.
+fn recent(prep: &Prepared, record: &RunRecord, start: usize) -> (usize, Option<f64>) {
     let flags = crate::eval::flags(
         &record.scores[start..],
         &prep.missing[start..],
@@ -408,29 +413,6 @@ fn up_to_date(kpi: &Kpi, out: &Path, config: &DonutConfig) -> Option<KpiSummary>
     fresh.then_some(summary)
 }
 
-/// Hooks that end a KPI's run when the fleet is cancelled.
-struct Cancel<'a>(&'a AtomicBool);
-
-impl TrainHooks for Cancel<'_> {
-    fn event(&mut self, _event: TrainEvent) {}
-    fn poll(&mut self, _live: &mut crate::config::LiveSettings) -> Flow {
-        if self.0.load(Ordering::Relaxed) {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        }
-    }
-}
-
-impl RunHooks for Cancel<'_> {
-    fn score_after_training(&mut self) -> bool {
-        !self.0.load(Ordering::Relaxed)
-    }
-    fn scoring(&mut self, _done: usize, _total: usize) -> bool {
-        !self.0.load(Ordering::Relaxed)
-    }
-}
-
 /// Trains `kpi` with `config` into `out` (unless up to date); None when cancelled.
 pub fn train_kpi(
     kpi: &Kpi,
@@ -471,7 +453,7 @@ pub fn train_kpi(
         };
         let raw = data::load_csv_with(&kpi.path, &options).map_err(|e| e.to_string())?;
         let prep = Prepared::new(&raw, config).map_err(|e| e.to_string())?;
-        let mut hooks = Cancel(cancel);
+        let mut hooks = crate::sweep::CancelHooks { cancel };
         let record = crate::pipeline::run(&prep, config, &[crate::data::Part::Test], &mut hooks)
             .map_err(|e| e.to_string())?;
         Ok((prep, record))
@@ -481,7 +463,8 @@ pub fn train_kpi(
     }
     let outcome = match trained {
         Ok((prep, record)) => {
-            let (alerts, top) = recent(&prep, &record);
+            let start = recent_start(&prep);
+            let (alerts, top) = recent(&prep, &record, start);
             summary.status = KpiStatus::Trained;
             summary.points = Some(prep.len());
             summary.interval_secs = Some(prep.interval);
@@ -491,8 +474,7 @@ pub fn train_kpi(
             summary.threshold = Some(record.threshold.value);
             summary.recent_alerts = Some(alerts);
             summary.recent_max_score = top;
-            summary.recent_scores =
-                sparkline(&record.scores[recent_start(&prep)..], SPARKLINE_POINTS);
+            summary.recent_scores = sparkline(&record.scores[start..], SPARKLINE_POINTS);
             let bytes: Vec<u8> = record
                 .scores
                 .iter()
@@ -671,13 +653,7 @@ pub fn views(kpis: &[Kpi], out: &Path, config: &DonutConfig) -> Vec<KpiView> {
             };
             let (points, recent_values, error) = match data::load_csv_with(&kpi.path, &options) {
                 Ok(raw) => {
-                    let last = raw.timestamps.last().copied().unwrap_or(0);
-                    let span = if raw.has_timestamps {
-                        RECENT_SECS
-                    } else {
-                        RECENT_SECS / 300
-                    };
-                    let start = raw.timestamps.partition_point(|&t| t <= last - span);
+                    let start = recent_start_of(&raw.timestamps, raw.has_timestamps);
                     let values: Vec<Option<f64>> = raw.values[start..]
                         .iter()
                         .map(|v| (!v.is_nan()).then_some(*v))

@@ -253,12 +253,12 @@ pub fn table(variants: &[Variant], runs: &[SweepRun]) -> Vec<SweepRow> {
             let some = |f: &dyn Fn(&RunRecord) -> Option<f64>| {
                 MeanStd::of(&mine.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
             };
-            let sr = |r: &RunRecord| {
+            fn sr(r: &RunRecord) -> Option<&crate::eval::TrackEvaluation> {
                 r.baselines
                     .spectral_residual
                     .as_ref()
-                    .and_then(|b| b.evaluation.clone())
-            };
+                    .and_then(|b| b.evaluation.as_ref())
+            }
             SweepRow {
                 variant: v.clone(),
                 best_f1: col(&|r| f1(r).best_f1.f1),
@@ -403,8 +403,11 @@ pub fn job_configs(spec: &SweepSpec) -> Result<Vec<(usize, u64, DonutConfig)>, S
     Ok(jobs)
 }
 
-struct CancelHooks<'a> {
-    cancel: &'a AtomicBool,
+/// A run's hooks that only stop it (training, the hand-over to scoring, scoring) once `cancel`
+/// is set: a run of a sweep or of a fleet.
+pub(crate) struct CancelHooks<'a> {
+    /// Set to stop the run.
+    pub cancel: &'a AtomicBool,
 }
 
 impl CancelHooks<'_> {

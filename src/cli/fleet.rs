@@ -145,13 +145,7 @@ fn train(args: &FleetTrainArgs) -> Result<()> {
     bar.set_style(bar_style(
         "fleet [{elapsed_precise}] {wide_bar} {pos}/{len} KPIs",
     ));
-    let say = |line: String| {
-        if bar.is_hidden() {
-            eprintln!("{line}")
-        } else {
-            bar.println(line)
-        }
-    };
+    let say = |line: String| super::say_above(&bar, line);
     let cancel = AtomicBool::new(false);
     let outcomes = fleet::train_fleet(&spec, &cancel, &|progress| {
         let fleet::Progress::Settled(outcome) = progress else {

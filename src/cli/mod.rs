@@ -264,6 +264,8 @@ pub struct ProgressHooks {
     /// Take about this many latent snapshots over the run (0: none).
     snapshots: usize,
     total_steps: usize,
+    /// Whether the run has taken its first preview (the only one the command line reports).
+    previewed: bool,
 }
 
 impl ProgressHooks {
@@ -275,6 +277,7 @@ impl ProgressHooks {
             label: label.into(),
             snapshots: 0,
             total_steps: 0,
+            previewed: false,
         }
     }
 
@@ -282,6 +285,15 @@ impl ProgressHooks {
     pub fn with_snapshots(mut self, count: usize) -> Self {
         self.snapshots = count;
         self
+    }
+}
+
+/// A line for the user: above the progress bar on a terminal, plain on stderr otherwise.
+fn say_above(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}")
+    } else {
+        bar.println(line)
     }
 }
 
@@ -334,8 +346,13 @@ impl TrainHooks for ProgressHooks {
 
 impl RunHooks for ProgressHooks {
     fn wants_previews(&self) -> bool {
-        // The first preview's time is part of every run's report (`first_detections_secs`).
-        true
+        // The first preview's time is part of every run's report (`first_detections_secs`);
+        // nothing here shows the later ones, so they are not taken.
+        !self.previewed
+    }
+
+    fn preview(&mut self, _preview: crate::pipeline::preview::Preview) {
+        self.previewed = true;
     }
 
     fn score_after_training(&mut self) -> bool {
@@ -462,20 +479,24 @@ fn baseline_lines(record: &RunRecord) -> Vec<String> {
             "  {name:<34} {best:>7.3} {flagged:>10.3} {pointwise:>10.3} {area:>9.3} {best_area:>9.3}"
         )
     };
+    // A detector's row from its figures on the test part.
+    let evaluation_row = |name: &str, e: &crate::eval::TrackEvaluation| {
+        row(
+            name,
+            e.best.best_f1.f1,
+            e.flagged.adjusted.f1,
+            e.best.best_f1_pointwise.f1,
+            e.flagged.pa_k.area,
+            e.best_pa_k.area,
+        )
+    };
     let mut lines = vec![
         "beside the baselines, on the test part (best F1 and best PA%K are upper bounds: picked with the test labels):".to_string(),
         format!(
             "  {:<34} {:>7} {:>10} {:>10} {:>9} {:>9}",
             "detector", "best F1", "flagged F1", "pt-wise", "PA%K", "best PA%K"
         ),
-        row(
-            "DONUT",
-            model.best.best_f1.f1,
-            model.flagged.adjusted.f1,
-            model.best.best_f1_pointwise.f1,
-            model.flagged.pa_k.area,
-            model.best_pa_k.area,
-        ),
+        evaluation_row("DONUT", model),
     ];
     if let Some(sr) = record
         .baselines
@@ -483,14 +504,7 @@ fn baseline_lines(record: &RunRecord) -> Vec<String> {
         .as_ref()
         .and_then(|b| b.evaluation.as_ref())
     {
-        lines.push(row(
-            "Spectral Residual (no training)",
-            sr.best.best_f1.f1,
-            sr.flagged.adjusted.f1,
-            sr.best.best_f1_pointwise.f1,
-            sr.flagged.pa_k.area,
-            sr.best_pa_k.area,
-        ));
+        lines.push(evaluation_row("Spectral Residual (no training)", sr));
     }
     if let Some(c) = &record.baselines.chance {
         lines.push(row(
@@ -659,14 +673,7 @@ fn sweep_command(args: &SweepArgs) -> Result<()> {
     ));
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let variants = spec.variants.clone();
-    // Each finished run gets a line, above the bar on a terminal, plain on stderr otherwise.
-    let say = |line: String| {
-        if bar.is_hidden() {
-            eprintln!("{line}")
-        } else {
-            bar.println(line)
-        }
-    };
+    let say = |line: String| say_above(&bar, line);
     let runs = run_sweep(&raw, &spec, cancel, &|outcome| {
         match outcome {
             Ok(r) => say(format!(

@@ -1,9 +1,10 @@
 //! `tune`: a search over many settings at once, judged on the validation part, then the chosen
 //! settings against the base ones on the test part.
 
-use super::{RunArgs, bar_style, write_file};
+use super::{RunArgs, bar_style, say_summary, write_file};
 use crate::tune::{
-    Comparison, SearchSpace, Trial, TrialState, TuneOutcome, TuneSpec, compare, run_search,
+    Comparison, SearchSpace, Trial, TrialState, TuneOutcome, TuneSpec, best_first, compare,
+    run_search,
 };
 use anyhow::{Context, Result};
 use clap::Args;
@@ -70,21 +71,13 @@ pub struct TuneArgs {
 }
 
 /// The trials as a Markdown table, best objective first.
-pub fn trials_markdown(outcome: &TuneOutcome) -> String {
+fn trials_markdown(outcome: &TuneOutcome) -> String {
     let mut out = format!(
         "| trial | state | objective ({}) | log-likelihood | validations | steps | s | settings |\n|---|---|---|---|---|---|---|---|\n",
         outcome.objective.describe()
     );
     let mut trials: Vec<&Trial> = outcome.trials.iter().collect();
-    trials.sort_by(|a, b| {
-        let key = |t: &Trial| t.latest().map(|c| c.figures);
-        match (key(a), key(b)) {
-            (Some(x), Some(y)) => x.better_than(&y),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.index.cmp(&b.index),
-        }
-    });
+    trials.sort_by(|a, b| best_first(a, b));
     for t in trials {
         let (objective, ll, validations) = match t.latest() {
             Some(c) => (
@@ -162,27 +155,21 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
     if let Some(jobs) = args.jobs {
         spec.jobs = jobs.max(1);
     }
-    spec.first_rung_validations = args.first_rung.max(1);
-    spec.eta = args.eta.max(2);
+    spec.first_rung_validations = args.first_rung;
+    spec.eta = args.eta;
     spec.budget_secs = args.budget_secs;
     let bar = ProgressBar::new(args.trials as u64);
     bar.set_style(bar_style(
         "tune [{elapsed_precise}] {wide_bar} {pos}/{len} trials {msg}",
     ));
-    let say = |line: String| {
-        if bar.is_hidden() {
-            eprintln!("{line}")
-        } else {
-            bar.println(line)
-        }
-    };
+    let say = |line: String| super::say_above(&bar, line);
     stop_on_ctrl_c();
     eprintln!(
         "tune: {} trials over {} settings, rungs at {:?} validations (keeping 1/{} at each), {} at once",
         spec.trials,
         spec.space.dimensions.len(),
         spec.rungs(),
-        spec.eta,
+        spec.eta(),
         spec.jobs
     );
     let outcome = run_search(&raw, &spec, &INTERRUPTED, &|t| {
@@ -192,11 +179,11 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
         }
     })?;
     bar.finish_and_clear();
-    say_out(args.json, &trials_markdown(&outcome));
-    say_out(args.json, &importance_markdown(&outcome));
-    say_out(
+    say_summary(args.json, trials_markdown(&outcome));
+    say_summary(args.json, importance_markdown(&outcome));
+    say_summary(
         args.json,
-        &format!(
+        format!(
             "search: {:.1} s for {} trials ({} completed, {} pruned, {} failed){}; objective: {}",
             outcome.secs,
             outcome.trials.len(),
@@ -216,9 +203,9 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
     let best = outcome
         .best_trial()
         .context("no trial finished, so there are no settings to choose")?;
-    say_out(
+    say_summary(
         args.json,
-        &format!("best: trial {}: {}", best.index, best.assignments.join(" ")),
+        format!("best: trial {}: {}", best.index, best.assignments.join(" ")),
     );
     let tuned = base.with_overrides(&best.assignments)?;
     if let Some(path) = &args.out {
@@ -239,14 +226,14 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
         None
     };
     if let Some(c) = &comparison {
-        say_out(
+        say_summary(
             args.json,
-            &crate::sweep::to_markdown(&c.rows, base.eval_delay),
+            crate::sweep::to_markdown(&c.rows, base.eval_delay),
         );
         if c.default_run_secs > 0.0 {
-            say_out(
+            say_summary(
                 args.json,
-                &format!(
+                format!(
                     "the search took {:.1} s: {:.1} default runs ({:.1} s each, one at a time on every core); {} full default runs would take {:.0} s",
                     outcome.secs,
                     outcome.secs / c.default_run_secs,
@@ -298,13 +285,4 @@ fn run_comparison(
 
 fn count(outcome: &TuneOutcome, f: impl Fn(&TrialState) -> bool) -> usize {
     outcome.trials.iter().filter(|t| f(&t.state)).count()
-}
-
-/// Tables and summaries: on stdout, or on stderr with `--json` (stdout then holds the JSON).
-fn say_out(json: bool, text: &str) {
-    if json {
-        eprintln!("{text}")
-    } else {
-        println!("{text}")
-    }
 }

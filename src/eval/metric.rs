@@ -87,23 +87,32 @@ struct Segments {
     len: Vec<usize>,
 }
 
+/// The labelled anomaly segments of `labels` (runs of 1), as point ranges in order.
+pub fn label_segments(labels: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < labels.len() {
+        if labels[i] == 1 {
+            let first = i;
+            while i < labels.len() && labels[i] == 1 {
+                i += 1;
+            }
+            out.push(first..i);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
 impl Segments {
     fn new(labels: &[u8]) -> Self {
         let mut of = vec![usize::MAX; labels.len()];
         let (mut start, mut len) = (Vec::new(), Vec::new());
-        let mut i = 0;
-        while i < labels.len() {
-            if labels[i] == 1 {
-                let first = i;
-                while i < labels.len() && labels[i] == 1 {
-                    of[i] = start.len();
-                    i += 1;
-                }
-                start.push(first);
-                len.push(i - first);
-            } else {
-                i += 1;
-            }
+        for segment in label_segments(labels) {
+            of[segment.clone()].fill(start.len());
+            start.push(segment.start);
+            len.push(segment.len());
         }
         Self { of, start, len }
     }
@@ -331,12 +340,20 @@ pub fn f1_at(
     adjust: Adjust,
     threshold: f64,
 ) -> F1Score {
-    let flagged: Vec<bool> = scores
-        .iter()
-        .zip(missing)
-        .map(|(s, &m)| !m && s.is_some_and(|s| s >= threshold))
-        .collect();
+    let flagged = super::flags(scores, missing, threshold);
     credit_flags(&Segments::new(labels), labels, &flagged, adjust, threshold)
+}
+
+/// F1 of points already flagged (`flagged`, one per point, at `threshold`) on `labels`, under
+/// each of `adjusts`: the segments are found once for all of them.
+pub fn f1_of_flags<const N: usize>(
+    labels: &[u8],
+    flagged: &[bool],
+    adjusts: [Adjust; N],
+    threshold: f64,
+) -> [F1Score; N] {
+    let segments = Segments::new(labels);
+    adjusts.map(|adjust| credit_flags(&segments, labels, flagged, adjust, threshold))
 }
 
 /// The K (in %) of a PA%K curve: 0, 10, ..., 100.
@@ -387,10 +404,17 @@ pub fn pa_k_curve_at(
     missing: &[bool],
     threshold: f64,
 ) -> PaKCurve {
+    let flagged = super::flags(scores, missing, threshold);
+    pa_k_curve_of_flags(labels, &flagged, threshold)
+}
+
+/// [`pa_k_curve_at`] of points already flagged.
+pub fn pa_k_curve_of_flags(labels: &[u8], flagged: &[bool], threshold: f64) -> PaKCurve {
+    let adjusts = PA_K_PERCENTS.map(Adjust::PaK);
     PaKCurve::new(
-        PA_K_PERCENTS
+        f1_of_flags(labels, flagged, adjusts, threshold)
             .iter()
-            .map(|&k| f1_at(scores, labels, missing, Adjust::PaK(k), threshold).f1)
+            .map(|f| f.f1)
             .collect(),
     )
 }

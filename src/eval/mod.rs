@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 pub use chance::{ChanceEvaluation, chance};
 pub use metric::{
-    Adjust, F1Score, PA_K_PERCENTS, PaKCurve, Ranking, best_f1, f1_at, pa_k_curve_at,
-    pa_k_curve_best, pr_curve,
+    Adjust, F1Score, PA_K_PERCENTS, PaKCurve, Ranking, best_f1, f1_at, f1_of_flags, label_segments,
+    pa_k_curve_at, pa_k_curve_best, pa_k_curve_of_flags, pr_curve,
 };
 
 /// Precision, recall and F1 of the test part of `prep` with `scores` (one per point of the
@@ -105,21 +105,14 @@ pub struct AlarmTail {
 
 /// The alarm tails of `flags` after the segments of `labels`.
 pub fn alarm_tail(flags: &[bool], labels: &[u8]) -> AlarmTail {
-    let mut runs = Vec::new();
-    let mut i = 0;
-    while i < labels.len() {
-        if labels[i] != 1 {
-            i += 1;
-            continue;
-        }
-        while i < labels.len() && labels[i] == 1 {
-            i += 1;
-        }
-        let run = (i..labels.len())
-            .take_while(|&j| labels[j] == 0 && flags[j])
-            .count();
-        runs.push(run);
-    }
+    let runs: Vec<usize> = label_segments(labels)
+        .into_iter()
+        .map(|segment| {
+            (segment.end..labels.len())
+                .take_while(|&j| labels[j] == 0 && flags[j])
+                .count()
+        })
+        .collect();
     AlarmTail {
         segments: runs.len(),
         mean_points: runs.iter().sum::<usize>() as f64 / runs.len().max(1) as f64,
@@ -136,14 +129,15 @@ impl AtThreshold {
         delay: usize,
         threshold: Threshold,
     ) -> Self {
-        let at = |adjust| f1_at(scores, labels, missing, adjust, threshold.value);
         let flagged = flags(scores, missing, threshold.value);
+        let adjusts = [Adjust::Segment, Adjust::Delay(delay), Adjust::PointWise];
+        let [adjusted, delay, pointwise] = f1_of_flags(labels, &flagged, adjusts, threshold.value);
         Self {
             threshold,
-            adjusted: at(Adjust::Segment),
-            delay: at(Adjust::Delay(delay)),
-            pointwise: at(Adjust::PointWise),
-            pa_k: pa_k_curve_at(scores, labels, missing, threshold.value),
+            adjusted,
+            delay,
+            pointwise,
+            pa_k: pa_k_curve_of_flags(labels, &flagged, threshold.value),
             flagged_points: flagged.iter().filter(|&&f| f).count(),
             tail: alarm_tail(&flagged, labels),
         }

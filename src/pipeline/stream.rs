@@ -148,8 +148,9 @@ impl<'m> Stream<'m> {
         Ok(points)
     }
 
-    /// Scores the points that end a full window, in time order; with `mask_flagged`, a
-    /// flagged point is taken as missing in the windows after it (those are scored again).
+    /// Scores the points that end a full window; with `mask_flagged`, a flagged point is taken
+    /// as missing in the windows after it. Only the last of `points` holds a value (the others
+    /// fill a gap), so only it can be flagged, and no window scored here comes after it.
     fn score(&mut self, points: &mut [StreamPoint]) {
         let w = self.config.window;
         let ends: Vec<usize> = points
@@ -157,20 +158,14 @@ impl<'m> Stream<'m> {
             .map(|p| p.index)
             .filter(|&i| i + 1 >= w)
             .collect();
-        let mut log_p = self.log_p(&ends);
+        let log_p = self.log_p(&ends);
         let scored = points.iter_mut().filter(|p| p.index + 1 >= w);
-        for (k, point) in scored.enumerate() {
-            let score = anomaly_score(log_p[k]);
+        for (point, &lp) in scored.zip(&log_p) {
+            let score = anomaly_score(lp);
             point.score = Some(score);
             point.flagged = point.value.is_some() && score >= self.threshold;
             if point.flagged && self.config.mask_flagged {
                 self.missing[point.index - self.offset] = true;
-                let after = ends[k + 1..]
-                    .iter()
-                    .take_while(|&&e| e < point.index + w)
-                    .count();
-                let again = self.log_p(&ends[k + 1..k + 1 + after]);
-                log_p[k + 1..k + 1 + after].copy_from_slice(&again);
             }
         }
     }

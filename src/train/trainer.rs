@@ -20,12 +20,12 @@ use std::time::Instant;
 /// Steps over which the reported throughput is averaged.
 const THROUGHPUT_STEPS: usize = 20;
 
-/// One training run in progress: the learner, its generators, the history so far and the best
-/// parameters validated so far.
 /// With a least interval between snapshots (a live view), the share of the run's time they may
 /// take: the next waits at least the last one's time over this share.
 pub const SNAPSHOT_SHARE: f64 = 0.08;
 
+/// One training run in progress: the learner, its generators, the history so far and the best
+/// parameters validated so far.
 pub(super) struct Trainer<'a> {
     prep: &'a Prepared,
     /// The settings; live changes are written back at the end.

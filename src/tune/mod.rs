@@ -67,14 +67,19 @@ impl TuneSpec {
         }
     }
 
+    /// The share kept at each rung, 1 / eta (at least 2: a rung that keeps every trial is none).
+    pub fn eta(&self) -> usize {
+        self.eta.max(2)
+    }
+
     /// The rungs' validation counts: a rung while more than one trial would reach it.
     pub fn rungs(&self) -> Vec<usize> {
         let mut out = Vec::new();
         let (mut alive, mut validations) = (self.trials, self.first_rung_validations.max(1));
         while alive > 1 {
             out.push(validations);
-            alive = alive.div_ceil(self.eta.max(2));
-            validations *= self.eta.max(2);
+            alive = alive.div_ceil(self.eta());
+            validations *= self.eta();
         }
         out
     }
@@ -326,7 +331,7 @@ impl Context<'_> {
             .filter(|(_, f)| f.objective.is_finite())
             .collect();
         ranked.sort_by(|a, b| a.1.better_than(&b.1).then(a.0.cmp(&b.0)));
-        let keep = r.expected.len().div_ceil(self.spec.eta.max(2));
+        let keep = r.expected.len().div_ceil(self.spec.eta());
         let promoted: BTreeSet<usize> = ranked.iter().take(keep).map(|(i, _)| *i).collect();
         r.promoted = Some(promoted.clone());
         self.changed.notify_all();
@@ -361,77 +366,34 @@ impl Context<'_> {
         let started = Instant::now();
         // A trial pruned or cancelled at a rung has already given its slot back.
         let mut holds_slot = true;
-        let outcome = config.and_then(|config| {
-            let config = crate::threads::resolved(&config, self.spec.host, self.spec.jobs);
-            let prep = Prepared::new(self.raw, &config).map_err(|e| e.to_string())?;
-            let mut hooks = TrialHooks {
-                context: self,
-                index,
-                prep: &prep,
-                config: &config,
-                rung: 0,
-                validations: 0,
-                steps: 0,
-                epochs: 0,
-                best: None,
-                compute_secs: 0.0,
-                resumed: Instant::now(),
-                holds_slot: true,
-            };
-            let trained = train(&prep, &config, &mut hooks).map_err(|e| e.to_string())?;
-            let (validations, steps, epochs, rung) =
-                (hooks.validations, hooks.steps, hooks.epochs, hooks.rung);
-            holds_slot = hooks.holds_slot;
-            let compute_secs = hooks.compute_secs + hooks.resumed.elapsed().as_secs_f64();
-            drop(hooks);
-            if trained.stats.stopped {
-                return Ok(None);
-            }
-            let figures = objective::validation_figures(
-                &trained.model,
-                &prep,
-                &config,
-                self.kind,
-                &mut |_| !self.cancelled(),
-            )
-            .map_err(|_| "cancelled".to_string());
-            Ok(Some((
-                figures,
-                validations,
-                steps,
-                epochs,
-                rung,
-                compute_secs,
-            )))
-        });
+        let end = match config {
+            Ok(config) => self.train_trial(index, &config, &mut holds_slot),
+            Err(message) => TrialEnd::Failed(message),
+        };
         let mut search = self.lock();
-        match outcome {
-            // Pruned or cancelled: the hooks said so.
-            Ok(None) => {
-                let state = search.trials[index].state.clone();
-                if !state.is_final() {
+        match end {
+            TrialEnd::Stopped => {
+                if !search.trials[index].state.is_final() {
                     self.update(&mut search, index, |t| t.state = TrialState::Cancelled);
                 }
             }
-            Ok(Some((Err(_), ..))) => {
-                self.update(&mut search, index, |t| t.state = TrialState::Cancelled);
-            }
-            Ok(Some((Ok(figures), validations, steps, epochs, rung, secs))) => {
-                let end = started.elapsed().as_secs_f64();
+            TrialEnd::Done {
+                checkpoint,
+                epochs,
+                rung,
+                secs,
+            } => {
+                let elapsed = started.elapsed().as_secs_f64();
                 self.update(&mut search, index, |t| {
                     t.state = TrialState::Completed;
-                    t.result = Some(Checkpoint {
-                        validations,
-                        steps,
-                        figures,
-                    });
-                    t.steps = steps;
+                    t.result = Some(checkpoint);
+                    t.steps = checkpoint.steps;
                     t.epochs = epochs;
-                    t.secs = secs.min(end);
+                    t.secs = secs.min(elapsed);
                 });
-                self.report(&mut search, rung, index, figures);
+                self.report(&mut search, rung, index, checkpoint.figures);
             }
-            Err(message) => {
+            TrialEnd::Failed(message) => {
                 let rung = search.trials[index].rungs.len();
                 self.update(&mut search, index, |t| {
                     t.state = TrialState::Failed { message };
@@ -444,6 +406,74 @@ impl Context<'_> {
             self.release(&mut search);
         }
     }
+
+    /// Prepares, trains (through the rungs) and scores trial `index` with `config`;
+    /// `holds_slot` says afterwards whether it still holds its run slot.
+    fn train_trial(&self, index: usize, config: &DonutConfig, holds_slot: &mut bool) -> TrialEnd {
+        let config = crate::threads::resolved(config, self.spec.host, self.spec.jobs);
+        let prep = match Prepared::new(self.raw, &config) {
+            Ok(prep) => prep,
+            Err(e) => return TrialEnd::Failed(e.to_string()),
+        };
+        let mut hooks = TrialHooks {
+            context: self,
+            index,
+            prep: &prep,
+            config: &config,
+            rung: 0,
+            validations: 0,
+            steps: 0,
+            epochs: 0,
+            best: None,
+            compute_secs: 0.0,
+            resumed: Instant::now(),
+            holds_slot: true,
+        };
+        let trained = train(&prep, &config, &mut hooks);
+        *holds_slot = hooks.holds_slot;
+        let trained = match trained {
+            Ok(trained) if trained.stats.stopped => return TrialEnd::Stopped,
+            Ok(trained) => trained,
+            Err(e) => return TrialEnd::Failed(e.to_string()),
+        };
+        let secs = hooks.compute_secs + hooks.resumed.elapsed().as_secs_f64();
+        let (validations, steps, epochs, rung) =
+            (hooks.validations, hooks.steps, hooks.epochs, hooks.rung);
+        drop(hooks);
+        let keep_going = &mut |_| !self.cancelled();
+        match objective::validation_figures(&trained.model, &prep, &config, self.kind, keep_going) {
+            Ok(figures) => TrialEnd::Done {
+                checkpoint: Checkpoint {
+                    validations,
+                    steps,
+                    figures,
+                },
+                epochs,
+                rung,
+                secs,
+            },
+            Err(_) => TrialEnd::Stopped,
+        }
+    }
+}
+
+/// How a trial's training ended.
+enum TrialEnd {
+    /// Pruned or cancelled (a pruned trial's state already says so).
+    Stopped,
+    /// Trained to its end and scored.
+    Done {
+        /// Its final figures.
+        checkpoint: Checkpoint,
+        /// Epochs begun.
+        epochs: usize,
+        /// The rung it was expected at next.
+        rung: usize,
+        /// Seconds it trained and scored, waits excluded.
+        secs: f64,
+    },
+    /// Its settings or its training failed.
+    Failed(String),
 }
 
 /// A trial's training hooks: counts validations, keeps the best parameters' model, and at each
@@ -645,7 +675,22 @@ pub fn run_search(
         .unwrap_or_else(|e| e.into_inner());
     let trials = search.trials;
     let best = best_trial(&trials);
-    let first_rung: Vec<(Vec<Value>, f64)> = trials
+    Ok(TuneOutcome {
+        objective: kind,
+        importance: importance_of(&spec.space, &trials),
+        space: spec.space.clone(),
+        rungs,
+        trials,
+        best,
+        secs: started.elapsed().as_secs_f64(),
+        cancelled,
+    })
+}
+
+/// Each setting's importance over `trials`, from each trial's first figures (its first rung,
+/// or its end when it ended before it): the one budget every trial had.
+pub fn importance_of(space: &SearchSpace, trials: &[Trial]) -> Vec<Importance> {
+    let first: Vec<(Vec<Value>, f64)> = trials
         .iter()
         .filter_map(|t| {
             t.rungs
@@ -654,16 +699,17 @@ pub fn run_search(
                 .map(|c| (t.values.clone(), c.figures.objective))
         })
         .collect();
-    Ok(TuneOutcome {
-        objective: kind,
-        importance: importance::importance(&spec.space, &first_rung),
-        space: spec.space.clone(),
-        rungs,
-        trials,
-        best,
-        secs: started.elapsed().as_secs_f64(),
-        cancelled,
-    })
+    importance::importance(space, &first)
+}
+
+/// Orders trials best first by their latest figures; trials without figures last, in order.
+pub fn best_first(a: &Trial, b: &Trial) -> std::cmp::Ordering {
+    match (a.latest(), b.latest()) {
+        (Some(x), Some(y)) => x.figures.better_than(&y.figures),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.index.cmp(&b.index),
+    }
 }
 
 /// The best completed trial; when none completed, the best of those that reached the highest

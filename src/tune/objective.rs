@@ -52,12 +52,7 @@ pub fn validation_segments(prep: &Prepared) -> usize {
     if !prep.has_labels {
         return 0;
     }
-    let labels = &prep.labels[prep.part(Part::Valid)];
-    labels
-        .iter()
-        .enumerate()
-        .filter(|&(i, &l)| l == 1 && (i == 0 || labels[i - 1] == 0))
-        .count()
+    crate::eval::label_segments(&prep.labels[prep.part(Part::Valid)]).len()
 }
 
 /// A model's figures on the validation part.

@@ -444,27 +444,6 @@ impl SearchSpace {
         }
         out
     }
-
-    /// A trial's values read back from a config (for the default settings' place in the plots).
-    pub fn values_of(&self, config: &DonutConfig) -> Vec<Value> {
-        let object = serde_json::to_value(config).unwrap_or_default();
-        self.dimensions
-            .iter()
-            .map(|d| {
-                let v = object.get(&d.key);
-                match &d.domain {
-                    Domain::Range { .. } => {
-                        Value::Number(v.and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN))
-                    }
-                    Domain::Choice { .. } => Value::Choice(match v {
-                        Some(serde_json::Value::String(s)) => s.clone(),
-                        Some(other) => other.to_string(),
-                        None => String::new(),
-                    }),
-                }
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -174,15 +174,36 @@ pub fn baselines_ui(
         Color32::GRAY,
     ));
     super::widgets::legend_ui(ui, &legend);
-    let curve = |c: &PaKCurve| -> PlotPoints<'static> {
-        PA_K_PERCENTS
-            .iter()
-            .zip(&c.f1)
-            .map(|(&k, &f1)| [k as f64, f1])
-            .collect()
-    };
-    Plot::new("pa-k-curves")
-        .height(200.0)
+    pa_k_plot("pa-k-curves", 200.0).show(ui, |plot| {
+        for row in &rows {
+            plot.line(
+                Line::new(row.name, pa_k_points(row.pa_k))
+                    .color(row.color)
+                    .width(2.0),
+            );
+            plot.line(
+                Line::new(format!("{} (best)", row.name), pa_k_points(row.best_pa_k))
+                    .color(row.color)
+                    .style(LineStyle::dashed_loose())
+                    .width(1.0),
+            );
+        }
+    });
+}
+
+/// A PA%K curve's points: F1 against K (percent).
+pub fn pa_k_points(curve: &PaKCurve) -> PlotPoints<'static> {
+    PA_K_PERCENTS
+        .iter()
+        .zip(&curve.f1)
+        .map(|(&k, &f1)| [k as f64, f1])
+        .collect()
+}
+
+/// The plot PA%K curves are drawn in: K from 0 to 100 %, F1 from 0 to 1.
+pub fn pa_k_plot(id: &str, height: f32) -> Plot<'static> {
+    Plot::new(id)
+        .height(height)
         .include_x(0.0)
         .include_x(100.0)
         .include_y(0.0)
@@ -190,19 +211,4 @@ pub fn baselines_ui(
         .x_axis_label("K: % of a segment's points that must be flagged")
         .y_axis_label("F1 under PA%K")
         .allow_scroll(false)
-        .show(ui, |plot| {
-            for row in &rows {
-                plot.line(
-                    Line::new(row.name, curve(row.pa_k))
-                        .color(row.color)
-                        .width(2.0),
-                );
-                plot.line(
-                    Line::new(format!("{} (best)", row.name), curve(row.best_pa_k))
-                        .color(row.color)
-                        .style(LineStyle::dashed_loose())
-                        .width(1.0),
-                );
-            }
-        });
 }

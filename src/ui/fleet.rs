@@ -274,7 +274,6 @@ pub fn fleet_ui(
     config: &DonutConfig,
     commands: &mut Vec<AppCommand>,
 ) {
-    panel.poll();
     ui.horizontal_wrapped(|ui| {
         ui.label("folder of KPIs (one CSV each)");
         ui.add(egui::TextEdit::singleline(&mut panel.folder_text).desired_width(320.0))
@@ -353,8 +352,8 @@ pub fn fleet_ui(
                 ui.strong("recent scores");
                 ui.strong("note");
                 ui.end_row();
-                let rows: Vec<KpiView> = panel.sorted().into_iter().cloned().collect();
-                for row in &rows {
+                let rows = panel.sorted();
+                for &row in &rows {
                     let trained = row.state == KpiState::Trained || row.state == KpiState::Stale;
                     if ui
                         .link(&row.kpi.name)

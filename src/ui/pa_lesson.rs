@@ -3,10 +3,10 @@
 //! each under DONUT's point-adjusted F1, point-wise, and along the PA%K curve.
 
 use crate::data::{Part, Prepared};
-use crate::eval::{AtThreshold, PA_K_PERCENTS, PaKCurve, Threshold, ThresholdRule};
+use crate::eval::{AtThreshold, PaKCurve, Threshold, ThresholdRule};
 use crate::pipeline::RunRecord;
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Line, Plot, PlotPoints};
+use egui_plot::Line;
 use std::sync::Arc;
 
 /// The one-point-per-segment detector's figures, computed once per run.
@@ -22,18 +22,9 @@ fn one_point_per_segment(prep: &Prepared, delay: usize) -> AtThreshold {
     let test = prep.part(Part::Test);
     let (labels, missing) = (&prep.labels[test.clone()], &prep.missing[test]);
     let mut scores: Vec<Option<f64>> = missing.iter().map(|&m| (!m).then_some(0.0)).collect();
-    let mut i = 0;
-    while i < labels.len() {
-        if labels[i] == 1 {
-            let start = i;
-            while i < labels.len() && labels[i] == 1 {
-                i += 1;
-            }
-            if let Some(first) = (start..i).find(|&j| !missing[j]) {
-                scores[first] = Some(1.0);
-            }
-        } else {
-            i += 1;
+    for segment in crate::eval::label_segments(labels) {
+        if let Some(first) = segment.into_iter().find(|&j| !missing[j]) {
+            scores[first] = Some(1.0);
         }
     }
     AtThreshold::of(
@@ -126,23 +117,10 @@ pub fn pa_lesson_ui(
     });
     let legend: Vec<(&str, Color32)> = rows.iter().map(|r| (r.0.as_str(), r.1)).collect();
     super::widgets::legend_ui(ui, &legend);
-    Plot::new("pa-lesson-curves")
-        .height(220.0)
-        .include_x(0.0)
-        .include_x(100.0)
-        .include_y(0.0)
-        .include_y(1.0)
-        .x_axis_label("K: % of a segment's points that must be flagged")
-        .y_axis_label("F1 under PA%K")
-        .allow_scroll(false)
-        .show(ui, |plot| {
-            for (name, color, _, _, curve) in &rows {
-                let points: PlotPoints = PA_K_PERCENTS
-                    .iter()
-                    .zip(&curve.f1)
-                    .map(|(&k, &f1)| [k as f64, f1])
-                    .collect();
-                plot.line(Line::new(name.clone(), points).color(*color).width(2.0));
-            }
-        });
+    super::baselines::pa_k_plot("pa-lesson-curves", 220.0).show(ui, |plot| {
+        for (name, color, _, _, curve) in &rows {
+            let points = super::baselines::pa_k_points(curve);
+            plot.line(Line::new(name.clone(), points).color(*color).width(2.0));
+        }
+    });
 }

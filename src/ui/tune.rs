@@ -9,8 +9,8 @@ use crate::config::DonutConfig;
 use crate::data::RawSeries;
 use crate::threads::Host;
 use crate::tune::{
-    Importance, ObjectiveKind, SearchSpace, Trial, TrialState, TuneOutcome, TuneSpec,
-    importance::importance, run_search, space::Domain,
+    Importance, ObjectiveKind, SearchSpace, Trial, TrialState, TuneOutcome, TuneSpec, run_search,
+    space::Domain,
 };
 use crossbeam_channel::{Receiver, bounded};
 use egui::{Color32, RichText, Ui};
@@ -58,15 +58,33 @@ pub struct TunePanel {
     pub history: Vec<(usize, f64)>,
     /// The finished search.
     pub outcome: Option<TuneOutcome>,
-    /// What it judged trials by.
-    pub objective: Option<ObjectiveKind>,
     /// Why a search failed.
     pub error: Option<String>,
     /// The trial shown highlighted (last clicked).
     pub selected: Option<usize>,
     /// Seconds the current (or last) search has run.
     pub elapsed_secs: f64,
+    /// What the views draw, derived from the trials when a report arrives.
+    derived: Derived,
     running: Option<Running>,
+}
+
+/// What the Tune tab's views draw, derived from the trials whenever a report arrives (not on
+/// every frame).
+#[derive(Default)]
+struct Derived {
+    /// Trial indices, best first.
+    order: Vec<usize>,
+    /// Each trial's rank by objective, 0 (worst) to 1 (best); None without figures.
+    ranks: Vec<Option<f64>>,
+    /// The lowest and the highest objective.
+    range: (f64, f64),
+    /// Each setting's importance.
+    importance: Vec<Importance>,
+    /// The best trial so far.
+    best: Option<usize>,
+    /// Its settings (the search's base with its assignments).
+    best_config: Option<DonutConfig>,
 }
 
 impl Default for TunePanel {
@@ -86,10 +104,10 @@ impl Default for TunePanel {
             trials_seen: Vec::new(),
             history: Vec::new(),
             outcome: None,
-            objective: None,
             error: None,
             selected: None,
             elapsed_secs: 0.0,
+            derived: Derived::default(),
             running: None,
         }
     }
@@ -130,9 +148,9 @@ impl TunePanel {
         self.trials_seen.clear();
         self.history.clear();
         self.outcome = None;
-        self.objective = None;
         self.error = None;
         self.selected = None;
+        self.derived = Derived::default();
         let cancel = Arc::new(AtomicBool::new(false));
         // Every change of a trial is a message (a few per trial): the channel holds a search of
         // hundreds of trials, and the search waits rather than drop one.
@@ -177,7 +195,9 @@ impl TunePanel {
         let Some(running) = &self.running else { return };
         self.elapsed_secs = running.started.elapsed().as_secs_f64();
         let mut done = None;
+        let mut changed = false;
         for msg in running.rx.try_iter() {
+            changed = true;
             match msg {
                 TuneMsg::Trial(t) => {
                     let t = *t;
@@ -202,7 +222,6 @@ impl TunePanel {
         if let Some(outcome) = done {
             match outcome {
                 Ok(o) => {
-                    self.objective = Some(o.objective);
                     self.trials_seen = o.trials.clone();
                     self.outcome = Some(*o);
                 }
@@ -210,40 +229,56 @@ impl TunePanel {
             }
             self.running = None;
         }
+        if changed {
+            self.derive();
+        }
+    }
+
+    /// Recomputes what the views draw from the trials.
+    fn derive(&mut self) {
+        let trials = &self.trials_seen;
+        let mut order: Vec<usize> = (0..trials.len()).collect();
+        order.sort_by(|&a, &b| crate::tune::best_first(&trials[a], &trials[b]));
+        let range = trials
+            .iter()
+            .filter_map(Trial::objective)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), o| {
+                (a.min(o), b.max(o))
+            });
+        let importance = match (&self.outcome, &self.space) {
+            (Some(o), _) => o.importance.clone(),
+            (None, Some(space)) => crate::tune::importance_of(space, trials),
+            (None, None) => Vec::new(),
+        };
+        let best = match &self.outcome {
+            Some(o) => o.best,
+            None => crate::tune::best_trial(trials),
+        };
+        self.derived = Derived {
+            order,
+            ranks: ranks(trials),
+            range,
+            importance,
+            best,
+            best_config: best.and_then(|i| self.settings_of(i)),
+        };
+    }
+
+    /// What the search judged trials by, once it has ended.
+    pub fn objective(&self) -> Option<ObjectiveKind> {
+        self.outcome.as_ref().map(|o| o.objective)
     }
 
     /// The best trial so far: the search's choice once it has ended, else the best completed
     /// trial (or the best at the highest rung).
     pub fn best(&self) -> Option<&Trial> {
-        match &self.outcome {
-            Some(o) => o.best_trial(),
-            None => crate::tune::best_trial(&self.trials_seen).map(|i| &self.trials_seen[i]),
-        }
+        self.derived.best.map(|i| &self.trials_seen[i])
     }
 
     /// The settings of trial `index`: the search's base with its assignments.
     pub fn settings_of(&self, index: usize) -> Option<DonutConfig> {
         let trial = self.trials_seen.get(index)?;
         self.base.as_ref()?.with_overrides(&trial.assignments).ok()
-    }
-
-    /// Each setting's importance over the trials so far.
-    fn importance(&self) -> Vec<Importance> {
-        if let Some(o) = &self.outcome {
-            return o.importance.clone();
-        }
-        let Some(space) = &self.space else {
-            return Vec::new();
-        };
-        let points: Vec<_> = self
-            .trials_seen
-            .iter()
-            .filter_map(|t| {
-                let c = t.rungs.first().or(t.result.as_ref())?;
-                Some((t.values.clone(), c.figures.objective))
-            })
-            .collect();
-        importance(space, &points)
     }
 }
 
@@ -257,7 +292,6 @@ pub fn tune_ui(
     training: bool,
     commands: &mut Vec<AppCommand>,
 ) {
-    panel.poll();
     egui::ScrollArea::vertical()
         .id_salt("tune-scroll")
         .show(ui, |ui| {
@@ -351,7 +385,7 @@ fn controls_ui(
             panel.trials_seen.len(),
             panel.elapsed_secs
         ));
-        if let Some(kind) = panel.objective {
+        if let Some(kind) = panel.objective() {
             ui.weak(format!("objective: {}", kind.describe()));
         }
     });
@@ -372,7 +406,7 @@ fn best_ui(ui: &mut Ui, panel: &mut TunePanel, training: bool, commands: &mut Ve
         ui.weak(best.assignments.join(" "));
     });
     ui.horizontal(|ui| {
-        let config = panel.settings_of(best.index);
+        let config = panel.derived.best_config.clone();
         if ui
             .add_enabled(
                 config.is_some() && !training,
@@ -473,9 +507,9 @@ fn history_ui(ui: &mut Ui, panel: &TunePanel) {
 fn importance_ui(ui: &mut Ui, panel: &TunePanel) {
     ui.strong("Importance")
         .on_hover_text(crate::tune::importance::EXPLANATION);
-    let importance = panel.importance();
+    let importance = &panel.derived.importance;
     egui::Grid::new("tune-importance").show(ui, |ui| {
-        for i in &importance {
+        for i in importance {
             ui.label(&i.key);
             let bar = egui::ProgressBar::new(i.share as f32)
                 .desired_width(140.0)
@@ -494,13 +528,8 @@ fn importance_ui(ui: &mut Ui, panel: &TunePanel) {
 fn parallel_ui(ui: &mut Ui, panel: &TunePanel) {
     let Some(space) = &panel.space else { return };
     let trials = &panel.trials_seen;
-    let ranks = ranks(trials);
-    let (lo, hi) = trials
-        .iter()
-        .filter_map(Trial::objective)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), o| {
-            (a.min(o), b.max(o))
-        });
+    let ranks = &panel.derived.ranks;
+    let (lo, hi) = panel.derived.range;
     let mut names: Vec<String> = space.dimensions.iter().map(|d| d.key.clone()).collect();
     names.push("objective".into());
     let axes = names.len();
@@ -524,7 +553,7 @@ fn parallel_ui(ui: &mut Ui, panel: &TunePanel) {
                         .color(Color32::from_gray(110)),
                 );
             }
-            for (t, rank) in trials.iter().zip(&ranks) {
+            for (t, rank) in trials.iter().zip(ranks) {
                 let (Some(rank), Some(o)) = (rank, t.objective()) else {
                     continue;
                 };
@@ -550,6 +579,11 @@ fn parallel_ui(ui: &mut Ui, panel: &TunePanel) {
 /// A small scatter of the objective against each setting (pruned trials dimmer).
 fn per_setting_ui(ui: &mut Ui, panel: &TunePanel) {
     let Some(space) = &panel.space else { return };
+    let (done, pruned): (Vec<&Trial>, Vec<&Trial>) = panel
+        .trials_seen
+        .iter()
+        .filter(|t| t.objective().is_some())
+        .partition(|t| t.state == TrialState::Completed);
     ui.horizontal_wrapped(|ui| {
         for (d, dim) in space.dimensions.iter().enumerate() {
             ui.vertical(|ui| {
@@ -559,11 +593,6 @@ fn per_setting_ui(ui: &mut Ui, panel: &TunePanel) {
                     Domain::Range { .. } => None,
                 };
                 let log = matches!(dim.domain, Domain::Range { log: true, .. });
-                let (done, pruned): (Vec<&Trial>, Vec<&Trial>) = panel
-                    .trials_seen
-                    .iter()
-                    .filter(|t| t.objective().is_some())
-                    .partition(|t| t.state == TrialState::Completed);
                 let x_of = |t: &Trial| match (&t.values[d], &choices) {
                     (crate::tune::Value::Number(x), _) if log => x.log10(),
                     (crate::tune::Value::Number(x), _) => *x,
@@ -620,17 +649,7 @@ fn trials_table_ui(
     commands: &mut Vec<AppCommand>,
 ) {
     ui.strong("Trials (click one to load its settings into the controls)");
-    let mut order: Vec<usize> = (0..panel.trials_seen.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (x, y) = (&panel.trials_seen[a], &panel.trials_seen[b]);
-        match (x.latest(), y.latest()) {
-            (Some(p), Some(q)) => p.figures.better_than(&q.figures),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.cmp(&b),
-        }
-    });
-    let best = panel.best().map(|t| t.index);
+    let best = panel.derived.best;
     let mut clicked = None;
     egui::Grid::new("tune-trials").striped(true).show(ui, |ui| {
         for h in [
@@ -644,7 +663,7 @@ fn trials_table_ui(
             ui.strong(h);
         }
         ui.end_row();
-        for &i in &order {
+        for &i in &panel.derived.order {
             let t = &panel.trials_seen[i];
             let mut name = RichText::new(format!("trial {i}"));
             if best == Some(i) {

@@ -1,23 +1,6 @@
 //! The command line, run as a user would: the binary, its exit codes, its JSON and files.
 
-use super::fixture;
-use std::process::Command;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_donut-explorer"))
-}
-
-/// Runs a command that must succeed and returns the JSON object on the last line of its stdout.
-fn json_of(command: &mut Command) -> serde_json::Value {
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
-}
+use super::{bin, fixture, json_of};
 
 const QUICK: &[&str] = &[
     "--epochs",

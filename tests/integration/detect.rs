@@ -1,6 +1,6 @@
 //! A trained run on new data: training statistics, threshold rules, the stream, `detect`.
 
-use super::{fixture, quick_config};
+use super::{bin, fixture, quick_config};
 use donut_explorer::config::{DonutConfig, ThresholdChoice};
 use donut_explorer::data::{DataWarning, Part, Prepared, RawSeries, load_sample};
 use donut_explorer::eval::{Threshold, ThresholdRule, flags};
@@ -10,7 +10,6 @@ use donut_explorer::pipeline::detect::{
 use donut_explorer::pipeline::stream::Stream;
 use donut_explorer::pipeline::{RunRecord, choose_threshold, run};
 use donut_explorer::train::NoHooks;
-use std::process::Command;
 
 fn trained(config: &DonutConfig) -> (RunRecord, Prepared) {
     let prep = Prepared::new(&load_sample().unwrap(), config).unwrap();
@@ -249,10 +248,6 @@ fn alerts_csv_has_one_row_per_point_with_the_label_when_there_is_one() {
         rows[0].split(',').nth(2) == Some(""),
         "no score before a full window"
     );
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_donut-explorer"))
 }
 
 /// Trains the format-1 fixture's small model and saves it; returns the run file.
@@ -648,29 +643,48 @@ fn flags_after_a_spike(
     )
 }
 
+/// The model both spike tests run (trained once, 8 epochs of the quick settings), its
+/// preparation, and the sample's last 600 points without labels: new data to put a spike in.
+fn spike_fixture() -> &'static (RunRecord, Prepared, RawSeries) {
+    static FIXTURE: std::sync::OnceLock<(RunRecord, Prepared, RawSeries)> =
+        std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let config = DonutConfig {
+            epochs: 8,
+            ..quick_config()
+        };
+        let (record, prep) = trained(&config);
+        let raw = load_sample().unwrap();
+        let n = raw.values.len();
+        let mut tail = cut(&raw, n - 600..n);
+        tail.labels.iter_mut().for_each(|l| *l = 0);
+        (record, prep, tail)
+    })
+}
+
+/// Where the spike tests put their spike in the fixture's new data.
+const SPIKE_AT: usize = 300;
+
+/// Points flagged after the spike.
+fn trailing(flags: &[bool]) -> usize {
+    (SPIKE_AT + 1..flags.len()).filter(|&i| flags[i]).count()
+}
+
 #[test]
 fn a_flagged_spike_does_not_blind_the_windows_after_it() {
-    let config = DonutConfig {
-        epochs: 8,
-        ..quick_config()
-    };
-    let (record, prep) = trained(&config);
-    let raw = load_sample().unwrap();
-    let n = raw.values.len();
-    let mut tail = cut(&raw, n - 600..n);
-    tail.labels.iter_mut().for_each(|l| *l = 0);
+    let (record, prep, fresh) = spike_fixture();
+    let mut tail = fresh.clone();
     // One point 25 training standard deviations up (the extreme bound is off here: the flag
     // alone masks it).
-    let at = 300;
+    let at = SPIKE_AT;
     tail.values[at] = prep.mean + 25.0 * prep.std;
-    let (with_mask, _) = flags_after_a_spike(&record, &tail, true, 0.0);
-    let (without, _) = flags_after_a_spike(&record, &tail, false, 0.0);
+    let (with_mask, _) = flags_after_a_spike(record, &tail, true, 0.0);
+    let (without, _) = flags_after_a_spike(record, &tail, false, 0.0);
     assert!(
         with_mask[at] && without[at],
         "the spike is flagged either way"
     );
-    let trailing = |f: &[bool]| (at + 1..f.len()).filter(|&i| f[i]).count();
-    let w = config.window;
+    let w = record.config.window;
     assert!(
         trailing(&without) >= w / 4,
         "without masking the spike's windows are flagged after it: {} of the next {}",
@@ -686,25 +700,17 @@ fn a_flagged_spike_does_not_blind_the_windows_after_it() {
 
 #[test]
 fn one_extreme_value_does_not_blind_the_windows_after_it() {
-    let config = DonutConfig {
-        epochs: 8,
-        ..quick_config()
-    };
-    let (record, _) = trained(&config);
-    let raw = load_sample().unwrap();
-    let n = raw.values.len();
-    let mut tail = cut(&raw, n - 600..n);
-    tail.labels.iter_mut().for_each(|l| *l = 0);
-    let at = 300;
+    let (record, _, fresh) = spike_fixture();
+    let mut tail = fresh.clone();
+    let at = SPIKE_AT;
     tail.values[at] = 1e6;
     // The default: the extreme bound on, flagged points not masked.
     assert!(!record.config.mask_flagged && record.config.extreme_sigmas == 10.0);
-    let (bounded, scores) = flags_after_a_spike(&record, &tail, false, 10.0);
-    let (unbounded, _) = flags_after_a_spike(&record, &tail, false, 0.0);
+    let (bounded, scores) = flags_after_a_spike(record, &tail, false, 10.0);
+    let (unbounded, _) = flags_after_a_spike(record, &tail, false, 0.0);
     assert!(bounded[at], "the extreme point is flagged");
     assert!(scores.iter().flatten().all(|s| s.is_finite()));
-    let trailing = |f: &[bool]| (at + 1..f.len()).filter(|&i| f[i]).count();
-    let w = config.window;
+    let w = record.config.window;
     assert!(
         trailing(&unbounded) >= w / 2,
         "without the bound its windows are flagged after it: {} of the next {w}",
@@ -717,16 +723,15 @@ fn one_extreme_value_does_not_blind_the_windows_after_it() {
     );
     // A new level beyond the bound (a tenth of a window and more) is kept as it is: its
     // windows are not imputed back to the old level.
-    let mut shifted = cut(&raw, n - 600..n);
-    shifted.labels.iter_mut().for_each(|l| *l = 0);
-    for v in &mut shifted.values[300..] {
+    let mut shifted = fresh.clone();
+    for v in &mut shifted.values[SPIKE_AT..] {
         *v += 1e6;
     }
-    let (moved, _) = flags_after_a_spike(&record, &shifted, false, 10.0);
-    let (moved_unbounded, _) = flags_after_a_spike(&record, &shifted, false, 0.0);
+    let (moved, _) = flags_after_a_spike(record, &shifted, false, 10.0);
+    let (moved_unbounded, _) = flags_after_a_spike(record, &shifted, false, 0.0);
     assert_eq!(
-        moved[300 + w..],
-        moved_unbounded[300 + w..],
+        moved[SPIKE_AT + w..],
+        moved_unbounded[SPIKE_AT + w..],
         "once the window is at the new level the bound changes nothing"
     );
 }

@@ -1,12 +1,8 @@
 //! Fleets: many KPIs trained side by side, resumed, reported, run on new data.
 
+use super::{bin, json_of};
 use donut_explorer::data::sample::{SampleSpec, generate, to_csv};
 use std::path::Path;
-use std::process::Command;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_donut-explorer"))
-}
 
 /// Quick settings for every KPI of a test fleet.
 const QUICK: &[&str] = &[
@@ -27,7 +23,7 @@ const QUICK: &[&str] = &[
 ];
 
 /// Writes `count` generated KPIs (`kpi0.csv`...) of `days` days into `dir`.
-fn write_fleet(dir: &Path, count: u64, days: usize) {
+pub(super) fn write_fleet(dir: &Path, count: u64, days: usize) {
     for seed in 0..count {
         let spec = SampleSpec {
             seed,
@@ -39,6 +35,17 @@ fn write_fleet(dir: &Path, count: u64, days: usize) {
 }
 
 fn train(data: &Path, out: &Path, extra: &[&str]) -> (String, String) {
+    train_with_env(data, out, extra, &[])
+}
+
+/// `fleet train` of `data` into `out` with `extra` flags and environment variables `env`, which
+/// must succeed: its stdout and stderr.
+fn train_with_env(
+    data: &Path,
+    out: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (String, String) {
     let result = bin()
         .args(["fleet", "train", "--data-dir"])
         .arg(data)
@@ -46,6 +53,7 @@ fn train(data: &Path, out: &Path, extra: &[&str]) -> (String, String) {
         .arg(out)
         .args(QUICK)
         .args(extra)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
@@ -54,17 +62,16 @@ fn train(data: &Path, out: &Path, extra: &[&str]) -> (String, String) {
 }
 
 fn report(out: &Path) -> Vec<serde_json::Value> {
-    let result = bin()
-        .args(["fleet", "report", "--json", "--out"])
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    serde_json::from_slice(&result.stdout).unwrap()
+    let rows = json_of(bin().args(["fleet", "report", "--json", "--out"]).arg(out));
+    rows.as_array().unwrap().clone()
+}
+
+/// Asserts that a shard's stderr says it trained exactly the KPIs `mine` of `kpi0..kpi4`.
+fn trained_only(stderr: &str, mine: &[usize]) {
+    for k in 0..5 {
+        let said = stderr.contains(&format!("kpi{k}: trained"));
+        assert_eq!(said, mine.contains(&k), "kpi{k}: {stderr}");
+    }
 }
 
 #[test]
@@ -132,25 +139,22 @@ fn shards_write_disjoint_kpis_that_one_report_merges_as_one_run_would() {
     std::fs::create_dir_all(&data).unwrap();
     write_fleet(&data, 5, 4);
     let (shared, whole) = (dir.path().join("shared"), dir.path().join("whole"));
-    for shard in ["0/2", "1/2"] {
-        train(&data, &shared, &["--shard", shard]);
+    // Shard I/2 trains the KPIs at positions I, I + 2, ... and nothing else.
+    let mine: [&[usize]; 2] = [&[0, 2, 4], &[1, 3]];
+    for (shard, kpis) in ["0/2", "1/2"].into_iter().zip(mine) {
+        let (_, stderr) = train(&data, &shared, &["--shard", shard]);
+        trained_only(&stderr, kpis);
     }
     // A Slurm array task's environment selects the same shards as the flag.
     let slurm = dir.path().join("slurm");
-    for task in ["0", "1"] {
-        let result = bin()
-            .args(["fleet", "train", "--data-dir"])
-            .arg(&data)
-            .arg("--out")
-            .arg(&slurm)
-            .args(QUICK)
-            .env("SLURM_ARRAY_TASK_ID", task)
-            .env("SLURM_ARRAY_TASK_COUNT", "2")
-            .output()
-            .unwrap();
-        assert!(result.status.success());
-        let stderr = String::from_utf8_lossy(&result.stderr);
+    for (task, kpis) in ["0", "1"].into_iter().zip(mine) {
+        let env = [
+            ("SLURM_ARRAY_TASK_ID", task),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+        ];
+        let (_, stderr) = train_with_env(&data, &slurm, &[], &env);
         assert!(stderr.contains(&format!("(shard {task}/2)")), "{stderr}");
+        trained_only(&stderr, kpis);
     }
     train(&data, &whole, &[]);
     let strip = |rows: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
@@ -214,21 +218,16 @@ fn fleet_detect_ranks_kpis_by_their_new_alerts() {
         .unwrap();
     }
     std::fs::write(new.join("orphan.csv"), "timestamp,value\n1,2\n").unwrap();
-    let result = bin()
-        .args(["fleet", "detect", "--json", "--models"])
-        .arg(&models)
-        .arg("--data-dir")
-        .arg(&new)
-        .arg("--out")
-        .arg(&alerts)
-        .output()
-        .unwrap();
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
+    let rows = json_of(
+        bin()
+            .args(["fleet", "detect", "--json", "--models"])
+            .arg(&models)
+            .arg("--data-dir")
+            .arg(&new)
+            .arg("--out")
+            .arg(&alerts),
     );
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&result.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(
         rows[0]["name"], "kpi1",

@@ -30,3 +30,25 @@ pub fn quick_config() -> donut_explorer::config::DonutConfig {
         ..Default::default()
     }
 }
+
+/// The binary under test, as a command to run.
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_donut-explorer"))
+}
+
+/// The JSON object on the last line of a command's stdout.
+pub fn last_json_line(stdout: &[u8]) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(stdout);
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// Runs a command that must succeed and returns the JSON object on the last line of its stdout.
+pub fn json_of(command: &mut std::process::Command) -> serde_json::Value {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    last_json_line(&out.stdout)
+}

@@ -224,9 +224,10 @@ fn alpha_masks_anomalies_missing_and_injected_points() {
         filled,
         "an injected point holds -mean / std, as a missing point does"
     );
-    if let Some(gap) = (0..prep.len()).find(|&i| prep.missing[i]) {
-        assert_eq!(prep.values[gap], filled);
-    }
+    let gap = (0..prep.len())
+        .find(|&i| prep.missing[i])
+        .expect("the sample has gaps");
+    assert_eq!(prep.values[gap], filled);
     assert_eq!(inj.alpha[prep.window - 4], 0.0);
 }
 

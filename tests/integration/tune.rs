@@ -1,7 +1,7 @@
 //! `tune`: the search never reads the test labels, is the same for a seed, records a diverging
 //! trial as failed and goes on, and refuses a bad space by name.
 
-use super::quick_config;
+use super::{bin, quick_config};
 use donut_explorer::config::DonutConfig;
 use donut_explorer::data::{Part, Prepared, RawSeries, load_sample};
 use donut_explorer::tune::{
@@ -24,6 +24,20 @@ fn quick_spec(space: &str) -> TuneSpec {
     spec.jobs = 2;
     spec
 }
+
+/// The quick settings of the command-line tests (those of `quick_spec`), as flags.
+const QUICK_FLAGS: &[&str] = &[
+    "--set",
+    "valid_every_steps=5",
+    "--set",
+    "window=30",
+    "--set",
+    "hidden_width=24",
+    "--set",
+    "n_z=8",
+    "--set",
+    "mcmc_iterations=1",
+];
 
 const SPACE: &str = "defaults = false\n[latent_dim]\nmin = 2\nmax = 6\n[learning_rate]\nmin = 1e-3\nmax = 1e-2\nlog = true\n[injection_rate]\nmin = 0.0\nmax = 0.1\n";
 
@@ -93,19 +107,11 @@ fn the_search_reads_no_test_label_and_is_the_same_for_a_seed() {
     let prep = Prepared::new(&raw, &spec.base).unwrap();
     let test_starts = prep.timestamps[prep.part(Part::Test).start];
     let mut scrambled = raw.clone();
-    let test = raw
-        .timestamps
-        .iter()
-        .position(|&t| t >= test_starts)
-        .unwrap()..raw.values.len();
+    let test = test_starts_at(&raw, test_starts)..raw.values.len();
     for i in test.clone() {
         scrambled.labels[i] = u8::from(raw.labels[i] == 0 && i % 2 == 0);
     }
     assert_ne!(scrambled.labels[test.clone()], raw.labels[test]);
-    assert_eq!(
-        scrambled.labels[..test_starts_at(&raw, test_starts)],
-        raw.labels[..test_starts_at(&raw, test_starts)]
-    );
     let blind = search(&scrambled, &spec);
     assert_eq!(figures(&blind), figures(&first));
     assert_eq!(blind.best, first.best);
@@ -169,10 +175,6 @@ fn cancelling_keeps_the_finished_trials() {
     );
 }
 
-fn bin() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_donut-explorer"))
-}
-
 #[test]
 fn tune_on_the_command_line_writes_every_trial_the_comparison_and_a_config() {
     let dir = tempfile::tempdir().unwrap();
@@ -191,15 +193,8 @@ fn tune_on_the_command_line_writes_every_trial_the_comparison_and_a_config() {
             "--epochs",
             "2",
         ])
-        .args([
-            "--set",
-            "valid_every_steps=5",
-            "--set",
-            "window=30",
-            "--set",
-            "hidden_width=24",
-        ])
-        .args(["--set", "n_z=8", "--set", "mcmc_iterations=1", "--json"])
+        .args(QUICK_FLAGS)
+        .arg("--json")
         .arg("--space")
         .arg(&space)
         .arg("--out")
@@ -208,8 +203,7 @@ fn tune_on_the_command_line_writes_every_trial_the_comparison_and_a_config() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let json = super::last_json_line(&out.stdout);
     let trials = json["search"]["trials"].as_array().unwrap();
     assert_eq!(trials.len(), 3);
     for t in trials {
@@ -289,22 +283,8 @@ fn ctrl_c_stops_the_search_and_reports_the_finished_trials() {
             "--epochs",
             "2000",
         ])
-        .args([
-            "--set",
-            "patience=0",
-            "--set",
-            "valid_every_steps=5",
-            "--set",
-            "window=30",
-        ])
-        .args([
-            "--set",
-            "hidden_width=24",
-            "--set",
-            "n_z=8",
-            "--set",
-            "mcmc_iterations=1",
-        ])
+        .args(QUICK_FLAGS)
+        .args(["--set", "patience=0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

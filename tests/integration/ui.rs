@@ -1074,7 +1074,6 @@ fn settings_outside_the_sliders_spans_are_kept_as_given() {
 fn a_saved_run_with_a_window_beyond_the_slider_reopens_with_it() {
     let config = donut_explorer::config::DonutConfig {
         window: 720,
-        epochs: 1,
         ..super::quick_config()
     };
     let h = trained_harness(config);
@@ -1158,20 +1157,8 @@ fn training_shows_preview_scores_that_the_final_pass_replaces() {
 
 #[test]
 fn the_fleet_tab_trains_a_folder_and_opens_a_kpi_with_its_model() {
-    use donut_explorer::data::sample::{SampleSpec, generate, to_csv};
     let dir = tempfile::tempdir().unwrap();
-    for seed in 0..2 {
-        let spec = SampleSpec {
-            seed,
-            days: 5,
-            ..Default::default()
-        };
-        std::fs::write(
-            dir.path().join(format!("kpi{seed}.csv")),
-            to_csv(&generate(&spec)),
-        )
-        .unwrap();
-    }
+    super::fleet::write_fleet(dir.path(), 2, 5);
     std::fs::write(
         dir.path().join("broken.csv"),
         "timestamp,value\n1500000000,1\n1500000300,abc\n",
