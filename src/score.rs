@@ -6,10 +6,11 @@
 //! x. The encoder runs once per window for all its samples, and the decoder heads are evaluated
 //! for the last column only. Higher is more normal; the anomaly score is its negation.
 
-use crate::config::DonutConfig;
+use crate::config::{DonutConfig, GradientEngine};
 use crate::data::{Part, Prepared};
 use crate::model::DonutModel;
-use crate::model::latent::gaussian_log_density;
+use crate::model::fused::{ScoringNet, Workspace};
+use crate::model::latent::{Latent, gaussian_log_density};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use rand::SeedableRng;
@@ -125,17 +126,17 @@ pub fn score_windows(
     let threads = crate::threads::for_backend(config);
     let pool = crate::threads::pool(threads);
     let source = WindowSource::of(prep);
-    score_in_pool(&pool, model, &source, ends, config, device, keep_going)
+    let scorer = Scorer::new(model, config, device);
+    score_in_pool(&pool, &scorer, &source, ends, config, keep_going)
 }
 
 /// [`score_windows`] over `source` in `pool` (see there).
 fn score_in_pool(
     pool: &rayon::ThreadPool,
-    model: &DonutModel,
+    scorer: &Scorer<'_>,
     source: &WindowSource<'_>,
     ends: &[usize],
     config: &DonutConfig,
-    device: &Device,
     keep_going: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<f32>, Stopped> {
     let n_z = config.n_z.max(1);
@@ -158,7 +159,7 @@ fn score_in_pool(
         let scored: Vec<Vec<f32>> = pool.install(|| {
             group
                 .par_iter()
-                .map(|chunk| score_chunk(model, source, chunk, config, device))
+                .map(|chunk| scorer.score_chunk(source, chunk, config))
                 .collect()
         });
         out.extend(scored.into_iter().flatten());
@@ -192,62 +193,180 @@ fn per_window(
 /// thread (a stream scores a few windows at a time; no pool to start). The same numbers as
 /// [`score_windows`] gives for those windows.
 pub fn score_windows_here(
-    model: &DonutModel,
+    scorer: &Scorer<'_>,
     source: &WindowSource<'_>,
     ends: &[usize],
     config: &DonutConfig,
-    device: &Device,
 ) -> Vec<f32> {
     let windows_per_chunk = (ROWS_PER_CHUNK / config.n_z.max(1)).clamp(1, 1024);
     ends.chunks(windows_per_chunk)
-        .flat_map(|chunk| score_chunk(model, source, chunk, config, device))
+        .flat_map(|chunk| scorer.score_chunk(source, chunk, config))
         .collect()
 }
 
-/// Scores one chunk of windows (see the module docs).
-fn score_chunk(
+/// What scoring a chunk of windows starts from: their values and missing flags, and each
+/// window's two generators (separate streams, so that imputation never shifts the samples of
+/// the score itself).
+struct ChunkInputs {
+    /// Windows `[n, W]`, as MCMC starts from them.
+    x: Vec<f32>,
+    /// Each window's last value, `[n]`.
+    last: Vec<f32>,
+    /// Where MCMC imputes, `[n, W]`.
+    missing: Vec<bool>,
+    rngs: Vec<Xoshiro256PlusPlus>,
+    mcmc_rngs: Vec<Xoshiro256PlusPlus>,
+}
+
+impl ChunkInputs {
+    fn of(source: &WindowSource<'_>, chunk: &[usize], config: &DonutConfig) -> Self {
+        Self {
+            x: chunk
+                .iter()
+                .flat_map(|&e| source.window_start(e, config.extreme_sigmas))
+                .collect(),
+            last: chunk
+                .iter()
+                .map(|&e| source.values[e - source.offset])
+                .collect(),
+            missing: chunk
+                .iter()
+                .flat_map(|&e| source.window_missing(e, config.extreme_sigmas))
+                .collect(),
+            rngs: chunk
+                .iter()
+                .map(|&e| window_rng(config.seed, 0x0005_C09E, e))
+                .collect(),
+            mcmc_rngs: chunk
+                .iter()
+                .map(|&e| window_rng(config.seed, 0x3C3C_0001, e))
+                .collect(),
+        }
+    }
+
+    /// True when MCMC has points to impute.
+    fn imputes(&self, config: &DonutConfig) -> bool {
+        config.mcmc_iterations > 0 && self.missing.contains(&true)
+    }
+}
+
+/// The network a scoring pass runs: the fused engine's forward passes on flat parameters (a CPU
+/// backend with `gradients = fused`, the default), or burn's modules (a GPU, or `gradients =
+/// autodiff`). Both give the same scores to rounding (a test holds them together).
+pub struct Scorer<'a>(Engine<'a>);
+
+enum Engine<'a> {
+    Fused(Box<ScoringNet>),
+    Burn(&'a DonutModel, Device),
+}
+
+impl<'a> Scorer<'a> {
+    /// The scorer of `model` (trained with `config`) on `device`.
+    pub fn new(model: &'a DonutModel, config: &DonutConfig, device: &Device) -> Self {
+        let fused = config.gradients == GradientEngine::Fused && !config.backend.is_gpu();
+        Self(
+            match fused.then(|| ScoringNet::new(config, model)).flatten() {
+                Some(net) => Engine::Fused(Box::new(net)),
+                None => Engine::Burn(model, device.clone()),
+            },
+        )
+    }
+
+    /// True when it runs the fused engine's passes.
+    pub fn is_fused(&self) -> bool {
+        matches!(self.0, Engine::Fused(_))
+    }
+
+    /// Scores one chunk of windows (see the module docs).
+    fn score_chunk(
+        &self,
+        source: &WindowSource<'_>,
+        chunk: &[usize],
+        config: &DonutConfig,
+    ) -> Vec<f32> {
+        let inputs = ChunkInputs::of(source, chunk, config);
+        match &self.0 {
+            Engine::Fused(net) => score_chunk_fused(net, inputs, config),
+            Engine::Burn(model, device) => score_chunk_burn(model, inputs, config, device),
+        }
+    }
+}
+
+/// [`Scorer::score_chunk`] on the fused engine's forward passes.
+fn score_chunk_fused(net: &ScoringNet, inputs: ChunkInputs, config: &DonutConfig) -> Vec<f32> {
+    let (w, k, n_z) = (net.window(), net.latent_dim(), config.n_z.max(1));
+    let latent = Latent::of(config);
+    let imputes = inputs.imputes(config);
+    let ChunkInputs {
+        mut x,
+        last,
+        missing,
+        mut rngs,
+        mut mcmc_rngs,
+    } = inputs;
+    let n = last.len();
+    let mut ws = Workspace::default();
+    let (mut mean, mut std) = (Vec::new(), Vec::new());
+    if imputes {
+        let (mut x_mean, mut x_std) = (Vec::new(), Vec::new());
+        for _ in 0..config.mcmc_iterations {
+            net.encode(&x, n, &mut ws, &mut mean, &mut std);
+            let eps = per_window(&mut mcmc_rngs, k, |rng, count| {
+                latent.sample_noise(rng, count)
+            });
+            let z: Vec<f32> = (0..n * k).map(|j| mean[j] + std[j] * eps[j]).collect();
+            net.decode(&z, n, &mut ws, &mut x_mean, &mut x_std);
+            let noise = per_window(&mut mcmc_rngs, w, |rng, count| {
+                (0..count).map(|_| StandardNormal.sample(rng)).collect()
+            });
+            for (j, &taken) in missing.iter().enumerate() {
+                if taken {
+                    x[j] = x_mean[j] + x_std[j] * noise[j]; // x' ~ p(x|z)
+                }
+            }
+        }
+    }
+    net.encode(&x, n, &mut ws, &mut mean, &mut std); // [n, K]
+    // Window i's samples are rows i * n_z .. (i + 1) * n_z: [n * n_z, K].
+    let mut z = per_window(&mut rngs, n_z * k, |rng, count| {
+        latent.sample_noise(rng, count)
+    });
+    for (row, sample) in z.chunks_exact_mut(k).enumerate() {
+        let at = (row / n_z) * k;
+        for (d, e) in sample.iter_mut().enumerate() {
+            *e = mean[at + d] + std[at + d] * *e;
+        }
+    }
+    net.last_log_density(&z, &last, n_z, &mut ws)
+}
+
+/// [`Scorer::score_chunk`] on burn's modules.
+fn score_chunk_burn(
     model: &DonutModel,
-    source: &WindowSource<'_>,
-    chunk: &[usize],
+    inputs: ChunkInputs,
     config: &DonutConfig,
     device: &Device,
 ) -> Vec<f32> {
-    let w = source.window;
-    let k = model.latent_dim();
-    let n_z = config.n_z.max(1);
+    let imputes = inputs.imputes(config);
+    let ChunkInputs {
+        x,
+        last,
+        missing,
+        mut rngs,
+        mut mcmc_rngs,
+    } = inputs;
+    let (w, k, n_z) = (
+        x.len() / last.len().max(1),
+        model.latent_dim(),
+        config.n_z.max(1),
+    );
     let latent = model.latent();
-    // A generator per window, and separate streams, so that imputation never shifts the
-    // samples of the score itself.
-    let mut rngs: Vec<_> = chunk
-        .iter()
-        .map(|&e| window_rng(config.seed, 0x0005_C09E, e))
-        .collect();
-    let mut mcmc_rngs: Vec<_> = chunk
-        .iter()
-        .map(|&e| window_rng(config.seed, 0x3C3C_0001, e))
-        .collect();
-    let n = chunk.len();
-    let x_host: Vec<f32> = chunk
-        .iter()
-        .flat_map(|&e| source.window_start(e, config.extreme_sigmas))
-        .collect();
-    let last_host: Vec<f32> = chunk
-        .iter()
-        .map(|&e| source.values[e - source.offset])
-        .collect();
-    let missing_host: Vec<f32> = chunk
-        .iter()
-        .flat_map(|&e| {
-            source
-                .window_missing(e, config.extreme_sigmas)
-                .map(|m| m as u8 as f32)
-        })
-        .collect();
-    let any_missing = missing_host.iter().any(|&m| m > 0.0);
-    let mut x = Tensor::<2>::from_data(TensorData::new(x_host, [n, w]), device);
+    let n = last.len();
+    let mut x = Tensor::<2>::from_data(TensorData::new(x, [n, w]), device);
 
-    if any_missing && config.mcmc_iterations > 0 {
-        let missing = Tensor::<2>::from_data(TensorData::new(missing_host, [n, w]), device);
+    if imputes {
+        let missing: Vec<f32> = missing.iter().map(|&m| m as u8 as f32).collect();
+        let missing = Tensor::<2>::from_data(TensorData::new(missing, [n, w]), device);
         let present = missing.clone().neg().add_scalar(1.0);
         for _ in 0..config.mcmc_iterations {
             let q = model.encode(x.clone());
@@ -284,7 +403,7 @@ fn score_chunk(
     });
     let eps = Tensor::<2>::from_data(TensorData::new(eps, [n * n_z, k]), device);
     let p = model.decode_last(mean + std * eps); // [n * n_z, 1]
-    let last = Tensor::<2>::from_data(TensorData::new(last_host, [n, 1]), device)
+    let last = Tensor::<2>::from_data(TensorData::new(last, [n, 1]), device)
         .unsqueeze_dim::<3>(1)
         .repeat_dim(1, n_z)
         .reshape([n * n_z, 1]);
@@ -338,6 +457,7 @@ pub fn rescore_masking_flags(
     // stale[k]: a flag fell inside window k after its score was computed.
     let mut stale = vec![false; ends.len()];
     let pool = crate::threads::pool(crate::threads::for_backend(config));
+    let scorer = Scorer::new(model, config, device);
     let mut chunk = 1usize;
     let mut i = 0;
     while i < ends.len() {
@@ -355,10 +475,8 @@ pub fn rescore_masking_flags(
                 offset: 0,
                 window: w,
             };
-            let log_p = score_in_pool(&pool, model, &source, &picked, config, device, &mut |_| {
-                true
-            })
-            .unwrap_or_default();
+            let log_p = score_in_pool(&pool, &scorer, &source, &picked, config, &mut |_| true)
+                .unwrap_or_default();
             for (&k, lp) in batch.iter().zip(log_p) {
                 scores[ends[k]] = Some(anomaly_score(lp));
                 stale[k] = false;
@@ -495,5 +613,65 @@ pub fn reconstruct(
         std: host(spread),
         log_likelihood,
         score,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EncoderKind, LatentDist};
+    use crate::model::device_for;
+
+    /// The fused passes and burn's modules score every window alike, with and without missing
+    /// points to impute, for each encoder and latent family.
+    #[test]
+    fn the_fused_passes_score_as_burns_modules_do() {
+        let mut raw = crate::data::load_sample().unwrap();
+        for i in (0..raw.values.len()).step_by(37) {
+            raw.values[i] = f64::NAN;
+        }
+        for (encoder, latent_dist) in [
+            (EncoderKind::Dense, LatentDist::Gaussian),
+            (EncoderKind::Cnn, LatentDist::StudentT),
+        ] {
+            let config = DonutConfig {
+                encoder,
+                latent_dist,
+                window: 40,
+                n_z: 24,
+                mcmc_iterations: 3,
+                ..Default::default()
+            };
+            let prep = Prepared::new(&raw, &config).unwrap();
+            let device = device_for(config.backend);
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+            let model = DonutModel::new(&config, &mut rng, &device);
+            let ends: Vec<usize> = prep.window_ends(Part::Test).take(300).collect();
+            assert!(
+                ends.iter()
+                    .any(|&e| prep.missing[e + 1 - config.window..=e].contains(&true)),
+                "some windows have points to impute"
+            );
+            let burn_config = DonutConfig {
+                gradients: GradientEngine::Autodiff,
+                ..config.clone()
+            };
+            let source = WindowSource::of(&prep);
+            let fused = Scorer::new(&model, &config, &device);
+            let burn = Scorer::new(&model, &burn_config, &device);
+            assert!(fused.is_fused() && !burn.is_fused());
+            let a = score_windows_here(&fused, &source, &ends, &config);
+            let b = score_windows_here(&burn, &source, &ends, &burn_config);
+            assert_eq!(a.len(), ends.len());
+            for ((end, a), b) in ends.iter().zip(&a).zip(&b) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                    "{encoder:?} / {latent_dist:?}, window {end}: fused {a}, burn {b}"
+                );
+            }
+            let spread = a.iter().fold(f32::INFINITY, |m, &x| m.min(x))
+                - a.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            assert!(spread.abs() > 1e-3, "the scores vary: {spread}");
+        }
     }
 }

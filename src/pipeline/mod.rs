@@ -247,13 +247,16 @@ fn baselines(
             .clone()
             .map(|i| scores[i].is_some() && !prep.missing[i])
             .collect();
-        crate::eval::chance(
-            &prep.labels[test.clone()],
-            &flaggable,
-            e.flagged.flagged_points,
-            config.eval_delay,
-            config.seed,
-        )
+        // Its draws in parallel on the run's threads (the figures do not depend on how many).
+        crate::threads::pool(crate::threads::for_backend(config)).install(|| {
+            crate::eval::chance(
+                &prep.labels[test.clone()],
+                &flaggable,
+                e.flagged.flagged_points,
+                config.eval_delay,
+                config.seed,
+            )
+        })
     });
     Baselines {
         spectral_residual: spectral_residual(prep, config),

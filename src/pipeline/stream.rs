@@ -5,8 +5,7 @@
 use crate::config::DonutConfig;
 use crate::data::Standardisation;
 use crate::model::{DonutModel, device_for};
-use crate::score::{WindowSource, anomaly_score, score_windows_here};
-use burn::prelude::Device;
+use crate::score::{Scorer, WindowSource, anomaly_score, score_windows_here};
 use serde::Serialize;
 
 /// The most points a gap in the stream is filled with (about a year of minutes); a longer gap
@@ -57,9 +56,8 @@ pub struct GapTooLong {
 
 /// A trained model scoring a stream (see the module docs).
 pub struct Stream<'m> {
-    model: &'m DonutModel,
+    scorer: Scorer<'m>,
     config: DonutConfig,
-    device: Device,
     stats: Standardisation,
     threshold: f64,
     interval: i64,
@@ -83,9 +81,8 @@ impl<'m> Stream<'m> {
         interval: i64,
     ) -> Self {
         Self {
-            model,
+            scorer: Scorer::new(model, config, &device_for(config.backend)),
             config: config.clone(),
-            device: device_for(config.backend),
             stats,
             threshold,
             interval: interval.max(1),
@@ -181,7 +178,7 @@ impl<'m> Stream<'m> {
             offset: self.offset,
             window: self.config.window,
         };
-        score_windows_here(self.model, &source, ends, &self.config, &self.device)
+        score_windows_here(&self.scorer, &source, ends, &self.config)
     }
 
     /// Keeps only the last W-1 points (all the next window needs) once the buffer is long.

@@ -327,7 +327,7 @@ fn a_run_file_of_this_release_loads_and_scores() {
     let raw = donut_explorer::data::load_csv(&super::fixture("run-format1-data.csv")).unwrap();
     let prep = Prepared::new_with(&raw, &run.config, run.standardisation).unwrap();
     assert!(!run.config.mask_flagged, "an older file takes the default");
-    let again = donut_explorer::pipeline::rescore(
+    let rescored = donut_explorer::pipeline::rescore(
         &run,
         &model,
         &prep,
@@ -336,9 +336,26 @@ fn a_run_file_of_this_release_loads_and_scores() {
         &mut NoHooks,
     )
     .unwrap();
+    // The file was scored through burn's modules; this release scores on the fused engine's
+    // forward passes, which sum in another order: equal to rounding.
     let test = prep.part(Part::Test);
-    assert_eq!(again.scores[test.clone()], run.scores[test.clone()]);
-    assert_eq!(found.scores[test.clone()], run.scores[test.clone()]);
+    let close = |scores: &[Option<f64>]| {
+        scores
+            .iter()
+            .zip(&run.scores[test.clone()])
+            .all(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                (a, b) => a == b,
+            })
+    };
+    assert!(
+        close(&rescored.scores[test.clone()]),
+        "rescored as it was scored"
+    );
+    assert!(
+        close(&found.scores[test.clone()]),
+        "detected as it was scored"
+    );
     // Masking flagged points, the scores agree up to the first flagged point, and the windows
     // after it differ (its value is imputed there).
     let masked = DonutConfig {
@@ -360,7 +377,7 @@ fn a_run_file_of_this_release_loads_and_scores() {
         .unwrap();
     assert_eq!(
         again.scores[test.start..=first_flag],
-        run.scores[test.start..=first_flag]
+        rescored.scores[test.start..=first_flag]
     );
-    assert_ne!(again.scores[test.clone()], run.scores[test]);
+    assert_ne!(again.scores[test.clone()], rescored.scores[test]);
 }

@@ -84,7 +84,8 @@ impl<'a> MatRef<'a> {
     }
 }
 
-/// `out = a b` (or `out += a b` when `accumulate`), `out` row-major `a.rows() x b.cols()`.
+/// `out = a b` (or `out += a b` when `accumulate`), `out` row-major `a.rows() x b.cols()`. Each
+/// row of `out` is the same whatever the number of rows of `a`.
 ///
 /// # Panics
 /// When the inner dimensions differ or `out` has the wrong length.
@@ -104,6 +105,22 @@ pub fn matmul(out: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
         if !accumulate {
             out.fill(0.0);
         }
+        return;
+    }
+    if m == 1 && n > 1 {
+        // gemm multiplies a single row by another route (a matrix-vector product that sums in
+        // another order): the row is multiplied as the first of two, so that a row's result
+        // never depends on how many rows are multiplied with it (a stream scores one window at
+        // a time, a batch many, and both give the same scores).
+        let row: Vec<f32> = (0..k).map(|c| a.data[c * a.col_stride]).collect();
+        let rows = [row.as_slice(), row.as_slice()].concat();
+        let mut both = if accumulate {
+            [&*out, &*out].concat()
+        } else {
+            vec![0.0; 2 * n]
+        };
+        matmul(&mut both, MatRef::new(&rows, 2, k), b, accumulate);
+        out.copy_from_slice(&both[..n]);
         return;
     }
     // Every element the kernel reads lies inside its slice: the largest offset of a view is
@@ -171,6 +188,26 @@ mod tests {
         matmul(&mut acc, ma.t(), ma, true);
         for (x, y) in acc.iter().zip(naive(ma.t(), ma)) {
             assert!((x - (y + 1.0)).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn a_row_multiplied_alone_equals_the_same_row_among_many() {
+        let (k, n) = (120, 100);
+        let a: Vec<f32> = (0..64 * k).map(|i| (i as f32 * 0.013).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.007).cos()).collect();
+        let mb = MatRef::new(&b, k, n);
+        for accumulate in [false, true] {
+            let mut many: Vec<f32> = (0..64 * n).map(|i| i as f32 * 0.5).collect();
+            let mut one = many[5 * n..6 * n].to_vec();
+            matmul(&mut many, MatRef::new(&a, 64, k), mb, accumulate);
+            matmul(
+                &mut one,
+                MatRef::new(&a[5 * k..6 * k], 1, k),
+                mb,
+                accumulate,
+            );
+            assert_eq!(one, many[5 * n..6 * n], "accumulate {accumulate}");
         }
     }
 }

@@ -20,12 +20,14 @@ pub mod matmul;
 mod conv;
 mod dense;
 mod recon;
+mod scoring;
 mod workspace;
 
 #[cfg(test)]
 mod tests;
 
 pub use recon::sum_of_squares;
+pub use scoring::ScoringNet;
 pub use workspace::{Shard, TermSums, Workspace};
 
 use super::Weight;
