@@ -8,7 +8,7 @@
 //! drawn until the standard error of each is below [`TARGET_STANDARD_ERROR`] (stable to two
 //! decimals) or [`MAX_DRAWS`] are made.
 
-use super::metric::{Adjust, PaKCurve, Ranking, pa_k_curve_best};
+use super::metric::{Adjust, Labelled, PaKCurve, Ranking, pa_k_curve_best_of};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom;
@@ -89,6 +89,7 @@ pub fn chance(
     let mut tracked = [Running::default(); 5];
     let mut best_curves = Vec::new();
     let mut flagged_curves = Vec::new();
+    let labelled = Labelled::new(labels);
     let mut draws = 0;
     // Draws are made in the order of the generator and their figures computed a batch at a
     // time in parallel (on the pool the caller installed), then taken one by one until settled:
@@ -103,7 +104,7 @@ pub fn chance(
             .collect();
         let drawn: Vec<Draw> = orders
             .into_par_iter()
-            .map(|order| Draw::of(Ranking::from_order(order), labels, delay, flagged_points))
+            .map(|order| Draw::of(Ranking::from_order(order), &labelled, delay, flagged_points))
             .collect();
         for draw in drawn {
             for (t, x) in tracked.iter_mut().zip(draw.figures) {
@@ -152,22 +153,34 @@ struct Draw {
 }
 
 impl Draw {
-    fn of(ranking: Ranking, labels: &[u8], delay: usize, flagged_points: usize) -> Self {
+    fn of(ranking: Ranking, labelled: &Labelled<'_>, delay: usize, flagged_points: usize) -> Self {
+        let best = |adjust| ranking.best_of(labelled, adjust).f1;
+        let [adjusted, pointwise] = ranking
+            .top_of(
+                labelled,
+                [Adjust::Segment, Adjust::PointWise],
+                flagged_points,
+            )
+            .map(|f| f.f1);
+        let flagged_curve = ranking
+            .top_of(
+                labelled,
+                super::PA_K_PERCENTS.map(Adjust::PaK),
+                flagged_points,
+            )
+            .iter()
+            .map(|f| f.f1)
+            .collect();
         Self {
             figures: [
-                ranking.best(labels, Adjust::Segment).f1,
-                ranking.best(labels, Adjust::Delay(delay)).f1,
-                ranking.best(labels, Adjust::PointWise).f1,
-                ranking.top(labels, Adjust::Segment, flagged_points).f1,
-                ranking.top(labels, Adjust::PointWise, flagged_points).f1,
+                best(Adjust::Segment),
+                best(Adjust::Delay(delay)),
+                best(Adjust::PointWise),
+                adjusted,
+                pointwise,
             ],
-            best_curve: pa_k_curve_best(&ranking, labels),
-            flagged_curve: PaKCurve::new(
-                super::PA_K_PERCENTS
-                    .iter()
-                    .map(|&k| ranking.top(labels, Adjust::PaK(k), flagged_points).f1)
-                    .collect(),
-            ),
+            best_curve: pa_k_curve_best_of(&ranking, labelled),
+            flagged_curve: PaKCurve::new(flagged_curve),
         }
     }
 }

@@ -203,8 +203,8 @@ impl Ranking {
 
     /// Walks every distinct threshold from the highest score down, calling `visit` with
     /// precision, recall and F1 there under `adjust` on `labels`.
-    fn sweep(&self, labels: &[u8], adjust: Adjust, visit: &mut dyn FnMut(F1Score)) {
-        let segments = Segments::new(labels);
+    fn sweep(&self, labelled: &Labelled<'_>, adjust: Adjust, visit: &mut dyn FnMut(F1Score)) {
+        let segments = &labelled.segments;
         let positives = segments.positives();
         let credit = Credit::from(adjust);
         let whole_at: Vec<usize> = match credit {
@@ -252,12 +252,17 @@ impl Ranking {
 
     /// The best F1 over every threshold under `adjust`.
     pub fn best(&self, labels: &[u8], adjust: Adjust) -> F1Score {
+        self.best_of(&Labelled::new(labels), adjust)
+    }
+
+    /// [`Ranking::best`] on labels whose segments are already found.
+    pub fn best_of(&self, labelled: &Labelled<'_>, adjust: Adjust) -> F1Score {
         // With no F1 above 0, the highest score (nothing flagged below it matters).
         let mut best = F1Score {
             threshold: self.scores.first().copied().unwrap_or(f64::INFINITY),
             ..Default::default()
         };
-        self.sweep(labels, adjust, &mut |point| {
+        self.sweep(labelled, adjust, &mut |point| {
             if point.f1 > best.f1 {
                 best = point;
             }
@@ -267,13 +272,39 @@ impl Ranking {
 
     /// Precision, recall and F1 with the top `n` points flagged (n = 0: none).
     pub fn top(&self, labels: &[u8], adjust: Adjust, n: usize) -> F1Score {
-        let segments = Segments::new(labels);
+        self.top_of(&Labelled::new(labels), [adjust], n)[0]
+    }
+
+    /// [`Ranking::top`] under each of `adjusts`, on labels whose segments are already found.
+    pub fn top_of<const N: usize>(
+        &self,
+        labelled: &Labelled<'_>,
+        adjusts: [Adjust; N],
+        n: usize,
+    ) -> [F1Score; N] {
+        let labels = labelled.labels;
         let mut flagged = vec![false; labels.len()];
         for &i in self.order.iter().take(n) {
             flagged[i] = true;
         }
         let threshold = self.score_of_top(n).unwrap_or(f64::INFINITY);
-        credit_flags(&segments, labels, &flagged, adjust, threshold)
+        adjusts.map(|adjust| credit_flags(&labelled.segments, labels, &flagged, adjust, threshold))
+    }
+}
+
+/// Labels with their segments found once, for many figures on the same labels.
+pub struct Labelled<'a> {
+    labels: &'a [u8],
+    segments: Segments,
+}
+
+impl<'a> Labelled<'a> {
+    /// `labels` (1 = anomalous) and their segments.
+    pub fn new(labels: &'a [u8]) -> Self {
+        Self {
+            labels,
+            segments: Segments::new(labels),
+        }
     }
 }
 
@@ -328,7 +359,9 @@ pub fn pr_curve(
     adjust: Adjust,
 ) -> Vec<F1Score> {
     let mut curve = Vec::new();
-    Ranking::new(scores, missing).sweep(labels, adjust, &mut |point| curve.push(point));
+    Ranking::new(scores, missing).sweep(&Labelled::new(labels), adjust, &mut |point| {
+        curve.push(point)
+    });
     curve
 }
 
@@ -422,10 +455,15 @@ pub fn pa_k_curve_of_flags(labels: &[u8], flagged: &[bool], threshold: f64) -> P
 /// The best PA%K F1 over every threshold, for each K (each K may pick its own threshold: an
 /// upper bound, as the best F1 is).
 pub fn pa_k_curve_best(ranking: &Ranking, labels: &[u8]) -> PaKCurve {
+    pa_k_curve_best_of(ranking, &Labelled::new(labels))
+}
+
+/// [`pa_k_curve_best`] on labels whose segments are already found.
+pub fn pa_k_curve_best_of(ranking: &Ranking, labelled: &Labelled<'_>) -> PaKCurve {
     PaKCurve::new(
         PA_K_PERCENTS
             .iter()
-            .map(|&k| ranking.best(labels, Adjust::PaK(k)).f1)
+            .map(|&k| ranking.best_of(labelled, Adjust::PaK(k)).f1)
             .collect(),
     )
 }

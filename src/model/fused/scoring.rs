@@ -20,7 +20,7 @@ const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
 pub struct ScoringNet {
     layout: Layout,
     params: Vec<f32>,
-    /// The last column of the two output heads' kernels, `[width, 2]` (mean, std).
+    /// The last column of the two output heads' kernels, one after the other (mean, std).
     last_kernel: Vec<f32>,
     /// The last entry of the two heads' biases (mean, std).
     last_bias: [f32; 2],
@@ -38,11 +38,10 @@ impl ScoringNet {
         let params = layout.flatten(&model.weights())?;
         let (mean, std) = (&layout.x_mean, &layout.x_std);
         let (width, w) = (mean.d_in, mean.d_out);
-        let mut last_kernel = Vec::with_capacity(2 * width);
-        for r in 0..width {
-            last_kernel.push(params[mean.weight + r * w + w - 1]);
-            last_kernel.push(params[std.weight + r * w + w - 1]);
-        }
+        let last_kernel: Vec<f32> = [mean, std]
+            .iter()
+            .flat_map(|at| (0..width).map(|r| params[at.weight + r * w + w - 1]))
+            .collect();
         let last_bias = [params[mean.bias + w - 1], params[std.bias + w - 1]];
         Some(Self {
             layout,
@@ -136,17 +135,14 @@ impl ScoringNet {
                 &mut ws.decoder,
             );
             let h = &ws.decoder[l.decoder.len() - 1][..m * width];
-            // The two heads' last column row by row, in a fixed order: a window's score does
-            // not depend on how many rows are decoded with it.
+            // The two heads' last column row by row, in a fixed order (eight interleaved
+            // partial sums, so that it vectorises): a window's score does not depend on how
+            // many rows are decoded with it.
             let out = sized(&mut heads, 2 * m);
+            let (col_mu, col_pre) = self.last_kernel.split_at(width);
             for (pair, row) in out.chunks_exact_mut(2).zip(h.chunks_exact(width)) {
-                let (mut mu, mut pre) = (self.last_bias[0], self.last_bias[1]);
-                for (x, w) in row.iter().zip(self.last_kernel.chunks_exact(2)) {
-                    mu += x * w[0];
-                    pre += x * w[1];
-                }
-                pair[0] = mu;
-                pair[1] = pre;
+                pair[0] = self.last_bias[0] + dot(row, col_mu);
+                pair[1] = self.last_bias[1] + dot(row, col_pre);
             }
             for (r, pair) in out.chunks_exact(2).enumerate() {
                 let window = (start + r) / n_z;
@@ -159,4 +155,24 @@ impl ScoringNet {
         ws.mu_x = heads;
         sums.iter().map(|s| (s / n_z as f64) as f32).collect()
     }
+}
+
+/// The dot product of `a` and `b` in eight interleaved partial sums, added in a fixed order.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = lanes;
+    ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)) + tail
 }
