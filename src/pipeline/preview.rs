@@ -8,7 +8,7 @@ use super::{RunHooks, RunRecord, Scored, score_and_evaluate};
 use crate::config::{DonutConfig, LiveSettings};
 use crate::data::{Part, Prepared};
 use crate::model::DonutModel;
-use crate::train::{Flow, NoHooks, TrainEvent, TrainHooks};
+use crate::train::{Flow, TrainEvent, TrainHooks};
 use std::time::{Duration, Instant};
 
 /// The shortest time between two previews.
@@ -42,6 +42,12 @@ pub(super) struct Previewing<'a> {
     pub next_at: Instant,
     /// Seconds from the start to the first preview.
     pub first_secs: Option<f64>,
+    /// The live settings as of the training loop's last poll, polled on during a preview.
+    pub live: Option<LiveSettings>,
+    /// Live changes that arrived during a preview, for the loop's next poll.
+    pub pending: Option<LiveSettings>,
+    /// A stop request that arrived during a preview (which it abandoned), for the loop.
+    pub stop_requested: bool,
 }
 
 impl<'a> Previewing<'a> {
@@ -59,6 +65,9 @@ impl<'a> Previewing<'a> {
             started: now,
             next_at: now,
             first_secs: None,
+            live: None,
+            pending: None,
+            stop_requested: false,
         }
     }
 
@@ -73,7 +82,15 @@ impl TrainHooks for Previewing<'_> {
     }
 
     fn poll(&mut self, live: &mut LiveSettings) -> Flow {
-        self.inner.poll(live)
+        if let Some(pending) = self.pending.take() {
+            *live = pending;
+        }
+        if self.stop_requested {
+            return Flow::Stop;
+        }
+        let flow = self.inner.poll(live);
+        self.live = Some(*live);
+        flow
     }
 
     fn latent_every_steps(&self) -> Option<usize> {
@@ -94,14 +111,29 @@ impl TrainHooks for Previewing<'_> {
         }
         let t0 = Instant::now();
         let model = model();
-        let Ok(scored) = score_and_evaluate(
+        // The driver is polled between chunks, as training polls it between steps: a stop
+        // request abandons the preview (and then the run), live changes wait for the loop.
+        let before = self.live.unwrap_or_else(|| self.config.live());
+        let mut polling = PollDuringPreview {
+            inner: &mut *self.inner,
+            live: before,
+            stopped: false,
+        };
+        let scored = score_and_evaluate(
             &model,
             self.prep,
             &self.config,
             &[Part::Valid, Part::Test],
-            &mut NoHooks,
+            &mut polling,
             false,
-        ) else {
+        );
+        let (live, stopped) = (polling.live, polling.stopped);
+        if live != before {
+            self.pending = Some(live);
+            self.live = Some(live);
+        }
+        self.stop_requested |= stopped;
+        let Ok(scored) = scored else {
             return;
         };
         let score_secs = t0.elapsed().as_secs_f64();
@@ -115,6 +147,29 @@ impl TrainHooks for Previewing<'_> {
             score_secs,
             record: std::sync::Arc::new(preview_record(self.prep, &self.config, scored)),
         });
+    }
+}
+
+/// The hooks a preview's scoring runs with: its progress polls the driver, keeping live changes
+/// and noting a stop request.
+struct PollDuringPreview<'a> {
+    inner: &'a mut dyn RunHooks,
+    live: LiveSettings,
+    stopped: bool,
+}
+
+impl TrainHooks for PollDuringPreview<'_> {
+    fn event(&mut self, _event: TrainEvent) {}
+
+    fn poll(&mut self, _live: &mut LiveSettings) -> Flow {
+        Flow::Continue
+    }
+}
+
+impl RunHooks for PollDuringPreview<'_> {
+    fn scoring(&mut self, _done: usize, _total: usize) -> bool {
+        self.stopped |= self.inner.poll(&mut self.live) == Flow::Stop;
+        !self.stopped
     }
 }
 

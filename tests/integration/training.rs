@@ -413,6 +413,64 @@ fn a_stop_request_during_validation_abandons_it_and_skips_the_final_one() {
     );
 }
 
+/// Hooks that want previews and ask to stop from the first poll after the first validation.
+struct StopInPreview {
+    validated: bool,
+    polls_after: usize,
+    previews: usize,
+}
+
+impl TrainHooks for StopInPreview {
+    fn event(&mut self, event: TrainEvent) {
+        self.validated |= matches!(event, TrainEvent::Valid(_));
+    }
+    fn poll(&mut self, _live: &mut LiveSettings) -> Flow {
+        if self.validated {
+            self.polls_after += 1;
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+}
+
+impl donut_explorer::pipeline::RunHooks for StopInPreview {
+    fn wants_previews(&self) -> bool {
+        true
+    }
+    fn preview(&mut self, _preview: donut_explorer::pipeline::preview::Preview) {
+        self.previews += 1;
+    }
+}
+
+#[test]
+fn a_stop_request_during_a_preview_abandons_it_and_ends_the_run() {
+    // The first validation is a new best, so a preview scores the validation and test parts
+    // at once; its scoring polls the driver, which asks to stop.
+    let config = DonutConfig {
+        epochs: 50,
+        ..quick_config()
+    };
+    let prep = sample(&config);
+    let mut hooks = StopInPreview {
+        validated: false,
+        polls_after: 0,
+        previews: 0,
+    };
+    let out = donut_explorer::pipeline::run(&prep, &config, &[Part::Test], &mut hooks).unwrap();
+    assert!(out.stats.stopped);
+    assert_eq!(
+        out.history.steps.len(),
+        config.valid_every_steps,
+        "no step after the first validation"
+    );
+    assert!(hooks.polls_after >= 1, "the preview polled the driver");
+    assert_eq!(
+        hooks.previews, 0,
+        "the abandoned preview is not handed over"
+    );
+}
+
 #[test]
 fn stop_request_ends_early_and_latent_snapshots_have_k_columns() {
     let config = DonutConfig {
