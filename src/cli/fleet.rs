@@ -1,6 +1,7 @@
 //! `fleet`: one model per KPI of a folder, trained side by side or as one shard of an array job
 //! (`fleet train`), reported together (`fleet report`), run on new data (`fleet detect`).
 
+use super::interrupt::{INTERRUPTED, interrupted, stop_on_ctrl_c};
 use super::{RunArgs, bar_style, write_file};
 use crate::fleet::{self, FleetSpec, KpiStatus, Outcome, ReportRow, Shard};
 use anyhow::{Context, Result};
@@ -8,7 +9,6 @@ use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 /// `fleet`'s subcommands.
 #[derive(Subcommand, Debug)]
@@ -146,8 +146,8 @@ fn train(args: &FleetTrainArgs) -> Result<()> {
         "fleet [{elapsed_precise}] {wide_bar} {pos}/{len} KPIs",
     ));
     let say = |line: String| super::say_above(&bar, line);
-    let cancel = AtomicBool::new(false);
-    let outcomes = fleet::train_fleet(&spec, &cancel, &|progress| {
+    stop_on_ctrl_c("fleet", "the KPIs' report");
+    let outcomes = fleet::train_fleet(&spec, &INTERRUPTED, &|progress| {
         let fleet::Progress::Settled(outcome) = progress else {
             return;
         };
@@ -189,6 +189,14 @@ fn train(args: &FleetTrainArgs) -> Result<()> {
     if args.json {
         let summaries: Vec<_> = outcomes.iter().map(Outcome::summary).collect();
         println!("{}", serde_json::to_string(&summaries)?);
+    }
+    if interrupted() {
+        eprintln!(
+            "fleet: stopped by Ctrl-C after {} of {mine} KPIs; the same command resumes with the \
+             rest",
+            outcomes.len()
+        );
+        std::process::exit(130);
     }
     Ok(())
 }

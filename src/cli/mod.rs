@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 mod detect;
 mod fleet;
 mod follow;
+mod interrupt;
 mod tune;
 
 /// Train, watch, tune and understand DONUT. With no subcommand, opens the desktop app.

@@ -1,6 +1,7 @@
 //! `tune`: a search over many settings at once, judged on the validation part, then the chosen
 //! settings against the base ones on the test part.
 
+use super::interrupt::{INTERRUPTED, interrupted, stop_on_ctrl_c};
 use super::{RunArgs, bar_style, say_summary, write_file};
 use crate::tune::{
     Comparison, SearchSpace, Trial, TrialState, TuneOutcome, TuneSpec, best_first, compare,
@@ -12,26 +13,7 @@ use indicatif::ProgressBar;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Set by the first Ctrl-C: the search stops, keeping every finished trial.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// The first Ctrl-C (SIGINT) stops the search gracefully; a second ends the process at once.
-fn stop_on_ctrl_c() {
-    // SAFETY: the action only touches an atomic and calls `_exit`, both async-signal-safe.
-    #[allow(unsafe_code)]
-    let registered = unsafe {
-        signal_hook_registry::register(libc::SIGINT, || {
-            if INTERRUPTED.swap(true, Ordering::SeqCst) {
-                libc::_exit(130);
-            }
-        })
-    };
-    if let Err(e) = registered {
-        eprintln!("tune: Ctrl-C will end the search without its summary ({e})");
-    }
-}
+use std::sync::atomic::AtomicBool;
 
 /// `tune`'s arguments.
 #[derive(Args, Debug)]
@@ -163,7 +145,7 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
         "tune [{elapsed_precise}] {wide_bar} {pos}/{len} trials {msg}",
     ));
     let say = |line: String| super::say_above(&bar, line);
-    stop_on_ctrl_c();
+    stop_on_ctrl_c("tune", "the search's summary");
     eprintln!(
         "tune: {} trials over {} settings, rungs at {:?} validations (keeping 1/{} at each), {} at once",
         spec.trials,
@@ -190,7 +172,7 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
             count(&outcome, |s| matches!(s, TrialState::Completed)),
             count(&outcome, |s| matches!(s, TrialState::Pruned { .. })),
             count(&outcome, |s| matches!(s, TrialState::Failed { .. })),
-            if INTERRUPTED.load(Ordering::Relaxed) {
+            if interrupted() {
                 ", stopped by Ctrl-C"
             } else if outcome.cancelled {
                 ", stopped by the budget"
@@ -214,7 +196,7 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
         eprintln!("wrote {} (use it with --config)", path.display());
     }
     // After a Ctrl-C the finished trials and the choice are reported; the comparison is skipped.
-    let comparison = if args.seeds > 0 && !INTERRUPTED.load(Ordering::Relaxed) {
+    let comparison = if args.seeds > 0 && !interrupted() {
         Some(run_comparison(
             &raw,
             &spec,

@@ -120,6 +120,8 @@ impl FleetPanel {
         let spawned = std::thread::Builder::new()
             .name("fleet-runner".into())
             .spawn(move || {
+                // Its runs (and their pools) below the UI thread and the renderer.
+                crate::threads::run_in_background();
                 let said = |event: FleetEvent| {
                     let _ = tx.send(event);
                     ctx.request_repaint();

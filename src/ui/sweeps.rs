@@ -138,6 +138,8 @@ impl SweepPanel {
         let spawned = std::thread::Builder::new()
             .name("sweep-runner".into())
             .spawn(move || {
+                // Its runs (and their pools) below the UI thread and the renderer.
+                crate::threads::run_in_background();
                 let on_run = |outcome: Result<&SweepRun, String>| {
                     let _ = tx.send(match outcome {
                         Ok(r) => SweepMsg::Run(Box::new(r.clone())),

@@ -237,3 +237,41 @@ fn fleet_detect_ranks_kpis_by_their_new_alerts() {
     assert!(rows[2]["error"].as_str().unwrap().contains("orphan.donut"));
     assert!(alerts.join("kpi1.alerts.csv").is_file());
 }
+
+#[test]
+fn ctrl_c_stops_a_fleet_and_the_same_command_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, out) = (dir.path().join("data"), dir.path().join("out"));
+    std::fs::create_dir_all(&data).unwrap();
+    write_fleet(&data, 3, 5);
+    // Runs long enough to be interrupted: QUICK's settings but 2,000 epochs without patience.
+    let child = bin()
+        .args(["fleet", "train", "--jobs", "1", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .args(&QUICK[2..])
+        .args(["--epochs", "2000", "--set", "patience=0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopped = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert_eq!(stopped.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("stopped by Ctrl-C after 0 of 3 KPIs"),
+        "{stderr}"
+    );
+    // The interrupted KPI left no summary: the same command (quick now) trains all three.
+    let (_, stderr) = train(&data, &out, &[]);
+    assert!(
+        stderr.contains("fleet: 3 trained, 0 up to date, 0 failed"),
+        "{stderr}"
+    );
+}
