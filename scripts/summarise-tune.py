@@ -21,7 +21,7 @@ for path in sorted(out.glob("*.json")):
     print(f"| {name} | {s['objective']} | {len(states)} ({states.count('completed')} / {states.count('pruned')} / {states.count('failed')}) | {secs:.0f} | {run:.1f} | {secs / run:.1f} | {32 * run:.0f} | {ms(tuned['best_f1'])} | {ms(default['best_f1'])} | {ms(tuned['flagged_f1'])} | {ms(default['flagged_f1'])} | {ms(tuned['sr_best_f1'])} | {ms(tuned['sr_flagged_f1'])} |")
     means["tuned"].append(tuned["best_f1"]["mean"]); means["default"].append(default["best_f1"]["mean"])
     means["tuned_flagged"].append(tuned["flagged_f1"]["mean"]); means["default_flagged"].append(default["flagged_f1"]["mean"])
-    chosen.append((name, " ".join(j["best_settings"])))
+    chosen.append((name, " ".join(j["best_settings"]) or "the base settings (trial 0)"))
 print()
 print("mean over the series: tuned best F1 %.3f, default %.3f; F1 at the flagged threshold: tuned %.3f, default %.3f" % tuple(statistics.mean(means[k]) for k in ["tuned", "default", "tuned_flagged", "default_flagged"]))
 print()

@@ -81,7 +81,7 @@ fn trials_markdown(outcome: &TuneOutcome) -> String {
             t.state.label(),
             t.steps,
             t.secs,
-            t.assignments.join(" ")
+            t.settings_text()
         );
     }
     out
@@ -118,7 +118,7 @@ fn trial_line(t: &Trial) -> String {
         t.index,
         t.state.label(),
         t.secs,
-        t.assignments.join(" ")
+        t.settings_text()
     )
 }
 
@@ -187,7 +187,7 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
         .context("no trial finished, so there are no settings to choose")?;
     say_summary(
         args.json,
-        format!("best: trial {}: {}", best.index, best.assignments.join(" ")),
+        format!("best: trial {}: {}", best.index, best.settings_text()),
     );
     let tuned = base.with_overrides(&best.assignments)?;
     if let Some(path) = &args.out {

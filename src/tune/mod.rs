@@ -1,5 +1,7 @@
-//! `tune`: a search over many settings at once that never reads the test labels. Trials are drawn
-//! at random from a [`SearchSpace`] (seeded), trained side by side, and thinned by successive
+//! `tune`: a search over many settings at once that never reads the test labels. Trial 0 is the
+//! base settings themselves, never pruned, so that a search replaces them only with settings that
+//! beat them on the validation part at the end of training; the others are drawn at random from a [`SearchSpace`] (seeded), trained
+//! side by side with it, and thinned by successive
 //! halving: every trial trains until its [`TuneSpec::first_rung_validations`]-th validation and
 //! is scored on the validation part ([`objective`]); the best third (`eta` = 3) goes on to three
 //! times as many validations, and so on, until one is left; survivors and trials their patience
@@ -172,6 +174,15 @@ pub struct Trial {
 }
 
 impl Trial {
+    /// Its settings as a line: the `key=value` assignments, or "the base settings" for trial 0.
+    pub fn settings_text(&self) -> String {
+        if self.assignments.is_empty() {
+            "the base settings".into()
+        } else {
+            self.assignments.join(" ")
+        }
+    }
+
     /// Its latest figures: the final ones, or those of the last rung it reached.
     pub fn latest(&self) -> Option<&Checkpoint> {
         self.result.as_ref().or(self.rungs.last())
@@ -323,6 +334,9 @@ impl Context<'_> {
     /// Promotes the best 1 / eta of a complete rung (failed trials never); trials that have
     /// already completed go on to the next rung with their final figures.
     fn decide(&self, search: &mut Search, rung: usize) {
+        // The base settings (trial 0) go on whatever their rank: early rungs favour settings
+        // that learn fast, and the search must beat the base where it ends, not where it starts.
+        let base = search.trials.iter().position(|t| t.assignments.is_empty());
         let r = &mut search.rungs[rung];
         let mut ranked: Vec<(usize, ValidationFigures)> = r
             .reported
@@ -332,7 +346,8 @@ impl Context<'_> {
             .collect();
         ranked.sort_by(|a, b| a.1.better_than(&b.1).then(a.0.cmp(&b.0)));
         let keep = r.expected.len().div_ceil(self.spec.eta());
-        let promoted: BTreeSet<usize> = ranked.iter().take(keep).map(|(i, _)| *i).collect();
+        let mut promoted: BTreeSet<usize> = ranked.iter().take(keep).map(|(i, _)| *i).collect();
+        promoted.extend(base.filter(|b| ranked.iter().any(|(i, _)| i == b)));
         r.promoted = Some(promoted.clone());
         self.changed.notify_all();
         if let Some(next) = search.rungs.get_mut(rung + 1) {
@@ -603,14 +618,31 @@ pub fn run_search(
     }
     let kind = ObjectiveKind::for_data(&prep);
     drop(prep);
-    let drawn = spec.space.sample(spec.trials, spec.seed);
+    // Trial 0 is the base settings themselves (a search replaces them only with settings that
+    // beat them on the validation part); the others are drawn.
+    let base_values = spec.space.values_of(&spec.base);
+    let drawn: Vec<(Vec<Value>, Vec<String>)> = base_values
+        .filter(|_| spec.trials > 0)
+        .map(|values| (values, Vec::new()))
+        .into_iter()
+        .chain(
+            spec.space
+                .sample(spec.trials, spec.seed)
+                .into_iter()
+                .map(|values| {
+                    let assignments = spec.space.assignments(&values);
+                    (values, assignments)
+                }),
+        )
+        .take(spec.trials)
+        .collect();
     let trials: Vec<Trial> = drawn
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(index, values)| Trial {
+        .map(|(index, (values, assignments))| Trial {
             index,
-            values: values.clone(),
-            assignments: spec.space.assignments(values),
+            values,
+            assignments,
             state: TrialState::Waiting,
             rungs: Vec::new(),
             result: None,

@@ -435,6 +435,22 @@ impl SearchSpace {
             .collect()
     }
 
+    /// The values `config` holds for each dimension (a number, or a choice as `--set` writes
+    /// it), for a trial of the base settings themselves; None when a dimension's key is not a
+    /// setting of `config` (never after [`SearchSpace::check`]).
+    pub fn values_of(&self, config: &crate::config::DonutConfig) -> Option<Vec<Value>> {
+        let settings = serde_json::to_value(config).ok()?;
+        self.dimensions
+            .iter()
+            .map(|d| match settings.get(&d.key)? {
+                serde_json::Value::Number(n) => n.as_f64().map(Value::Number),
+                serde_json::Value::String(s) => Some(Value::Choice(s.clone())),
+                serde_json::Value::Bool(b) => Some(Value::Choice(b.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The `key=value` assignments of a trial's `values` (companions first).
     pub fn assignments(&self, values: &[Value]) -> Vec<String> {
         let mut out = Vec::new();

@@ -403,7 +403,7 @@ fn best_ui(ui: &mut Ui, panel: &mut TunePanel, training: bool, commands: &mut Ve
             best.state.label(),
             best.objective().unwrap_or(f64::NAN)
         ));
-        ui.weak(best.assignments.join(" "));
+        ui.weak(best.settings_text());
     });
     ui.horizontal(|ui| {
         let config = panel.derived.best_config.clone();
@@ -691,7 +691,7 @@ fn trials_table_ui(
                 }
             }
             ui.label(format!("{:.1}", t.secs));
-            ui.weak(t.assignments.join(" "));
+            ui.weak(t.settings_text());
             ui.end_row();
         }
     });
