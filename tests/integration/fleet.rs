@@ -244,14 +244,15 @@ fn ctrl_c_stops_a_fleet_and_the_same_command_resumes_it() {
     let (data, out) = (dir.path().join("data"), dir.path().join("out"));
     std::fs::create_dir_all(&data).unwrap();
     write_fleet(&data, 3, 5);
-    // Runs long enough to be interrupted: QUICK's settings but 2,000 epochs without patience.
+    // Runs long enough to be interrupted: QUICK's settings but 100,000 epochs without patience
+    // (minutes a KPI).
     let child = bin()
         .args(["fleet", "train", "--jobs", "1", "--data-dir"])
         .arg(&data)
         .arg("--out")
         .arg(&out)
         .args(&QUICK[2..])
-        .args(["--epochs", "2000", "--set", "patience=0"])
+        .args(["--epochs", "100000", "--set", "patience=0"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
