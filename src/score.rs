@@ -159,7 +159,9 @@ fn score_in_pool(
         let scored: Vec<Vec<f32>> = pool.install(|| {
             group
                 .par_iter()
-                .map(|chunk| scorer.score_chunk(source, chunk, config))
+                .map_init(Workspace::default, |ws, chunk| {
+                    scorer.score_chunk(source, chunk, config, ws)
+                })
                 .collect()
         });
         out.extend(scored.into_iter().flatten());
@@ -199,8 +201,9 @@ pub fn score_windows_here(
     config: &DonutConfig,
 ) -> Vec<f32> {
     let windows_per_chunk = (ROWS_PER_CHUNK / config.n_z.max(1)).clamp(1, 1024);
+    let mut ws = Workspace::default();
     ends.chunks(windows_per_chunk)
-        .flat_map(|chunk| scorer.score_chunk(source, chunk, config))
+        .flat_map(|chunk| scorer.score_chunk(source, chunk, config, &mut ws))
         .collect()
 }
 
@@ -277,23 +280,30 @@ impl<'a> Scorer<'a> {
         matches!(self.0, Engine::Fused(_))
     }
 
-    /// Scores one chunk of windows (see the module docs).
+    /// Scores one chunk of windows (see the module docs); the fused passes keep their buffers
+    /// in `ws` from chunk to chunk.
     fn score_chunk(
         &self,
         source: &WindowSource<'_>,
         chunk: &[usize],
         config: &DonutConfig,
+        ws: &mut Workspace,
     ) -> Vec<f32> {
         let inputs = ChunkInputs::of(source, chunk, config);
         match &self.0 {
-            Engine::Fused(net) => score_chunk_fused(net, inputs, config),
+            Engine::Fused(net) => score_chunk_fused(net, inputs, config, ws),
             Engine::Burn(model, device) => score_chunk_burn(model, inputs, config, device),
         }
     }
 }
 
 /// [`Scorer::score_chunk`] on the fused engine's forward passes.
-fn score_chunk_fused(net: &ScoringNet, inputs: ChunkInputs, config: &DonutConfig) -> Vec<f32> {
+fn score_chunk_fused(
+    net: &ScoringNet,
+    inputs: ChunkInputs,
+    config: &DonutConfig,
+    ws: &mut Workspace,
+) -> Vec<f32> {
     let (w, k, n_z) = (net.window(), net.latent_dim(), config.n_z.max(1));
     let latent = Latent::of(config);
     let imputes = inputs.imputes(config);
@@ -305,17 +315,16 @@ fn score_chunk_fused(net: &ScoringNet, inputs: ChunkInputs, config: &DonutConfig
         mut mcmc_rngs,
     } = inputs;
     let n = last.len();
-    let mut ws = Workspace::default();
     let (mut mean, mut std) = (Vec::new(), Vec::new());
     if imputes {
         let (mut x_mean, mut x_std) = (Vec::new(), Vec::new());
         for _ in 0..config.mcmc_iterations {
-            net.encode(&x, n, &mut ws, &mut mean, &mut std);
+            net.encode(&x, n, ws, &mut mean, &mut std);
             let eps = per_window(&mut mcmc_rngs, k, |rng, count| {
                 latent.sample_noise(rng, count)
             });
             let z: Vec<f32> = (0..n * k).map(|j| mean[j] + std[j] * eps[j]).collect();
-            net.decode(&z, n, &mut ws, &mut x_mean, &mut x_std);
+            net.decode(&z, n, ws, &mut x_mean, &mut x_std);
             let noise = per_window(&mut mcmc_rngs, w, |rng, count| {
                 (0..count).map(|_| StandardNormal.sample(rng)).collect()
             });
@@ -326,7 +335,7 @@ fn score_chunk_fused(net: &ScoringNet, inputs: ChunkInputs, config: &DonutConfig
             }
         }
     }
-    net.encode(&x, n, &mut ws, &mut mean, &mut std); // [n, K]
+    net.encode(&x, n, ws, &mut mean, &mut std); // [n, K]
     // Window i's samples are rows i * n_z .. (i + 1) * n_z: [n * n_z, K].
     let mut z = per_window(&mut rngs, n_z * k, |rng, count| {
         latent.sample_noise(rng, count)
@@ -337,7 +346,7 @@ fn score_chunk_fused(net: &ScoringNet, inputs: ChunkInputs, config: &DonutConfig
             *e = mean[at + d] + std[at + d] * *e;
         }
     }
-    net.last_log_density(&z, &last, n_z, &mut ws)
+    net.last_log_density(&z, &last, n_z, ws)
 }
 
 /// [`Scorer::score_chunk`] on burn's modules.

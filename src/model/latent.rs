@@ -8,7 +8,8 @@ use burn::prelude::*;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Distribution, StandardNormal, StudentT};
 
-const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
+/// ln(2 pi) / 2, the Gaussian's log normalising constant per dimension.
+pub(crate) const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// The latent family.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -622,7 +622,6 @@ pub fn run_search(
     // beat them on the validation part); the others are drawn.
     let base_values = spec.space.values_of(&spec.base);
     let drawn: Vec<(Vec<Value>, Vec<String>)> = base_values
-        .filter(|_| spec.trials > 0)
         .map(|values| (values, Vec::new()))
         .into_iter()
         .chain(

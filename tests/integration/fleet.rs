@@ -246,23 +246,16 @@ fn ctrl_c_stops_a_fleet_and_the_same_command_resumes_it() {
     write_fleet(&data, 3, 5);
     // Runs long enough to be interrupted: QUICK's settings but 100,000 epochs without patience
     // (minutes a KPI).
-    let child = bin()
-        .args(["fleet", "train", "--jobs", "1", "--data-dir"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .args(&QUICK[2..])
-        .args(["--epochs", "100000", "--set", "patience=0"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let stopped = child.wait_with_output().unwrap();
+    let stopped = super::interrupted_after(
+        bin()
+            .args(["fleet", "train", "--jobs", "1", "--data-dir"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .args(&QUICK[2..])
+            .args(["--epochs", "100000", "--set", "patience=0"]),
+        3,
+    );
     let stderr = String::from_utf8_lossy(&stopped.stderr);
     assert_eq!(stopped.status.code(), Some(130), "{stderr}");
     assert!(

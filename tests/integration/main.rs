@@ -52,3 +52,20 @@ pub fn json_of(command: &mut std::process::Command) -> serde_json::Value {
     );
     last_json_line(&out.stdout)
 }
+
+/// Starts `command` (stdout and stderr captured), sends it SIGINT (Ctrl-C) after `secs`, and
+/// returns what it printed and how it ended.
+pub fn interrupted_after(command: &mut std::process::Command, secs: u64) -> std::process::Output {
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    child.wait_with_output().unwrap()
+}

@@ -301,29 +301,21 @@ fn a_space_with_an_unknown_setting_or_an_empty_range_is_refused_by_name() {
 
 #[test]
 fn ctrl_c_stops_the_search_and_reports_the_finished_trials() {
-    let child = bin()
-        .args([
-            "tune",
-            "--trials",
-            "6",
-            "--first-rung",
-            "1",
-            "--epochs",
-            "2000",
-        ])
-        .args(QUICK_FLAGS)
-        .args(["--set", "patience=0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(4));
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+    let out = super::interrupted_after(
+        bin()
+            .args([
+                "tune",
+                "--trials",
+                "6",
+                "--first-rung",
+                "1",
+                "--epochs",
+                "2000",
+            ])
+            .args(QUICK_FLAGS)
+            .args(["--set", "patience=0"]),
+        4,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

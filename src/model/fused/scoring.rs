@@ -12,8 +12,7 @@ use super::workspace::sized;
 use super::{Layout, Workspace, features_of};
 use crate::config::DonutConfig;
 use crate::model::DonutModel;
-
-const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
+use crate::model::latent::HALF_LN_2PI;
 
 /// A trained network's parameters laid out for the fused forward passes.
 #[derive(Clone, Debug)]
@@ -76,11 +75,24 @@ impl ScoringNet {
         assert_eq!(x.len(), n * l.window, "{n} windows");
         let features = l.encoder_forward(&self.params, x, n, ws);
         let feat = MatRef::new(features_of(&l.encoder, &ws.encoder), n, features);
-        linear_forward(sized(mean, n * k), feat, &self.params, &l.z_mean);
-        let std = sized(std, n * k);
-        linear_forward(std, feat, &self.params, &l.z_std);
+        self.gaussian_heads(feat, (&l.z_mean, &l.z_std), n * k, mean, std);
+    }
+
+    /// A Gaussian's two heads on `input`: the mean head's output into `mean`, the std head's
+    /// softplus (plus the std floor) into `std`, each of `len` values.
+    fn gaussian_heads(
+        &self,
+        input: MatRef<'_>,
+        (mean_at, std_at): (&super::LinearAt, &super::LinearAt),
+        len: usize,
+        mean: &mut Vec<f32>,
+        std: &mut Vec<f32>,
+    ) {
+        linear_forward(sized(mean, len), input, &self.params, mean_at);
+        let std = sized(std, len);
+        linear_forward(std, input, &self.params, std_at);
         for s in std.iter_mut() {
-            *s = softplus_sigmoid(*s).0 + l.std_epsilon;
+            *s = softplus_sigmoid(*s).0 + self.layout.std_epsilon;
         }
     }
 
@@ -99,12 +111,7 @@ impl ScoringNet {
         assert_eq!(z.len(), n * l.latent_dim, "{n} samples");
         dense_stack_forward(&l.decoder, &self.params, z, n, &mut ws.decoder);
         let h = MatRef::new(&ws.decoder[l.decoder.len() - 1], n, width);
-        linear_forward(sized(mean, n * w), h, &self.params, &l.x_mean);
-        let std = sized(std, n * w);
-        linear_forward(std, h, &self.params, &l.x_std);
-        for s in std.iter_mut() {
-            *s = softplus_sigmoid(*s).0 + l.std_epsilon;
-        }
+        self.gaussian_heads(h, (&l.x_mean, &l.x_std), n * w, mean, std);
     }
 
     /// For each window `i` of `last` (its last point's value), the mean over its `n_z` latent
