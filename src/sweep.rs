@@ -458,7 +458,7 @@ fn run_job(
     let model = record.model()?;
     let ends = Arc::new(crate::train::latent_sample_ends(&prep, GALLERY_POINTS));
     let device = crate::model::device_for(config.backend);
-    let means = crate::train::latent_means(&model, &prep, &ends, &device);
+    let means = crate::train::latent_means(&model, config, &prep, &ends, &device);
     let mut summary = record.summary();
     summary.history.snapshots = vec![LatentSnapshot {
         step: record.history.steps.len(),

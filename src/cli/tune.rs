@@ -4,8 +4,8 @@
 use super::interrupt::{INTERRUPTED, interrupted, stop_on_ctrl_c};
 use super::{RunArgs, bar_style, say_summary, write_file};
 use crate::tune::{
-    Comparison, SearchSpace, Trial, TrialState, TuneOutcome, TuneSpec, best_first, compare,
-    run_search,
+    Comparison, ObjectiveKind, SearchSpace, Trial, TrialState, TuneOutcome, TuneSpec, best_first,
+    compare, run_search,
 };
 use anyhow::{Context, Result};
 use clap::Args;
@@ -35,6 +35,10 @@ pub struct TuneArgs {
     /// Trials training at once (default: one per core).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// What trials are judged by, on the validation part (default: f1 where its labels hold at
+    /// least 2 anomaly segments, log-likelihood elsewhere).
+    #[arg(long, value_enum)]
+    pub objective: Option<ObjectiveKind>,
     /// Validations before the first rung of successive halving.
     #[arg(long, default_value_t = 2)]
     pub first_rung: usize,
@@ -55,19 +59,28 @@ pub struct TuneArgs {
 /// The trials as a Markdown table, best objective first.
 fn trials_markdown(outcome: &TuneOutcome) -> String {
     let mut out = format!(
-        "| trial | state | objective ({}) | log-likelihood | validations | steps | s | settings |\n|---|---|---|---|---|---|---|---|\n",
+        "| trial | state | objective ({}) | F1 | PA%K area | log-likelihood | validations | steps | s | settings |\n|---|---|---|---|---|---|---|---|---|---|\n",
         outcome.objective.describe()
     );
     let mut trials: Vec<&Trial> = outcome.trials.iter().collect();
     trials.sort_by(|a, b| best_first(a, b));
     for t in trials {
-        let (objective, ll, validations) = match t.latest() {
-            Some(c) => (
-                format!("{:.3}", c.figures.objective),
-                format!("{:.3}", c.figures.log_likelihood),
+        let figure = |v: f64| {
+            if v.is_finite() {
+                format!("{v:.3}")
+            } else {
+                "-".into()
+            }
+        };
+        let [objective, f1, area, ll, validations] = match t.latest() {
+            Some(c) => [
+                figure(c.figures.objective),
+                figure(c.figures.f1),
+                figure(c.figures.pa_k_area),
+                figure(c.figures.log_likelihood),
                 c.validations.to_string(),
-            ),
-            None => ("-".into(), "-".into(), "-".into()),
+            ],
+            None => ["-".into(), "-".into(), "-".into(), "-".into(), "-".into()],
         };
         let best = if outcome.best == Some(t.index) {
             " **best**"
@@ -76,7 +89,7 @@ fn trials_markdown(outcome: &TuneOutcome) -> String {
         };
         let _ = writeln!(
             out,
-            "| {}{best} | {} | {objective} | {ll} | {validations} | {} | {:.1} | {} |",
+            "| {}{best} | {} | {objective} | {f1} | {area} | {ll} | {validations} | {} | {:.1} | {} |",
             t.index,
             t.state.label(),
             t.steps,
@@ -140,6 +153,7 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
     spec.first_rung_validations = args.first_rung;
     spec.eta = args.eta;
     spec.budget_secs = args.budget_secs;
+    spec.objective = args.objective;
     let bar = ProgressBar::new(args.trials as u64);
     bar.set_style(bar_style(
         "tune [{elapsed_precise}] {wide_bar} {pos}/{len} trials {msg}",

@@ -267,6 +267,11 @@ impl FusedLearner {
         self.model_is_current = false;
     }
 
+    /// The current parameters, flat (the layout's order).
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+
     /// The current parameters as a burn model.
     pub fn model(&mut self) -> &DonutModel {
         if !self.model_is_current {

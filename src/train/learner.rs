@@ -158,6 +158,14 @@ impl Learner {
         }
     }
 
+    /// The current parameters, flat, when the fused engine trains them.
+    pub fn fused_params(&self) -> Option<&[f32]> {
+        match self {
+            Learner::Fused(f) => Some(f.params()),
+            Learner::Autodiff { .. } => None,
+        }
+    }
+
     /// The current parameters as a burn model (for the best parameters kept, latent snapshots and
     /// the result).
     pub fn model(&mut self) -> &DonutModel {

@@ -3,11 +3,12 @@
 
 use super::batch::host_batch;
 use super::learner::Learner;
-use super::snapshots::{latent_means, latent_sample_ends};
+use super::snapshots::{latent_means, latent_means_fused, latent_sample_ends};
 use super::{EXPLODED_LOSS, Flow, TrainError, TrainEvent, TrainHooks, TrainOutcome};
 use crate::config::{DonutConfig, LiveSettings};
 use crate::data::{Part, Prepared};
 use crate::history::{History, LatentSnapshot, LossTerms, StepStats, TrainStats, ValidStats};
+use crate::model::fused::ScoringNet;
 use crate::model::{DonutModel, Latent, device_for};
 use burn::prelude::*;
 use rand::rngs::Xoshiro256PlusPlus;
@@ -139,8 +140,7 @@ impl<'a> Trainer<'a> {
             started,
         };
         if trainer.latent_every.is_some() {
-            let model = trainer.learner.model().valid();
-            trainer.snapshot(&model, 0, 0);
+            trainer.snapshot_current(0, 0);
         }
         Ok(trainer)
     }
@@ -248,8 +248,7 @@ impl<'a> Trainer<'a> {
                 *last = Instant::now();
             }
             let taken = Instant::now();
-            let model = self.learner.model().valid();
-            self.snapshot(&model, self.step, epoch);
+            self.snapshot_current(self.step, epoch);
             self.snapshot_secs = taken.elapsed().as_secs_f64();
         }
         Ok(Flow::Continue)
@@ -350,10 +349,44 @@ impl<'a> Trainer<'a> {
         Flow::Continue
     }
 
+    /// Latent means of the sample windows under the current parameters, kept in the history
+    /// and reported: on the fused engine, straight from its flat parameters.
+    fn snapshot_current(&mut self, step: usize, epoch: usize) {
+        let net = self
+            .learner
+            .fused_params()
+            .and_then(|params| ScoringNet::from_params(&self.config, params.to_vec()));
+        let means = match net {
+            Some(net) => latent_means_fused(&net, self.prep, &self.latent_ends),
+            None => {
+                let model = self.learner.model().valid();
+                latent_means(
+                    &model,
+                    &self.config,
+                    self.prep,
+                    &self.latent_ends,
+                    &self.device,
+                )
+            }
+        };
+        self.push_snapshot(means, step, epoch);
+    }
+
     /// Latent means of the sample windows under `model` (an inference model), kept in the
     /// history and reported.
     fn snapshot(&mut self, model: &DonutModel, step: usize, epoch: usize) {
-        let means = latent_means(model, self.prep, &self.latent_ends, &self.device);
+        let means = latent_means(
+            model,
+            &self.config,
+            self.prep,
+            &self.latent_ends,
+            &self.device,
+        );
+        self.push_snapshot(means, step, epoch);
+    }
+
+    /// Keeps a snapshot of `means` in the history and reports it.
+    fn push_snapshot(&mut self, means: Vec<f32>, step: usize, epoch: usize) {
         let snapshot = LatentSnapshot {
             step,
             epoch,

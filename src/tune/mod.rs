@@ -50,6 +50,9 @@ pub struct TuneSpec {
     pub eta: usize,
     /// Wall-clock budget: when spent, running trials stop and no new one starts.
     pub budget_secs: Option<f64>,
+    /// The objective asked for; None: [`objective::DEFAULT_LABELLED_OBJECTIVE`] where the
+    /// validation labels allow it, the log-likelihood elsewhere.
+    pub objective: Option<ObjectiveKind>,
 }
 
 impl TuneSpec {
@@ -66,6 +69,7 @@ impl TuneSpec {
             first_rung_validations: 2,
             eta: 3,
             budget_secs: None,
+            objective: None,
         }
     }
 
@@ -231,6 +235,9 @@ pub enum TuneError {
     /// The base settings do not fit the data.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// The objective asked for needs labels the validation part lacks.
+    #[error(transparent)]
+    Objective(#[from] objective::TooFewSegments),
     /// No validation part to judge trials by.
     #[error(
         "tune judges trials on the validation part, and this split leaves it no window (valid_fraction = {0})"
@@ -616,7 +623,7 @@ pub fn run_search(
     if prep.window_ends(Part::Valid).is_empty() {
         return Err(TuneError::NoValidation(spec.base.valid_fraction));
     }
-    let kind = ObjectiveKind::for_data(&prep);
+    let kind = ObjectiveKind::for_data(&prep, spec.objective)?;
     drop(prep);
     // Trial 0 is the base settings themselves (a search replaces them only with settings that
     // beat them on the validation part); the others are drawn.

@@ -1,40 +1,73 @@
-//! What a trial of `tune` is judged by: the validation part alone, never the test part. The
-//! best point-adjusted F1 on the validation labels when they hold enough labelled segments
-//! ([`MIN_VALIDATION_SEGMENTS`]); the mean log-likelihood of the normal validation points
-//! (their reconstruction probability, `-score`) otherwise, and as the tie-break between equal
-//! F1s.
+//! What a trial of `tune` is judged by: the validation part alone, never the test part. With
+//! enough labelled segments in the validation part ([`MIN_VALIDATION_SEGMENTS`]), the best
+//! point-adjusted F1 on its labels, or the area under its PA%K curve (the best F1 when a segment
+//! counts as found only once K % of its points are flagged, K from 0 to 100): an F1 of 1.0 is
+//! common on a validation part with few segments, where the area still tells detectors apart.
+//! Without labels, the mean log-likelihood of the normal validation points (their
+//! reconstruction probability, `-score`). Ties are broken by the area, then the F1, then the
+//! log-likelihood.
 
 use crate::config::DonutConfig;
 use crate::data::{Part, Prepared};
-use crate::eval::{Adjust, best_f1};
+use crate::eval::{Adjust, Ranking, pa_k_curve_best};
 use crate::model::{DonutModel, device_for};
 use crate::score::{Stopped, score_series};
 use serde::{Deserialize, Serialize};
 
-/// Labelled anomaly segments the validation part needs before its F1 is the objective: with
-/// fewer, one segment found or missed swings the F1 between 0 and 1.
+/// Labelled anomaly segments the validation part needs before a figure of its labels is the
+/// objective: with fewer, one segment found or missed swings the F1 between 0 and 1.
 pub const MIN_VALIDATION_SEGMENTS: usize = 2;
 
 /// z samples per window when a trial is scored, when the preview's count is 0 (off).
 pub const TRIAL_N_Z: usize = 16;
 
 /// Which figure a search maximises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "kebab-case")]
 pub enum ObjectiveKind {
     /// Best point-adjusted F1 on the validation labels.
+    #[value(name = "f1")]
     ValidationF1,
+    /// Area under the PA%K curve of best F1 on the validation labels.
+    #[value(name = "pa-k")]
+    ValidationPaKArea,
     /// Mean log-likelihood of the normal validation points.
+    #[value(name = "log-likelihood")]
     ValidationLogLikelihood,
 }
 
+/// The objective a search uses when none is asked for (on data whose validation labels allow
+/// it).
+pub const DEFAULT_LABELLED_OBJECTIVE: ObjectiveKind = ObjectiveKind::ValidationF1;
+
+/// An objective of the validation labels asked for where the validation part has too few
+/// labelled segments.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the objective \"{}\" needs at least {MIN_VALIDATION_SEGMENTS} labelled anomaly segments in the validation part, and it has {segments}: use log-likelihood",
+    kind.describe()
+)]
+pub struct TooFewSegments {
+    /// The objective asked for.
+    pub kind: ObjectiveKind,
+    /// The segments the validation part has.
+    pub segments: usize,
+}
+
 impl ObjectiveKind {
-    /// The objective for `prep`: F1 when its validation labels hold enough segments.
-    pub fn for_data(prep: &Prepared) -> Self {
-        if validation_segments(prep) >= MIN_VALIDATION_SEGMENTS {
-            Self::ValidationF1
-        } else {
-            Self::ValidationLogLikelihood
+    /// The objective for `prep`: `wanted`, or when None, [`DEFAULT_LABELLED_OBJECTIVE`] where
+    /// its validation labels hold enough segments and the log-likelihood elsewhere. Refuses an
+    /// objective of the labels where they hold too few segments.
+    pub fn for_data(prep: &Prepared, wanted: Option<Self>) -> Result<Self, TooFewSegments> {
+        let segments = validation_segments(prep);
+        let enough = segments >= MIN_VALIDATION_SEGMENTS;
+        match wanted {
+            None if enough => Ok(DEFAULT_LABELLED_OBJECTIVE),
+            None => Ok(Self::ValidationLogLikelihood),
+            Some(Self::ValidationLogLikelihood) => Ok(Self::ValidationLogLikelihood),
+            Some(kind) if enough => Ok(kind),
+            Some(kind) => Err(TooFewSegments { kind, segments }),
         }
     }
 
@@ -42,6 +75,7 @@ impl ObjectiveKind {
     pub fn describe(self) -> &'static str {
         match self {
             Self::ValidationF1 => "best F1 on the validation labels",
+            Self::ValidationPaKArea => "PA%K area on the validation labels",
             Self::ValidationLogLikelihood => "log-likelihood of the normal validation points",
         }
     }
@@ -60,23 +94,40 @@ pub fn validation_segments(prep: &Prepared) -> usize {
 pub struct ValidationFigures {
     /// The objective (of the search's kind).
     pub objective: f64,
-    /// Mean log-likelihood of the normal validation points (the tie-break).
+    /// Area under the PA%K curve of best F1 on the validation labels (-inf without labels).
+    #[serde(default = "neg_infinity")]
+    pub pa_k_area: f64,
+    /// Best point-adjusted F1 on the validation labels (-inf without labels).
+    #[serde(default = "neg_infinity")]
+    pub f1: f64,
+    /// Mean log-likelihood of the normal validation points.
     pub log_likelihood: f64,
+}
+
+fn neg_infinity() -> f64 {
+    f64::NEG_INFINITY
 }
 
 impl ValidationFigures {
     /// Figures that lose to any other (a failed trial's).
     pub const WORST: Self = Self {
         objective: f64::NEG_INFINITY,
+        pa_k_area: f64::NEG_INFINITY,
+        f1: f64::NEG_INFINITY,
         log_likelihood: f64::NEG_INFINITY,
     };
 
-    /// Orders figures best first: objective, then log-likelihood.
+    /// Orders figures best first: the objective, then the PA%K area, the F1 and the
+    /// log-likelihood.
     pub fn better_than(&self, other: &Self) -> std::cmp::Ordering {
-        other
-            .objective
-            .total_cmp(&self.objective)
-            .then(other.log_likelihood.total_cmp(&self.log_likelihood))
+        let key = |f: &Self| [f.objective, f.pa_k_area, f.f1, f.log_likelihood];
+        let (mine, theirs) = (key(self), key(other));
+        theirs
+            .iter()
+            .zip(&mine)
+            .map(|(t, m)| t.total_cmp(m))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
     }
 }
 
@@ -117,20 +168,26 @@ pub fn validation_figures(
     } else {
         -normal.iter().sum::<f64>() / normal.len() as f64
     };
+    let labelled = prep.has_labels && validation_segments(prep) > 0;
+    let (f1, pa_k_area) = if labelled {
+        let labels = &prep.labels[valid.clone()];
+        let ranking = Ranking::new(&scores[valid.clone()], &prep.missing[valid]);
+        (
+            ranking.best(labels, Adjust::Segment).f1,
+            pa_k_curve_best(&ranking, labels).area,
+        )
+    } else {
+        (f64::NEG_INFINITY, f64::NEG_INFINITY)
+    };
     let objective = match kind {
         ObjectiveKind::ValidationLogLikelihood => log_likelihood,
-        ObjectiveKind::ValidationF1 => {
-            best_f1(
-                &scores[valid.clone()],
-                &prep.labels[valid.clone()],
-                &prep.missing[valid],
-                Adjust::Segment,
-            )
-            .f1
-        }
+        ObjectiveKind::ValidationF1 => f1,
+        ObjectiveKind::ValidationPaKArea => pa_k_area,
     };
     Ok(ValidationFigures {
         objective,
+        pa_k_area,
+        f1,
         log_likelihood,
     })
 }

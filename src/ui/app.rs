@@ -26,10 +26,12 @@ use std::time::{Duration, Instant};
 /// frame under software rendering takes CPU from the trials.
 pub const TUNE_FRAME_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The least time between two frames that only show a run's progress (about 6 a second; the
-/// user's own input draws at once). Under software rendering on 2 cores a frame costs 15-20 ms of
-/// CPU: at 12 frames a second the app trained at 52 % of the command line's speed, at 6 at 77 %.
-pub const LIVE_FRAME_INTERVAL: Duration = Duration::from_millis(160);
+/// The least time between two frames that only show a run's progress (3 a second; the user's
+/// own input draws at once). Under software rendering on 2 cores a frame costs 15-20 ms of CPU
+/// between the app and the renderer's threads, taken from training: on cpu4.csv the app trained
+/// at 52 % of the command line's speed at 12 frames a second, 80 % at 4 and 88 % at 3 (windows per
+/// second of training, validations included, on both sides).
+pub const LIVE_FRAME_INTERVAL: Duration = Duration::from_millis(330);
 
 /// The app.
 pub struct DonutApp {

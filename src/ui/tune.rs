@@ -46,6 +46,8 @@ pub struct TunePanel {
     pub budget_secs: f64,
     /// Seed of the sampler.
     pub seed: u64,
+    /// The objective asked for (None: automatic).
+    pub objective_wanted: Option<ObjectiveKind>,
     /// The space searched, each dimension with whether it is on.
     pub dimensions: Vec<(crate::tune::space::Dimension, bool)>,
     /// The space of the current (or last) search.
@@ -94,6 +96,7 @@ impl Default for TunePanel {
             jobs: crate::threads::cores(),
             budget_secs: 0.0,
             seed: 0,
+            objective_wanted: None,
             dimensions: SearchSpace::default()
                 .dimensions
                 .into_iter()
@@ -143,6 +146,7 @@ impl TunePanel {
         spec.jobs = self.jobs.max(1);
         spec.host = Host::App;
         spec.budget_secs = (self.budget_secs > 0.0).then_some(self.budget_secs);
+        spec.objective = self.objective_wanted;
         self.space = Some(space);
         self.base = Some(base);
         self.trials_seen.clear();
@@ -337,6 +341,7 @@ fn controls_ui(
                 egui::Slider::new(&mut panel.budget_secs, 0.0..=1800.0).text("budget s (0 = none)"),
             );
             ui.add(egui::DragValue::new(&mut panel.seed).prefix("seed "));
+            objective_choice_ui(ui, &mut panel.objective_wanted);
         });
         egui::CollapsingHeader::new("Search space")
             .id_salt("tune-space")
@@ -389,6 +394,31 @@ fn controls_ui(
             ui.weak(format!("objective: {}", kind.describe()));
         }
     });
+}
+
+/// The objective a search asks for: automatic, or one of the validation part's figures.
+fn objective_choice_ui(ui: &mut Ui, wanted: &mut Option<ObjectiveKind>) {
+    let text = |w: Option<ObjectiveKind>| match w {
+        None => "automatic".to_string(),
+        Some(kind) => kind.describe().to_string(),
+    };
+    egui::ComboBox::from_id_salt("tune-objective")
+        .selected_text(format!("judged by: {}", text(*wanted)))
+        .show_ui(ui, |ui| {
+            for choice in [
+                None,
+                Some(ObjectiveKind::ValidationF1),
+                Some(ObjectiveKind::ValidationPaKArea),
+                Some(ObjectiveKind::ValidationLogLikelihood),
+            ] {
+                ui.selectable_value(wanted, choice, text(choice));
+            }
+        })
+        .response
+        .on_hover_text(
+            "What trials are judged by, on the validation part only. Automatic: the F1 where the \
+             validation labels hold at least 2 anomaly segments, else the log-likelihood",
+        );
 }
 
 /// The best trial so far, "Use the best" and the export.

@@ -5,7 +5,7 @@ use super::{bin, quick_config};
 use donut_explorer::config::DonutConfig;
 use donut_explorer::data::{Part, Prepared, RawSeries, load_sample};
 use donut_explorer::tune::{
-    ObjectiveKind, SearchSpace, TrialState, TuneOutcome, TuneSpec, run_search,
+    ObjectiveKind, SearchSpace, TrialState, TuneOutcome, TuneSpec, ValidationFigures, run_search,
 };
 use std::sync::atomic::AtomicBool;
 
@@ -45,8 +45,13 @@ fn search(raw: &RawSeries, spec: &TuneSpec) -> TuneOutcome {
     run_search(raw, spec, &AtomicBool::new(false), &|_| {}).unwrap()
 }
 
-/// A trial's state and its (objective, log-likelihood) at each rung and at its end.
-type TrialFigures = (TrialState, Vec<(f64, f64)>, Option<(f64, f64)>);
+/// A trial's state and its figures (objective, PA%K area, F1, log-likelihood) at each rung and at
+/// its end.
+type TrialFigures = (
+    TrialState,
+    Vec<ValidationFigures>,
+    Option<ValidationFigures>,
+);
 
 /// Each trial's figures.
 fn figures(outcome: &TuneOutcome) -> Vec<TrialFigures> {
@@ -56,12 +61,8 @@ fn figures(outcome: &TuneOutcome) -> Vec<TrialFigures> {
         .map(|t| {
             (
                 t.state.clone(),
-                t.rungs
-                    .iter()
-                    .map(|c| (c.figures.objective, c.figures.log_likelihood))
-                    .collect(),
-                t.result
-                    .map(|c| (c.figures.objective, c.figures.log_likelihood)),
+                t.rungs.iter().map(|c| c.figures).collect(),
+                t.result.map(|c| c.figures),
             )
         })
         .collect()
@@ -297,6 +298,51 @@ fn a_space_with_an_unknown_setting_or_an_empty_range_is_refused_by_name() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn the_pa_k_objective_judges_trials_by_their_pa_k_area() {
+    let raw = load_sample().unwrap();
+    let mut spec = quick_spec(SPACE);
+    spec.trials = 3;
+    spec.objective = Some(ObjectiveKind::ValidationPaKArea);
+    let outcome = search(&raw, &spec);
+    assert_eq!(outcome.objective, ObjectiveKind::ValidationPaKArea);
+    for t in &outcome.trials {
+        for c in t.rungs.iter().chain(&t.result) {
+            let f = c.figures;
+            assert_eq!(f.objective, f.pa_k_area, "trial {}", t.index);
+            // The area runs from the point-adjusted F1 (K = 0) down towards the point-wise one.
+            assert!(
+                f.pa_k_area > 0.0 && f.pa_k_area <= f.f1,
+                "trial {}: {f:?}",
+                t.index
+            );
+        }
+    }
+}
+
+#[test]
+fn an_objective_of_the_labels_is_refused_where_the_validation_part_has_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("unlabelled.csv");
+    let rows: String = (0..2000)
+        .map(|i| format!("{},{}\n", 1_600_000_000 + 60 * i, (i as f64 * 0.3).sin()))
+        .collect();
+    std::fs::write(&csv, format!("timestamp,value\n{rows}")).unwrap();
+    let out = bin()
+        .args(["tune", "--objective", "pa-k", "--data"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("PA%K area on the validation labels")
+            && stderr.contains("needs at least 2 labelled anomaly segments")
+            && stderr.contains("it has 0"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -33,8 +33,16 @@ impl ScoringNet {
     /// The network of `model`, laid out as `config` describes it; `None` when its tensors do not
     /// fit that layout (a model built for other settings).
     pub fn new(config: &DonutConfig, model: &DonutModel) -> Option<Self> {
+        Self::from_params(config, Layout::new(config).flatten(&model.weights())?)
+    }
+
+    /// The network of the flat parameters `params` (the fused engine's order for `config`);
+    /// `None` when there are not as many as that layout has.
+    pub fn from_params(config: &DonutConfig, params: Vec<f32>) -> Option<Self> {
         let layout = Layout::new(config);
-        let params = layout.flatten(&model.weights())?;
+        if params.len() != layout.len() {
+            return None;
+        }
         let (mean, std) = (&layout.x_mean, &layout.x_std);
         let (width, w) = (mean.d_in, mean.d_out);
         let last_kernel: Vec<f32> = [mean, std]
