@@ -180,7 +180,7 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
     say_summary(
         args.json,
         format!(
-            "search: {:.1} s for {} trials ({} completed, {} pruned, {} failed){}; objective: {}",
+            "search: {:.1} s for {} trials ({} completed, {} pruned, {} failed){}; objective: {} (a trial replaces the base settings only by more than {:.3})",
             outcome.secs,
             outcome.trials.len(),
             count(&outcome, |s| matches!(s, TrialState::Completed)),
@@ -193,7 +193,8 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
             } else {
                 ""
             },
-            outcome.objective.describe()
+            outcome.objective.describe(),
+            outcome.base_margin
         ),
     );
     let best = outcome

@@ -214,6 +214,10 @@ pub struct TuneOutcome {
     /// The best completed trial (by final objective, then log-likelihood, then order), or,
     /// when none completed, the best of those that reached the highest rung.
     pub best: Option<usize>,
+    /// How much a trial's final objective had to exceed the base settings' to replace them
+    /// ([`ObjectiveKind::base_margin`]).
+    #[serde(default)]
+    pub base_margin: f64,
     /// Each setting's importance ([`importance`]).
     pub importance: Vec<Importance>,
     /// Wall-clock seconds of the search.
@@ -624,6 +628,7 @@ pub fn run_search(
         return Err(TuneError::NoValidation(spec.base.valid_fraction));
     }
     let kind = ObjectiveKind::for_data(&prep, spec.objective)?;
+    let base_margin = kind.base_margin(objective::validation_segments(&prep));
     drop(prep);
     // Trial 0 is the base settings themselves (a search replaces them only with settings that
     // beat them on the validation part); the others are drawn.
@@ -712,9 +717,10 @@ pub fn run_search(
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
     let trials = search.trials;
-    let best = best_trial(&trials);
+    let best = best_trial(&trials, base_margin);
     Ok(TuneOutcome {
         objective: kind,
+        base_margin,
         importance: importance_of(&spec.space, &trials),
         space: spec.space.clone(),
         rungs,
@@ -750,9 +756,30 @@ pub fn best_first(a: &Trial, b: &Trial) -> std::cmp::Ordering {
     }
 }
 
-/// The best completed trial; when none completed, the best of those that reached the highest
-/// rung.
-pub fn best_trial(trials: &[Trial]) -> Option<usize> {
+/// The best completed trial, except that the base settings (trial 0, when completed) stay unless
+/// it beats their final objective by more than `base_margin`; when none completed, the best of
+/// those that reached the highest rung.
+pub fn best_trial(trials: &[Trial], base_margin: f64) -> Option<usize> {
+    let best = best_by_figures(trials)?;
+    let final_objective = |t: &Trial| {
+        (t.state == TrialState::Completed)
+            .then_some(t.result.as_ref())
+            .flatten()
+            .map(|c| c.figures.objective)
+    };
+    let base = trials
+        .first()
+        .filter(|t| t.assignments.is_empty())
+        .and_then(|t| final_objective(t).filter(|o| o.is_finite()));
+    match (base, final_objective(&trials[best])) {
+        (Some(base), Some(found)) if found - base <= base_margin => Some(0),
+        _ => Some(best),
+    }
+}
+
+/// The best completed trial by its figures alone; when none completed, the best of those that
+/// reached the highest rung.
+fn best_by_figures(trials: &[Trial]) -> Option<usize> {
     let pick = |candidates: Vec<(usize, ValidationFigures)>| {
         candidates
             .into_iter()
@@ -833,4 +860,68 @@ pub fn compare(
         runs,
         secs: started.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completed(index: usize, objective: f64, log_likelihood: f64) -> Trial {
+        let figures = ValidationFigures {
+            objective,
+            pa_k_area: objective / 2.0,
+            f1: objective,
+            log_likelihood,
+        };
+        Trial {
+            index,
+            values: Vec::new(),
+            assignments: if index == 0 {
+                Vec::new()
+            } else {
+                vec![format!("latent_dim={}", index + 2)]
+            },
+            state: TrialState::Completed,
+            rungs: Vec::new(),
+            result: Some(Checkpoint {
+                validations: 6,
+                steps: 600,
+                figures,
+            }),
+            steps: 600,
+            epochs: 10,
+            secs: 1.0,
+        }
+    }
+
+    /// The base settings stay unless a drawn trial beats them by more than the margin; by
+    /// figures alone (margin 0) a tie goes to the base, a better log-likelihood does not count.
+    #[test]
+    fn the_base_settings_stay_unless_a_trial_beats_them_by_more_than_the_margin() {
+        let trials = [completed(0, 0.85, 0.5), completed(1, 0.90, 0.9)];
+        assert_eq!(
+            best_trial(&trials, 0.07),
+            Some(0),
+            "0.05 better is within 0.07"
+        );
+        assert_eq!(
+            best_trial(&trials, 0.04),
+            Some(1),
+            "0.05 better is more than 0.04"
+        );
+        let tied = [completed(0, 1.0, 0.5), completed(1, 1.0, 0.9)];
+        assert_eq!(
+            best_by_figures(&tied),
+            Some(1),
+            "the tie-break alone prefers trial 1"
+        );
+        assert_eq!(best_trial(&tied, 0.0), Some(0));
+        // Without a completed base (a search whose space cannot express the base settings, or a
+        // base that failed), the best by figures.
+        let mut failed_base = trials.clone();
+        failed_base[0].state = TrialState::Failed {
+            message: "diverged".into(),
+        };
+        assert_eq!(best_trial(&failed_base, 0.07), Some(1));
+    }
 }

@@ -71,6 +71,18 @@ impl ObjectiveKind {
         }
     }
 
+    /// How much a drawn trial's objective must exceed the base settings' before it replaces
+    /// them, on a validation part with `segments` labelled segments: one segment's worth of F1
+    /// for the figures of the labels (finding or missing one of n segments moves the F1 by
+    /// about 1 / (2n), which the validation part cannot tell from chance); 0 for the
+    /// log-likelihood.
+    pub fn base_margin(self, segments: usize) -> f64 {
+        match self {
+            Self::ValidationLogLikelihood => 0.0,
+            Self::ValidationF1 | Self::ValidationPaKArea => 0.5 / segments.max(1) as f64,
+        }
+    }
+
     /// In words, for tables and the app.
     pub fn describe(self) -> &'static str {
         match self {

@@ -256,7 +256,9 @@ impl TunePanel {
         };
         let best = match &self.outcome {
             Some(o) => o.best,
-            None => crate::tune::best_trial(trials),
+            // While it runs, the best by figures alone (the margin the base settings get is
+            // the search's to apply at its end).
+            None => crate::tune::best_trial(trials, 0.0),
         };
         self.derived = Derived {
             order,
