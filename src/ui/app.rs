@@ -877,6 +877,8 @@ impl DonutApp {
                 let windows = (b.step - a.step) * self.run.config.as_ref().map_or(256, |c| c.batch_size);
                 (secs > 0.0).then(|| windows as f64 / secs)
             }),
+            // The finished run's own figure (steps alone, as `train --json` reports it).
+            "record_train_windows_per_sec": self.run.record.as_ref().map(|r| r.stats.train_windows_per_sec),
             "first_preview_secs": self.run.first_preview_secs,
             "phase_at_exit": format!("{:?}", self.run.phase),
         });
