@@ -437,6 +437,22 @@ fn best_ui(ui: &mut Ui, panel: &mut TunePanel, training: bool, commands: &mut Ve
         ));
         ui.weak(best.settings_text());
     });
+    match &panel.outcome {
+        Some(o) if o.best == Some(0) && o.base_margin > 0.0 && o.trials.len() > 1 => {
+            ui.weak(format!(
+                "No trial beat the base settings by more than {:.3} (one validation segment's \
+                 worth of F1), so they stay.",
+                o.base_margin
+            ));
+        }
+        None if panel.is_running() => {
+            ui.weak(
+                "Best so far; at the end a trial replaces the base settings only by more than \
+                 one validation segment's worth of F1.",
+            );
+        }
+        _ => {}
+    }
     ui.horizontal(|ui| {
         let config = panel.derived.best_config.clone();
         if ui
