@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 pub use chance::{ChanceEvaluation, chance};
 pub use metric::{
-    Adjust, F1Score, PA_K_PERCENTS, PaKCurve, Ranking, best_f1, f1_at, f1_of_flags, label_segments,
-    pa_k_curve_at, pa_k_curve_best, pa_k_curve_of_flags, pr_curve,
+    Adjust, F1Score, Labelled, PA_K_PERCENTS, PaKCurve, Ranking, best_f1, f1_at, f1_of_flags,
+    label_segments, pa_k_curve_at, pa_k_curve_best, pa_k_curve_best_of, pa_k_curve_of_flags,
+    pr_curve,
 };
 
 /// Precision, recall and F1 of the test part of `prep` with `scores` (one per point of the

@@ -356,20 +356,16 @@ impl<'a> Trainer<'a> {
             .learner
             .fused_params()
             .and_then(|params| ScoringNet::from_params(&self.config, params.to_vec()));
-        let means = match net {
-            Some(net) => latent_means_fused(&net, self.prep, &self.latent_ends),
+        match net {
+            Some(net) => {
+                let means = latent_means_fused(&net, self.prep, &self.latent_ends);
+                self.push_snapshot(means, step, epoch);
+            }
             None => {
                 let model = self.learner.model().valid();
-                latent_means(
-                    &model,
-                    &self.config,
-                    self.prep,
-                    &self.latent_ends,
-                    &self.device,
-                )
+                self.snapshot(&model, step, epoch);
             }
-        };
-        self.push_snapshot(means, step, epoch);
+        }
     }
 
     /// Latent means of the sample windows under `model` (an inference model), kept in the

@@ -211,8 +211,9 @@ pub struct TuneOutcome {
     pub rungs: Vec<usize>,
     /// Every trial, in order drawn.
     pub trials: Vec<Trial>,
-    /// The best completed trial (by final objective, then log-likelihood, then order), or,
-    /// when none completed, the best of those that reached the highest rung.
+    /// The chosen trial ([`best_trial`]): the best completed one by its final figures, unless
+    /// the base settings come within `base_margin` of it; when none completed, the best of those
+    /// that reached the highest rung.
     pub best: Option<usize>,
     /// How much a trial's final objective had to exceed the base settings' to replace them
     /// ([`ObjectiveKind::base_margin`]).

@@ -9,7 +9,7 @@
 
 use crate::config::DonutConfig;
 use crate::data::{Part, Prepared};
-use crate::eval::{Adjust, Ranking, pa_k_curve_best};
+use crate::eval::{Adjust, Labelled, Ranking, pa_k_curve_best_of};
 use crate::model::{DonutModel, device_for};
 use crate::score::{Stopped, score_series};
 use serde::{Deserialize, Serialize};
@@ -133,13 +133,12 @@ impl ValidationFigures {
     /// log-likelihood.
     pub fn better_than(&self, other: &Self) -> std::cmp::Ordering {
         let key = |f: &Self| [f.objective, f.pa_k_area, f.f1, f.log_likelihood];
-        let (mine, theirs) = (key(self), key(other));
-        theirs
+        key(other)
             .iter()
-            .zip(&mine)
-            .map(|(t, m)| t.total_cmp(m))
-            .find(|o| o.is_ne())
-            .unwrap_or(std::cmp::Ordering::Equal)
+            .zip(&key(self))
+            .fold(std::cmp::Ordering::Equal, |order, (theirs, mine)| {
+                order.then(theirs.total_cmp(mine))
+            })
     }
 }
 
@@ -180,13 +179,12 @@ pub fn validation_figures(
     } else {
         -normal.iter().sum::<f64>() / normal.len() as f64
     };
-    let labelled = prep.has_labels && validation_segments(prep) > 0;
-    let (f1, pa_k_area) = if labelled {
-        let labels = &prep.labels[valid.clone()];
+    let (f1, pa_k_area) = if validation_segments(prep) > 0 {
+        let labelled = Labelled::new(&prep.labels[valid.clone()]);
         let ranking = Ranking::new(&scores[valid.clone()], &prep.missing[valid]);
         (
-            ranking.best(labels, Adjust::Segment).f1,
-            pa_k_curve_best(&ranking, labels).area,
+            ranking.best_of(&labelled, Adjust::Segment).f1,
+            pa_k_curve_best_of(&ranking, &labelled).area,
         )
     } else {
         (f64::NEG_INFINITY, f64::NEG_INFINITY)

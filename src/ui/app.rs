@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 pub const TUNE_FRAME_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The least time between two frames that only show a run's progress (3 a second; the user's
-/// own input draws at once). Under software rendering on 2 cores a frame costs 15-20 ms of CPU
-/// between the app and the renderer's threads, taken from training: on cpu4.csv the app trained
-/// at 52 % of the command line's speed at 12 frames a second, 80 % at 4 and 88 % at 3 (windows per
-/// second of training, validations included, on both sides).
+/// own input draws at once). Under software rendering every frame takes CPU, in the app's thread
+/// and the renderer's, from training: on cpu4.csv on 2 cores the app trained at 81 % of the
+/// command line's speed at 4 frames a second and 87 % at 3 (windows per second of training,
+/// validations included, on both sides; BENCHMARKS.md, session 10).
 pub const LIVE_FRAME_INTERVAL: Duration = Duration::from_millis(330);
 
 /// The app.

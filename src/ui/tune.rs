@@ -417,10 +417,12 @@ fn objective_choice_ui(ui: &mut Ui, wanted: &mut Option<ObjectiveKind>) {
             }
         })
         .response
-        .on_hover_text(
-            "What trials are judged by, on the validation part only. Automatic: the F1 where the \
-             validation labels hold at least 2 anomaly segments, else the log-likelihood",
-        );
+        .on_hover_text(format!(
+            "What trials are judged by, on the validation part only. Automatic: the {} where the \
+             validation labels hold at least {} anomaly segments, else the log-likelihood",
+            crate::tune::objective::DEFAULT_LABELLED_OBJECTIVE.describe(),
+            crate::tune::objective::MIN_VALIDATION_SEGMENTS,
+        ));
 }
 
 /// The best trial so far, "Use the best" and the export.

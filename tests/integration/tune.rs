@@ -271,6 +271,13 @@ fn tune_on_the_command_line_writes_every_trial_the_comparison_and_a_config() {
     assert_eq!(chosen, expected);
 }
 
+/// Runs `tune` with `args`, checks that it fails, and returns its stderr.
+fn tune_refuses(args: &[&std::ffi::OsStr]) -> String {
+    let out = bin().arg("tune").args(args).output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn a_space_with_an_unknown_setting_or_an_empty_range_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,13 +293,7 @@ fn a_space_with_an_unknown_setting_or_an_empty_range_is_refused_by_name() {
     ] {
         let space = dir.path().join("space.toml");
         std::fs::write(&space, text).unwrap();
-        let out = bin()
-            .args(["tune", "--space"])
-            .arg(&space)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success());
+        let stderr = tune_refuses(&["--space".as_ref(), space.as_os_str()]);
         assert!(
             stderr.contains("space.toml") && stderr.contains(named),
             "{stderr}"
@@ -330,13 +331,12 @@ fn an_objective_of_the_labels_is_refused_where_the_validation_part_has_none() {
         .map(|i| format!("{},{}\n", 1_600_000_000 + 60 * i, (i as f64 * 0.3).sin()))
         .collect();
     std::fs::write(&csv, format!("timestamp,value\n{rows}")).unwrap();
-    let out = bin()
-        .args(["tune", "--objective", "pa-k", "--data"])
-        .arg(&csv)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = tune_refuses(&[
+        "--objective".as_ref(),
+        "pa-k".as_ref(),
+        "--data".as_ref(),
+        csv.as_os_str(),
+    ]);
     assert!(
         stderr.contains("PA%K area on the validation labels")
             && stderr.contains("needs at least 2 labelled anomaly segments")
