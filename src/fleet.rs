@@ -814,10 +814,7 @@ pub fn detect_fleet(
         })();
         match found {
             Ok((prep, found)) => {
-                let last = prep.timestamps.last().copied().unwrap_or(0);
-                let start = prep
-                    .timestamps
-                    .partition_point(|&t| t <= last - RECENT_SECS);
+                let start = recent_start(&prep);
                 let flags = crate::eval::flags(&found.scores, &prep.missing, found.threshold.value);
                 row.scored = found.scored_windows;
                 row.alerts = found.flagged;
@@ -873,6 +870,16 @@ mod tests {
                 path: PathBuf::from(format!("kpi{i:02}.csv")),
             })
             .collect()
+    }
+
+    /// The most recent day is the last 86,400 s of timestamps, and the last 288 rows (a day of
+    /// 5-minute points) of a series whose timestamps are row numbers.
+    #[test]
+    fn the_most_recent_day_is_a_day_of_time_or_288_rows() {
+        let rows: Vec<i64> = (0..1_000).collect();
+        assert_eq!(recent_start_of(&rows, false), 1_000 - 288);
+        let minutes: Vec<i64> = (0..3_000).map(|i| i * 60).collect();
+        assert_eq!(recent_start_of(&minutes, true), 3_000 - 1_440);
     }
 
     #[test]
