@@ -9,8 +9,10 @@ validation part ranks the trials); the search itself never does. Usage:
 
 where SEARCH.json holds the output of `tune --data DATA.csv --json --first-rung 10000 --seeds 0`
 (a search in which no trial reaches a rung, so every trial trains to its end and its validation
-figures are final). Prints a Markdown table, then the rows as one JSON line; BIN names the
-binary (default target/release/donut-explorer). docs/TUNING.md has what it measured."""
+figures are final). Prints a Markdown table, the rows as one JSON line, then a summary: the base
+settings against the best trial in hindsight, and how each validation figure ranks the trials
+(Spearman) and what its favourite scores on the test part. BIN names the binary (default
+target/release/donut-explorer). docs/TUNING.md has what it measured."""
 import concurrent.futures, json, os, statistics, subprocess, sys
 
 search = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["search"]
