@@ -6,8 +6,8 @@
 //! Without labels, the mean log-likelihood of the normal validation points (their
 //! reconstruction probability, `-score`). Ties are broken by the log-likelihood, then the area,
 //! then the F1: over 32 trials each trained to its end, the log-likelihood ranked the trials'
-//! test best F1 best of the three (Spearman 0.685 on curve_61, 0.704 on cpu4, against 0.485 /
-//! 0.265 for the F1 and 0.352 / -0.344 for the area; docs/TUNING.md, session 11).
+//! test best F1 best of the three (Spearman 0.685 on curve_61, 0.727 on cpu4, against 0.477 /
+//! 0.283 for the F1 and 0.352 / -0.313 for the area; docs/TUNING.md, session 11).
 
 use crate::config::DonutConfig;
 use crate::data::{Part, Prepared};
