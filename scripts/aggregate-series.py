@@ -1,0 +1,23 @@
+#!/usr/bin/env python3
+"""Aggregates a labelled series (`timestamp,value,label`) to a coarser grid, as a monitoring
+system's export at a longer interval would: each bucket of K points becomes one point, its value
+the mean and its label the maximum. docs/TUNING.md (session 12) uses it to make series on which
+the defaults are poor. Usage:
+
+    aggregate-series.py IN.csv OUT.csv K
+"""
+import csv, sys
+
+src, dst, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rows = list(csv.DictReader(open(src)))
+step = int(rows[1]["timestamp"]) - int(rows[0]["timestamp"])
+buckets = {}
+for r in rows:
+    t = int(r["timestamp"])
+    buckets.setdefault(t - t % (step * k), []).append(r)
+with open(dst, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["timestamp", "value", "label"])
+    for b in sorted(buckets):
+        rs = buckets[b]
+        w.writerow([b, sum(float(r["value"]) for r in rs) / len(rs), max(int(r["label"]) for r in rs)])
