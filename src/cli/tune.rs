@@ -223,6 +223,12 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
         None
     };
     if let Some(c) = &comparison {
+        if c.same_runs {
+            say_summary(
+                args.json,
+                "the search kept the base settings: the tuned and default rows are the same runs, trained once".into(),
+            );
+        }
         say_summary(
             args.json,
             crate::sweep::to_markdown(&c.rows, base.eval_delay),
@@ -249,6 +255,7 @@ pub(super) fn tune_command(args: &TuneArgs) -> Result<()> {
                 "best_settings": best.assignments,
                 "comparison": comparison.as_ref().map(|c| serde_json::json!({
                     "rows": c.rows,
+                    "same_runs": c.same_runs,
                     "secs": c.secs,
                     "default_run_secs": c.default_run_secs,
                     "runs": c.runs.iter().map(crate::sweep::SweepRun::to_json).collect::<Vec<_>>(),

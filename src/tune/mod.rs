@@ -814,6 +814,10 @@ pub struct Comparison {
     /// Each run.
     #[serde(skip)]
     pub runs: Vec<SweepRun>,
+    /// Whether the tuned settings are the base settings (the search kept them), so that both
+    /// rows are the same runs, trained once.
+    #[serde(default)]
+    pub same_runs: bool,
     /// Wall-clock seconds of the comparison.
     pub secs: f64,
     /// Mean seconds of one run of the base settings (training and scoring), one at a time:
@@ -823,7 +827,8 @@ pub struct Comparison {
 
 /// Trains the `tuned` assignments and the base settings of `spec` over `seeds` seeds (one run
 /// at a time, each on every core) and evaluates both on the test part: the one place a search's
-/// result meets the test labels.
+/// result meets the test labels. Where `tuned` is empty (the search kept the base settings) the
+/// base settings are trained once and their runs fill both rows.
 pub fn compare(
     raw: &RawSeries,
     spec: &TuneSpec,
@@ -833,31 +838,57 @@ pub fn compare(
     on_run: &(dyn Fn(Result<&SweepRun, String>) + Sync),
 ) -> Result<Comparison, crate::sweep::SweepError> {
     let started = Instant::now();
+    let variants = vec![
+        Variant {
+            label: "tuned".into(),
+            settings: tuned.to_vec(),
+        },
+        Variant {
+            label: "default".into(),
+            settings: Vec::new(),
+        },
+    ];
+    let same_runs = tuned.is_empty();
     let sweep = SweepSpec {
-        variants: vec![
-            Variant {
-                label: "tuned".into(),
-                settings: tuned.to_vec(),
-            },
-            Variant {
-                label: "default".into(),
-                settings: Vec::new(),
-            },
-        ],
+        // Only the base settings' variant is trained when it is also the tuned one.
+        variants: if same_runs {
+            variants[1..].to_vec()
+        } else {
+            variants.clone()
+        },
         seeds: seeds.max(1),
         base: spec.base.clone(),
         jobs: 1,
         host: spec.host,
     };
-    let runs = run_sweep(raw, &sweep, cancel, on_run)?;
+    let runs = if same_runs {
+        // The one variant trained is index 0 of `sweep`; it is reported as the default (1).
+        let base_runs = run_sweep(raw, &sweep, cancel, &|outcome| match outcome {
+            Ok(r) => on_run(Ok(&SweepRun {
+                variant: 1,
+                ..r.clone()
+            })),
+            Err(e) => on_run(Err(e)),
+        })?;
+        let as_variant = |variant: usize| {
+            base_runs.iter().map(move |r| SweepRun {
+                variant,
+                ..r.clone()
+            })
+        };
+        as_variant(0).chain(as_variant(1)).collect()
+    } else {
+        run_sweep(raw, &sweep, cancel, on_run)?
+    };
     let default_secs: Vec<f64> = runs
         .iter()
         .filter(|r| r.variant == 1)
         .map(|r| r.record.stats.train_secs + r.record.score_secs)
         .collect();
     Ok(Comparison {
-        rows: table(&sweep.variants, &runs),
+        rows: table(&variants, &runs),
         default_run_secs: crate::sweep::MeanStd::of(&default_secs).mean,
+        same_runs,
         runs,
         secs: started.elapsed().as_secs_f64(),
     })

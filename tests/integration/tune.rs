@@ -5,9 +5,11 @@ use super::{bin, quick_config};
 use donut_explorer::config::DonutConfig;
 use donut_explorer::data::{Part, Prepared, RawSeries, load_sample};
 use donut_explorer::tune::{
-    ObjectiveKind, SearchSpace, TrialState, TuneOutcome, TuneSpec, ValidationFigures, run_search,
+    ObjectiveKind, SearchSpace, TrialState, TuneOutcome, TuneSpec, ValidationFigures, compare,
+    run_search,
 };
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// A small space (two settings that change the model, one that does not touch the data) and a
 /// quick schedule: 6 trials, rungs at 1 and 3 validations, two trials at once.
@@ -200,6 +202,57 @@ fn cancelling_keeps_the_finished_trials() {
             .iter()
             .any(|t| t.state == TrialState::Cancelled)
     );
+}
+
+#[test]
+fn a_comparison_of_the_base_settings_with_themselves_trains_them_once() {
+    let raw = load_sample().unwrap();
+    let mut spec = quick_spec(SPACE);
+    spec.base.epochs = 1;
+    let trained = AtomicUsize::new(0);
+    let on_run = |outcome: Result<&donut_explorer::sweep::SweepRun, String>| {
+        let run = outcome.unwrap();
+        assert_eq!(
+            run.variant, 1,
+            "a run of the base settings is the default's"
+        );
+        trained.fetch_add(1, Ordering::Relaxed);
+    };
+    let kept = compare(
+        &raw,
+        &spec,
+        &[],
+        2,
+        Arc::new(AtomicBool::new(false)),
+        &on_run,
+    )
+    .unwrap();
+    assert!(kept.same_runs);
+    assert_eq!(trained.load(Ordering::Relaxed), 2, "one run a seed");
+    assert_eq!(kept.runs.len(), 4, "both rows hold every seed");
+    let (tuned, default) = (&kept.rows[0], &kept.rows[1]);
+    assert_eq!((tuned.best_f1.n, default.best_f1.n), (2, 2));
+    assert_eq!(tuned.best_f1.mean, default.best_f1.mean);
+    assert_eq!(tuned.flagged_f1.mean, default.flagged_f1.mean);
+
+    // Other settings are trained as a variant of their own.
+    trained.store(0, Ordering::Relaxed);
+    let on_any = |_: Result<&donut_explorer::sweep::SweepRun, String>| {
+        trained.fetch_add(1, Ordering::Relaxed);
+    };
+    let other = ["latent_dim=2".to_string()];
+    let changed = compare(
+        &raw,
+        &spec,
+        &other,
+        1,
+        Arc::new(AtomicBool::new(false)),
+        &on_any,
+    )
+    .unwrap();
+    assert!(!changed.same_runs);
+    assert_eq!(trained.load(Ordering::Relaxed), 2);
+    assert_eq!(changed.runs.len(), 2);
 }
 
 #[test]
