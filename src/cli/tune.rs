@@ -35,8 +35,9 @@ pub struct TuneArgs {
     /// Trials training at once (default: one per core).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// What trials are judged by, on the validation part (default: f1 where its labels hold at
-    /// least 2 anomaly segments, log-likelihood elsewhere).
+    /// What trials are judged by, never the test part (default: f1 on the validation labels
+    /// where they hold at least 2 anomaly segments, log-likelihood elsewhere; fit-f1: the F1 on
+    /// the training and validation labels together).
     #[arg(long, value_enum)]
     pub objective: Option<ObjectiveKind>,
     /// Validations before the first rung of successive halving.

@@ -629,7 +629,7 @@ pub fn run_search(
         return Err(TuneError::NoValidation(spec.base.valid_fraction));
     }
     let kind = ObjectiveKind::for_data(&prep, spec.objective)?;
-    let base_margin = kind.base_margin(objective::validation_segments(&prep));
+    let base_margin = kind.base_margin(kind.segments(&prep));
     drop(prep);
     // Trial 0 is the base settings themselves (a search replaces them only with settings that
     // beat them on the validation part); the others are drawn.
@@ -904,6 +904,7 @@ mod tests {
             pa_k_area: objective / 2.0,
             f1: objective,
             log_likelihood,
+            fit_f1: f64::NEG_INFINITY,
         };
         Trial {
             index,

@@ -1,4 +1,5 @@
-//! What a trial of `tune` is judged by: the validation part alone, never the test part. With
+//! What a trial of `tune` is judged by: never the test part. By default the validation part
+//! alone. With
 //! enough labelled segments in the validation part ([`MIN_VALIDATION_SEGMENTS`]), the best
 //! point-adjusted F1 on its labels, or the area under its PA%K curve (the best F1 when a segment
 //! counts as found only once K % of its points are flagged, K from 0 to 100): an F1 of 1.0 is
@@ -7,7 +8,8 @@
 //! reconstruction probability, `-score`). Ties are broken by the log-likelihood, then the area,
 //! then the F1: over 32 trials each trained to its end, the log-likelihood ranked the trials'
 //! test best F1 best of the three (Spearman 0.685 on curve_61, 0.727 on cpu4, against 0.477 /
-//! 0.283 for the F1 and 0.352 / -0.313 for the area; docs/TUNING.md, session 11).
+//! 0.283 for the F1 and 0.352 / -0.313 for the area; docs/TUNING.md, session 11). `fit-f1`
+//! reads the labels of the training part too (more segments, on points the model trained on).
 
 use crate::config::DonutConfig;
 use crate::data::{Part, Prepared};
@@ -37,6 +39,11 @@ pub enum ObjectiveKind {
     /// Mean log-likelihood of the normal validation points.
     #[value(name = "log-likelihood")]
     ValidationLogLikelihood,
+    /// Best point-adjusted F1 on the labels of the training and validation parts together:
+    /// more segments than the validation part alone, though the model has trained on the
+    /// training part's normal points (its labelled anomalies are left out of the M-ELBO).
+    #[value(name = "fit-f1")]
+    FitF1,
 }
 
 /// The objective a search uses when none is asked for (on data whose validation labels allow
@@ -47,13 +54,14 @@ pub const DEFAULT_LABELLED_OBJECTIVE: ObjectiveKind = ObjectiveKind::ValidationF
 /// labelled segments.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the objective \"{}\" needs at least {MIN_VALIDATION_SEGMENTS} labelled anomaly segments in the validation part, and it has {segments}: use log-likelihood",
-    kind.describe()
+    "the objective \"{}\" needs at least {MIN_VALIDATION_SEGMENTS} labelled anomaly segments in {}, and it has {segments}: use log-likelihood",
+    kind.describe(),
+    kind.labelled_parts()
 )]
 pub struct TooFewSegments {
     /// The objective asked for.
     pub kind: ObjectiveKind,
-    /// The segments the validation part has.
+    /// The segments the part it reads has.
     pub segments: usize,
 }
 
@@ -62,14 +70,34 @@ impl ObjectiveKind {
     /// its validation labels hold enough segments and the log-likelihood elsewhere. Refuses an
     /// objective of the labels where they hold too few segments.
     pub fn for_data(prep: &Prepared, wanted: Option<Self>) -> Result<Self, TooFewSegments> {
-        let segments = validation_segments(prep);
-        let enough = segments >= MIN_VALIDATION_SEGMENTS;
+        let enough = |kind: Self| kind.segments(prep) >= MIN_VALIDATION_SEGMENTS;
         match wanted {
-            None if enough => Ok(DEFAULT_LABELLED_OBJECTIVE),
+            None if enough(DEFAULT_LABELLED_OBJECTIVE) => Ok(DEFAULT_LABELLED_OBJECTIVE),
             None => Ok(Self::ValidationLogLikelihood),
             Some(Self::ValidationLogLikelihood) => Ok(Self::ValidationLogLikelihood),
-            Some(kind) if enough => Ok(kind),
-            Some(kind) => Err(TooFewSegments { kind, segments }),
+            Some(kind) if enough(kind) => Ok(kind),
+            Some(kind) => Err(TooFewSegments {
+                kind,
+                segments: kind.segments(prep),
+            }),
+        }
+    }
+
+    /// The labelled anomaly segments of the parts this objective reads (0 for the
+    /// log-likelihood, which reads no label).
+    pub fn segments(self, prep: &Prepared) -> usize {
+        match self {
+            Self::ValidationLogLikelihood => 0,
+            Self::ValidationF1 | Self::ValidationPaKArea => validation_segments(prep),
+            Self::FitF1 => fit_segments(prep),
+        }
+    }
+
+    /// The parts whose labels it reads, in words.
+    pub fn labelled_parts(self) -> &'static str {
+        match self {
+            Self::FitF1 => "the training and validation parts",
+            _ => "the validation part",
         }
     }
 
@@ -81,7 +109,9 @@ impl ObjectiveKind {
     pub fn base_margin(self, segments: usize) -> f64 {
         match self {
             Self::ValidationLogLikelihood => 0.0,
-            Self::ValidationF1 | Self::ValidationPaKArea => 0.5 / segments.max(1) as f64,
+            Self::ValidationF1 | Self::ValidationPaKArea | Self::FitF1 => {
+                0.5 / segments.max(1) as f64
+            }
         }
     }
 
@@ -91,6 +121,7 @@ impl ObjectiveKind {
             Self::ValidationF1 => "best F1 on the validation labels",
             Self::ValidationPaKArea => "PA%K area on the validation labels",
             Self::ValidationLogLikelihood => "log-likelihood of the normal validation points",
+            Self::FitF1 => "best F1 on the training and validation labels",
         }
     }
 }
@@ -101,6 +132,20 @@ pub fn validation_segments(prep: &Prepared) -> usize {
         return 0;
     }
     crate::eval::label_segments(&prep.labels[prep.part(Part::Valid)]).len()
+}
+
+/// The points of the training and validation parts together (all but the test part).
+fn fit_range(prep: &Prepared) -> std::ops::Range<usize> {
+    prep.part(Part::Train).start..prep.part(Part::Valid).end
+}
+
+/// Labelled anomaly segments in the training and validation parts together (a segment across
+/// their boundary counts once).
+pub fn fit_segments(prep: &Prepared) -> usize {
+    if !prep.has_labels {
+        return 0;
+    }
+    crate::eval::label_segments(&prep.labels[fit_range(prep)]).len()
 }
 
 /// A model's figures on the validation part.
@@ -116,6 +161,10 @@ pub struct ValidationFigures {
     pub f1: f64,
     /// Mean log-likelihood of the normal validation points.
     pub log_likelihood: f64,
+    /// Best point-adjusted F1 on the training and validation labels (-inf unless the objective
+    /// is [`ObjectiveKind::FitF1`]: it scores the training part too).
+    #[serde(default = "neg_infinity")]
+    pub fit_f1: f64,
 }
 
 fn neg_infinity() -> f64 {
@@ -129,6 +178,7 @@ impl ValidationFigures {
         pa_k_area: f64::NEG_INFINITY,
         f1: f64::NEG_INFINITY,
         log_likelihood: f64::NEG_INFINITY,
+        fit_f1: f64::NEG_INFINITY,
     };
 
     /// Orders figures best first: the objective, then the log-likelihood, the PA%K area and the
@@ -157,8 +207,8 @@ pub fn scoring_config(config: &DonutConfig) -> DonutConfig {
     }
 }
 
-/// Scores the validation part of `prep` with `model` and returns its figures. Reads the
-/// validation part's labels only.
+/// Scores the validation part of `prep` with `model` (and the training part, for
+/// [`ObjectiveKind::FitF1`]) and returns its figures. Reads no label of the test part.
 pub fn validation_figures(
     model: &DonutModel,
     prep: &Prepared,
@@ -167,7 +217,14 @@ pub fn validation_figures(
     keep_going: &mut dyn FnMut(usize) -> bool,
 ) -> Result<ValidationFigures, Stopped> {
     let config = scoring_config(config);
-    let ends: Vec<usize> = prep.window_ends(Part::Valid).collect();
+    let fit = kind == ObjectiveKind::FitF1;
+    let ends: Vec<usize> = if fit {
+        prep.window_ends(Part::Train)
+            .chain(prep.window_ends(Part::Valid))
+            .collect()
+    } else {
+        prep.window_ends(Part::Valid).collect()
+    };
     let device = device_for(config.backend);
     let scores = score_series(model, prep, &ends, &config, &device, keep_going)?;
     let valid = prep.part(Part::Valid);
@@ -191,16 +248,27 @@ pub fn validation_figures(
     } else {
         (f64::NEG_INFINITY, f64::NEG_INFINITY)
     };
+    let fit_f1 = if fit && fit_segments(prep) > 0 {
+        let range = fit_range(prep);
+        let labelled = Labelled::new(&prep.labels[range.clone()]);
+        Ranking::new(&scores[range.clone()], &prep.missing[range])
+            .best_of(&labelled, Adjust::Segment)
+            .f1
+    } else {
+        f64::NEG_INFINITY
+    };
     let objective = match kind {
         ObjectiveKind::ValidationLogLikelihood => log_likelihood,
         ObjectiveKind::ValidationF1 => f1,
         ObjectiveKind::ValidationPaKArea => pa_k_area,
+        ObjectiveKind::FitF1 => fit_f1,
     };
     Ok(ValidationFigures {
         objective,
         pa_k_area,
         f1,
         log_likelihood,
+        fit_f1,
     })
 }
 
@@ -215,6 +283,7 @@ mod tests {
             pa_k_area,
             f1: objective,
             log_likelihood,
+            fit_f1: f64::NEG_INFINITY,
         }
     }
 

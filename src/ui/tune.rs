@@ -412,14 +412,17 @@ fn objective_choice_ui(ui: &mut Ui, wanted: &mut Option<ObjectiveKind>) {
                 Some(ObjectiveKind::ValidationF1),
                 Some(ObjectiveKind::ValidationPaKArea),
                 Some(ObjectiveKind::ValidationLogLikelihood),
+                Some(ObjectiveKind::FitF1),
             ] {
                 ui.selectable_value(wanted, choice, text(choice));
             }
         })
         .response
         .on_hover_text(format!(
-            "What trials are judged by, on the validation part only. Automatic: the {} where the \
-             validation labels hold at least {} anomaly segments, else the log-likelihood",
+            "What trials are judged by, never the test part. Automatic: the {} where the \
+             validation labels hold at least {} anomaly segments, else the log-likelihood. The \
+             F1 on the training and validation labels counts more segments, on points the \
+             model trained on",
             crate::tune::objective::DEFAULT_LABELLED_OBJECTIVE.describe(),
             crate::tune::objective::MIN_VALIDATION_SEGMENTS,
         ));
@@ -442,7 +445,7 @@ fn best_ui(ui: &mut Ui, panel: &mut TunePanel, training: bool, commands: &mut Ve
     match &panel.outcome {
         Some(o) if o.best == Some(0) && o.base_margin > 0.0 && o.trials.len() > 1 => {
             ui.weak(format!(
-                "No trial beat the base settings by more than {:.3} (one validation segment's \
+                "No trial beat the base settings by more than {:.3} (one labelled segment's \
                  worth of F1), so they stay.",
                 o.base_margin
             ));
@@ -450,7 +453,7 @@ fn best_ui(ui: &mut Ui, panel: &mut TunePanel, training: bool, commands: &mut Ve
         None if panel.is_running() => {
             ui.weak(
                 "Best so far; at the end a trial replaces the base settings only by more than \
-                 one validation segment's worth of F1.",
+                 one labelled segment's worth of F1.",
             );
         }
         _ => {}

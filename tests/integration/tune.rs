@@ -4,6 +4,7 @@
 use super::{bin, quick_config};
 use donut_explorer::config::DonutConfig;
 use donut_explorer::data::{Part, Prepared, RawSeries, load_sample};
+use donut_explorer::tune::objective::{fit_segments, validation_segments};
 use donut_explorer::tune::{
     ObjectiveKind, SearchSpace, TrialState, TuneOutcome, TuneSpec, ValidationFigures, compare,
     run_search,
@@ -377,6 +378,43 @@ fn the_pa_k_objective_judges_trials_by_their_pa_k_area() {
 }
 
 #[test]
+fn the_fit_objective_reads_the_training_and_validation_labels_and_no_test_label() {
+    let raw = load_sample().unwrap();
+    let mut spec = quick_spec(SPACE);
+    spec.trials = 3;
+    spec.objective = Some(ObjectiveKind::FitF1);
+    let outcome = search(&raw, &spec);
+    assert_eq!(outcome.objective, ObjectiveKind::FitF1);
+    for t in &outcome.trials {
+        for c in t.rungs.iter().chain(&t.result) {
+            let f = c.figures;
+            assert_eq!(f.objective, f.fit_f1, "trial {}", t.index);
+            assert!(
+                f.fit_f1 > 0.0 && f.fit_f1 <= 1.0,
+                "trial {}: {f:?}",
+                t.index
+            );
+        }
+    }
+    // Its margin is one segment's worth of the two parts' segments, more than the validation
+    // part's alone.
+    let prep = Prepared::new(&raw, &spec.base).unwrap();
+    let (fit, valid) = (fit_segments(&prep), validation_segments(&prep));
+    assert!(fit > valid && valid > 0, "{fit} against {valid}");
+    assert_eq!(outcome.base_margin, 0.5 / fit as f64);
+
+    // The test part's labels scrambled: the same figures.
+    let test = test_starts_at(&raw, prep.timestamps[prep.part(Part::Test).start])..raw.values.len();
+    let mut scrambled = raw.clone();
+    for i in test {
+        scrambled.labels[i] = u8::from(raw.labels[i] == 0 && i % 3 == 0);
+    }
+    let blind = search(&scrambled, &spec);
+    assert_eq!(figures(&blind), figures(&outcome));
+    assert_eq!(blind.best, outcome.best);
+}
+
+#[test]
 fn an_objective_of_the_labels_is_refused_where_the_validation_part_has_none() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("unlabelled.csv");
@@ -394,6 +432,16 @@ fn an_objective_of_the_labels_is_refused_where_the_validation_part_has_none() {
         stderr.contains("PA%K area on the validation labels")
             && stderr.contains("needs at least 2 labelled anomaly segments")
             && stderr.contains("it has 0"),
+        "{stderr}"
+    );
+    let stderr = tune_refuses(&[
+        "--objective".as_ref(),
+        "fit-f1".as_ref(),
+        "--data".as_ref(),
+        csv.as_os_str(),
+    ]);
+    assert!(
+        stderr.contains("in the training and validation parts, and it has 0"),
         "{stderr}"
     );
 }
