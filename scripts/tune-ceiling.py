@@ -14,17 +14,46 @@ figures are final). Prints a Markdown table, the rows as one JSON line, then a s
 Residual's figure, the base settings against the best trial in hindsight, and how each
 validation figure ranks the trials (Spearman, ties given their mean rank) and what its favourite
 scores on the test part. `--summarise` prints the summary again from such an output, without
-training. BIN names the binary (default target/release/donut-explorer). docs/TUNING.md has what
+training. FIT_PART=1 also saves seed 0's run of each trial and scores the rows before the test
+part with it (`detect`): its best F1 on the training and validation labels, a figure a search
+could read, ranked like the others. BIN names the binary (default target/release/donut-explorer). docs/TUNING.md has what
 it measured."""
-import concurrent.futures, json, os, statistics, subprocess, sys
+import concurrent.futures, json, os, statistics, subprocess, sys, tempfile
 
 
-def train(binary, data, assignments, seed, threads):
-    """One run's JSON report, or None when it failed."""
+def train(binary, data, assignments, seed, threads, fit_part=None):
+    """One run's JSON report, or None when it failed. With `fit_part` (a CSV of the series'
+    training and validation parts), the run is saved and `detect` scores that CSV with it: the
+    report gains `fit_best_f1`, the best F1 on the labels of the parts the search may read."""
     sets = [x for s in assignments for x in ("--set", s)]
+    saved = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name if fit_part else None
     cmd = [binary, "train", "--data", data, "--seed", str(seed), "--set", f"threads={threads}", *sets, "--json"]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
+    out = subprocess.run(cmd + (["--save", saved] if saved else []), capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    if saved:
+        found = subprocess.run([binary, "detect", "--run", saved, "--data", fit_part, "--json"], capture_output=True, text=True)
+        os.unlink(saved)
+        if found.returncode == 0:
+            best = json.loads(found.stdout.strip().splitlines()[-1]).get("best_f1")
+            report["fit_best_f1"] = best["f1"] if best else None
+    return report
+
+
+def fit_part_of(binary, data):
+    """A CSV of the rows before the test part: a one-epoch run says where the split falls (in
+    points of the completed grid, from the first timestamp at the series' interval)."""
+    quick = train(binary, data, ["epochs=1", "n_z=1", "mcmc_iterations=0"], 0, 1)
+    train_points, valid_points, _ = quick["data"]["split"]
+    interval = quick["data"]["interval_secs"]
+    lines = open(data).read().splitlines()
+    stamps = [int(float(l.split(",", 1)[0])) for l in lines[1:]]
+    end = min(stamps) + (train_points + valid_points) * interval
+    path = tempfile.NamedTemporaryFile(suffix=".csv", delete=False, mode="w")
+    path.write("\n".join([lines[0], *(l for t, l in zip(stamps, lines[1:]) if t < end)]) + "\n")
+    path.close()
+    return path.name
 
 
 def ranks(values):
@@ -51,7 +80,7 @@ def summarise(rows, spectral_residual):
     oracle = max(scored, key=lambda r: r[2])
     print(f"\nSpectral Residual's test best F1: {spectral_residual:.3f}")
     print(f"base settings (trial 0): test best F1 {base:.3f}; best of {len(scored)} by the test labels: trial {oracle[0]}, {oracle[2]:.3f}")
-    for key in ["f1", "pa_k_area", "log_likelihood"]:
+    for key in ["f1", "pa_k_area", "log_likelihood", "fit_best_f1"]:
         values = [fg.get(key, float("-inf")) for _, fg, _ in scored]
         if not all(isinstance(v, (int, float)) and v > float("-inf") for v in values):
             continue
@@ -77,9 +106,12 @@ binary = os.environ.get("BIN", "target/release/donut-explorer")
 threads = max(1, (os.cpu_count() or 1) // jobs)
 trials = search["trials"]
 
+# FIT_PART=1: seed 0's run (the one a search trains) also scores the training and validation
+# parts with their labels (a figure a search could use, as it reads no test label).
+fit_part = fit_part_of(binary, data) if os.environ.get("FIT_PART") else None
 runs = [(i, s) for i in range(len(trials)) for s in range(seeds)]
 with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-    reports = list(pool.map(lambda r: train(binary, data, trials[r[0]]["assignments"], r[1], threads), runs))
+    reports = list(pool.map(lambda r: train(binary, data, trials[r[0]]["assignments"], r[1], threads, fit_part if r[1] == 0 else None), runs))
 by_trial = {}
 for (index, _), report in zip(runs, reports):
     if report:
@@ -89,13 +121,16 @@ for (index, _), report in zip(runs, reports):
 first = next((r for r in reports if r and (r.get("baselines") or {}).get("spectral_residual")), None)
 spectral_residual = first["baselines"]["spectral_residual"]["evaluation"]["best"]["best_f1"]["f1"] if first else float("nan")
 
-print("| trial | validation F1 | PA%K area | log-likelihood | test best F1, each seed | mean | F1 flagged, mean | settings |")
-print("|---|---|---|---|---|---|---|---|")
+print("| trial | validation F1 | PA%K area | log-likelihood | train+validation best F1 | test best F1, each seed | mean | F1 flagged, mean | settings |")
+print("|---|---|---|---|---|---|---|---|---|")
 rows = []
 for index, trial in enumerate(trials):
     end = trial.get("result") or (trial["rungs"][-1] if trial.get("rungs") else {})
-    figures = end.get("figures", {})
+    figures = dict(end.get("figures", {}))
     done = by_trial.get(index, [])
+    fit = [r["fit_best_f1"] for r in done if r.get("fit_best_f1") is not None]
+    if fit:
+        figures["fit_best_f1"] = fit[0]
     # Best F1 without delay, as the search's comparison and Spectral Residual's figure.
     best = [r["best_f1"]["f1"] for r in done if r.get("best_f1")]
     flagged = [r["flagged_at"]["adjusted"]["f1"] for r in done if r.get("flagged_at")]
@@ -103,6 +138,6 @@ for index, trial in enumerate(trials):
                  "settings": " ".join(trial["assignments"]) or "base"})
     f = lambda k: f"{figures[k]:.3f}" if isinstance(figures.get(k), (int, float)) else "-"
     mean = lambda v: f"{statistics.mean(v):.3f}" if v else "-"
-    print(f"| {index} | {f('f1')} | {f('pa_k_area')} | {f('log_likelihood')} | {' '.join(f'{b:.3f}' for b in best)} | {mean(best)} | {mean(flagged)} | {rows[-1]['settings']} |")
+    print(f"| {index} | {f('f1')} | {f('pa_k_area')} | {f('log_likelihood')} | {f('fit_best_f1')} | {' '.join(f'{b:.3f}' for b in best)} | {mean(best)} | {mean(flagged)} | {rows[-1]['settings']} |")
 print(json.dumps(rows))
 summarise(rows, spectral_residual)
