@@ -307,7 +307,7 @@ pub fn tune_ui(
             }
             if panel.trials_seen.is_empty() {
                 ui.weak(
-                    "A search trains many settings at once, stops poor ones early (successive halving) and judges them on the validation part only: the test labels are read only by the comparison after it (`donut-explorer tune`).",
+                    "A search trains many settings at once, stops poor ones early (successive halving) and judges them on the validation part (or, if asked, the training and validation parts together): the test labels are read only by the comparison after it (`donut-explorer tune`).",
                 );
                 return;
             }
