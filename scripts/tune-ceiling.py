@@ -141,3 +141,5 @@ for index, trial in enumerate(trials):
     print(f"| {index} | {f('f1')} | {f('pa_k_area')} | {f('log_likelihood')} | {f('fit_best_f1')} | {' '.join(f'{b:.3f}' for b in best)} | {mean(best)} | {mean(flagged)} | {rows[-1]['settings']} |")
 print(json.dumps(rows))
 summarise(rows, spectral_residual)
+if fit_part:
+    os.unlink(fit_part)

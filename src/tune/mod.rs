@@ -870,13 +870,15 @@ pub fn compare(
             })),
             Err(e) => on_run(Err(e)),
         })?;
-        let as_variant = |variant: usize| {
-            base_runs.iter().map(move |r| SweepRun {
-                variant,
+        let tuned_copies: Vec<SweepRun> = base_runs
+            .iter()
+            .map(|r| SweepRun {
+                variant: 0,
                 ..r.clone()
             })
-        };
-        as_variant(0).chain(as_variant(1)).collect()
+            .collect();
+        let defaults = base_runs.into_iter().map(|r| SweepRun { variant: 1, ..r });
+        tuned_copies.into_iter().chain(defaults).collect()
     } else {
         run_sweep(raw, &sweep, cancel, on_run)?
     };

@@ -125,17 +125,8 @@ fn the_search_reads_no_test_label_and_is_the_same_for_a_seed() {
     assert_eq!(figures(&again), figures(&first));
     assert_eq!(again.best, first.best);
 
-    // The test part's labels scrambled (every other point anomalous, none where there were):
-    // nothing about the search changes.
-    let prep = Prepared::new(&raw, &spec.base).unwrap();
-    let test_starts = prep.timestamps[prep.part(Part::Test).start];
-    let mut scrambled = raw.clone();
-    let test = test_starts_at(&raw, test_starts)..raw.values.len();
-    for i in test.clone() {
-        scrambled.labels[i] = u8::from(raw.labels[i] == 0 && i % 2 == 0);
-    }
-    assert_ne!(scrambled.labels[test.clone()], raw.labels[test]);
-    let blind = search(&scrambled, &spec);
+    // The test part's labels scrambled: nothing about the search changes.
+    let blind = search(&with_test_labels_scrambled(&raw, &spec), &spec);
     assert_eq!(figures(&blind), figures(&first));
     assert_eq!(blind.best, first.best);
 
@@ -151,6 +142,19 @@ fn the_search_reads_no_test_label_and_is_the_same_for_a_seed() {
 /// The index of the first point of `raw` at or after `time`.
 fn test_starts_at(raw: &RawSeries, time: i64) -> usize {
     raw.timestamps.iter().position(|&t| t >= time).unwrap()
+}
+
+/// `raw` with the labels of the test part of `spec`'s split scrambled: every other point
+/// anomalous, none where there were.
+fn with_test_labels_scrambled(raw: &RawSeries, spec: &TuneSpec) -> RawSeries {
+    let prep = Prepared::new(raw, &spec.base).unwrap();
+    let test = test_starts_at(raw, prep.timestamps[prep.part(Part::Test).start])..raw.values.len();
+    let mut scrambled = raw.clone();
+    for i in test.clone() {
+        scrambled.labels[i] = u8::from(raw.labels[i] == 0 && i % 2 == 0);
+    }
+    assert_ne!(scrambled.labels[test.clone()], raw.labels[test]);
+    scrambled
 }
 
 #[test]
@@ -404,12 +408,7 @@ fn the_fit_objective_reads_the_training_and_validation_labels_and_no_test_label(
     assert_eq!(outcome.base_margin, 0.5 / fit as f64);
 
     // The test part's labels scrambled: the same figures.
-    let test = test_starts_at(&raw, prep.timestamps[prep.part(Part::Test).start])..raw.values.len();
-    let mut scrambled = raw.clone();
-    for i in test {
-        scrambled.labels[i] = u8::from(raw.labels[i] == 0 && i % 3 == 0);
-    }
-    let blind = search(&scrambled, &spec);
+    let blind = search(&with_test_labels_scrambled(&raw, &spec), &spec);
     assert_eq!(figures(&blind), figures(&outcome));
     assert_eq!(blind.best, outcome.best);
 }
