@@ -289,14 +289,14 @@ fn score_and_evaluate(
     // `mask_flagged`, the test part is scored as a detector running in time order would score
     // it at the threshold flagged at (a flagged point missing in the windows after it), and
     // its figures (the test labels' best threshold too) are those of these scores.
-    let unmasked = thresholds(
+    let mut thresholds = thresholds(
         prep,
         &scores,
         test_best(prep, &scores),
         (part, &reference_scores),
         config.alarm_rate,
     );
-    let threshold = choose_threshold(&unmasked, config.threshold_rule);
+    let threshold = choose_threshold(&thresholds, config.threshold_rule);
     if config.mask_flagged && threshold.value.is_finite() {
         let test_ends: Vec<usize> = prep.window_ends(Part::Test).collect();
         rescore_masking_flags(
@@ -327,13 +327,16 @@ fn score_and_evaluate(
         };
         (None, Some(reason.to_string()))
     };
-    let thresholds = thresholds(
-        prep,
-        &scores,
-        metrics.map(|m| m.best_f1),
-        (part, &reference_scores),
-        config.alarm_rate,
-    );
+    // Masking rescores the test part only: the test labels' best threshold is that of the final
+    // metrics, while the validation and alarm-rate thresholds stay as they are.
+    if let Some(best) = metrics.map(|m| m.best_f1) {
+        for t in thresholds
+            .iter_mut()
+            .filter(|t| t.rule == ThresholdRule::BestF1Test)
+        {
+            t.value = best.threshold;
+        }
+    }
     let evaluation = metrics
         .is_some()
         .then(|| evaluate_test(prep, &scores, config.eval_delay, &thresholds, threshold));
