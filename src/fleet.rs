@@ -547,40 +547,15 @@ pub fn train_fleet(
     let mine = select(&spec.kpis, spec.shard);
     let jobs = spec.jobs.clamp(1, mine.len().max(1));
     let config = crate::threads::resolved(&spec.config, Host::Cli, jobs);
-    let (tx, rx) = crossbeam_channel::bounded::<(usize, Kpi)>(mine.len().max(1));
-    for item in mine.iter().cloned().enumerate() {
-        let _ = tx.send(item);
-    }
-    drop(tx);
-    let outcomes = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for j in 0..jobs {
-            let (rx, config, outcomes) = (rx.clone(), &config, &outcomes);
-            let spawned = std::thread::Builder::new()
-                .name(format!("fleet-{j}"))
-                .spawn_scoped(scope, move || {
-                    while let Ok((position, kpi)) = rx.recv() {
-                        if cancel.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        progress(Progress::Started(&kpi));
-                        if let Some(outcome) = train_kpi(&kpi, &spec.out, config, cancel) {
-                            progress(Progress::Settled(&outcome));
-                            if let Ok(mut all) = outcomes.lock() {
-                                all.push((position, outcome));
-                            }
-                        }
-                    }
-                });
-            if spawned.is_err() {
-                // No thread: the others (or none) go on; what is left stays untrained.
-                break;
-            }
-        }
+    // A thread the system would not start leaves its share to the others (or, with none,
+    // the KPIs untrained).
+    let ran = crate::threads::run_pool("fleet", jobs, &mine, cancel, |kpi| {
+        progress(Progress::Started(kpi));
+        let outcome = train_kpi(kpi, &spec.out, &config, cancel)?;
+        progress(Progress::Settled(&outcome));
+        Some(outcome)
     });
-    let mut outcomes = outcomes.into_inner().unwrap_or_default();
-    outcomes.sort_by_key(|(position, _)| *position);
-    Ok(outcomes.into_iter().map(|(_, o)| o).collect())
+    Ok(ran.results)
 }
 
 /// Writes the fleet's manifest (every shard writes the same one).
@@ -808,7 +783,7 @@ pub fn detect_fleet(
                 &record.config,
                 &raw,
                 record.threshold,
-                &mut |_| true,
+                &mut |_, _| true,
             )
             .map_err(|e| e.to_string())
         })();

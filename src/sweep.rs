@@ -484,48 +484,38 @@ pub fn run_sweep(
     on_run: &(dyn Fn(Result<&SweepRun, String>) + Sync),
 ) -> Result<Vec<SweepRun>, SweepError> {
     let jobs = job_configs(spec)?;
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let finished = std::sync::Mutex::new(Vec::new());
     let threads = spec.jobs.clamp(1, jobs.len().max(1));
-    std::thread::scope(|scope| {
-        for t in 0..threads {
-            let (jobs, next, finished, cancel) = (&jobs, &next, &finished, &cancel);
-            let spawned = std::thread::Builder::new()
-                .name(format!("sweep-{t}"))
-                .spawn_scoped(scope, move || {
-                    loop {
-                        if cancel.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((variant, seed, config)) = jobs.get(i) else {
-                            break;
-                        };
-                        // Runs at once share the cores: an automatic thread count is split
-                        // between them rather than each taking every core.
-                        let config = crate::threads::resolved(config, spec.host, threads);
-                        match run_job(raw, *variant, *seed, &config, cancel) {
-                            Ok(Some(r)) => {
-                                on_run(Ok(&r));
-                                if let Ok(mut all) = finished.lock() {
-                                    all.push(r);
-                                }
-                            }
-                            Ok(None) => {}
-                            Err(e) => on_run(Err(format!(
-                                "{} seed {seed}: {e}",
-                                spec.variants[*variant].label
-                            ))),
-                        }
+    let ran = crate::threads::run_pool(
+        "sweep",
+        threads,
+        &jobs,
+        &cancel,
+        |(variant, seed, config)| {
+            // Runs at once share the cores: an automatic thread count is split between them
+            // rather than each taking every core.
+            let config = crate::threads::resolved(config, spec.host, threads);
+            match run_job(raw, *variant, *seed, &config, &cancel) {
+                Ok(run) => {
+                    if let Some(r) = &run {
+                        on_run(Ok(r));
                     }
-                });
-            if spawned.is_err() {
-                on_run(Err("could not start a sweep thread".into()));
+                    run
+                }
+                Err(e) => {
+                    on_run(Err(format!(
+                        "{} seed {seed}: {e}",
+                        spec.variants[*variant].label
+                    )));
+                    None
+                }
             }
-        }
-    });
-    let mut runs = finished.into_inner().unwrap_or_default();
-    runs.sort_by_key(|r| (r.variant, r.seed));
+        },
+    );
+    for _ in 0..ran.threads_not_started {
+        on_run(Err("could not start a sweep thread".into()));
+    }
+    // Jobs are in (variant, seed) order, and the pool keeps their order.
+    let runs = ran.results;
     Ok(runs)
 }
 

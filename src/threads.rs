@@ -6,6 +6,8 @@
 //! share of that between the runs of a sweep. A GPU backend always gets one thread.
 
 use crate::config::DonutConfig;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Who a run is for: that decides what an automatic thread count means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,9 +117,100 @@ pub fn pool(threads: usize) -> rayon::ThreadPool {
         })
 }
 
+/// What [`run_pool`] gives back.
+#[derive(Debug)]
+pub struct PoolRun<R> {
+    /// What the work returned for each item it ran to an end (`Some`), in the items' order.
+    pub results: Vec<R>,
+    /// Worker threads the system would not start (the others, or none, took the items).
+    pub threads_not_started: usize,
+}
+
+/// Runs `work` on each of `items` on `workers` named scoped threads (`{name}-N`, at most one per
+/// item) that take the items in order, each as its last one ends: the pool of the runs of a
+/// sweep and of a fleet. A worker takes no further item once `cancel` is set.
+pub fn run_pool<T, R, F>(
+    name: &str,
+    workers: usize,
+    items: &[T],
+    cancel: &AtomicBool,
+    work: F,
+) -> PoolRun<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> Option<R> + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let finished = Mutex::new(Vec::new());
+    let mut threads_not_started = 0;
+    std::thread::scope(|scope| {
+        for w in 0..workers.clamp(1, items.len().max(1)) {
+            let (next, finished, work) = (&next, &finished, &work);
+            let spawned = std::thread::Builder::new()
+                .name(format!("{name}-{w}"))
+                .spawn_scoped(scope, move || {
+                    while !cancel.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        if let Some(result) = work(item) {
+                            finished
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push((i, result));
+                        }
+                    }
+                });
+            if spawned.is_err() {
+                threads_not_started += 1;
+            }
+        }
+    });
+    let mut results = finished.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    PoolRun {
+        results: results.into_iter().map(|(_, r)| r).collect(),
+        threads_not_started,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_runs_every_item_once_and_keeps_their_order() {
+        let items: Vec<usize> = (0..23).collect();
+        let ran = run_pool("test-pool", 4, &items, &AtomicBool::new(false), |&i| {
+            assert!(
+                std::thread::current()
+                    .name()
+                    .unwrap()
+                    .starts_with("test-pool-")
+            );
+            (i % 5 != 0).then_some(i * 10)
+        });
+        let expected: Vec<usize> = items
+            .iter()
+            .filter(|&&i| i % 5 != 0)
+            .map(|i| i * 10)
+            .collect();
+        assert_eq!(ran.results, expected);
+        assert_eq!(ran.threads_not_started, 0);
+    }
+
+    #[test]
+    fn a_cancelled_pool_takes_no_further_item() {
+        let cancel = AtomicBool::new(false);
+        let items: Vec<usize> = (0..50).collect();
+        let ran = run_pool("test-cancel", 1, &items, &cancel, |&i| {
+            if i == 2 {
+                cancel.store(true, Ordering::Relaxed);
+            }
+            Some(i)
+        });
+        assert_eq!(ran.results, vec![0, 1, 2]);
+    }
 
     #[test]
     fn automatic_counts_take_every_core_and_split_between_runs() {

@@ -117,11 +117,14 @@ pub fn detect_command(args: &DetectArgs) -> Result<()> {
     let threshold = threshold_for(&saved, args)?;
     let raw = load_data(args, &saved)?;
     let mut hooks = ProgressHooks::new("");
-    let total = raw.values.len();
-    let (prep, found) =
-        detection::detect_series(&saved, &model, &config, &raw, threshold, &mut |done| {
-            crate::pipeline::RunHooks::scoring(&mut hooks, done, total)
-        })?;
+    let (prep, found) = detection::detect_series(
+        &saved,
+        &model,
+        &config,
+        &raw,
+        threshold,
+        &mut |done, windows| crate::pipeline::RunHooks::scoring(&mut hooks, done, windows),
+    )?;
     drop(hooks);
     // A run saved before it kept its training statistics: the notes end with what was used.
     let stats_note = saved

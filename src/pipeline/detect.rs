@@ -200,12 +200,15 @@ pub fn detect(
     prep: &Prepared,
     config: &DonutConfig,
     threshold: Threshold,
-    keep_going: &mut dyn FnMut(usize) -> bool,
+    keep_going: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Detection, Stopped> {
     let ends: Vec<usize> = prep.window_ends(Part::Test).collect();
     let started = Instant::now();
     let device = device_for(config.backend);
-    let mut scores = score_series(model, prep, &ends, config, &device, keep_going)?;
+    let total = ends.len();
+    let mut scores = score_series(model, prep, &ends, config, &device, &mut |done| {
+        keep_going(done, total)
+    })?;
     if config.mask_flagged {
         rescore_masking_flags(
             model,
@@ -280,7 +283,7 @@ pub fn detect_series(
     config: &DonutConfig,
     raw: &RawSeries,
     threshold: Threshold,
-    keep_going: &mut dyn FnMut(usize) -> bool,
+    keep_going: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<(Prepared, Detection), DetectError> {
     let (prep, stats_note) = prepare(record, raw)?;
     let mut found = detect(model, &prep, config, threshold, keep_going)?;

@@ -217,11 +217,15 @@ fn apply_run(
         let options = detect::load_options(record, columns, false);
         let raw = data::load_csv_with(&path, &options).map_err(|e| e.to_string())?;
         let model = record.model()?;
-        let (prep, detection) =
-            detect::detect_series(record, &model, &record.config, &raw, threshold, &mut |_| {
-                true
-            })
-            .map_err(|e| e.to_string())?;
+        let (prep, detection) = detect::detect_series(
+            record,
+            &model,
+            &record.config,
+            &raw,
+            threshold,
+            &mut |_, _| true,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Applied {
             path: path.clone(),
             record: record.clone(),

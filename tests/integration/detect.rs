@@ -45,7 +45,7 @@ fn new_data_is_standardised_with_the_training_statistics() {
     assert_eq!((new.mean, new.std), (stats.mean, stats.std));
     let model = record.model().unwrap();
     let threshold = record.threshold;
-    let base = detect(&model, &new, &config, threshold, &mut |_| true).unwrap();
+    let base = detect(&model, &new, &config, threshold, &mut |_, _| true).unwrap();
     assert_eq!(base.scored_windows, new.len() - config.window + 1);
     assert!(base.scores[..config.window - 1].iter().all(Option::is_none));
 
@@ -63,7 +63,7 @@ fn new_data_is_standardised_with_the_training_statistics() {
         "{:?}",
         high.warnings
     );
-    let moved = detect(&model, &high, &config, threshold, &mut |_| true).unwrap();
+    let moved = detect(&model, &high, &config, threshold, &mut |_, _| true).unwrap();
     let mean = |s: &[Option<f64>]| {
         let v: Vec<f64> = s.iter().flatten().copied().collect();
         v.iter().sum::<f64>() / v.len() as f64
@@ -187,7 +187,29 @@ fn a_stream_scores_each_point_as_a_batch_detection_does() {
     tail.values[250] = f64::NAN;
     let emptied = tail.timestamps[250];
     let (prep, _) = prepare(&record, &tail).unwrap();
-    let batch = detect(&model, &prep, &config, record.threshold, &mut |_| true).unwrap();
+    let mut progress = Vec::new();
+    let batch = detect(
+        &model,
+        &prep,
+        &config,
+        record.threshold,
+        &mut |done, total| {
+            progress.push((done, total));
+            true
+        },
+    )
+    .unwrap();
+    // Progress counts windows (the completed series' points less the window's first W-1),
+    // not the file's rows.
+    let windows = prep.len() - config.window + 1;
+    assert_ne!(windows, tail.values.len());
+    assert_eq!(batch.scored_windows, windows);
+    assert_eq!(progress.first(), Some(&(0, windows)));
+    assert!(
+        progress
+            .iter()
+            .all(|&(done, total)| done <= total && total == windows)
+    );
 
     let stats = record.standardisation.unwrap();
     let mut stream = Stream::new(
@@ -231,7 +253,7 @@ fn alerts_csv_has_one_row_per_point_with_the_label_when_there_is_one() {
     let tail = cut(&raw, n - 300..n);
     let (prep, _) = prepare(&record, &tail).unwrap();
     let model = record.model().unwrap();
-    let found = detect(&model, &prep, &config, record.threshold, &mut |_| true).unwrap();
+    let found = detect(&model, &prep, &config, record.threshold, &mut |_, _| true).unwrap();
     let mut out = Vec::new();
     write_alerts(&mut out, &prep, &found).unwrap();
     let text = String::from_utf8(out).unwrap();
@@ -636,7 +658,7 @@ fn flags_after_a_spike(
         ..record.config.clone()
     };
     let (prep, _) = prepare(record, raw).unwrap();
-    let found = detect(&model, &prep, &config, record.threshold, &mut |_| true).unwrap();
+    let found = detect(&model, &prep, &config, record.threshold, &mut |_, _| true).unwrap();
     (
         flags(&found.scores, &prep.missing, record.threshold.value),
         found.scores,

@@ -261,7 +261,8 @@ fn detects(run: &RunRecord) -> donut_explorer::pipeline::detect::Detection {
     let raw = donut_explorer::data::load_csv(&super::fixture("run-format1-data.csv")).unwrap();
     let (prep, _) = detect::prepare(run, &raw).unwrap();
     let model = model_of(run, "fixture").unwrap();
-    let found = detect::detect(&model, &prep, &run.config, run.threshold, &mut |_| true).unwrap();
+    let found =
+        detect::detect(&model, &prep, &run.config, run.threshold, &mut |_, _| true).unwrap();
     assert_eq!(found.scored_windows, prep.len() - run.config.window + 1);
     assert!(found.scores.iter().flatten().all(|s| s.is_finite()));
     found
