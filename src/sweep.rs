@@ -515,8 +515,7 @@ pub fn run_sweep(
         on_run(Err("could not start a sweep thread".into()));
     }
     // Jobs are in (variant, seed) order, and the pool keeps their order.
-    let runs = ran.results;
-    Ok(runs)
+    Ok(ran.results)
 }
 
 #[cfg(test)]
