@@ -426,16 +426,20 @@ fn score_chunk_burn(
 }
 
 /// Anomaly scores (negated log-probabilities) for every point of the series: `Some` at the end
-/// point of each window in `ends`, `None` elsewhere.
+/// point of each window in `ends`, `None` elsewhere. `keep_going` hears (windows scored, windows
+/// in all) between groups of chunks, as [`score_windows`] asks it.
 pub fn score_series(
     model: &DonutModel,
     prep: &Prepared,
     ends: &[usize],
     config: &DonutConfig,
     device: &Device,
-    keep_going: &mut dyn FnMut(usize) -> bool,
+    keep_going: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Vec<Option<f64>>, Stopped> {
-    let log_p = score_windows(model, prep, ends, config, device, keep_going)?;
+    let total = ends.len();
+    let log_p = score_windows(model, prep, ends, config, device, &mut |done| {
+        keep_going(done, total)
+    })?;
     let mut scores = vec![None; prep.len()];
     for (&end, lp) in ends.iter().zip(log_p) {
         scores[end] = Some(anomaly_score(lp));

@@ -205,10 +205,7 @@ pub fn detect(
     let ends: Vec<usize> = prep.window_ends(Part::Test).collect();
     let started = Instant::now();
     let device = device_for(config.backend);
-    let total = ends.len();
-    let mut scores = score_series(model, prep, &ends, config, &device, &mut |done| {
-        keep_going(done, total)
-    })?;
+    let mut scores = score_series(model, prep, &ends, config, &device, keep_going)?;
     if config.mask_flagged {
         rescore_masking_flags(
             model,

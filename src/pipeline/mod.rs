@@ -281,8 +281,8 @@ fn score_and_evaluate(
     let total = ends.len();
     let started = Instant::now();
     let device = device_for(config.backend);
-    let mut scores = score_series(model, prep, &ends, config, &device, &mut |done| {
-        hooks.scoring(done, total)
+    let mut scores = score_series(model, prep, &ends, config, &device, &mut |done, windows| {
+        hooks.scoring(done, windows)
     })?;
     let (part, reference_scores) = alarm_rate_scores(prep, &scores);
     // The rules' thresholds come from the scores as a batch gives them; then, with

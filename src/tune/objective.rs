@@ -226,7 +226,9 @@ pub fn validation_figures(
         prep.window_ends(Part::Valid).collect()
     };
     let device = device_for(config.backend);
-    let scores = score_series(model, prep, &ends, &config, &device, keep_going)?;
+    let scores = score_series(model, prep, &ends, &config, &device, &mut |done, _| {
+        keep_going(done)
+    })?;
     let valid = prep.part(Part::Valid);
     let normal: Vec<f64> = valid
         .clone()
