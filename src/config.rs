@@ -169,10 +169,16 @@ impl DuplicatePolicy {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ThresholdChoice {
-    /// The best-F1 threshold on the validation part's labels; the alarm rate when the
-    /// validation part has no labelled anomaly.
+    /// The best-F1 threshold on the validation part's labels; peaks over threshold (then the
+    /// alarm rate) when the validation part has no labelled anomaly.
     #[default]
     Validation,
+    /// The validation labels where they hold enough segments to mean something
+    /// ([`crate::eval::MIN_VALIDATION_SEGMENTS`]), else peaks over threshold.
+    Auto,
+    /// Peaks over threshold: the score a normal validation point exceeds with probability
+    /// `pot_risk`, from a tail fitted to the validation scores (needs no labels).
+    Pot,
     /// The score that `alarm_rate` of the validation windows reach (needs no labels).
     AlarmRate,
     /// The best-F1 threshold on the test part's labels: the paper's upper bound, picked with
@@ -181,13 +187,21 @@ pub enum ThresholdChoice {
 }
 
 impl ThresholdChoice {
-    /// All three, for menus.
-    pub const ALL: [ThresholdChoice; 3] = [Self::Validation, Self::AlarmRate, Self::BestF1Test];
+    /// Every choice, for menus.
+    pub const ALL: [ThresholdChoice; 5] = [
+        Self::Validation,
+        Self::Auto,
+        Self::Pot,
+        Self::AlarmRate,
+        Self::BestF1Test,
+    ];
 
     /// The name used in settings.
     pub fn name(self) -> &'static str {
         match self {
             Self::Validation => "validation",
+            Self::Auto => "auto",
+            Self::Pot => "pot",
             Self::AlarmRate => "alarm_rate",
             Self::BestF1Test => "best_f1_test",
         }
@@ -261,6 +275,8 @@ pub struct DonutConfig {
     /// (the best parameters are kept, as at the end); 0 = off, every epoch is run as DONUT
     /// runs them.
     pub patience: usize,
+    /// Patience ends no run before this many epochs are done (0: none).
+    pub min_epochs: usize,
     /// Seed of every random draw of the run.
     pub seed: u64,
     /// burn backend.
@@ -283,8 +299,14 @@ pub struct DonutConfig {
     /// The share of validation windows that the label-free threshold flags (it is their
     /// `1 - alarm_rate` quantile).
     pub alarm_rate: f64,
-    /// Which threshold flags points: `validation` (best F1 on the validation labels, else the
-    /// alarm rate), `alarm_rate`, or `best_f1_test` (the upper bound).
+    /// Peaks over threshold: the probability that a normal point reaches the threshold.
+    pub pot_risk: f64,
+    /// Peaks over threshold: the quantile of the normal validation scores above which the tail
+    /// is fitted.
+    pub pot_level: f64,
+    /// Which threshold flags points: `validation` (best F1 on the validation labels, else peaks
+    /// over threshold), `auto` (the validation labels only where they hold enough segments),
+    /// `pot`, `alarm_rate`, or `best_f1_test` (the upper bound).
     pub threshold_rule: ThresholdChoice,
     /// A value further than this from the training mean, in training standard deviations, is
     /// taken as missing in the windows that follow it (MCMC imputes it there), so that one
@@ -335,6 +357,7 @@ impl Default for DonutConfig {
             grad_clip_norm: 10.0,
             valid_every_steps: 100,
             patience: 5,
+            min_epochs: 0,
             seed: 0,
             backend: BackendKind::Flex,
             gradients: GradientEngine::Fused,
@@ -343,6 +366,8 @@ impl Default for DonutConfig {
             n_z: 1024,
             eval_delay: 7,
             alarm_rate: 0.01,
+            pot_risk: 1e-3,
+            pot_level: 0.98,
             threshold_rule: ThresholdChoice::Validation,
             preview_n_z: 16,
             preview_mcmc_iterations: 2,
@@ -607,6 +632,16 @@ pub const SETTING_RANGES: &[SettingRange] = &[
         ),
         "0 = off",
     ),
+    noted(
+        range(
+            "min_epochs",
+            Closed(0.0),
+            Closed(100_000.0),
+            (0.0, 256.0),
+            false,
+        ),
+        "0 = none",
+    ),
     range("seed", Closed(0.0), Unbounded, (0.0, 99.0), false),
     noted(
         range("threads", Closed(0.0), Closed(256.0), (0.0, 16.0), false),
@@ -628,6 +663,8 @@ pub const SETTING_RANGES: &[SettingRange] = &[
         false,
     ),
     range("alarm_rate", Open(0.0), Closed(0.5), (0.001, 0.5), true),
+    range("pot_risk", Open(0.0), Open(0.5), (1e-6, 0.1), true),
+    range("pot_level", Open(0.5), Open(1.0), (0.8, 0.999), false),
     noted(
         range(
             "preview_n_z",
@@ -862,6 +899,8 @@ impl SettingGroup {
             | "n_z"
             | "eval_delay"
             | "alarm_rate"
+            | "pot_risk"
+            | "pot_level"
             | "threshold_rule"
             | "extreme_sigmas"
             | "mask_flagged"

@@ -14,6 +14,7 @@ pub mod baseline;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod corpus;
 pub mod data;
 pub mod eval;
 pub mod fleet;

@@ -274,6 +274,21 @@ fn follow_command(args: &DetectArgs) -> Result<()> {
         threshold.rule
     );
     let mut stream = Stream::new(&model, &config, stats, threshold.value, interval);
+    // A tail's threshold follows the stream (SPOT): each point not flagged joins the tail.
+    if let crate::eval::ThresholdRule::Pot { risk, level, .. } = threshold.rule {
+        match crate::eval::pot::Spot::new(&saved.reference_scores, level, risk) {
+            Ok(tail) => {
+                eprintln!(
+                    "{name}: the tail takes in each point not flagged, so the threshold follows the stream's normal scores"
+                );
+                stream = stream.with_tail(tail);
+            }
+            Err(e) => eprintln!(
+                "{name}: the run's validation scores give no tail to follow ({e}): the threshold stays at {:.3}",
+                threshold.value
+            ),
+        }
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if !args.json {
@@ -336,6 +351,13 @@ fn follow_command(args: &DetectArgs) -> Result<()> {
         notes.skipped,
         notes.snapped
     );
+    if stream.threshold() != threshold.value {
+        eprintln!(
+            "{name}: the tail's threshold moved from {:.3} to {:.3}",
+            threshold.value,
+            stream.threshold()
+        );
+    }
     Ok(())
 }
 

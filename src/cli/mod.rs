@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 mod detect;
 mod fleet;
 mod follow;
+mod corpus;
 mod interrupt;
 mod tune;
 
@@ -63,6 +64,9 @@ pub enum Command {
     /// Score new data with a saved run: its training statistics, a threshold fixed in advance;
     /// a whole file, or (--follow) a file as it grows or standard input.
     Detect(detect::DetectArgs),
+    /// Judge settings on folders of labelled KPIs over several seeds: per KPI and as means, and
+    /// each variant paired with the first per KPI and seed.
+    Corpus(corpus::CorpusArgs),
     /// Many KPIs: one model per CSV of a folder, on one machine or as an array job of a
     /// cluster scheduler (Slurm, Kubernetes).
     Fleet {
@@ -777,6 +781,7 @@ pub fn run_command(command: &Command) -> Result<()> {
         Command::Sweep(args) => sweep_command(args),
         Command::Tune(args) => tune::tune_command(args),
         Command::Detect(args) => detect::detect_command(args),
+        Command::Corpus(args) => corpus::corpus_command(args),
         Command::Fleet { command } => fleet::fleet_command(command),
         Command::Bench { quick, json, only } => {
             println!("| benchmark | value | unit |\n|---|---|---|");

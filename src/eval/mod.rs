@@ -9,6 +9,7 @@
 
 mod chance;
 mod metric;
+pub mod pot;
 
 use crate::config::ThresholdChoice;
 use crate::data::Part;
@@ -194,7 +195,12 @@ pub enum ThresholdRule {
     /// The threshold of the best (no-delay, point-adjusted) F1 on the test part's labels.
     BestF1Test,
     /// The threshold of the best (no-delay, point-adjusted) F1 on the validation part's labels.
-    BestF1Validation,
+    BestF1Validation {
+        /// The labelled segments of the validation part it was picked on (0 in runs saved
+        /// before they were counted).
+        #[serde(default)]
+        segments: usize,
+    },
     /// Label-free: the `1 - alarm_rate` quantile of the scores of a part the model was not
     /// evaluated on (the validation part; the training part when there is no validation part),
     /// so that about `alarm_rate` of its windows are flagged.
@@ -206,9 +212,25 @@ pub enum ThresholdRule {
         #[serde(default = "validation_part")]
         part: Part,
     },
+    /// Label-free: peaks over threshold ([`pot`]): a generalised Pareto tail fitted to the normal
+    /// scores of the same part as the alarm rate above their `level` quantile; the score a
+    /// normal point exceeds with probability `risk`.
+    Pot {
+        /// The probability that a normal point's score reaches the threshold.
+        risk: f64,
+        /// The initial quantile the tail is fitted above.
+        level: f64,
+        /// The part whose scores it was fitted on.
+        part: Part,
+    },
     /// A value chosen by hand.
     Chosen,
 }
+
+/// Fewest labelled segments in the validation part for its labels to pick the threshold of the
+/// `auto` rule: with fewer, which threshold gives the best F1 there is decided by one or two
+/// segments (docs/ACCURACY.md), and the label-free tail is used.
+pub const MIN_VALIDATION_SEGMENTS: usize = 5;
 
 fn validation_part() -> Part {
     Part::Valid
@@ -219,8 +241,9 @@ impl ThresholdRule {
     pub fn short_name(&self) -> String {
         match self {
             Self::BestF1Test => "best F1 on test (upper bound)".into(),
-            Self::BestF1Validation => "best F1 on validation".into(),
+            Self::BestF1Validation { .. } => "best F1 on validation".into(),
             Self::AlarmRate { alarm_rate, .. } => format!("alarm rate {:.1} %", alarm_rate * 100.0),
+            Self::Pot { risk, .. } => format!("POT at risk {risk:e}"),
             Self::Chosen => "chosen by hand".into(),
         }
     }
@@ -238,9 +261,16 @@ impl std::fmt::Display for ThresholdRule {
                 f,
                 "the best-F1 threshold on the test labels (an upper bound: it was picked with the answers)"
             ),
-            Self::BestF1Validation => {
-                write!(f, "the best-F1 threshold on the validation labels")
-            }
+            Self::BestF1Validation { segments } => write!(
+                f,
+                "the best-F1 threshold on the validation labels ({segments} labelled segments)"
+            ),
+            Self::Pot { risk, level, part } => write!(
+                f,
+                "the score a normal {} point exceeds with probability {risk:e}, from a tail fitted above its {:.1} % quantile (peaks over threshold; needs no labels; settings `pot_risk`, `pot_level`)",
+                part.name(),
+                level * 100.0
+            ),
             Self::Chosen => write!(f, "a threshold chosen by hand"),
             Self::AlarmRate { alarm_rate, part } => write!(
                 f,
@@ -272,49 +302,86 @@ pub struct Picked {
 }
 
 /// The one threshold resolver: the threshold of rule `choice` among `thresholds` (a run's,
-/// one per rule it could compute). The validation rule falls back to the alarm rate (its part
-/// has no labelled anomaly), the test rule to the validation rule and then the alarm rate (the
-/// test part has none); [`Picked::fallback`] says so. None when no rule has a threshold
-/// (nothing was scored).
+/// one per rule it could compute), or the first rule of its chain that has one:
+///
+/// - `validation`: the validation labels, then peaks over threshold, then the alarm rate;
+/// - `auto`: the validation labels where they hold at least [`MIN_VALIDATION_SEGMENTS`]
+///   segments, else peaks over threshold, then the alarm rate;
+/// - `pot`: peaks over threshold, then the alarm rate;
+/// - `alarm_rate`: the alarm rate;
+/// - `best_f1_test`: the test labels, then the chain of `validation`.
+///
+/// [`Picked::fallback`] says when another rule stood in, and why. None when no rule has a
+/// threshold (nothing was scored).
 pub fn pick_threshold(thresholds: &[Threshold], choice: ThresholdChoice) -> Option<Picked> {
-    let find = |wanted: ThresholdChoice| {
-        thresholds
-            .iter()
-            .find(|t| {
-                matches!(
-                    (wanted, t.rule),
-                    (ThresholdChoice::Validation, ThresholdRule::BestF1Validation)
-                        | (ThresholdChoice::AlarmRate, ThresholdRule::AlarmRate { .. })
-                        | (ThresholdChoice::BestF1Test, ThresholdRule::BestF1Test)
-                )
-            })
-            .copied()
+    use ThresholdChoice as C;
+    #[derive(Clone, Copy, PartialEq)]
+    enum Step {
+        Test,
+        Validation { min_segments: usize },
+        Pot,
+        Alarm,
+    }
+    let has = |step: Step, rule: ThresholdRule| match (step, rule) {
+        (Step::Test, ThresholdRule::BestF1Test) => true,
+        (Step::Validation { min_segments }, ThresholdRule::BestF1Validation { segments }) => {
+            segments >= min_segments
+        }
+        (Step::Pot, ThresholdRule::Pot { .. }) => true,
+        (Step::Alarm, ThresholdRule::AlarmRate { .. }) => true,
+        _ => false,
     };
-    let chain: &[ThresholdChoice] = match choice {
-        ThresholdChoice::Validation => &[ThresholdChoice::Validation, ThresholdChoice::AlarmRate],
-        ThresholdChoice::AlarmRate => &[ThresholdChoice::AlarmRate],
-        ThresholdChoice::BestF1Test => &[
-            ThresholdChoice::BestF1Test,
-            ThresholdChoice::Validation,
-            ThresholdChoice::AlarmRate,
+    let any_validation = Step::Validation { min_segments: 0 };
+    let chain: &[Step] = match choice {
+        C::Validation => &[any_validation, Step::Pot, Step::Alarm],
+        C::Auto => &[
+            Step::Validation {
+                min_segments: MIN_VALIDATION_SEGMENTS,
+            },
+            Step::Pot,
+            Step::Alarm,
         ],
+        C::Pot => &[Step::Pot, Step::Alarm],
+        C::AlarmRate => &[Step::Alarm],
+        C::BestF1Test => &[Step::Test, any_validation, Step::Pot, Step::Alarm],
     };
-    chain.iter().find_map(|&rule| {
-        find(rule).map(|threshold| Picked {
-            threshold,
-            fallback: (rule != choice).then(|| {
-                let why = match choice {
-                    ThresholdChoice::Validation => "the validation part has no labelled anomaly",
-                    ThresholdChoice::BestF1Test => "the test part has no labelled anomaly",
-                    ThresholdChoice::AlarmRate => "no validation point was scored",
-                };
-                format!(
-                    "no `{}` threshold ({why}): flagged at {} instead",
-                    choice.name(),
-                    threshold.rule.short_name()
-                )
-            }),
-        })
+    // Why a step had no threshold, for the note of the rule that stood in.
+    let why = |step: Step| -> String {
+        match step {
+            Step::Test => "the test part has no labelled anomaly".into(),
+            Step::Validation { min_segments } => {
+                match thresholds.iter().find_map(|t| match t.rule {
+                    ThresholdRule::BestF1Validation { segments } => Some(segments),
+                    _ => None,
+                }) {
+                    Some(segments) => format!(
+                        "the validation part holds {segments} labelled segments, fewer than the {min_segments} its labels need to pick a threshold"
+                    ),
+                    None => "the validation part has no labelled anomaly".into(),
+                }
+            }
+            Step::Pot => "no tail could be fitted to the validation scores".into(),
+            Step::Alarm => "no validation point was scored".into(),
+        }
+    };
+    let position = chain.iter().position(|&step| {
+        thresholds.iter().any(|t| has(step, t.rule))
+    })?;
+    let threshold = *thresholds
+        .iter()
+        .find(|t| has(chain[position], t.rule))?;
+    let fallback = (position > 0).then(|| {
+        let reasons: Vec<String> = chain[..position].iter().map(|&s| why(s)).collect();
+        format!(
+            "no `{}` threshold ({}): flagged at {} instead",
+            choice.name(),
+            reasons.join("; "),
+            threshold.rule.short_name()
+        )
+    });
+    Some(Picked {
+        threshold,
+        fallback,
     })
 }
 

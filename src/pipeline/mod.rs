@@ -101,14 +101,15 @@ fn parts_to_score(prep: &Prepared, parts: &[Part]) -> Vec<Part> {
 
 /// Each rule's threshold for `scores` (one per point of `prep`): the best F1 on the test labels
 /// (`test_best`, from the test part's metrics), on the validation labels (where that part holds
-/// a labelled anomaly), and the score that `alarm_rate` of the normal validation points reach
-/// (`alarm`: the part and its normal scores, from [`alarm_rate_scores`]).
+/// a labelled anomaly), and two label-free ones on the normal points of a part the model is not
+/// evaluated on (`alarm`: the part and its normal scores, from [`alarm_rate_scores`]): peaks over
+/// threshold (where a tail can be fitted) and the score that `alarm_rate` of them reach.
 pub fn thresholds(
     prep: &Prepared,
     scores: &[Option<f64>],
     test_best: Option<F1Score>,
     alarm: (Part, &[f64]),
-    alarm_rate: f64,
+    config: &DonutConfig,
 ) -> Vec<Threshold> {
     let mut out = Vec::new();
     if let Some(best) = test_best {
@@ -122,21 +123,36 @@ pub fn thresholds(
         let best = best_f1(
             &scores[r.clone()],
             &prep.labels[r.clone()],
-            &prep.missing[r],
+            &prep.missing[r.clone()],
             Adjust::Segment,
         );
         if best.f1 > 0.0 {
             out.push(Threshold {
                 value: best.threshold,
-                rule: ThresholdRule::BestF1Validation,
+                rule: ThresholdRule::BestF1Validation {
+                    segments: crate::eval::label_segments(&prep.labels[r]).len(),
+                },
             });
         }
     }
     let (part, normal) = alarm;
-    if let Some(value) = quantile_of_sorted(normal, alarm_rate) {
+    if let Ok(fit) = crate::eval::pot::fit(normal, config.pot_level, config.pot_risk) {
+        out.push(Threshold {
+            value: fit.threshold,
+            rule: ThresholdRule::Pot {
+                risk: config.pot_risk,
+                level: config.pot_level,
+                part,
+            },
+        });
+    }
+    if let Some(value) = quantile_of_sorted(normal, config.alarm_rate) {
         out.push(Threshold {
             value,
-            rule: ThresholdRule::AlarmRate { alarm_rate, part },
+            rule: ThresholdRule::AlarmRate {
+                alarm_rate: config.alarm_rate,
+                part,
+            },
         });
     }
     out
@@ -218,7 +234,7 @@ fn spectral_residual(prep: &Prepared, config: &DonutConfig) -> Option<ScoredBase
         &scores,
         test_best(prep, &scores),
         (part, &normal),
-        config.alarm_rate,
+        config,
     );
     let threshold = choose_threshold(&rules, config.threshold_rule);
     let evaluation = test_is_labelled(prep)
@@ -294,7 +310,7 @@ fn score_and_evaluate(
         &scores,
         test_best(prep, &scores),
         (part, &reference_scores),
-        config.alarm_rate,
+        config,
     );
     let threshold = choose_threshold(&thresholds, config.threshold_rule);
     if config.mask_flagged && threshold.value.is_finite() {

@@ -4,6 +4,7 @@
 
 use crate::config::DonutConfig;
 use crate::data::Standardisation;
+use crate::eval::pot::Spot;
 use crate::model::{DonutModel, device_for};
 use crate::score::{Scorer, WindowSource, anomaly_score, score_windows_here};
 use serde::Serialize;
@@ -66,6 +67,9 @@ pub struct Stream<'m> {
     values: Vec<f32>,
     missing: Vec<bool>,
     offset: usize,
+    /// Streaming peaks over threshold: the tail that sets the threshold, updated with each
+    /// point that is not flagged.
+    tail: Option<Spot>,
     /// What was done with rows off the grid.
     pub notes: StreamNotes,
 }
@@ -91,8 +95,23 @@ impl<'m> Stream<'m> {
             values: Vec::new(),
             missing: Vec::new(),
             offset: 0,
+            tail: None,
             notes: StreamNotes::default(),
         }
+    }
+
+    /// Flags by a tail (peaks over threshold) that takes in each point it does not flag, as
+    /// SPOT does: the threshold follows the normal scores of the stream, starting at the tail's
+    /// own threshold. The scores stay those of a batch detection.
+    pub fn with_tail(mut self, tail: Spot) -> Self {
+        self.threshold = tail.fit().threshold;
+        self.tail = Some(tail);
+        self
+    }
+
+    /// The threshold the next point is flagged at.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
     }
 
     /// Takes one row (`value` NaN when empty) and returns the points it completes: the points
@@ -163,6 +182,11 @@ impl<'m> Stream<'m> {
             point.flagged = point.value.is_some() && score >= self.threshold;
             if point.flagged && self.config.mask_flagged {
                 self.missing[point.index - self.offset] = true;
+            }
+            if let Some(tail) = self.tail.as_mut().filter(|_| point.value.is_some()) {
+                if tail.observe(score) {
+                    self.threshold = tail.fit().threshold;
+                }
             }
         }
     }

@@ -336,13 +336,19 @@ fn scoring_ui(c: &mut DonutConfig, ui: &mut Ui) {
         .on_hover_text(
             "The label-free threshold flags this share of the normal validation points (0.01)",
         );
+    ui.add(setting_slider(&mut c.pot_risk, "pot_risk").text("tail risk"))
+        .on_hover_text(
+            "Peaks over threshold: the probability that a normal point's score reaches the threshold, from a generalised Pareto tail fitted to the normal validation scores above their pot_level quantile",
+        );
     ui.horizontal(|ui| {
         ui.label("flag at").on_hover_text(
-            "Which threshold flags points after a run: best F1 on the validation labels (else the alarm rate), the alarm rate, or best F1 on the test labels (the paper's upper bound: it uses the answers)",
+            "Which threshold flags points after a run: best F1 on the validation labels (else peaks over threshold); auto (the validation labels only where they hold enough segments, else peaks over threshold); peaks over threshold (a tail fitted to the normal validation scores, no labels); the alarm rate; or best F1 on the test labels (the paper's upper bound: it uses the answers)",
         );
         for choice in ThresholdChoice::ALL {
             let name = match choice {
                 ThresholdChoice::Validation => "validation",
+                ThresholdChoice::Auto => "auto",
+                ThresholdChoice::Pot => "tail (POT)",
                 ThresholdChoice::AlarmRate => "alarm rate",
                 ThresholdChoice::BestF1Test => "test (upper bound)",
             };

@@ -91,17 +91,34 @@ fn each_threshold_rule_is_kept_and_chosen() {
     let (record, prep) = trained(&config);
     let rules: Vec<ThresholdRule> = record.thresholds.iter().map(|t| t.rule).collect();
     assert!(rules.contains(&ThresholdRule::BestF1Test), "{rules:?}");
-    assert!(
-        rules.contains(&ThresholdRule::BestF1Validation),
-        "{rules:?}"
+    let validation = rules
+        .iter()
+        .copied()
+        .find(|r| matches!(r, ThresholdRule::BestF1Validation { .. }))
+        .expect("a validation threshold");
+    let ThresholdRule::BestF1Validation { segments } = validation else {
+        unreachable!()
+    };
+    let valid_labels = &prep.labels[prep.part(Part::Valid)];
+    assert_eq!(
+        segments,
+        donut_explorer::eval::label_segments(valid_labels).len()
     );
+    assert!(segments > 0);
+    // A tail is fitted to the normal validation scores (peaks over threshold), above the
+    // alarm rate's 5 % quantile.
+    let pot = record
+        .thresholds
+        .iter()
+        .find(|t| matches!(t.rule, ThresholdRule::Pot { .. }))
+        .expect("a POT threshold");
     let alarm = ThresholdRule::AlarmRate {
         alarm_rate: 0.05,
         part: Part::Valid,
     };
     assert!(rules.contains(&alarm), "{rules:?}");
     // The default flags at the validation labels' best F1, not the test labels'.
-    assert_eq!(record.threshold.rule, ThresholdRule::BestF1Validation);
+    assert_eq!(record.threshold.rule, validation);
     // The test rule's threshold is the test part's best F1.
     let test = record
         .thresholds
@@ -113,6 +130,8 @@ fn each_threshold_rule_is_kept_and_chosen() {
     let at = |choice| choose_threshold(&record.thresholds, choice);
     let a = at(ThresholdChoice::AlarmRate);
     assert_eq!(a.rule, alarm);
+    assert!(pot.value > a.value, "POT {} alarm {}", pot.value, a.value);
+    assert_eq!(at(ThresholdChoice::Pot), *pot);
     let valid = prep.part(Part::Valid);
     let normal: Vec<f64> = valid
         .clone()
@@ -137,7 +156,14 @@ fn each_threshold_rule_is_kept_and_chosen() {
         .collect();
     assert_eq!(
         choose_threshold(&without_test, ThresholdChoice::BestF1Test).rule,
-        ThresholdRule::BestF1Validation
+        validation
+    );
+    // Without validation labels, the validation rule falls back to the tail, then the alarm
+    // rate.
+    let label_free: Vec<Threshold> = vec![*pot, a];
+    assert_eq!(
+        choose_threshold(&label_free, ThresholdChoice::Validation),
+        *pot
     );
     let only_alarm: Vec<Threshold> = vec![a];
     assert_eq!(
@@ -153,13 +179,14 @@ fn each_threshold_rule_is_kept_and_chosen() {
     for (wanted, rule) in [
         (
             ThresholdWanted::Rule(ThresholdChoice::Validation),
-            ThresholdRule::BestF1Validation,
+            validation,
         ),
         (
             ThresholdWanted::Rule(ThresholdChoice::BestF1Test),
             ThresholdRule::BestF1Test,
         ),
         (ThresholdWanted::AlarmRate(0.05), alarm),
+        (ThresholdWanted::Rule(ThresholdChoice::Pot), pot.rule),
         (ThresholdWanted::Value(3.5), ThresholdRule::Chosen),
         (ThresholdWanted::Run, record.threshold.rule),
     ] {
@@ -241,6 +268,65 @@ fn a_stream_scores_each_point_as_a_batch_detection_does() {
         gap.iter()
             .chain([&emptied])
             .all(|&ts| value_at(ts).is_none())
+    );
+}
+
+/// `--follow` with a tail (SPOT): the scores are the batch's, the threshold starts at the run's
+/// POT threshold and follows the points it does not flag; a point flagged is one whose score
+/// reached the threshold in force when it came.
+#[test]
+fn a_streamed_tail_follows_the_normal_scores_and_keeps_the_batch_scores() {
+    let config = DonutConfig {
+        threshold_rule: ThresholdChoice::Pot,
+        ..quick_config()
+    };
+    let (record, _) = trained(&config);
+    assert!(
+        matches!(record.threshold.rule, ThresholdRule::Pot { .. }),
+        "{:?}",
+        record.threshold
+    );
+    let model = record.model().unwrap();
+    let raw = load_sample().unwrap();
+    let n = raw.values.len();
+    let tail = cut(&raw, n - 400..n);
+    let (prep, _) = prepare(&record, &tail).unwrap();
+    let batch = detect(&model, &prep, &config, record.threshold, &mut |_, _| true).unwrap();
+    let spot = donut_explorer::eval::pot::Spot::new(
+        &record.reference_scores,
+        config.pot_level,
+        config.pot_risk,
+    )
+    .unwrap();
+    assert_eq!(spot.fit().threshold, record.threshold.value);
+    let mut stream = Stream::new(
+        &model,
+        &config,
+        record.standardisation.unwrap(),
+        record.threshold.value,
+        tail.interval,
+    )
+    .with_tail(spot);
+    let mut points = Vec::new();
+    let mut thresholds = Vec::new();
+    for (&ts, &v) in tail.timestamps.iter().zip(&tail.values) {
+        let before = stream.threshold();
+        for p in stream.push(ts, v).unwrap() {
+            thresholds.push((p, before));
+            points.push(p);
+        }
+    }
+    let streamed: Vec<Option<f64>> = points.iter().map(|p| p.score).collect();
+    assert_eq!(streamed, batch.scores, "the same score for every point");
+    for (p, before) in &thresholds {
+        if let (Some(score), Some(_)) = (p.score, p.value) {
+            assert_eq!(p.flagged, score >= *before, "{p:?} at {before}");
+        }
+    }
+    assert_ne!(
+        stream.threshold(),
+        record.threshold.value,
+        "the threshold moved with the stream"
     );
 }
 

@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["train"],
     &["score", "eval", "baseline"],
     &["pipeline"],
-    &["worker", "runfile", "sweep", "fleet", "tune"],
+    &["worker", "runfile", "sweep", "fleet", "tune", "corpus"],
     &["bench", "cli", "ui"],
 ];
 
