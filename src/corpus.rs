@@ -301,7 +301,13 @@ fn track(
                     part: Part::Valid,
                 },
             };
-            rules.push(figures(prep, scores, delay, format!("pot {risk:e}"), threshold));
+            rules.push(figures(
+                prep,
+                scores,
+                delay,
+                format!("pot {risk:e}"),
+                threshold,
+            ));
         }
     }
     TrackFigures {
@@ -429,11 +435,8 @@ pub fn run_corpus(
                 }
             })
             .and_then(|(prep, record)| {
-                run_figures(&kpis[k], *variant, &prep, &config, &record).ok_or_else(|| {
-                    record
-                        .no_f1_reason
-                        .unwrap_or_else(|| "no figures".into())
-                })
+                run_figures(&kpis[k], *variant, &prep, &config, &record)
+                    .ok_or_else(|| record.no_f1_reason.unwrap_or_else(|| "no figures".into()))
             });
         match outcome {
             Ok(run) => {
@@ -477,7 +480,9 @@ pub const FIGURES: &[(&str, Figure)] = &[
     ("POT F1", |r| r.model.at("pot").map(|f| f.f1)),
     ("POT d7", |r| r.model.at("pot").map(|f| f.f1_delay)),
     ("PA%K area", |r| Some(r.model.flagged.pa_k_area)),
-    ("SR best", |r| r.spectral_residual.as_ref().map(|s| s.best_f1)),
+    ("SR best", |r| {
+        r.spectral_residual.as_ref().map(|s| s.best_f1)
+    }),
     ("SR flagged", |r| {
         r.spectral_residual.as_ref().map(|s| s.flagged.f1)
     }),
@@ -557,7 +562,10 @@ pub fn summarise(result: &CorpusResult) -> String {
                 .iter()
                 .filter(|r| r.model.flagged.flagged_points == 0)
                 .count();
-            let cells: Vec<String> = FIGURES.iter().map(|(_, f)| cell(mean_of(&of, *f))).collect();
+            let cells: Vec<String> = FIGURES
+                .iter()
+                .map(|(_, f)| cell(mean_of(&of, *f)))
+                .collect();
             let _ = writeln!(
                 out,
                 "| {kpi} | {} | {} | {}/{} | {} | {} | {zero} | {:.1} |",
@@ -575,7 +583,10 @@ pub fn summarise(result: &CorpusResult) -> String {
             .map(|g| {
                 (
                     format!("**mean, {g}**"),
-                    runs.iter().copied().filter(|r| r.group == *g).collect::<Vec<_>>(),
+                    runs.iter()
+                        .copied()
+                        .filter(|r| r.group == *g)
+                        .collect::<Vec<_>>(),
                 )
             })
             .chain(std::iter::once(("**mean, all**".to_string(), runs.clone())))
@@ -621,11 +632,12 @@ pub fn summarise(result: &CorpusResult) -> String {
         for rule in rules {
             let model = |r: &CorpusRun, f: fn(&RuleFigures) -> f64| r.model.at(&rule).map(f);
             let sr = |r: &CorpusRun, f: fn(&RuleFigures) -> f64| {
-                r.spectral_residual.as_ref().and_then(|s| s.at(&rule)).map(f)
+                r.spectral_residual
+                    .as_ref()
+                    .and_then(|s| s.at(&rule))
+                    .map(f)
             };
-            let mean = |g: &dyn Fn(&CorpusRun) -> Option<f64>| {
-                kpi_weighted_mean_with(&runs, g)
-            };
+            let mean = |g: &dyn Fn(&CorpusRun) -> Option<f64>| kpi_weighted_mean_with(&runs, g);
             let zero = runs
                 .iter()
                 .filter(|r| r.model.at(&rule).is_some_and(|f| f.flagged_points == 0))
@@ -737,7 +749,14 @@ mod tests {
         }
     }
 
-    fn run(kpi: &str, group: &str, variant: usize, seed: u64, best: f64, flagged: f64) -> CorpusRun {
+    fn run(
+        kpi: &str,
+        group: &str,
+        variant: usize,
+        seed: u64,
+        best: f64,
+        flagged: f64,
+    ) -> CorpusRun {
         let flagged_points = if flagged > 0.0 { 10 } else { 0 };
         CorpusRun {
             kpi: kpi.into(),
@@ -751,7 +770,10 @@ mod tests {
                 best_f1_delay: best,
                 best_pa_k_area: best,
                 flagged: rule("validation", flagged, flagged_points),
-                rules: vec![rule("validation", flagged, flagged_points), rule("pot", 0.5, 3)],
+                rules: vec![
+                    rule("validation", flagged, flagged_points),
+                    rule("pot", 0.5, 3),
+                ],
             },
             spectral_residual: None,
             chance_flagged_f1: 0.1,
@@ -791,7 +813,10 @@ mod tests {
         };
         let md = summarise(&result);
         // KPI a's mean best F1 is 0.5, b's 1.0: the mean over KPIs is 0.75 (not 0.667).
-        assert!(md.contains("| **mean, all** | | | 2 KPIs | 3 | 0.750 |"), "{md}");
+        assert!(
+            md.contains("| **mean, all** | | | 2 KPIs | 3 | 0.750 |"),
+            "{md}"
+        );
         assert!(md.contains("| a | g1 | 1000 | 2/3 | 2 | 0.500 |"), "{md}");
         // One of a's base runs flagged nothing.
         assert!(md.contains("| **mean, g1** | | | 1 KPIs | 2 | 0.500 | 0.500 | 0.100 | 0.050 | 0.500 | 0.250 | 0.025 | - | - | 0.100 | 1 |"), "{md}");
@@ -825,8 +850,16 @@ mod tests {
             .iter()
             .map(|k| (k.name.as_str(), k.group.as_str()))
             .collect();
-        let top = dir.path().file_name().unwrap().to_string_lossy().into_owned();
-        assert_eq!(names, [("a", "aiops"), ("b", "aiops"), ("one", top.as_str())]);
+        let top = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(
+            names,
+            [("a", "aiops"), ("b", "aiops"), ("one", top.as_str())]
+        );
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
         let err = kpis(&[empty]).unwrap_err().to_string();

@@ -69,8 +69,8 @@ fn parse_variant(text: &str) -> Result<Variant> {
 /// Runs `corpus`.
 pub fn corpus_command(args: &CorpusArgs) -> Result<()> {
     if let Some(path) = &args.summarise {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let result: CorpusResult = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a corpus JSON", path.display()))?;
         print!("{}", summarise(&result));

@@ -10,10 +10,10 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
+mod corpus;
 mod detect;
 mod fleet;
 mod follow;
-mod corpus;
 mod interrupt;
 mod tune;
 
@@ -453,10 +453,26 @@ fn at_threshold_text(at: &crate::eval::AtThreshold, delay: usize) -> String {
 /// labels); the one the run flags at is marked.
 fn threshold_lines(record: &RunRecord) -> Vec<String> {
     let delay = record.config.eval_delay;
-    record
-        .thresholds
-        .iter()
-        .map(|t| {
+    let choice = record.config.threshold_rule;
+    let why = match crate::eval::pick_threshold(&record.thresholds, choice) {
+        Some(picked) => match picked.fallback {
+            Some(note) => format!(
+                "points flagged by `threshold_rule = {}`: {note}",
+                choice.name()
+            ),
+            None => format!(
+                "points flagged by `threshold_rule = {}`: {}",
+                choice.name(),
+                picked.threshold.rule
+            ),
+        },
+        None => format!(
+            "points flagged by `threshold_rule = {}`: no rule has a threshold (nothing was scored)",
+            choice.name()
+        ),
+    };
+    std::iter::once(why)
+        .chain(record.thresholds.iter().map(|t| {
             let mark = if *t == record.threshold { "*" } else { " " };
             let test = record
                 .evaluation
@@ -469,7 +485,7 @@ fn threshold_lines(record: &RunRecord) -> Vec<String> {
                 t.value,
                 t.rule.short_name()
             )
-        })
+        }))
         .collect()
 }
 

@@ -364,12 +364,10 @@ pub fn pick_threshold(thresholds: &[Threshold], choice: ThresholdChoice) -> Opti
             Step::Alarm => "no validation point was scored".into(),
         }
     };
-    let position = chain.iter().position(|&step| {
-        thresholds.iter().any(|t| has(step, t.rule))
-    })?;
-    let threshold = *thresholds
+    let position = chain
         .iter()
-        .find(|t| has(chain[position], t.rule))?;
+        .position(|&step| thresholds.iter().any(|t| has(step, t.rule)))?;
+    let threshold = *thresholds.iter().find(|t| has(chain[position], t.rule))?;
     let fallback = (position > 0).then(|| {
         let reasons: Vec<String> = chain[..position].iter().map(|&s| why(s)).collect();
         format!(

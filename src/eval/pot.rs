@@ -39,6 +39,45 @@ pub struct PotFit {
     pub threshold: f64,
 }
 
+impl PotFit {
+    /// The same tail's threshold at another `risk` (in (0, 1)): no refit, so a control can move
+    /// it freely.
+    pub fn at_risk(&self, risk: f64) -> Result<PotFit, PotError> {
+        if !(risk > 0.0 && risk < 1.0) {
+            return Err(PotError::BadParameters {
+                level: 1.0 - self.peaks as f64 / self.n.max(1) as f64,
+                risk,
+            });
+        }
+        tail_threshold(
+            self.initial_threshold,
+            self.gamma,
+            self.sigma,
+            self.n,
+            self.peaks,
+            risk,
+        )
+    }
+
+    /// The share of all calibration scores the fitted tail expects above `score` (at or above
+    /// the initial threshold; 1 - level there, falling to 0 at a bounded tail's end).
+    pub fn tail_share(&self, score: f64) -> f64 {
+        let above = self.peaks as f64 / self.n.max(1) as f64;
+        let excess = (score - self.initial_threshold).max(0.0);
+        let survival = if self.gamma.abs() < 1e-12 {
+            (-excess / self.sigma).exp()
+        } else {
+            let base = 1.0 + self.gamma * excess / self.sigma;
+            if base <= 0.0 {
+                0.0
+            } else {
+                base.powf(-1.0 / self.gamma)
+            }
+        };
+        above * survival
+    }
+}
+
 /// Why no tail could be fitted.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum PotError {
@@ -176,9 +215,9 @@ fn grimshaw_w(y: &[f64], x: f64) -> f64 {
 /// Grimshaw's two intervals and refined by bisection.
 fn grimshaw(y: &[f64]) -> (f64, f64) {
     let n = y.len() as f64;
-    let (min, max) = y
-        .iter()
-        .fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (min, max) = y.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| {
+        (lo.min(v), hi.max(v))
+    });
     let mean = y.iter().sum::<f64>() / n;
     let mut best = (0.0, mean);
     let mut best_ll = log_likelihood(y, 0.0, mean);
@@ -297,7 +336,14 @@ impl Spot {
         } else {
             // The same tail, holding a smaller share of the scores.
             let f = self.fit;
-            tail_threshold(f.initial_threshold, f.gamma, f.sigma, self.n, f.peaks, f.risk)
+            tail_threshold(
+                f.initial_threshold,
+                f.gamma,
+                f.sigma,
+                self.n,
+                f.peaks,
+                f.risk,
+            )
         };
         if let Ok(fit) = refit {
             self.fit = fit;
@@ -315,6 +361,26 @@ mod tests {
     fn sorted(mut v: Vec<f64>) -> Vec<f64> {
         v.sort_by(f64::total_cmp);
         v
+    }
+
+    /// Moving the risk of a fit gives the threshold a fit at that risk gives, and the tail's
+    /// expected share above that threshold is the risk.
+    #[test]
+    fn a_fit_moved_to_another_risk_matches_a_new_fit() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        let scores = sorted(
+            (0..50_000)
+                .map(|_| -(1.0 - rng.random::<f64>()).ln())
+                .collect(),
+        );
+        let fit3 = fit(&scores, 0.98, 1e-3).unwrap();
+        let moved = fit3.at_risk(1e-5).unwrap();
+        let fit5 = fit(&scores, 0.98, 1e-5).unwrap();
+        assert!((moved.threshold - fit5.threshold).abs() < 1e-9);
+        assert!(moved.threshold > fit3.threshold);
+        assert!((moved.tail_share(moved.threshold) - 1e-5).abs() < 1e-9);
+        assert!((fit3.tail_share(fit3.initial_threshold) - 0.02).abs() < 1e-3);
+        assert!(fit3.at_risk(0.0).is_err());
     }
 
     /// Exponential scores have an exponential tail: gamma near 0, and the threshold at risk q is
@@ -373,7 +439,10 @@ mod tests {
     fn too_few_scores_or_a_constant_part_are_refused_by_name() {
         let few: Vec<f64> = (0..100).map(f64::from).collect();
         let err = fit(&few, 0.98, 1e-3).unwrap_err();
-        assert!(matches!(err, PotError::TooFewPeaks { peaks: 1, .. }), "{err}");
+        assert!(
+            matches!(err, PotError::TooFewPeaks { peaks: 1, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("at least 10"), "{err}");
         let constant = vec![3.0; 10_000];
         assert!(matches!(
@@ -394,7 +463,10 @@ mod tests {
         let calibration = sorted((0..20_000).map(|_| draw()).collect());
         let mut spot = Spot::new(&calibration, 0.98, 1e-3).unwrap();
         let start = spot.fit();
-        assert!(!spot.observe(start.threshold + 100.0), "an anomaly is left out");
+        assert!(
+            !spot.observe(start.threshold + 100.0),
+            "an anomaly is left out"
+        );
         assert_eq!(spot.fit(), start);
         for _ in 0..20_000 {
             spot.observe(draw());

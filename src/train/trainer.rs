@@ -342,9 +342,7 @@ impl<'a> Trainer<'a> {
                 .new_best(self.step, &mut || learner.model().valid());
         }
         let patience = self.config.patience;
-        if patience > 0
-            && self.since_best >= patience
-            && self.epochs_done >= self.config.min_epochs
+        if patience > 0 && self.since_best >= patience && self.epochs_done >= self.config.min_epochs
         {
             self.stopped_early = Some(self.step);
             return Flow::Stop;

@@ -1,6 +1,7 @@
 //! The detection panel: which threshold flags points (each rule the run kept, "best F1 on test"
-//! labelled as the upper bound it is), the test part's precision-recall curve with each rule's
-//! point on it, and another series scored with this model ("Apply to another series…").
+//! labelled as the upper bound it is), the score tail the label-free rule is fitted to, the test
+//! part's precision-recall curve with each rule's point on it, and another series scored with
+//! this model ("Apply to another series…").
 
 use super::commands::AppCommand;
 use super::loader::Applied;
@@ -18,6 +19,7 @@ pub struct DetectionCache {
     record: Option<Arc<RunRecord>>,
     curve: Vec<F1Score>,
     figures: super::baselines::FiguresCache,
+    tail: super::tail::TailCache,
 }
 
 /// What the detection panel draws and edits.
@@ -91,6 +93,11 @@ pub fn detection_ui(ui: &mut Ui, p: DetectionPanel<'_>, commands: &mut Vec<AppCo
             "Best F1 on test was picked with the test labels: an upper bound, not a threshold one could set in advance.",
         );
     }
+    egui::CollapsingHeader::new("Score tail (peaks over threshold)")
+        .default_open(true)
+        .show(ui, |ui| {
+            super::tail::tail_ui(ui, prep, record, p.threshold, &mut p.cache.tail, commands);
+        });
     if record.metrics.is_some() {
         super::baselines::baselines_ui(ui, prep, record, p.threshold, &mut p.cache.figures);
         ui.separator();

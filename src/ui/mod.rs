@@ -32,6 +32,7 @@ mod series;
 mod session;
 mod state;
 mod sweeps;
+mod tail;
 pub mod tune;
 mod widgets;
 

@@ -59,7 +59,10 @@ fn train_json_reports_every_figure_and_the_config() {
         .iter()
         .map(|t| t["rule"].as_str().unwrap())
         .collect();
-    assert_eq!(rules, ["best_f1_test", "best_f1_validation", "pot", "alarm_rate"]);
+    assert_eq!(
+        rules,
+        ["best_f1_test", "best_f1_validation", "pot", "alarm_rate"]
+    );
     assert_eq!(v["thresholds"][0]["value"], v["best_f1"]["threshold"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("best F1"));
     for key in ["train_secs", "train_windows_per_sec", "score_secs"] {
