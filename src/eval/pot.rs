@@ -425,14 +425,25 @@ mod tests {
         );
     }
 
-    /// A bounded tail (uniform scores) has a negative shape, and the threshold stays below
-    /// the bound.
+    /// A bounded tail (GPD quantiles of shape -0.3, bound 1 / 0.3) has a negative shape, and
+    /// the threshold lands near the exact quantile, below the bound. (Uniform scores, shape -1,
+    /// sit on the edge where the likelihood has no maximum; the fit falls back to an
+    /// exponential tail there.)
     #[test]
     fn a_bounded_tail_has_a_negative_shape() {
-        let scores: Vec<f64> = (0..10_000).map(|i| i as f64 / 10_000.0).collect();
+        let gamma = -0.3;
+        let n = 20_000;
+        let scores: Vec<f64> = (0..n)
+            .map(|i| {
+                let p = (i as f64 + 0.5) / n as f64;
+                ((1.0 - p).powf(-gamma) - 1.0) / gamma
+            })
+            .collect();
         let fit = fit(&scores, 0.9, 1e-3).unwrap();
-        assert!(fit.gamma < -0.5, "{fit:?}");
-        assert!(fit.threshold > 0.99 && fit.threshold < 1.01, "{fit:?}");
+        assert!(fit.gamma < -0.15, "{fit:?}");
+        let exact = ((1e-3f64).powf(-gamma) - 1.0) / gamma;
+        assert!((fit.threshold - exact).abs() / exact < 0.1, "{fit:?} vs {exact}");
+        assert!(fit.threshold < -1.0 / gamma, "{fit:?}");
     }
 
     #[test]
