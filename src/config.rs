@@ -172,8 +172,8 @@ pub enum ThresholdChoice {
     /// The best-F1 threshold on the validation part's labels; peaks over threshold (then the
     /// alarm rate) when the validation part has no labelled anomaly.
     Validation,
-    /// The validation labels where they hold enough segments to mean something
-    /// ([`crate::eval::MIN_VALIDATION_SEGMENTS`]), else peaks over threshold (the default:
+    /// The validation labels where they hold enough segments to mean something (5, the
+    /// evaluation's `MIN_VALIDATION_SEGMENTS`), else peaks over threshold (the default:
     /// chosen on the development corpus, docs/ACCURACY.md).
     #[default]
     Auto,

@@ -442,7 +442,10 @@ mod tests {
         let fit = fit(&scores, 0.9, 1e-3).unwrap();
         assert!(fit.gamma < -0.15, "{fit:?}");
         let exact = ((1e-3f64).powf(-gamma) - 1.0) / gamma;
-        assert!((fit.threshold - exact).abs() / exact < 0.1, "{fit:?} vs {exact}");
+        assert!(
+            (fit.threshold - exact).abs() / exact < 0.1,
+            "{fit:?} vs {exact}"
+        );
         assert!(fit.threshold < -1.0 / gamma, "{fit:?}");
     }
 

@@ -286,7 +286,7 @@ fn a_run_file_of_the_second_release_loads_and_scores() {
     assert_eq!(run.threshold.value, 9.958353042602539);
     assert_eq!(
         run.config.threshold_rule,
-        donut_explorer::config::ThresholdChoice::Validation,
+        donut_explorer::config::DonutConfig::default().threshold_rule,
         "settings added since take their defaults"
     );
     assert!(run.standardisation.is_none() && run.thresholds.is_empty());
