@@ -183,10 +183,10 @@ impl<'m> Stream<'m> {
             if point.flagged && self.config.mask_flagged {
                 self.missing[point.index - self.offset] = true;
             }
-            if let Some(tail) = self.tail.as_mut().filter(|_| point.value.is_some()) {
-                if tail.observe(score) {
-                    self.threshold = tail.fit().threshold;
-                }
+            if let Some(tail) = self.tail.as_mut().filter(|_| point.value.is_some())
+                && tail.observe(score)
+            {
+                self.threshold = tail.fit().threshold;
             }
         }
     }
