@@ -45,15 +45,9 @@ pub struct CorpusKpi {
 /// Why a corpus could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
-    /// A folder or file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The path.
-        path: String,
-        /// What the file system said.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A folder could not be read.
+    #[error(transparent)]
+    Folder(#[from] crate::fleet::FleetError),
     /// No CSV was found.
     #[error("no CSV file in {0}")]
     Empty(String),
@@ -65,46 +59,38 @@ pub enum CorpusError {
     Variant(#[from] crate::sweep::SweepError),
 }
 
-/// The CSVs of `paths` (each a CSV, or a folder whose CSVs are taken, not its subfolders), in
-/// the order given, each folder's by name.
+/// The CSVs of `paths` (each a CSV, or a folder whose CSVs are taken, not its subfolders, as
+/// [`crate::fleet::kpis_in_dir`] lists them), in the order given, each folder's by name.
 pub fn kpis(paths: &[PathBuf]) -> Result<Vec<CorpusKpi>, CorpusError> {
-    let io = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| CorpusError::Io { path, source }
-    };
     let mut out = Vec::new();
     for path in paths {
-        let mut files = if path.is_dir() {
-            let mut files = Vec::new();
-            for entry in std::fs::read_dir(path).map_err(io(path))? {
-                let file = entry.map_err(io(path))?.path();
-                if file.is_file()
-                    && file
-                        .extension()
-                        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-                {
-                    files.push(file);
-                }
+        let files = if path.is_dir() {
+            match crate::fleet::kpis_in_dir(path) {
+                Ok(kpis) => kpis,
+                // A folder without CSVs adds nothing; no CSV at all is refused below.
+                Err(crate::fleet::FleetError::Empty(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
             }
-            files.sort();
-            files
         } else {
-            vec![path.clone()]
+            vec![crate::fleet::Kpi {
+                name: path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                path: path.clone(),
+            }]
         };
-        for file in files.drain(..) {
-            let group = file
+        for kpi in files {
+            let group = kpi
+                .path
                 .parent()
                 .and_then(Path::file_name)
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| ".".into());
-            let name = file
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
             out.push(CorpusKpi {
-                name,
+                name: kpi.name,
                 group,
-                path: file,
+                path: kpi.path,
             });
         }
     }
@@ -265,8 +251,8 @@ fn rule_name(rule: &ThresholdRule) -> String {
 }
 
 /// A track's figures: its evaluation's best, at `flagged`, at each of [`CHOICES`] among its
-/// `thresholds`, and at each probe of the tail of `normal` (its normal validation scores,
-/// ascending).
+/// `thresholds`, and at each probe of the tail of `alarm` (the part the label-free rules use and
+/// its normal scores, ascending, as [`crate::pipeline::alarm_rate_scores`] gives them).
 #[allow(clippy::too_many_arguments)]
 fn track(
     prep: &Prepared,
@@ -275,7 +261,7 @@ fn track(
     evaluation: &TrackEvaluation,
     thresholds: &[Threshold],
     flagged: Threshold,
-    normal: &[f64],
+    alarm: (Part, &[f64]),
 ) -> TrackFigures {
     let delay = config.eval_delay;
     let mut rules: Vec<RuleFigures> = CHOICES
@@ -291,14 +277,17 @@ fn track(
             ))
         })
         .collect();
-    for risk in POT_RISK_PROBES {
-        if let Ok(fit) = crate::eval::pot::fit(normal, config.pot_level, risk) {
+    // One fit of the tail; each probe only moves its risk.
+    let (part, normal) = alarm;
+    if let Ok(fit) = crate::eval::pot::fit(normal, config.pot_level, config.pot_risk) {
+        for risk in POT_RISK_PROBES {
+            let Ok(at) = fit.at_risk(risk) else { continue };
             let threshold = Threshold {
-                value: fit.threshold,
+                value: at.threshold,
                 rule: ThresholdRule::Pot {
                     risk,
                     level: config.pot_level,
-                    part: Part::Valid,
+                    part,
                 },
             };
             rules.push(figures(
@@ -334,6 +323,15 @@ fn run_figures(
     record: &RunRecord,
 ) -> Option<CorpusRun> {
     let evaluation = record.evaluation.as_ref()?;
+    // The part of the run's label-free rules (its reference scores are that part's).
+    let model_part = record
+        .thresholds
+        .iter()
+        .find_map(|t| match t.rule {
+            ThresholdRule::Pot { part, .. } | ThresholdRule::AlarmRate { part, .. } => Some(part),
+            _ => None,
+        })
+        .unwrap_or(Part::Valid);
     let model = track(
         prep,
         config,
@@ -341,10 +339,10 @@ fn run_figures(
         evaluation,
         &record.thresholds,
         record.threshold,
-        &record.reference_scores,
+        (model_part, &record.reference_scores),
     );
     let spectral_residual = record.baselines.spectral_residual.as_ref().and_then(|sr| {
-        let (_, normal) = crate::pipeline::alarm_rate_scores(prep, &sr.scores);
+        let (part, normal) = crate::pipeline::alarm_rate_scores(prep, &sr.scores);
         Some(track(
             prep,
             config,
@@ -352,7 +350,7 @@ fn run_figures(
             sr.evaluation.as_ref()?,
             &sr.thresholds,
             sr.threshold,
-            &normal,
+            (part, &normal),
         ))
     });
     let segments = [Part::Valid, Part::Test]
@@ -524,17 +522,13 @@ fn cell(v: f64) -> String {
 pub fn summarise(result: &CorpusResult) -> String {
     let mut out = String::new();
     let header: Vec<&str> = FIGURES.iter().map(|(name, _)| *name).collect();
-    let groups = {
-        let mut g: Vec<&str> = result.runs.iter().map(|r| r.group.as_str()).collect();
-        g.dedup();
-        let mut seen = Vec::new();
-        for x in g {
-            if !seen.contains(&x) {
-                seen.push(x);
-            }
+    // The groups in the order their runs come.
+    let mut groups: Vec<&str> = Vec::new();
+    for r in &result.runs {
+        if !groups.contains(&r.group.as_str()) {
+            groups.push(&r.group);
         }
-        seen
-    };
+    }
     for (v, variant) in result.variants.iter().enumerate() {
         let runs: Vec<&CorpusRun> = result.runs.iter().filter(|r| r.variant == v).collect();
         let _ = writeln!(
@@ -558,10 +552,7 @@ pub fn summarise(result: &CorpusResult) -> String {
         for kpi in kpis {
             let of: Vec<&CorpusRun> = runs.iter().copied().filter(|r| r.kpi == kpi).collect();
             let first = of[0];
-            let zero = of
-                .iter()
-                .filter(|r| r.model.flagged.flagged_points == 0)
-                .count();
+            let zero = flagging_nothing(&of);
             let cells: Vec<String> = FIGURES
                 .iter()
                 .map(|(_, f)| cell(mean_of(&of, *f)))
@@ -599,10 +590,7 @@ pub fn summarise(result: &CorpusResult) -> String {
                 k.dedup();
                 k.len()
             };
-            let zero = members
-                .iter()
-                .filter(|r| r.model.flagged.flagged_points == 0)
-                .count();
+            let zero = flagging_nothing(&members);
             // Each KPI weighs the same: the mean of the KPIs' means.
             let cells: Vec<String> = FIGURES
                 .iter()
@@ -709,6 +697,13 @@ pub fn summarise(result: &CorpusResult) -> String {
         }
     }
     out
+}
+
+/// How many of `runs` flag no test point at the rule they flag at.
+fn flagging_nothing(runs: &[&CorpusRun]) -> usize {
+    runs.iter()
+        .filter(|r| r.model.flagged.flagged_points == 0)
+        .count()
 }
 
 /// The mean over KPIs of each KPI's mean of `figure` over `runs`.

@@ -364,10 +364,12 @@ pub fn pick_threshold(thresholds: &[Threshold], choice: ThresholdChoice) -> Opti
             Step::Alarm => "no validation point was scored".into(),
         }
     };
-    let position = chain
-        .iter()
-        .position(|&step| thresholds.iter().any(|t| has(step, t.rule)))?;
-    let threshold = *thresholds.iter().find(|t| has(chain[position], t.rule))?;
+    let (position, threshold) = chain.iter().enumerate().find_map(|(i, &step)| {
+        thresholds
+            .iter()
+            .find(|t| has(step, t.rule))
+            .map(|t| (i, *t))
+    })?;
     let fallback = (position > 0).then(|| {
         let reasons: Vec<String> = chain[..position].iter().map(|&s| why(s)).collect();
         format!(
@@ -409,6 +411,47 @@ pub fn quantile_of_sorted(sorted: &[f64], rate: f64) -> Option<f64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// `auto` takes the validation labels only from `MIN_VALIDATION_SEGMENTS` segments on;
+    /// with fewer it flags at the tail and says how many segments there were.
+    #[test]
+    fn auto_needs_enough_validation_segments_and_says_why_it_fell_back() {
+        let pot = Threshold {
+            value: 7.0,
+            rule: ThresholdRule::Pot {
+                risk: 3e-3,
+                level: 0.98,
+                part: Part::Valid,
+            },
+        };
+        let with = |segments| {
+            vec![
+                Threshold {
+                    value: 3.0,
+                    rule: ThresholdRule::BestF1Validation { segments },
+                },
+                pot,
+            ]
+        };
+        let few =
+            pick_threshold(&with(MIN_VALIDATION_SEGMENTS - 1), ThresholdChoice::Auto).unwrap();
+        assert_eq!(few.threshold, pot);
+        let note = few.fallback.unwrap();
+        assert!(
+            note.contains(&format!(
+                "{} labelled segments",
+                MIN_VALIDATION_SEGMENTS - 1
+            )),
+            "{note}"
+        );
+        let enough = with(MIN_VALIDATION_SEGMENTS);
+        let picked = pick_threshold(&enough, ThresholdChoice::Auto).unwrap();
+        assert_eq!(picked.threshold, enough[0]);
+        assert!(picked.fallback.is_none());
+        // `validation` takes the labels however few their segments.
+        let any = pick_threshold(&with(1), ThresholdChoice::Validation).unwrap();
+        assert_eq!(any.threshold.value, 3.0);
+    }
 
     /// The definition, applied literally at every distinct threshold: O(n^2).
     fn brute_force(scores: &[Option<f64>], labels: &[u8], missing: &[bool], adjust: Adjust) -> f64 {

@@ -283,10 +283,11 @@ fn roots_on(y: &[f64], grid: &[f64]) -> Vec<f64> {
 /// it is.
 #[derive(Clone, Debug)]
 pub struct Spot {
+    /// The initial quantile (for the message of a refit with too few peaks).
     level: f64,
-    risk: f64,
-    initial_threshold: f64,
+    /// Excesses over the fit's initial threshold.
     excesses: Vec<f64>,
+    /// Normal scores taken in, calibration included.
     n: usize,
     fit: PotFit,
 }
@@ -302,8 +303,6 @@ impl Spot {
             .collect();
         Ok(Self {
             level,
-            risk,
-            initial_threshold: fit.initial_threshold,
             excesses,
             n: sorted.len(),
             fit,
@@ -323,19 +322,19 @@ impl Spot {
             return false;
         }
         self.n += 1;
-        let refit = if score > self.initial_threshold {
+        let f = self.fit;
+        let refit = if score > f.initial_threshold {
             // A new peak: the tail is fitted again.
-            self.excesses.push(score - self.initial_threshold);
+            self.excesses.push(score - f.initial_threshold);
             fit_excesses(
-                self.initial_threshold,
+                f.initial_threshold,
                 &self.excesses,
                 self.n,
                 self.level,
-                self.risk,
+                f.risk,
             )
         } else {
             // The same tail, holding a smaller share of the scores.
-            let f = self.fit;
             tail_threshold(
                 f.initial_threshold,
                 f.gamma,

@@ -43,7 +43,6 @@ struct TailView {
 impl TailView {
     /// The fit and histogram of `record`'s normal scores on the part its label-free rules use.
     fn new(prep: &Prepared, record: &RunRecord) -> Result<Self, String> {
-        let (part, normal) = crate::pipeline::alarm_rate_scores(prep, &record.scores);
         let defaults = crate::config::DonutConfig::default();
         let (level, risk) = record
             .thresholds
@@ -53,7 +52,21 @@ impl TailView {
                 _ => None,
             })
             .unwrap_or((defaults.pot_level, defaults.pot_risk));
-        let fit = pot::fit(&normal, level, risk)
+        // The run keeps the normal scores its label-free rules were taken on (sorted), with
+        // their part in those rules; a run without them has them computed once here.
+        let rules_part = record.thresholds.iter().find_map(|t| match t.rule {
+            ThresholdRule::Pot { part, .. } | ThresholdRule::AlarmRate { part, .. } => Some(part),
+            _ => None,
+        });
+        let computed;
+        let (part, normal): (Part, &[f64]) = match rules_part {
+            Some(part) if !record.reference_scores.is_empty() => (part, &record.reference_scores),
+            _ => {
+                computed = crate::pipeline::alarm_rate_scores(prep, &record.scores);
+                (computed.0, &computed.1)
+            }
+        };
+        let fit = pot::fit(normal, level, risk)
             .map_err(|e| format!("No tail of the {} part's normal scores: {e}.", part.name()))?;
         let start = normal[((normal.len() as f64 * FROM_QUANTILE) as usize).min(normal.len() - 1)];
         let end = normal[normal.len() - 1].max(fit.threshold);

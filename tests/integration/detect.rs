@@ -117,7 +117,8 @@ fn each_threshold_rule_is_kept_and_chosen() {
         part: Part::Valid,
     };
     assert!(rules.contains(&alarm), "{rules:?}");
-    // The default flags at the validation labels' best F1, not the test labels'.
+    // The default (`auto`) flags at the validation labels' best F1, not the test labels': the
+    // sample's validation part holds enough labelled segments.
     assert_eq!(record.threshold.rule, validation);
     // The test rule's threshold is the test part's best F1.
     let test = record

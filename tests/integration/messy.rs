@@ -227,8 +227,8 @@ fn without_labels_no_f1_is_reported_and_the_threshold_flags_the_alarm_rate() {
         r.labels.iter_mut().for_each(|l| *l = 0);
         r.has_labels = false;
     });
-    // The default rule flags at POT without labels (tests/integration/detect.rs); the alarm
-    // rate is asked for here to check the share it flags.
+    // Without labels the default rule flags at POT (its fallbacks are tested in src/eval); the
+    // alarm rate is asked for here to check the share it flags.
     let config = DonutConfig {
         alarm_rate: 0.05,
         threshold_rule: donut_explorer::config::ThresholdChoice::AlarmRate,
